@@ -1,0 +1,107 @@
+# scribed build. `make` builds build/scribed; `make test` runs the whole suite.
+# Each folder of src/ becomes one static library; test binaries link only the
+# libraries their area depends on, so a half-finished module elsewhere does not
+# stop another area's tests from building.
+#
+#   make SANITIZE=1 test     ASan + UBSan (leaks fail the tests)
+#   make BUILD=build-asan    another output folder
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+SANITIZE ?=
+
+PKGS := libmicrohttpd jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  := -std=c17 -D_GNU_SOURCE -Isrc -Itests $(OPT) -g -fno-strict-aliasing \
+           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+           -MMD -MP -pthread $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(EXTRA_LDFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm
+
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifneq ($(WERROR),)
+CFLAGS  += -Werror
+endif
+
+# Areas in link order (a library may only use those to its right).
+AREAS := cli server jobs store output vad audio whisper backend util
+
+# What each area's unit tests link (itself first, then its dependencies).
+DEPS_util    := util
+DEPS_backend := backend util
+DEPS_whisper := whisper backend util
+DEPS_audio   := audio util
+DEPS_vad     := vad backend util
+DEPS_output  := output whisper backend util
+DEPS_store   := store util
+DEPS_jobs    := jobs store output vad audio whisper backend util
+DEPS_server  := server jobs store output vad audio whisper backend util
+DEPS_cli     := $(AREAS)
+DEPS_conformance := output vad audio whisper backend util
+
+srcs_of = $(wildcard src/$(1)/*.c src/$(1)/*/*.c)
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1)))
+lib_of  = $(BUILD)/lib/libsd_$(1).a
+
+ALL_LIBS := $(foreach a,$(AREAS),$(call lib_of,$(a)))
+
+UNIT_AREAS := $(foreach a,$(AREAS),$(if $(wildcard tests/unit/$(a)/*.c),$(a)))
+UNIT_BINS  := $(foreach a,$(UNIT_AREAS),$(BUILD)/tests/unit_$(a))
+CONF_BIN   := $(if $(wildcard tests/conformance/*.c),$(BUILD)/tests/conformance)
+CHECK_OBJ  := $(BUILD)/obj/tests/check.o
+
+.PHONY: all test unit clean fuzz-audio
+all: $(BUILD)/scribed $(BUILD)/mkmodel
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+define AREA_RULES
+$(call lib_of,$(1)): $(call objs_of,$(1))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$$(if $$^,ar rcs $$@ $$^,ar rcs $$@)
+endef
+$(foreach a,$(AREAS),$(eval $(call AREA_RULES,$(a))))
+
+$(BUILD)/scribed: $(BUILD)/obj/src/main.o $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
+
+# Random-weight model writer from ../shared (benchmarks and tests only).
+SHARED ?= ../shared
+$(BUILD)/mkmodel: $(SHARED)/tools/mkmodel.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -o $@ $< -lm
+
+define UNIT_RULES
+$(BUILD)/tests/unit_$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/$(1)/*.c)) $(CHECK_OBJ) $(foreach d,$(DEPS_$(1)),$(call lib_of,$(d)))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach a,$(UNIT_AREAS),$(eval $(call UNIT_RULES,$(a))))
+
+$(BUILD)/tests/conformance: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/conformance/*.c)) $(CHECK_OBJ) $(foreach d,$(DEPS_conformance),$(call lib_of,$(d)))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS) $(CONF_BIN)
+
+test: all unit
+	BUILD=$(BUILD) tests/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Build and start the service with the embedded defaults (SQLite in ./data).
+.PHONY: run
+run: all
+	$(BUILD)/scribed serve --data-dir ./data

@@ -1,0 +1,40 @@
+/*
+ * mel.h - Whisper's log-mel spectrogram, exactly as whisper.cpp computes it:
+ * reflect-pad 200 samples at the start, 30 s + 200 zeros at the end, STFT
+ * (n_fft 400, hop 160, periodic Hann), power spectrum times the model's mel
+ * filters, log10(max(x, 1e-10)), clamp to (global max - 8), (x + 4) / 4.
+ */
+#ifndef SD_WHISPER_MEL_H
+#define SD_WHISPER_MEL_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+
+#define MEL_SAMPLE_RATE 16000
+#define MEL_N_FFT 400
+#define MEL_HOP 160
+#define MEL_FRAMES_PER_WINDOW 3000
+
+struct mel_spec {
+    int n_mels;
+    int n_frames;       /* n_len: (n_samples + 480000) / 160 */
+    int n_frames_audio; /* n_len_org = 1 + (n_samples + 200 - 400) / 160: where audio ends */
+    float *data;        /* [n_mels][n_frames] row-major, owned */
+};
+
+/*
+ * Computes the whole clip's log-mel. filters: [n_mels][201]. n_threads >= 1.
+ * On SD_OK the caller owns out->data: mel_spec_free().
+ */
+enum sd_err mel_compute(const float *pcm, size_t n_samples, const float *filters, int n_mels,
+                        int n_threads, struct mel_spec *out, struct sd_error *err);
+void mel_spec_free(struct mel_spec *m);
+
+/*
+ * Copies frames [offset, offset + MEL_FRAMES_PER_WINDOW) into window
+ * [n_mels][3000]; frames past the end read as the padding value of the spec.
+ */
+void mel_window(const struct mel_spec *m, int offset, float *window);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * tokenizer.h - Whisper's byte-level BPE (GPT-2 / tiktoken rules).
+ *
+ * encode: GPT-2 pre-split pattern, then within each piece repeatedly merge
+ * the adjacent pair whose concatenation has the lowest rank (rank = token id).
+ * decode: concatenates the tokens' raw bytes (a UTF-8 character may span
+ * tokens, so callers join before validating). Special tokens (>= eot) have no
+ * text: decode skips them; tok_special_name() gives e.g. "<|en|>".
+ * Immutable after creation; safe to share between threads.
+ */
+#ifndef SD_WHISPER_TOKENIZER_H
+#define SD_WHISPER_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "whisper/model.h"
+
+struct tokenizer;
+
+/* Builds from the model's vocabulary (copied; the model may be freed after). */
+enum sd_err tok_create(const struct whisper_vocab *vocab, const struct whisper_special_tokens *sp,
+                       int32_t n_vocab, struct tokenizer **out, struct sd_error *err);
+void tok_destroy(struct tokenizer *t);
+
+/* Encodes text (any bytes) into ids; *out is malloc'd, caller frees. */
+enum sd_err tok_encode(const struct tokenizer *t, const char *text, size_t len, int32_t **out,
+                       int *n_out, struct sd_error *err);
+/* Raw bytes of one text token (NULL, *len 0 for special ids). Borrowed. */
+const uint8_t *tok_bytes(const struct tokenizer *t, int32_t id, size_t *len);
+/* Appends the bytes of ids (special tokens skipped) to a malloc'd NUL-terminated string. */
+char *tok_decode(const struct tokenizer *t, const int32_t *ids, int n);
+/* Language code of a language token ("en"), or NULL. */
+const char *tok_language_code(const struct tokenizer *t, int32_t id);
+/* Id of the language token for a code ("de"), or -1. */
+int32_t tok_language_id(const struct tokenizer *t, const char *code);
+
+#endif

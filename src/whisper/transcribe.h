@@ -1,0 +1,62 @@
+/*
+ * transcribe.h - whole-file transcription: log-mel, 30 s windows with seeking,
+ * prompts and conditioning, decoding (greedy / beam / sampling with
+ * temperature fallback), timestamp rules, segments. The layer the CLI, the
+ * job workers and the realtime endpoint call.
+ *
+ * Input is 16 kHz mono float PCM in [-1, 1] (audio/ turns files into that).
+ */
+#ifndef SD_WHISPER_TRANSCRIBE_H
+#define SD_WHISPER_TRANSCRIBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "whisper/tokenizer.h"
+#include "whisper/transcript.h"
+#include "whisper/whisper.h"
+
+enum transcribe_task { TASK_TRANSCRIBE, TASK_TRANSLATE };
+
+struct transcribe_params {
+    enum transcribe_task task;
+    const char *language;       /* NULL or "auto": detect (multilingual models); "en" otherwise */
+    int beam_size;              /* 5; 1 = greedy */
+    int best_of;                /* 5: samples per window at temperature > 0 */
+    float patience;             /* 1.0 */
+    float length_penalty;       /* < 0: openai/whisper's default (divide by length) */
+    float temperature;          /* first temperature: 0.0 */
+    float temperature_inc;      /* 0.2; fallback runs temperature, +inc, ... <= 1.0 */
+    bool no_fallback;           /* only the first temperature */
+    float compression_ratio_threshold; /* 2.4 */
+    float logprob_threshold;    /* -1.0 */
+    float no_speech_threshold;  /* 0.6 */
+    bool timestamps;            /* true; false = <|notimestamps|> */
+    bool condition_on_previous_text; /* false (research recommends off) */
+    const char *prompt;         /* initial prompt text or NULL */
+    bool carry_initial_prompt;  /* keep the initial prompt in every window */
+    int max_tokens;             /* per window; 0 = no limit beyond n_text_ctx/2 */
+    float max_initial_timestamp;/* 1.0 s */
+    bool suppress_blank;        /* true */
+    bool suppress_non_speech;   /* false */
+    bool word_timestamps;       /* false */
+    uint64_t seed;              /* sampling generator seed */
+    /* Called after each window with progress in [0, 1]; return false to cancel. */
+    bool (*progress)(void *user, float fraction);
+    void *progress_user;
+};
+
+struct transcribe_params transcribe_params_default(void);
+
+/*
+ * Transcribes pcm[0..n_samples) with state st (whose model matches tok).
+ * On SD_OK the caller owns *out: transcript_destroy(). A cancelled run
+ * returns SD_ECANCELLED.
+ */
+enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok, const float *pcm,
+                           size_t n_samples, const struct transcribe_params *p,
+                           struct transcript **out, struct sd_error *err);
+
+#endif

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the whole suite: every unit-test binary, the conformance tests against
+# ../shared/reference, then the integration tests (pytest against the real
+# build/scribed). Prints one closing line: `N passed, N failed`.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export SCRIBED_SHARED=${SCRIBED_SHARED:-$(cd .. && pwd)/shared}
+export SCRIBED_BIN=${SCRIBED_BIN:-$PWD/$BUILD/scribed}
+export SCRIBED_BUILD=$PWD/$BUILD
+total_pass=0
+total_fail=0
+
+count_line() { # "N passed, N failed" -> adds to totals
+    local line=$1
+    local p f
+    p=$(sed -n 's/^\([0-9]\+\) passed.*/\1/p' <<<"$line")
+    f=$(sed -n 's/^[0-9]\+ passed, \([0-9]\+\) failed.*/\1/p' <<<"$line")
+    total_pass=$((total_pass + ${p:-0}))
+    total_fail=$((total_fail + ${f:-1}))
+}
+
+for bin in "$BUILD"/tests/unit_* "$BUILD"/tests/conformance; do
+    [ -x "$bin" ] || continue
+    echo "== $(basename "$bin")"
+    out=$("$bin" 2>&1)
+    rc=$?
+    echo "$out"
+    last=$(tail -n 1 <<<"$out")
+    if grep -qE '^[0-9]+ passed, [0-9]+ failed$' <<<"$last"; then
+        count_line "$last"
+        [ $rc -ne 0 ] && [ "$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' <<<"$last")" = 0 ] && total_fail=$((total_fail + 1))
+    else
+        echo "   (runner died: rc=$rc)"
+        total_fail=$((total_fail + 1))
+    fi
+done
+
+PY=/usr/bin/python3
+if ls tests/integration/test_*.py >/dev/null 2>&1; then
+    echo "== integration (pytest)"
+    out=$($PY -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+    rc=$?
+    echo "$out"
+    summary=$(grep -E '(passed|failed|error)' <<<"$out" | tail -n 1)
+    p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+')
+    f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+')
+    e=$(grep -oE '[0-9]+ error' <<<"$summary" | grep -oE '[0-9]+')
+    total_pass=$((total_pass + ${p:-0}))
+    total_fail=$((total_fail + ${f:-0} + ${e:-0}))
+    if [ $rc -ne 0 ] && [ $rc -ne 5 ] && [ -z "$f$e" ]; then total_fail=$((total_fail + 1)); fi
+fi
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
