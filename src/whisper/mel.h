@@ -20,12 +20,17 @@ struct mel_spec {
     int n_mels;
     int n_frames;       /* n_len: (n_samples + 480000) / 160 */
     int n_frames_audio; /* n_len_org = 1 + (n_samples + 200 - 400) / 160: where audio ends */
+    float pad_value;    /* what an all-zero (padding) frame normalises to */
     float *data;        /* [n_mels][n_frames] row-major, owned */
 };
 
 /*
- * Computes the whole clip's log-mel. filters: [n_mels][201]. n_threads >= 1.
- * On SD_OK the caller owns out->data: mel_spec_free().
+ * Computes the whole clip's log-mel. filters: [n_mels][201]. n_threads >= 1
+ * (frames are split between that many pthreads; values do not depend on it).
+ * Inputs shorter than 201 samples reflect what there is and pad the rest of
+ * the 200-sample head with zeros. n_samples may be 0 (an all-padding spec).
+ * Fails with SD_EINVAL on bad arguments, SD_ETOOBIG past ~37 h of audio.
+ * On SD_OK the caller owns out->data: mel_spec_free(). Thread-safe.
  */
 enum sd_err mel_compute(const float *pcm, size_t n_samples, const float *filters, int n_mels,
                         int n_threads, struct mel_spec *out, struct sd_error *err);
@@ -33,7 +38,7 @@ void mel_spec_free(struct mel_spec *m);
 
 /*
  * Copies frames [offset, offset + MEL_FRAMES_PER_WINDOW) into window
- * [n_mels][3000]; frames past the end read as the padding value of the spec.
+ * [n_mels][3000]; frames past the end (or before 0) read as m->pad_value.
  */
 void mel_window(const struct mel_spec *m, int offset, float *window);
 
