@@ -3,6 +3,10 @@
  * a pointer to its data (usually inside the memory-mapped model file).
  * Type numbers are ggml's, so a file's tensor type maps directly.
  * ne[0] is the innermost (fastest-varying) dimension, as in ggml.
+ *
+ * Alignment: F32 tensor data handed out by the model loader is 4-byte aligned;
+ * F16 and quantized data may sit at any byte offset of the file mapping, so
+ * kernels read them with unaligned loads.
  */
 #ifndef SD_BACKEND_TENSOR_H
 #define SD_BACKEND_TENSOR_H
@@ -28,5 +32,26 @@ struct sd_tensor {
     const void *data;    /* borrowed from the model */
     size_t n_bytes;
 };
+
+/*
+ * Static description of an element type: `block_size` elements are stored in
+ * `block_bytes` bytes (1 / 4 for f32, 32 / 34 for q8_0). `supported` says
+ * whether the kernels of this build can compute with it (quantized types: not
+ * yet). Returns NULL for a type number that is not in the table.
+ */
+struct sd_type_traits {
+    const char *name;
+    int block_size;
+    int block_bytes;
+    int supported;
+};
+const struct sd_type_traits *sd_type_traits(int type);
+
+/* Bytes of n elements of type t (n a multiple of the block size); 0 for an unknown type. */
+size_t sd_type_bytes(int type, int64_t n);
+
+/* IEEE half <-> float conversions (round-to-nearest-even), portable C. */
+float sd_f16_to_f32(uint16_t h);
+uint16_t sd_f32_to_f16(float f);
 
 #endif
