@@ -1,0 +1,57 @@
+/*
+ * migrations.c - the schema of the SQLite store, as an ordered list of
+ * migrations. Entry i brings the database from user_version i to i + 1;
+ * sqlite.c applies the missing ones in one transaction each at open.
+ * Never edit a released entry: append a new one.
+ */
+#include "store/migrations.h"
+
+static const char *const migrations[] = {
+    /* 1: jobs, upload metadata, rendered results */
+    "CREATE TABLE jobs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  status TEXT NOT NULL,"
+    "  params TEXT NOT NULL,"
+    "  callback_url TEXT,"
+    "  progress REAL NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL DEFAULT 0,"
+    "  finished_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  audio_s REAL NOT NULL DEFAULT 0,"
+    "  run_s REAL NOT NULL DEFAULT 0,"
+    "  cb_state INTEGER NOT NULL DEFAULT 0,"
+    "  cb_attempts INTEGER NOT NULL DEFAULT 0,"
+    "  results_expired INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_by_status ON jobs(status);"
+    "CREATE TABLE uploads ("
+    "  job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  path TEXT,"
+    "  filename TEXT,"
+    "  bytes INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  deleted_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE results ("
+    "  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  format TEXT NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  PRIMARY KEY (job_id, format));",
+    /* 2: retention scans finished jobs by age */
+    "CREATE INDEX jobs_by_finished ON jobs(finished_ms);",
+};
+
+int store_migration_count(void)
+{
+    return (int)(sizeof(migrations) / sizeof(migrations[0]));
+}
+
+const char *store_migration_sql(int i)
+{
+    if (i < 0 || i >= store_migration_count())
+        return 0;
+    return migrations[i];
+}

@@ -1,0 +1,13 @@
+/*
+ * migrations.h - the SQLite schema as numbered migrations (see migrations.c).
+ * Internal to store/.
+ */
+#ifndef SD_STORE_MIGRATIONS_H
+#define SD_STORE_MIGRATIONS_H
+
+/* Number of migrations; the schema version of a fully migrated database. */
+int store_migration_count(void);
+/* SQL of migration i (0-based: it takes user_version i to i + 1), or NULL. */
+const char *store_migration_sql(int i);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * store.c - the implementation-independent half of store.h: status names,
+ * freeing rows, and the calls that dispatch through struct store_ops.
+ * It holds no state; sqlite.c (and later postgres.c) do the work.
+ */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    [JOB_QUEUED] = "queued",       [JOB_RUNNING] = "running",
+    [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",
+    [JOB_CANCELLED] = "cancelled",
+};
+
+const char *job_status_name(enum job_status s)
+{
+    if ((unsigned)s < sizeof(status_names) / sizeof(status_names[0]))
+        return status_names[s];
+    return "unknown";
+}
+
+bool job_status_parse(const char *name, enum job_status *out)
+{
+    for (size_t i = 0; name && i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+        if (strcmp(name, status_names[i]) == 0) {
+            *out = (enum job_status)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool job_status_is_final(enum job_status s)
+{
+    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+
+void store_job_clear(struct store_job *j)
+{
+    if (!j)
+        return;
+    free(j->params_json);
+    free(j->upload_path);
+    free(j->filename);
+    free(j->callback_url);
+    free(j->error_code);
+    free(j->error_message);
+    memset(j, 0, sizeof(*j));
+}
+
+void store_jobs_free(struct store_job *jobs, int n)
+{
+    for (int i = 0; jobs && i < n; i++)
+        store_job_clear(&jobs[i]);
+    free(jobs);
+}
+
+void store_purge_clear(struct store_purge *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n_upload_paths; i++)
+        free(p->upload_paths[i]);
+    free(p->upload_paths);
+    memset(p, 0, sizeof(*p));
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct sd_error *err)
+{
+    return s->ops->job_insert(s, j, err);
+}
+
+enum sd_err store_job_get(struct store *s, const char *id, struct store_job *out,
+                          struct sd_error *err)
+{
+    return s->ops->job_get(s, id, out, err);
+}
+
+enum sd_err store_job_list(struct store *s, const char *after_id, int limit, int status_filter,
+                           struct store_job **out, int *n, bool *has_more, struct sd_error *err)
+{
+    if (limit < 1 || limit > 1000)
+        return sd_fail(err, SD_EINVAL, "limit must be between 1 and 1000");
+    return s->ops->job_list(s, after_id, limit, status_filter, out, n, has_more, err);
+}
+
+enum sd_err store_job_start(struct store *s, const char *id, int64_t now_ms, struct sd_error *err)
+{
+    return s->ops->job_start(s, id, now_ms, err);
+}
+
+enum sd_err store_job_progress(struct store *s, const char *id, double progress,
+                               struct sd_error *err)
+{
+    return s->ops->job_progress(s, id, progress, err);
+}
+
+enum sd_err store_job_finish(struct store *s, const char *id, const struct store_finish *f,
+                             struct sd_error *err)
+{
+    if (!job_status_is_final(f->status))
+        return sd_fail(err, SD_EINVAL, "store_job_finish needs a final status");
+    return s->ops->job_finish(s, id, f, err);
+}
+
+enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *err)
+{
+    return s->ops->job_requeue(s, id, err);
+}
+
+enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
+                             enum job_status *was, struct sd_error *err)
+{
+    return s->ops->job_cancel(s, id, now_ms, was, err);
+}
+
+enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
+                               struct sd_error *err)
+{
+    return s->ops->jobs_recover(s, max_attempts, out, n, err);
+}
+
+enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
+                             size_t *len, char **content_type, struct sd_error *err)
+{
+    return s->ops->result_get(s, id, format, body, len, content_type, err);
+}
+
+enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
+                               int attempts, struct sd_error *err)
+{
+    return s->ops->callback_set(s, id, st, attempts, err);
+}
+
+enum sd_err store_callbacks_pending(struct store *s, struct store_job **out, int *n,
+                                    struct sd_error *err)
+{
+    return s->ops->callbacks_pending(s, out, n, err);
+}
+
+enum sd_err store_purge(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
+                        struct store_purge *out, struct sd_error *err)
+{
+    return s->ops->purge(s, uploads_before_ms, results_before_ms, out, err);
+}
+
+enum sd_err store_backup(struct store *s, const char *dest_path, struct sd_error *err)
+{
+    return s->ops->backup(s, dest_path, err);
+}
+
+enum sd_err store_count(struct store *s, enum job_status st, int64_t *n, struct sd_error *err)
+{
+    return s->ops->count(s, st, n, err);
+}

@@ -1,0 +1,183 @@
+/*
+ * store.h - the one storage interface of the service: jobs, their results
+ * (one rendered body per response format) and upload metadata.
+ *
+ * A store is a table of operations (struct store_ops) behind a handle, so a
+ * PostgreSQL implementation can slot in beside store/sqlite.c without the
+ * callers (jobs/, server/, cli/backup.c) changing. The store knows nothing of
+ * HTTP or transcription: request parameters travel as an opaque JSON string.
+ * Thread safety: every call may be made from any thread; implementations
+ * serialise internally. Times are milliseconds since the Unix epoch.
+ */
+#ifndef SD_STORE_STORE_H
+#define SD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED };
+
+/* Webhook delivery state of a job with a callback_url. */
+enum store_cb_state { STORE_CB_NONE, STORE_CB_PENDING, STORE_CB_DELIVERED, STORE_CB_FAILED };
+
+const char *job_status_name(enum job_status s);
+/* "queued" ... -> status; false if unknown. */
+bool job_status_parse(const char *name, enum job_status *out);
+bool job_status_is_final(enum job_status s);
+
+#define STORE_ID_MAX 48
+
+/* One job row. Strings are owned by the struct: store_job_clear() frees them. */
+struct store_job {
+    char id[STORE_ID_MAX];
+    int64_t seq;              /* insertion order, assigned by the store */
+    enum job_status status;
+    char *params_json;        /* request fields, opaque to the store */
+    char *upload_path;        /* NULL once retention deleted the upload */
+    char *filename;           /* as the client sent it */
+    int64_t upload_bytes;
+    char *callback_url;       /* NULL: none */
+    double progress;          /* 0..1 */
+    int64_t created_ms, started_ms, finished_ms; /* 0: not yet */
+    int attempts;             /* times a worker started it */
+    char *error_code;         /* sd_err_name() of the failure, or NULL */
+    char *error_message;
+    double audio_s;           /* decoded audio duration */
+    double run_s;             /* wall time of the successful run */
+    enum store_cb_state cb_state;
+    int cb_attempts;
+    bool results_expired;     /* retention removed the results */
+};
+
+void store_job_clear(struct store_job *j);
+void store_jobs_free(struct store_job *jobs, int n);
+
+/* A rendered result body (borrowed strings when passed in). */
+struct store_result {
+    const char *format;       /* "json", "text", "srt", "vtt", "verbose_json" */
+    const char *content_type;
+    const char *body;
+    size_t len;
+};
+
+/* What a finished run records, atomically with its results. */
+struct store_finish {
+    enum job_status status;   /* SUCCEEDED, FAILED or CANCELLED */
+    int64_t finished_ms;
+    const char *error_code;   /* NULL on success */
+    const char *error_message;
+    double audio_s, run_s;
+    const struct store_result *results;
+    int n_results;
+};
+
+/* Retention outcome: upload files to unlink (owned: free each and the array). */
+struct store_purge {
+    char **upload_paths;
+    int n_upload_paths;
+    int n_results_deleted;    /* jobs whose results were removed */
+};
+
+struct store;
+
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *s);
+    enum sd_err (*job_insert)(struct store *s, const struct store_job *j, struct sd_error *err);
+    enum sd_err (*job_get)(struct store *s, const char *id, struct store_job *out,
+                           struct sd_error *err);
+    enum sd_err (*job_list)(struct store *s, const char *after_id, int limit, int status_filter,
+                            struct store_job **out, int *n, bool *has_more, struct sd_error *err);
+    enum sd_err (*job_start)(struct store *s, const char *id, int64_t now_ms, struct sd_error *err);
+    enum sd_err (*job_progress)(struct store *s, const char *id, double progress,
+                                struct sd_error *err);
+    enum sd_err (*job_finish)(struct store *s, const char *id, const struct store_finish *f,
+                              struct sd_error *err);
+    enum sd_err (*job_requeue)(struct store *s, const char *id, struct sd_error *err);
+    enum sd_err (*job_cancel)(struct store *s, const char *id, int64_t now_ms,
+                              enum job_status *was, struct sd_error *err);
+    enum sd_err (*jobs_recover)(struct store *s, int max_attempts, struct store_job **out, int *n,
+                                struct sd_error *err);
+    enum sd_err (*result_get)(struct store *s, const char *id, const char *format, char **body,
+                              size_t *len, char **content_type, struct sd_error *err);
+    enum sd_err (*callback_set)(struct store *s, const char *id, enum store_cb_state st,
+                                int attempts, struct sd_error *err);
+    enum sd_err (*callbacks_pending)(struct store *s, struct store_job **out, int *n,
+                                     struct sd_error *err);
+    enum sd_err (*purge)(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
+                         struct store_purge *out, struct sd_error *err);
+    enum sd_err (*backup)(struct store *s, const char *dest_path, struct sd_error *err);
+    enum sd_err (*count)(struct store *s, enum job_status st, int64_t *n, struct sd_error *err);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/*
+ * Opens (creating and migrating) the SQLite store at db_path in WAL mode.
+ * On SD_OK the caller owns *out: store_close().
+ */
+enum sd_err store_open_sqlite(const char *db_path, struct store **out, struct sd_error *err);
+/* Copies the database at src_path over dest_path (used by `scribed restore`; service stopped). */
+enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
+void store_close(struct store *s);
+
+/* Inserts a new job (status QUEUED, seq assigned) and its upload metadata. */
+enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct sd_error *err);
+/* SD_ENOTFOUND if unknown. On SD_OK the caller owns *out: store_job_clear(). */
+enum sd_err store_job_get(struct store *s, const char *id, struct store_job *out,
+                          struct sd_error *err);
+/*
+ * Newest first; after_id (or NULL) is the cursor: jobs older than it.
+ * status_filter: -1 for all, else an enum job_status. limit 1..1000.
+ * On SD_OK the caller owns *out: store_jobs_free(*out, *n).
+ */
+enum sd_err store_job_list(struct store *s, const char *after_id, int limit, int status_filter,
+                           struct store_job **out, int *n, bool *has_more, struct sd_error *err);
+/* QUEUED -> RUNNING, attempts + 1, started_ms = now_ms. */
+enum sd_err store_job_start(struct store *s, const char *id, int64_t now_ms, struct sd_error *err);
+enum sd_err store_job_progress(struct store *s, const char *id, double progress,
+                               struct sd_error *err);
+/* Records the outcome and the results in one transaction. */
+enum sd_err store_job_finish(struct store *s, const char *id, const struct store_finish *f,
+                             struct sd_error *err);
+/* RUNNING -> QUEUED (a drained or interrupted run; the attempt stays counted). */
+enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *err);
+/*
+ * QUEUED or RUNNING -> CANCELLED; *was receives the status before. A job
+ * already final is left alone (*was tells which); SD_ENOTFOUND if unknown.
+ */
+enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
+                             enum job_status *was, struct sd_error *err);
+/*
+ * At start-up: every RUNNING job (the process died under it) goes back to
+ * QUEUED, or to FAILED once it has been started max_attempts times. Returns
+ * all QUEUED jobs, oldest first (caller owns: store_jobs_free).
+ */
+enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
+                               struct sd_error *err);
+/* One rendered result. SD_ENOTFOUND if absent. Caller owns *body and *content_type (free). */
+enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
+                             size_t *len, char **content_type, struct sd_error *err);
+enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
+                               int attempts, struct sd_error *err);
+/* Final jobs whose webhook is still PENDING (caller owns: store_jobs_free). */
+enum sd_err store_callbacks_pending(struct store *s, struct store_job **out, int *n,
+                                    struct sd_error *err);
+/*
+ * Retention: forgets the uploads of final jobs created before uploads_before_ms
+ * (returning their paths for the caller to unlink) and deletes the results of
+ * jobs finished before results_before_ms. Caller frees with store_purge_clear().
+ */
+enum sd_err store_purge(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
+                        struct store_purge *out, struct sd_error *err);
+void store_purge_clear(struct store_purge *p);
+/* A consistent online copy of the whole store into dest_path (overwritten). */
+enum sd_err store_backup(struct store *s, const char *dest_path, struct sd_error *err);
+enum sd_err store_count(struct store *s, enum job_status st, int64_t *n, struct sd_error *err);
+
+#endif
