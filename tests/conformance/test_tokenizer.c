@@ -1,0 +1,169 @@
+/*
+ * test_tokenizer.c - conformance of whisper/tokenizer.c with true BPE ids
+ * (../shared/reference/tokenizer-bpe.json, made with tiktoken rules on the
+ * base.en vocabulary) using the vocabulary stored in the micro model file,
+ * plus round trips of the other reference strings (tokenizer.json, whose ids
+ * come from whisper.cpp's greedy shortcut and are deliberately not compared).
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "whisper/model.h"
+#include "whisper/tokenizer.h"
+
+/* Until the model loader lands: the vocab follows the header and filters of the file. */
+struct tok_test_vocab {
+    uint8_t *file;
+    const uint8_t **bytes;
+    uint32_t *len;
+    struct whisper_vocab v;
+    struct whisper_special_tokens sp;
+};
+
+static int tok_test_vocab_load(struct tok_test_vocab *tv)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/reference/micro-en.f16.bin", check_shared_dir());
+    size_t n = 0;
+    memset(tv, 0, sizeof(*tv));
+    tv->file = check_read_file(path, &n);
+    size_t off = 56 + sizeof(float) * 80 * 201;
+    if (!tv->file || n < off + 4)
+        return 0;
+    int32_t n_tok;
+    memcpy(&n_tok, tv->file + off, 4);
+    off += 4;
+    tv->bytes = calloc((size_t)n_tok, sizeof(*tv->bytes));
+    tv->len = calloc((size_t)n_tok, sizeof(*tv->len));
+    for (int32_t i = 0; i < n_tok; i++) {
+        if (off + 4 > n)
+            return 0;
+        memcpy(&tv->len[i], tv->file + off, 4);
+        tv->bytes[i] = tv->file + off + 4;
+        off += 4 + tv->len[i];
+    }
+    tv->v = (struct whisper_vocab){.n_file_tokens = n_tok, .bytes = tv->bytes, .len = tv->len};
+    tv->sp = (struct whisper_special_tokens){
+        .eot = 50256, .sot = 50257, .translate = 50357, .transcribe = 50358, .solm = 50359,
+        .prev = 50360, .nosp = 50361, .no_timestamps = 50362, .timestamp_begin = 50363,
+        .lang_first = 50258, .n_langs = 0,
+    };
+    return 1;
+}
+
+static void tok_test_vocab_free(struct tok_test_vocab *tv)
+{
+    free(tv->file);
+    free(tv->bytes);
+    free(tv->len);
+}
+
+static struct tokenizer *tok_conf_create(struct tok_test_vocab *tv)
+{
+    struct sd_error err = {0};
+    struct tokenizer *t = NULL;
+    CHECK(tok_test_vocab_load(tv));
+    CHECK_OK(tok_create(&tv->v, &tv->sp, 51864, &t, &err), &err);
+    return t;
+}
+
+static json_t *tok_conf_json(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/reference/%s", check_shared_dir(), name);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    CHECK_MSG(j != NULL, "%s: %s", path, jerr.text);
+    return j;
+}
+
+TEST(tok_conf_bpe_ids_exact)
+{
+    struct tok_test_vocab tv;
+    struct tokenizer *t = tok_conf_create(&tv);
+    json_t *j = tok_conf_json("tokenizer-bpe.json");
+    if (!t || !j)
+        goto out;
+    json_t *cases = json_object_get(j, "cases");
+    size_t i, n_ok = 0;
+    json_t *c;
+    CHECK(json_array_size(cases) >= 17);
+    json_array_foreach(cases, i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        json_t *want = json_object_get(c, "ids");
+        int32_t *ids = NULL;
+        int n = 0;
+        struct sd_error err = {0};
+        CHECK_OK(tok_encode(t, text, strlen(text), &ids, &n, &err), &err);
+        int same = n == (int)json_array_size(want);
+        for (int k = 0; same && k < n; k++)
+            same = ids[k] == json_integer_value(json_array_get(want, (size_t)k));
+        CHECK_MSG(same, "ids differ for \"%s\" (got %d ids)", text, n);
+        n_ok += same;
+        char *back = tok_decode(t, ids, n);
+        CHECK_STR(back, text);
+        free(back);
+        free(ids);
+    }
+    printf("# tokenizer-bpe.json: %zu of %zu cases exact\n", n_ok, json_array_size(cases));
+out:
+    json_decref(j);
+    tok_destroy(t);
+    tok_test_vocab_free(&tv);
+}
+
+/* Every reference string (non-ASCII included) round-trips, and every id's bytes are its token's. */
+TEST(tok_conf_reference_round_trips)
+{
+    struct tok_test_vocab tv;
+    struct tokenizer *t = tok_conf_create(&tv);
+    json_t *j = tok_conf_json("tokenizer.json");
+    if (!t || !j)
+        goto out;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(j, "cases"), i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        int32_t *ids = NULL;
+        int n = 0;
+        struct sd_error err = {0};
+        CHECK_OK(tok_encode(t, text, strlen(text), &ids, &n, &err), &err);
+        char *back = tok_decode(t, ids, n);
+        CHECK_STR(back, text);
+        for (int k = 0; k < n; k++)
+            CHECK(ids[k] >= 0 && ids[k] < 50256);
+        free(back);
+        free(ids);
+    }
+out:
+    json_decref(j);
+    tok_destroy(t);
+    tok_test_vocab_free(&tv);
+}
+
+/* The file's ASCII byte tokens agree with the GPT-2 order the tokenizer assumes for ids 0..255. */
+TEST(tok_conf_byte_tokens_match_file)
+{
+    struct tok_test_vocab tv;
+    struct tokenizer *t = tok_conf_create(&tv);
+    if (!t)
+        goto out;
+    int n_same = 0;
+    for (int32_t id = 0; id < 256; id++) {
+        size_t len = 0;
+        const uint8_t *b = tok_bytes(t, id, &len);
+        CHECK_EQ_INT(len, 1);
+        if (tv.len[id] == 1 && tv.bytes[id][0] == b[0])
+            n_same++;
+        else
+            CHECK(tv.len[id] == 3 && memcmp(tv.bytes[id], "\xEF\xBF\xBD", 3) == 0);
+    }
+    CHECK_EQ_INT(n_same, 128); /* the 128 ASCII bytes survive in the lossy file */
+out:
+    tok_destroy(t);
+    tok_test_vocab_free(&tv);
+}
