@@ -15,22 +15,22 @@
 #include "whisper/mel.h"
 #include "whisper/model.h"
 
-/* Until the model loader lands: the 80x201 filters sit at byte 48 + 8 of the file. */
-static float *mel_test_filters(void)
+/* The reference model; on SD_OK the caller frees it. */
+static struct whisper_model *mel_test_model(const float **filters)
 {
     char path[1024];
+    struct sd_error err = {0};
+    struct whisper_model *model = NULL;
     snprintf(path, sizeof(path), "%s/reference/micro-en.f16.bin", check_shared_dir());
-    size_t n = 0;
-    uint8_t *buf = check_read_file(path, &n);
-    if (!buf || n < 56 + sizeof(float) * 80 * 201) {
-        free(buf);
+    enum sd_err rc = whisper_model_load(path, &model, &err);
+    CHECK_MSG(rc == SD_OK, "%s", err.msg);
+    if (rc != SD_OK)
         return NULL;
-    }
-    float *f = malloc(sizeof(float) * 80 * 201);
-    if (f)
-        memcpy(f, buf + 56, sizeof(float) * 80 * 201);
-    free(buf);
-    return f;
+    int n_mels = 0, n_bins = 0;
+    *filters = whisper_model_mel_filters(model, &n_mels, &n_bins);
+    CHECK_EQ_INT(n_mels, 80);
+    CHECK_EQ_INT(n_bins, 201);
+    return model;
 }
 
 static uint32_t rd_u32(const uint8_t *p)
@@ -83,9 +83,9 @@ static void mel_conf_clip(const char *clip, int n_len, int n_len_org)
     const char *dir = check_shared_dir();
     struct sd_error err = {0};
 
-    float *filters = mel_test_filters();
-    CHECK(filters != NULL);
-    if (!filters)
+    const float *filters = NULL;
+    struct whisper_model *model = mel_test_model(&filters);
+    if (!model)
         return;
 
     snprintf(path, sizeof(path), "%s/reference/%s.wav", dir, clip);
@@ -120,7 +120,7 @@ static void mel_conf_clip(const char *clip, int n_len, int n_len_org)
 out:
     free(pcm);
     free(ref);
-    free(filters);
+    whisper_model_free(model);
 }
 
 TEST(mel_conf_a_short) { mel_conf_clip("a_short", 3197, 197); }
@@ -134,9 +134,9 @@ TEST(mel_conf_threads_identical)
 {
     char path[1024];
     struct sd_error err = {0};
-    float *filters = mel_test_filters();
-    CHECK(filters != NULL);
-    if (!filters)
+    const float *filters = NULL;
+    struct whisper_model *model = mel_test_model(&filters);
+    if (!model)
         return;
     snprintf(path, sizeof(path), "%s/reference/b_sentence.wav", check_shared_dir());
     size_t n = 0;
@@ -150,5 +150,5 @@ TEST(mel_conf_threads_identical)
     mel_spec_free(&a);
     mel_spec_free(&b);
     free(pcm);
-    free(filters);
+    whisper_model_free(model);
 }

@@ -15,60 +15,33 @@
 #include "whisper/model.h"
 #include "whisper/tokenizer.h"
 
-/* Until the model loader lands: the vocab follows the header and filters of the file. */
 struct tok_test_vocab {
-    uint8_t *file;
-    const uint8_t **bytes;
-    uint32_t *len;
-    struct whisper_vocab v;
-    struct whisper_special_tokens sp;
+    struct whisper_model *model;
+    const struct whisper_vocab *vocab;
 };
 
-static int tok_test_vocab_load(struct tok_test_vocab *tv)
+/* The reference model's vocabulary and its tokenizer (NULL on failure). */
+static struct tokenizer *tok_conf_create(struct tok_test_vocab *tv)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/reference/micro-en.f16.bin", check_shared_dir());
-    size_t n = 0;
+    struct sd_error err = {0};
+    struct tokenizer *t = NULL;
     memset(tv, 0, sizeof(*tv));
-    tv->file = check_read_file(path, &n);
-    size_t off = 56 + sizeof(float) * 80 * 201;
-    if (!tv->file || n < off + 4)
-        return 0;
-    int32_t n_tok;
-    memcpy(&n_tok, tv->file + off, 4);
-    off += 4;
-    tv->bytes = calloc((size_t)n_tok, sizeof(*tv->bytes));
-    tv->len = calloc((size_t)n_tok, sizeof(*tv->len));
-    for (int32_t i = 0; i < n_tok; i++) {
-        if (off + 4 > n)
-            return 0;
-        memcpy(&tv->len[i], tv->file + off, 4);
-        tv->bytes[i] = tv->file + off + 4;
-        off += 4 + tv->len[i];
-    }
-    tv->v = (struct whisper_vocab){.n_file_tokens = n_tok, .bytes = tv->bytes, .len = tv->len};
-    tv->sp = (struct whisper_special_tokens){
-        .eot = 50256, .sot = 50257, .translate = 50357, .transcribe = 50358, .solm = 50359,
-        .prev = 50360, .nosp = 50361, .no_timestamps = 50362, .timestamp_begin = 50363,
-        .lang_first = 50258, .n_langs = 0,
-    };
-    return 1;
+    snprintf(path, sizeof(path), "%s/reference/micro-en.f16.bin", check_shared_dir());
+    enum sd_err rc = whisper_model_load(path, &tv->model, &err);
+    CHECK_MSG(rc == SD_OK, "%s", err.msg);
+    if (rc != SD_OK)
+        return NULL;
+    tv->vocab = whisper_model_vocab(tv->model);
+    const struct whisper_hparams *hp = whisper_model_hparams(tv->model);
+    rc = tok_create(tv->vocab, whisper_model_special(tv->model), hp->n_vocab, &t, &err);
+    CHECK_MSG(rc == SD_OK, "%s", err.msg);
+    return t;
 }
 
 static void tok_test_vocab_free(struct tok_test_vocab *tv)
 {
-    free(tv->file);
-    free(tv->bytes);
-    free(tv->len);
-}
-
-static struct tokenizer *tok_conf_create(struct tok_test_vocab *tv)
-{
-    struct sd_error err = {0};
-    struct tokenizer *t = NULL;
-    CHECK(tok_test_vocab_load(tv));
-    CHECK_OK(tok_create(&tv->v, &tv->sp, 51864, &t, &err), &err);
-    return t;
+    whisper_model_free(tv->model);
 }
 
 static json_t *tok_conf_json(const char *name)
@@ -157,10 +130,10 @@ TEST(tok_conf_byte_tokens_match_file)
         size_t len = 0;
         const uint8_t *b = tok_bytes(t, id, &len);
         CHECK_EQ_INT(len, 1);
-        if (tv.len[id] == 1 && tv.bytes[id][0] == b[0])
+        if (tv.vocab->len[id] == 1 && tv.vocab->bytes[id][0] == b[0])
             n_same++;
         else
-            CHECK(tv.len[id] == 3 && memcmp(tv.bytes[id], "\xEF\xBF\xBD", 3) == 0);
+            CHECK(tv.vocab->len[id] == 3 && memcmp(tv.vocab->bytes[id], "\xEF\xBF\xBD", 3) == 0);
     }
     CHECK_EQ_INT(n_same, 128); /* the 128 ASCII bytes survive in the lossy file */
 out:
