@@ -1,5 +1,28 @@
-/* transcribe.c - whole-file transcription (being written; see transcribe.h). */
+/*
+ * transcribe.c - whole-file transcription (transcribe.h): log-mel of the
+ * clip, then 30 s windows: encode, build the prompt (past context, SOT,
+ * language, task), search for tokens with temperature fallback, cut the
+ * result into timestamped segments, and seek to the next window.
+ *
+ * The window and context rules follow reference-decoding-vad.md §3.2 (what
+ * whisper.cpp does, so the conformance data can be matched); fallback and
+ * silence skipping follow openai/whisper's transcribe(). Token choice lives
+ * in search.c, logit rules in logits.c.
+ */
 #include "whisper/transcribe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "whisper/mel.h"
+#include "whisper/search.h"
+
+#define FRAMES_PER_WINDOW 3000
+#define MAX_PAST_TOKENS 223     /* n_text_ctx / 2 - 1 */
+#define PROMPT_CAP (MAX_PAST_TOKENS + 8)
 
 struct transcribe_params transcribe_params_default(void)
 {
@@ -18,14 +41,496 @@ struct transcribe_params transcribe_params_default(void)
         .timestamps = true,
         .max_initial_timestamp = 1.0f,
         .suppress_blank = true,
+        .seed = 0,
+        .n_threads = 1,
     };
     return p;
+}
+
+/* Everything one run needs, owned here and freed by run_free(). */
+struct run {
+    struct whisper_state *st;
+    const struct tokenizer *tok;
+    const struct transcribe_params *p;
+    const struct whisper_hparams *hp;
+    const struct whisper_special_tokens *sp;
+    struct mel_spec mel;
+    float *window_mel;            /* [n_mels][3000] */
+    float *logits, *logprobs;     /* n_seq x n_vocab */
+    int n_seq;
+    int32_t lang_token;           /* -1 for English-only models */
+    int32_t *initial;             /* initial prompt tokens */
+    int n_initial;
+    int32_t past[PROMPT_CAP * 2];
+    int n_past;
+    struct sd_rng rng;
+    struct transcript *out;
+    int cap_segments;
+};
+
+static void run_free(struct run *r)
+{
+    mel_spec_free(&r->mel);
+    free(r->window_mel);
+    free(r->logits);
+    free(r->logprobs);
+    free(r->initial);
+    transcript_destroy(r->out);
+}
+
+static enum sd_err check_params(const struct transcribe_params *p, const struct whisper_model *m,
+                                struct sd_error *err)
+{
+    if (p->beam_size < 1 || p->beam_size > 16)
+        return sd_fail(err, SD_EINVAL, "beam_size must be between 1 and 16 (got %d)", p->beam_size);
+    if (p->best_of < 1 || p->best_of > 16)
+        return sd_fail(err, SD_EINVAL, "best_of must be between 1 and 16 (got %d)", p->best_of);
+    if (!(p->temperature >= 0.0f && p->temperature <= 1.0f))
+        return sd_fail(err, SD_EINVAL, "temperature must be between 0 and 1 (got %g)",
+                       (double)p->temperature);
+    if (!(p->temperature_inc >= 0.0f && p->temperature_inc <= 1.0f))
+        return sd_fail(err, SD_EINVAL, "temperature_inc must be between 0 and 1 (got %g)",
+                       (double)p->temperature_inc);
+    if (p->max_tokens < 0)
+        return sd_fail(err, SD_EINVAL, "max_tokens must be >= 0 (got %d)", p->max_tokens);
+    if (!(p->patience > 0.0f))
+        return sd_fail(err, SD_EINVAL, "patience must be > 0 (got %g)", (double)p->patience);
+    bool multilingual = whisper_model_is_multilingual(m);
+    bool auto_lang = !p->language || !*p->language || strcmp(p->language, "auto") == 0;
+    if (!multilingual && p->task == TASK_TRANSLATE)
+        return sd_fail(err, SD_EINVAL, "task translate needs a multilingual model (%s is English-only)",
+                       whisper_model_describe(m));
+    if (!multilingual && !auto_lang && strcmp(p->language, "en") != 0)
+        return sd_fail(err, SD_EINVAL, "language '%s' needs a multilingual model (%s is English-only)",
+                       p->language, whisper_model_describe(m));
+    return SD_OK;
+}
+
+static enum sd_err run_init(struct run *r, struct whisper_state *st, const struct tokenizer *tok,
+                            const float *pcm, size_t n_samples, const struct transcribe_params *p,
+                            struct sd_error *err)
+{
+    const struct whisper_model *m = whisper_state_model(st);
+    memset(r, 0, sizeof(*r));
+    r->st = st;
+    r->tok = tok;
+    r->p = p;
+    r->hp = whisper_model_hparams(m);
+    r->sp = whisper_model_special(m);
+    r->lang_token = -1;
+    sd_rng_seed(&r->rng, p->seed);
+    enum sd_err rc = check_params(p, m, err);
+    if (rc)
+        return rc;
+    bool auto_lang = !p->language || !*p->language || strcmp(p->language, "auto") == 0;
+    if (whisper_model_is_multilingual(m) && !auto_lang) {
+        r->lang_token = tok_language_id(tok, p->language);
+        if (r->lang_token < 0)
+            return sd_fail(err, SD_EINVAL, "unknown language code '%s'", p->language);
+    }
+    if (p->prompt && *p->prompt) {
+        rc = tok_encode(tok, p->prompt, strlen(p->prompt), &r->initial, &r->n_initial, err);
+        if (rc)
+            return rc;
+        if (r->n_initial > r->hp->n_text_ctx / 2)
+            return sd_fail(err, SD_EINVAL, "prompt is %d tokens; at most %d are allowed",
+                           r->n_initial, r->hp->n_text_ctx / 2);
+    }
+    int n_mels = 0, n_bins = 0;
+    const float *filters = whisper_model_mel_filters(m, &n_mels, &n_bins);
+    rc = mel_compute(pcm, n_samples, filters, n_mels, p->n_threads > 0 ? p->n_threads : 1, &r->mel,
+                     err);
+    if (rc)
+        return rc;
+    r->n_seq = p->beam_size > p->best_of ? p->beam_size : p->best_of;
+    size_t n_vocab = (size_t)r->hp->n_vocab;
+    r->window_mel = malloc((size_t)n_mels * FRAMES_PER_WINDOW * sizeof(float));
+    r->logits = malloc((size_t)r->n_seq * n_vocab * sizeof(float));
+    r->logprobs = malloc((size_t)r->n_seq * n_vocab * sizeof(float));
+    r->out = calloc(1, sizeof(*r->out));
+    if (!r->window_mel || !r->logits || !r->logprobs || !r->out)
+        return sd_fail(err, SD_ENOMEM, "transcription buffers");
+    r->out->duration = (double)n_samples / MEL_SAMPLE_RATE;
+    return SD_OK;
+}
+
+static void past_reset(struct run *r)
+{
+    r->n_past = 0;
+    if (r->p->carry_initial_prompt)
+        for (int i = 0; i < r->n_initial && r->n_past < MAX_PAST_TOKENS; i++)
+            r->past[r->n_past++] = r->initial[i];
+}
+
+static void past_append(struct run *r, const int32_t *tokens, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (r->n_past == (int)(sizeof(r->past) / sizeof(r->past[0]))) {
+            memmove(r->past, r->past + MAX_PAST_TOKENS, (size_t)(r->n_past - MAX_PAST_TOKENS) * sizeof(int32_t));
+            r->n_past -= MAX_PAST_TOKENS;
+        }
+        r->past[r->n_past++] = tokens[i];
+    }
+}
+
+/* [PREV, last past tokens] SOT [lang task] [NOT]; returns the SOT index. */
+static int build_prompt(const struct run *r, float temperature, int32_t *prompt, int *n_prompt)
+{
+    int n = 0;
+    if (r->n_past > 0 && temperature < 0.5f) {
+        int take = r->n_past < MAX_PAST_TOKENS ? r->n_past : MAX_PAST_TOKENS;
+        prompt[n++] = r->sp->prev;
+        memcpy(prompt + n, r->past + r->n_past - take, (size_t)take * sizeof(int32_t));
+        n += take;
+    }
+    int sot_index = n;
+    prompt[n++] = r->sp->sot;
+    if (r->lang_token >= 0) {
+        prompt[n++] = r->lang_token;
+        prompt[n++] = r->p->task == TASK_TRANSLATE ? r->sp->translate : r->sp->transcribe;
+    }
+    if (!r->p->timestamps)
+        prompt[n++] = r->sp->no_timestamps;
+    *n_prompt = n;
+    return sot_index;
+}
+
+static enum sd_err encode_window(struct run *r, int seek, struct sd_error *err)
+{
+    mel_window(&r->mel, seek, r->window_mel);
+    return whisper_encode(r->st, r->window_mel, FRAMES_PER_WINDOW, err);
+}
+
+/* Language probabilities from [SOT] over the model's language tokens (window 0). */
+static enum sd_err detect_language(struct run *r, struct sd_error *err)
+{
+    const int32_t sot = r->sp->sot;
+    enum sd_err rc = whisper_decode(r->st, 0, &sot, 1, 0, r->logits, err);
+    if (rc)
+        return rc;
+    int n = r->sp->n_langs;
+    struct transcript *t = r->out;
+    t->lang_codes = calloc((size_t)n, sizeof(*t->lang_codes));
+    t->lang_probs = calloc((size_t)n, sizeof(float));
+    if (!t->lang_codes || !t->lang_probs)
+        return sd_fail(err, SD_ENOMEM, "language probabilities");
+    double max = -INFINITY, sum = 0.0;
+    for (int i = 0; i < n; i++)
+        if (r->logits[r->sp->lang_first + i] > max)
+            max = r->logits[r->sp->lang_first + i];
+    for (int i = 0; i < n; i++)
+        sum += exp(r->logits[r->sp->lang_first + i] - max);
+    int best = 0;
+    for (int i = 0; i < n; i++) {
+        t->lang_probs[i] = (float)(exp(r->logits[r->sp->lang_first + i] - max) / sum);
+        const char *code = tok_language_code(r->tok, r->sp->lang_first + i);
+        snprintf(t->lang_codes[i], sizeof(t->lang_codes[i]), "%s", code ? code : "?");
+        if (t->lang_probs[i] > t->lang_probs[best])
+            best = i;
+    }
+    t->n_langs = n;
+    r->lang_token = r->sp->lang_first + best;
+    return SD_OK;
+}
+
+static float compression_ratio(const char *text)
+{
+    size_t n = strlen(text);
+    if (n == 0)
+        return 0.0f;
+    uLongf cap = compressBound((uLong)n);
+    unsigned char *buf = malloc(cap);
+    if (!buf)
+        return 0.0f;
+    float ratio = 0.0f;
+    if (compress2(buf, &cap, (const Bytef *)text, (uLong)n, 6) == Z_OK && cap > 0)
+        ratio = (float)n / (float)cap;
+    free(buf);
+    return ratio;
+}
+
+struct window_outcome {
+    struct search_result res;
+    float temperature;
+    float avg_logprob;
+    float compression_ratio;
+};
+
+/* One search at one temperature, with the statistics the fallback rules read. */
+static enum sd_err decode_window(struct run *r, int seek, float temperature,
+                                 struct window_outcome *o, struct sd_error *err)
+{
+    int32_t prompt[PROMPT_CAP];
+    int n_prompt = 0;
+    int sot_index = build_prompt(r, temperature, prompt, &n_prompt);
+    const struct transcribe_params *p = r->p;
+    struct search_window w = {
+        .st = r->st,
+        .rules = {
+            .sp = r->sp,
+            .n_vocab = r->hp->n_vocab,
+            .timestamps = p->timestamps,
+            .suppress_blank = p->suppress_blank,
+            .max_initial_ts_steps = p->max_initial_timestamp >= 0
+                                        ? (int)lroundf(p->max_initial_timestamp / 0.02f) : -1,
+            .max_tokens = p->max_tokens > 0 ? p->max_tokens - 1 : 0,
+            .suppress = NULL,
+        },
+        .prompt = prompt,
+        .n_prompt = n_prompt,
+        .sot_index = sot_index,
+        .seek = seek,
+        .seek_end = r->mel.n_frames_audio,
+        .max_tokens = p->max_tokens,
+        .n_max = r->hp->n_text_ctx / 2 - 4,
+        .temperature = temperature,
+        .length_penalty = p->length_penalty,
+        .rng = &r->rng,
+        .logits = r->logits,
+        .logprobs = r->logprobs,
+    };
+    enum sd_err rc;
+    if (temperature > 0.0f)
+        rc = p->best_of > 1 ? search_best_of(&w, p->best_of, &o->res, err)
+                            : search_greedy(&w, &o->res, err);
+    else
+        rc = p->beam_size > 1 ? search_beam(&w, p->beam_size, p->patience, &o->res, err)
+                              : search_greedy(&w, &o->res, err);
+    if (rc)
+        return rc;
+    const struct search_seq *s = &o->res.seq;
+    double sum = 0.0;
+    for (int i = 0; i < s->n_tokens; i++)
+        sum += s->plog[i];
+    o->temperature = temperature;
+    o->avg_logprob = (float)(sum / (s->n_tokens > 0 ? s->n_tokens : 1));
+    char *text = tok_decode(r->tok, s->tokens, s->n_tokens);
+    o->compression_ratio = text ? compression_ratio(text) : 0.0f;
+    free(text);
+    return SD_OK;
+}
+
+static bool is_silence(const struct run *r, const struct window_outcome *o)
+{
+    return o->res.no_speech_prob > r->p->no_speech_threshold &&
+           o->avg_logprob < r->p->logprob_threshold;
+}
+
+static bool needs_fallback(const struct run *r, const struct window_outcome *o)
+{
+    if (is_silence(r, o))
+        return false;
+    return o->res.seq.failed || o->compression_ratio > r->p->compression_ratio_threshold ||
+           o->avg_logprob < r->p->logprob_threshold;
+}
+
+/* Decodes at temperature, temperature + inc, ... until the result is acceptable. */
+static enum sd_err decode_with_fallback(struct run *r, int seek, struct window_outcome *o,
+                                        struct sd_error *err)
+{
+    const struct transcribe_params *p = r->p;
+    float t = p->temperature;
+    for (;;) {
+        enum sd_err rc = decode_window(r, seek, t, o, err);
+        if (rc)
+            return rc;
+        float next = t + p->temperature_inc;
+        if (p->no_fallback || p->temperature_inc <= 0.0f || next > 1.0f + 1e-4f ||
+            !needs_fallback(r, o))
+            return SD_OK;
+        t = next;
+    }
+}
+
+static enum sd_err add_segment(struct run *r, const struct window_outcome *o, int seek, int t0,
+                               int t1, const int32_t *tokens, int n_tokens, struct sd_error *err)
+{
+    struct transcript *t = r->out;
+    char *text = tok_decode(r->tok, tokens, n_tokens);
+    if (!text)
+        return sd_fail(err, SD_ENOMEM, "segment text");
+    if (!*text) {
+        free(text);
+        return SD_OK;
+    }
+    if (t->n_segments == r->cap_segments) {
+        int cap = r->cap_segments ? 2 * r->cap_segments : 16;
+        void *grown = realloc(t->segments, (size_t)cap * sizeof(*t->segments));
+        if (!grown) {
+            free(text);
+            return sd_fail(err, SD_ENOMEM, "segments");
+        }
+        t->segments = grown;
+        r->cap_segments = cap;
+    }
+    struct transcript_segment *s = &t->segments[t->n_segments];
+    memset(s, 0, sizeof(*s));
+    s->tokens = malloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof(int32_t));
+    if (!s->tokens) {
+        free(text);
+        return sd_fail(err, SD_ENOMEM, "segment tokens");
+    }
+    memcpy(s->tokens, tokens, (size_t)n_tokens * sizeof(int32_t));
+    s->n_tokens = n_tokens;
+    s->id = t->n_segments;
+    s->seek = seek;
+    s->start = t0 / 100.0;
+    s->end = t1 / 100.0;
+    s->text = text;
+    s->temperature = o->temperature;
+    s->avg_logprob = o->avg_logprob;
+    s->compression_ratio = o->compression_ratio;
+    s->no_speech_prob = o->res.no_speech_prob;
+    t->n_segments++;
+    return SD_OK;
+}
+
+/*
+ * Cuts a window's tokens into segments (reference §3.2): a timestamp after
+ * text closes a segment; consecutive timestamps are skipped and the last one
+ * opens the next; trailing text ends at the window's advance.
+ */
+static enum sd_err window_segments(struct run *r, const struct window_outcome *o, int seek,
+                                   struct sd_error *err)
+{
+    const struct search_seq *s = &o->res.seq;
+    const int32_t beg = r->sp->timestamp_begin, eot = r->sp->eot;
+    if (!r->p->timestamps) {
+        int end = seek + FRAMES_PER_WINDOW;
+        if (end > r->mel.n_frames_audio)
+            end = r->mel.n_frames_audio;
+        return add_segment(r, o, seek, seek, end, s->tokens, s->n_tokens, err);
+    }
+    int t0 = seek + (s->n_tokens > 0 && s->tid[0] >= beg ? 2 * (s->tid[0] - beg) : 0);
+    int i0 = 0;
+    bool has_text = false;
+    for (int i = 0; i < s->n_tokens; i++) {
+        if (s->tokens[i] < eot)
+            has_text = true;
+        if (s->tokens[i] <= beg)
+            continue;
+        int t1 = seek + 2 * (s->tokens[i] - beg);
+        if (has_text) {
+            enum sd_err rc = add_segment(r, o, seek, t0, t1, s->tokens + i0, i - i0 + 1, err);
+            if (rc)
+                return rc;
+        }
+        has_text = false;
+        while (i + 1 < s->n_tokens && s->tokens[i + 1] > beg)
+            i++;
+        t0 = seek + 2 * (s->tokens[i] - beg);
+        i0 = i + 1;
+    }
+    if (has_text)
+        return add_segment(r, o, seek, t0, seek + s->seek_delta, s->tokens + i0, s->n_tokens - i0,
+                           err);
+    return SD_OK;
+}
+
+/* How far the window advances (a lone final timestamp means "to the end of the window"). */
+static int window_advance(const struct run *r, const struct search_seq *s, int seek)
+{
+    const int32_t beg = r->sp->timestamp_begin;
+    int n = s->n_tokens;
+    int delta = s->seek_delta;
+    if (r->p->timestamps && n >= 2 && s->tokens[n - 2] < beg && s->tokens[n - 1] > beg) {
+        int left = r->mel.n_frames_audio - seek;
+        delta = left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
+    }
+    return delta > 0 ? delta : FRAMES_PER_WINDOW;
+}
+
+static enum sd_err set_transcript_text(struct run *r, struct sd_error *err)
+{
+    struct transcript *t = r->out;
+    size_t len = 0;
+    for (int i = 0; i < t->n_segments; i++)
+        len += strlen(t->segments[i].text);
+    char *text = malloc(len + 1), *w = text;
+    if (!text)
+        return sd_fail(err, SD_ENOMEM, "transcript text");
+    for (int i = 0; i < t->n_segments; i++) {
+        size_t n = strlen(t->segments[i].text);
+        memcpy(w, t->segments[i].text, n);
+        w += n;
+    }
+    *w = 0;
+    /* The API's "text" has no leading or trailing blank (segments keep theirs). */
+    char *start = text;
+    while (*start == ' ' || *start == '\n')
+        start++;
+    size_t n = strlen(start);
+    while (n > 0 && (start[n - 1] == ' ' || start[n - 1] == '\n'))
+        n--;
+    memmove(text, start, n);
+    text[n] = 0;
+    t->text = text;
+    const char *task = r->p->task == TASK_TRANSLATE ? "translate" : "transcribe";
+    const char *lang = r->lang_token >= 0 ? tok_language_code(r->tok, r->lang_token) : "en";
+    t->task = strdup(task);
+    t->language = strdup(lang ? lang : "en");
+    if (!t->task || !t->language)
+        return sd_fail(err, SD_ENOMEM, "transcript fields");
+    return SD_OK;
 }
 
 enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok, const float *pcm,
                            size_t n_samples, const struct transcribe_params *p,
                            struct transcript **out, struct sd_error *err)
 {
-    (void)st, (void)tok, (void)pcm, (void)n_samples, (void)p, (void)out;
-    return sd_fail(err, SD_EINTERNAL, "transcription is not implemented yet");
+    struct run r;
+    enum sd_err rc = run_init(&r, st, tok, pcm, n_samples, p, err);
+    if (rc)
+        goto done;
+    r.n_past = 0;
+    for (int i = 0; i < r.n_initial && r.n_past < MAX_PAST_TOKENS; i++)
+        r.past[r.n_past++] = r.initial[i];
+    const int seek_end = r.mel.n_frames_audio;
+    int seek = 0;
+    bool need_lang = whisper_model_is_multilingual(whisper_state_model(st)) && r.lang_token < 0;
+    while (seek + 10 < seek_end) {
+        rc = encode_window(&r, seek, err);
+        if (rc)
+            goto done;
+        if (need_lang) {
+            rc = detect_language(&r, err);
+            if (rc)
+                goto done;
+            need_lang = false;
+        }
+        struct window_outcome o;
+        rc = decode_with_fallback(&r, seek, &o, err);
+        if (rc)
+            goto done;
+        if (is_silence(&r, &o)) {
+            /* openai/whisper: a confident no-speech window yields no text. */
+            int left = seek_end - seek;
+            seek += left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
+            past_reset(&r);
+        } else {
+            rc = window_segments(&r, &o, seek, err);
+            if (rc)
+                goto done;
+            int advance = window_advance(&r, &o.res.seq, seek);
+            int n_result = o.res.seq.n_tokens;
+            seek += advance;
+            if (p->condition_on_previous_text && o.temperature <= 0.5f && seek + 500 < seek_end)
+                past_append(&r, o.res.seq.tokens, n_result);
+            else
+                past_reset(&r);
+        }
+        if (p->progress && !p->progress(p->progress_user, seek >= seek_end ? 1.0f
+                                                           : (float)seek / (float)seek_end)) {
+            rc = sd_fail(err, SD_ECANCELLED, "transcription cancelled");
+            goto done;
+        }
+    }
+    rc = set_transcript_text(&r, err);
+    if (rc)
+        goto done;
+    *out = r.out;
+    r.out = NULL;
+done:
+    run_free(&r);
+    return rc;
 }

@@ -43,6 +43,7 @@ struct transcribe_params {
     bool suppress_non_speech;   /* false */
     bool word_timestamps;       /* false */
     uint64_t seed;              /* sampling generator seed */
+    int n_threads;              /* threads for the log-mel (the state has its own) */
     /* Called after each window with progress in [0, 1]; return false to cancel. */
     bool (*progress)(void *user, float fraction);
     void *progress_user;
