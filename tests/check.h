@@ -81,7 +81,7 @@ void *check_read_file(const char *path, size_t *n_bytes);
         int check_rc_ = (int)(rc);                                                 \
         if (check_rc_ != 0)                                                        \
             check_fail_at(__FILE__, __LINE__, "%s failed (%d): %s", #rc, check_rc_, \
-                          (errp) ? (errp)->msg : "");                              \
+                          (errp)->msg);                                            \
     } while (0)
 
 #endif

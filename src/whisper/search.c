@@ -16,6 +16,7 @@
 static void seq_init(struct search_seq *s)
 {
     s->n_tokens = 0;
+    s->n_sampled = 0;
     s->result_len = 0;
     s->seek_delta = FRAMES_PER_WINDOW;
     s->has_ts = false;
@@ -31,6 +32,7 @@ static void seq_copy(struct search_seq *dst, const struct search_seq *src)
     memcpy(dst->plog, src->plog, (size_t)n * sizeof(dst->plog[0]));
     memcpy(dst->tid, src->tid, (size_t)n * sizeof(dst->tid[0]));
     dst->n_tokens = n;
+    dst->n_sampled = src->n_sampled;
     dst->result_len = src->result_len;
     dst->seek_delta = src->seek_delta;
     dst->has_ts = src->has_ts;
@@ -169,6 +171,7 @@ static int32_t choose_token(struct search_window *w, struct search_seq *s, float
 static void finish_result(struct search_result *out)
 {
     struct search_seq *s = &out->seq;
+    s->n_sampled = s->n_tokens;
     if (!s->failed)
         s->n_tokens = s->result_len;
 }

@@ -28,6 +28,7 @@ struct search_seq {
     float plog[SEARCH_MAX_TOKENS];   /* log-prob of each chosen token after the rules */
     int32_t tid[SEARCH_MAX_TOKENS];  /* most likely timestamp at that step (for segment starts) */
     int n_tokens;
+    int n_sampled;                   /* tokens before the result was cut to result_len */
     int result_len;                  /* tokens that belong to the window's result */
     int seek_delta;                  /* frames the window advances */
     bool has_ts;

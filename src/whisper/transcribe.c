@@ -64,6 +64,8 @@ struct run {
     int32_t past[PROMPT_CAP * 2];
     int n_past;
     struct sd_rng rng;
+    int32_t last_prompt[PROMPT_CAP];
+    int n_last_prompt;
     struct transcript *out;
     int cap_segments;
 };
@@ -263,6 +265,8 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
     int32_t prompt[PROMPT_CAP];
     int n_prompt = 0;
     int sot_index = build_prompt(r, temperature, prompt, &n_prompt);
+    memcpy(r->last_prompt, prompt, (size_t)n_prompt * sizeof(int32_t));
+    r->n_last_prompt = n_prompt;
     const struct transcribe_params *p = r->p;
     struct search_window w = {
         .st = r->st,
@@ -308,6 +312,27 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
     o->compression_ratio = text ? compression_ratio(text) : 0.0f;
     free(text);
     return SD_OK;
+}
+
+static void trace_window(const struct run *r, int seek, int advance, const struct window_outcome *o)
+{
+    if (!r->p->on_window)
+        return;
+    const struct search_seq *s = &o->res.seq;
+    struct transcribe_window_trace t = {
+        .seek = seek,
+        .prompt = r->last_prompt,
+        .n_prompt = r->n_last_prompt,
+        .tokens = s->tokens,
+        .n_sampled = s->n_sampled,
+        .result_len = s->result_len,
+        .seek_delta = s->seek_delta,
+        .advance = advance,
+        .temperature = o->temperature,
+        .no_speech_prob = o->res.no_speech_prob,
+        .failed = s->failed,
+    };
+    r->p->on_window(r->p->on_window_user, &t);
 }
 
 static bool is_silence(const struct run *r, const struct window_outcome *o)
@@ -505,7 +530,9 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
         if (is_silence(&r, &o)) {
             /* openai/whisper: a confident no-speech window yields no text. */
             int left = seek_end - seek;
-            seek += left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
+            int advance = left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
+            trace_window(&r, seek, advance, &o);
+            seek += advance;
             past_reset(&r);
         } else {
             rc = window_segments(&r, &o, seek, err);
@@ -513,6 +540,7 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
                 goto done;
             int advance = window_advance(&r, &o.res.seq, seek);
             int n_result = o.res.seq.n_tokens;
+            trace_window(&r, seek, advance, &o);
             seek += advance;
             if (p->condition_on_previous_text && o.temperature <= 0.5f && seek + 500 < seek_end)
                 past_append(&r, o.res.seq.tokens, n_result);

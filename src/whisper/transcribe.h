@@ -20,6 +20,21 @@
 
 enum transcribe_task { TASK_TRANSCRIBE, TASK_TRANSLATE };
 
+/* What one window decoded, for tests and debugging (borrowed during the call). */
+struct transcribe_window_trace {
+    int seek;                 /* mel frame where the window starts */
+    const int32_t *prompt;
+    int n_prompt;
+    const int32_t *tokens;    /* every sampled token, including those cut from the result */
+    int n_sampled;
+    int result_len;           /* tokens kept */
+    int seek_delta;
+    int advance;              /* frames the next window moves on */
+    float temperature;
+    float no_speech_prob;
+    bool failed;
+};
+
 struct transcribe_params {
     enum transcribe_task task;
     const char *language;       /* NULL or "auto": detect (multilingual models); "en" otherwise */
@@ -47,6 +62,9 @@ struct transcribe_params {
     /* Called after each window with progress in [0, 1]; return false to cancel. */
     bool (*progress)(void *user, float fraction);
     void *progress_user;
+    /* Optional: called after each window with what it decoded. */
+    void (*on_window)(void *user, const struct transcribe_window_trace *w);
+    void *on_window_user;
 };
 
 struct transcribe_params transcribe_params_default(void);
