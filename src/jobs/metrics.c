@@ -1,0 +1,202 @@
+/*
+ * metrics.c - Prometheus counters (see metrics.h). Label sets are small and
+ * fixed (route names come from the router's table, not from URLs), so a
+ * linear array is enough; RSS is read from /proc/self/statm at render time.
+ */
+#include "jobs/metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_HTTP_SERIES 128
+#define N_BUCKETS 12
+
+static const double bucket_le[N_BUCKETS] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600};
+static const char *const outcomes[] = {"succeeded", "failed", "cancelled"};
+
+struct http_series {
+    char route[32];
+    int status;
+    uint64_t count;
+};
+
+struct metrics {
+    pthread_mutex_t mu; /* guards everything below */
+    struct http_series http[MAX_HTTP_SERIES];
+    int n_http;
+    uint64_t jobs[3];
+    uint64_t dur_buckets[N_BUCKETS];
+    uint64_t dur_count;
+    double dur_sum;
+    double audio_s_total;
+    double run_s_total;
+    double last_rtf;
+};
+
+struct metrics *metrics_create(void)
+{
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (m)
+        pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+void metrics_destroy(struct metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+void metrics_http(struct metrics *m, const char *route, int status)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    int i;
+    for (i = 0; i < m->n_http; i++)
+        if (m->http[i].status == status && strcmp(m->http[i].route, route) == 0)
+            break;
+    if (i == m->n_http && m->n_http < MAX_HTTP_SERIES) {
+        snprintf(m->http[i].route, sizeof(m->http[i].route), "%s", route);
+        m->http[i].status = status;
+        m->n_http++;
+    }
+    if (i < m->n_http)
+        m->http[i].count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_job(struct metrics *m, const char *outcome, double run_s, double audio_s)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < 3; i++)
+        if (strcmp(outcome, outcomes[i]) == 0)
+            m->jobs[i]++;
+    for (int b = 0; b < N_BUCKETS; b++)
+        if (run_s <= bucket_le[b])
+            m->dur_buckets[b]++;
+    m->dur_count++;
+    m->dur_sum += run_s;
+    if (audio_s > 0) {
+        m->audio_s_total += audio_s;
+        m->run_s_total += run_s;
+        m->last_rtf = run_s / audio_s;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        if (b->oom)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static long rss_bytes(void)
+{
+    long pages_total = 0, pages_rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages_total, &pages_rss) != 2)
+        pages_rss = 0;
+    fclose(f);
+    return pages_rss * sysconf(_SC_PAGESIZE);
+}
+
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
+{
+    struct sbuf b = {0};
+    pthread_mutex_lock(&m->mu);
+    sb_printf(&b, "# HELP scribed_http_requests_total HTTP requests by route and status.\n"
+                  "# TYPE scribed_http_requests_total counter\n");
+    for (int i = 0; i < m->n_http; i++)
+        sb_printf(&b, "scribed_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                  m->http[i].route, m->http[i].status, (unsigned long long)m->http[i].count);
+    sb_printf(&b, "# HELP scribed_jobs_total Finished transcription jobs by outcome.\n"
+                  "# TYPE scribed_jobs_total counter\n");
+    for (int i = 0; i < 3; i++)
+        sb_printf(&b, "scribed_jobs_total{outcome=\"%s\"} %llu\n", outcomes[i],
+                  (unsigned long long)m->jobs[i]);
+    sb_printf(&b, "# HELP scribed_job_duration_seconds Wall time of a job's run.\n"
+                  "# TYPE scribed_job_duration_seconds histogram\n");
+    for (int i = 0; i < N_BUCKETS; i++)
+        sb_printf(&b, "scribed_job_duration_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
+                  (unsigned long long)m->dur_buckets[i]);
+    sb_printf(&b,
+              "scribed_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+              "scribed_job_duration_seconds_sum %.6f\n"
+              "scribed_job_duration_seconds_count %llu\n",
+              (unsigned long long)m->dur_count, m->dur_sum, (unsigned long long)m->dur_count);
+    sb_printf(&b,
+              "# HELP scribed_audio_seconds_total Seconds of audio transcribed.\n"
+              "# TYPE scribed_audio_seconds_total counter\n"
+              "scribed_audio_seconds_total %.3f\n"
+              "# HELP scribed_processing_seconds_total Wall seconds spent on that audio.\n"
+              "# TYPE scribed_processing_seconds_total counter\n"
+              "scribed_processing_seconds_total %.3f\n"
+              "# HELP scribed_real_time_factor Processing time / audio time (last job; <1 is "
+              "faster than real time).\n"
+              "# TYPE scribed_real_time_factor gauge\n"
+              "scribed_real_time_factor %.4f\n",
+              m->audio_s_total, m->run_s_total, m->last_rtf);
+    pthread_mutex_unlock(&m->mu);
+    sb_printf(&b,
+              "# HELP scribed_queue_depth Jobs waiting for a worker.\n"
+              "# TYPE scribed_queue_depth gauge\n"
+              "scribed_queue_depth %lld\n"
+              "# HELP scribed_jobs_running Jobs being transcribed now.\n"
+              "# TYPE scribed_jobs_running gauge\n"
+              "scribed_jobs_running %lld\n"
+              "# HELP scribed_workers Inference worker threads.\n"
+              "# TYPE scribed_workers gauge\n"
+              "scribed_workers %lld\n"
+              "# HELP scribed_model_loaded 1 once the model is loaded.\n"
+              "# TYPE scribed_model_loaded gauge\n"
+              "scribed_model_loaded %d\n"
+              "# HELP process_resident_memory_bytes Resident set size.\n"
+              "# TYPE process_resident_memory_bytes gauge\n"
+              "process_resident_memory_bytes %ld\n",
+              (long long)g->queue_depth, (long long)g->jobs_running, (long long)g->workers,
+              g->model_loaded, rss_bytes());
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

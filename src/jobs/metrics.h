@@ -1,0 +1,32 @@
+/*
+ * metrics.h - counters of the service in Prometheus text format (/metrics):
+ * HTTP requests by route and status, jobs by outcome, job durations
+ * (histogram), audio seconds processed, real-time factor, and gauges the
+ * caller supplies at render time (queue depth, busy workers) plus RSS.
+ * Thread-safe (one mutex); recording is a few additions.
+ */
+#ifndef SD_JOBS_METRICS_H
+#define SD_JOBS_METRICS_H
+
+#include <stdint.h>
+
+struct metrics;
+
+struct metrics_gauges {
+    int64_t queue_depth;     /* jobs waiting */
+    int64_t jobs_running;
+    int64_t workers;
+    int model_loaded;        /* 0/1 */
+};
+
+/* Caller owns: metrics_destroy(). NULL on ENOMEM. */
+struct metrics *metrics_create(void);
+void metrics_destroy(struct metrics *m);
+/* route: a stable route name ("transcriptions", "health", ...), not the raw URL. */
+void metrics_http(struct metrics *m, const char *route, int status);
+/* One finished job: outcome "succeeded"/"failed"/"cancelled", wall and audio seconds. */
+void metrics_job(struct metrics *m, const char *outcome, double run_s, double audio_s);
+/* Returns a malloc'd text/plain exposition (caller frees); NULL on ENOMEM. */
+char *metrics_render(struct metrics *m, const struct metrics_gauges *g);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * service.c - starting and stopping the job system (see service.h), and the
+ * three calls the HTTP routes make: submit async, submit sync, cancel.
+ * Order at start: engine loading (background), queue, recovery of the
+ * store's queued/running jobs, workers, webhooks, retention.
+ */
+#include "jobs/service.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Re-queues what the store says was waiting or running when the process died. */
+static enum sd_err recover(struct jobs *js, struct sd_error *err)
+{
+    struct store_job *v = NULL;
+    int n = 0, n_ok = 0;
+    enum sd_err rc = store_jobs_recover(js->store, js->o.max_attempts, &v, &n, err);
+    if (rc != SD_OK)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        struct job_params p;
+        struct job *j = NULL;
+        struct sd_error e = {0};
+        job_params_init(&p);
+        if (job_params_from_json(v[i].params_json, &p, &e) == SD_OK &&
+            job_create(v[i].id, false, &p, v[i].upload_path, v[i].upload_bytes,
+                       v[i].callback_url, &j, &e) == SD_OK &&
+            jobq_push(js->q, j, true, &e) == SD_OK) {
+            n_ok++;
+        } else {
+            struct store_finish f = {.status = JOB_FAILED, .finished_ms = wall_ms(),
+                                     .error_code = sd_err_name(e.code),
+                                     .error_message = e.msg};
+            store_job_finish(js->store, v[i].id, &f, NULL);
+        }
+        jobq_release(js->q, j);
+        job_params_clear(&p);
+    }
+    store_jobs_free(v, n);
+    log_event(js->log, LOG_INFO, "jobs.recovered",
+              (struct log_field[]){LOG_I64("queued", n_ok), LOG_I64("failed", n - n_ok), LOG_END});
+    return SD_OK;
+}
+
+static void requeue_callbacks(struct jobs *js)
+{
+    struct store_job *v = NULL;
+    int n = 0;
+    if (store_callbacks_pending(js->store, &v, &n, NULL) != SD_OK)
+        return;
+    for (int i = 0; i < n; i++)
+        callbacks_push(js->cb, v[i].id, v[i].cb_attempts);
+    store_jobs_free(v, n);
+}
+
+enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_log *log,
+                       struct metrics *m, struct jobs **out, struct sd_error *err)
+{
+    struct jobs *js = calloc(1, sizeof(*js));
+    enum sd_err rc;
+    if (!js)
+        return sd_fail(err, SD_ENOMEM, "job system");
+    js->o = *o;
+    js->store = st;
+    js->log = log;
+    js->metrics = m;
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: not thread-safe */
+    struct jobq_opts qo = {.max_pending = o->max_pending, .n_workers = o->n_workers,
+                           .long_job_bytes = o->long_job_bytes,
+                           .age_credit_bytes_per_s = 256.0 * 1024};
+    rc = jobq_create(&qo, &js->q, err);
+    if (rc != SD_OK)
+        goto fail;
+    rc = engine_create(&o->engine, &js->engine, err);
+    if (rc != SD_OK)
+        goto fail;
+    rc = recover(js, err);
+    if (rc != SD_OK)
+        goto fail;
+    rc = callbacks_start(js, &js->cb, err);
+    if (rc != SD_OK)
+        goto fail;
+    requeue_callbacks(js);
+    js->threads = calloc((size_t)o->n_workers, sizeof(pthread_t));
+    if (!js->threads) {
+        rc = sd_fail(err, SD_ENOMEM, "worker threads");
+        goto fail;
+    }
+    for (int i = 0; i < o->n_workers; i++) {
+        if (pthread_create(&js->threads[i], NULL, jobs_worker_main, js) != 0) {
+            rc = sd_fail(err, SD_EINTERNAL, "cannot start worker thread %d", i);
+            goto fail;
+        }
+        js->n_threads++;
+    }
+    rc = retention_start(js, &js->ret, err);
+    if (rc != SD_OK)
+        goto fail;
+    *out = js;
+    return SD_OK;
+fail:
+    jobs_stop(js, 0);
+    return rc;
+}
+
+void jobs_stop(struct jobs *js, int drain_timeout_ms)
+{
+    if (!js)
+        return;
+    retention_stop(js->ret);
+    if (js->q) {
+        int left = jobq_drain(js->q, drain_timeout_ms, 10000);
+        if (left)
+            log_event(js->log, LOG_WARN, "jobs.drain_incomplete",
+                      (struct log_field[]){LOG_I64("running", left), LOG_END});
+    }
+    js->stop = true;
+    if (js->q)
+        jobq_stop(js->q);
+    for (int i = 0; i < js->n_threads; i++)
+        pthread_join(js->threads[i], NULL);
+    callbacks_stop(js->cb);
+    jobq_destroy(js->q);
+    engine_destroy(js->engine);
+    free(js->threads);
+    free(js);
+    curl_global_cleanup();
+}
+
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_params *p,
+                              const char *upload_path, int64_t bytes, const char *filename,
+                              const char *callback_url, struct sd_error *err)
+{
+    struct job *j = NULL;
+    enum sd_err rc;
+    if (!jobq_has_room(js->q))
+        return sd_fail(err, SD_EBUSY, "the queue is full; retry later");
+    char *params = job_params_to_json(p);
+    if (!params)
+        return sd_fail(err, SD_ENOMEM, "job parameters");
+    struct store_job sj = {.upload_bytes = bytes, .created_ms = wall_ms()};
+    snprintf(sj.id, sizeof(sj.id), "%s", id);
+    sj.params_json = params;
+    sj.upload_path = (char *)upload_path;
+    sj.filename = (char *)filename;
+    sj.callback_url = (char *)callback_url;
+    rc = store_job_insert(js->store, &sj, err);
+    free(params);
+    if (rc != SD_OK)
+        return rc;
+    rc = job_create(id, false, p, upload_path, bytes, callback_url, &j, err);
+    /* room was checked above; force so a race never leaves a stored job unqueued */
+    if (rc == SD_OK)
+        rc = jobq_push(js->q, j, true, err);
+    jobq_release(js->q, j);
+    return rc;
+}
+
+enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_params *p,
+                             const char *upload_path, int64_t bytes, struct job **out,
+                             struct sd_error *err)
+{
+    struct job *j = NULL;
+    enum sd_err rc = job_create(id, true, p, upload_path, bytes, NULL, &j, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = jobq_push(js->q, j, false, err);
+    if (rc != SD_OK) {
+        jobq_release(js->q, j);
+        return rc;
+    }
+    *out = j;
+    return SD_OK;
+}
+
+enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+                        struct sd_error *err)
+{
+    /* the store first: a worker that claims it now sees CANCELLED and skips it */
+    enum sd_err rc = store_job_cancel(js->store, id, wall_ms(), was, err);
+    if (rc != SD_OK)
+        return rc;
+    if (!job_status_is_final(*was))
+        jobq_cancel(js->q, id);
+    return SD_OK;
+}

@@ -1,0 +1,95 @@
+/*
+ * service.h - the job system as one object: store-backed async jobs and
+ * in-memory sync jobs on one queue, N worker threads sharing one engine,
+ * webhook delivery and retention. server/ talks to this; it owns nothing
+ * HTTP-specific.
+ *
+ * Start-up recovers the store (jobs running at a crash go back to queued)
+ * before any worker runs; jobs_stop drains within a bound.
+ * Thread-safe after jobs_start returns.
+ */
+#ifndef SD_JOBS_SERVICE_H
+#define SD_JOBS_SERVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "jobs/engine.h"
+#include "jobs/job.h"
+#include "jobs/log.h"
+#include "jobs/metrics.h"
+#include "jobs/queue.h"
+#include "store/store.h"
+
+struct jobs_opts {
+    const char *data_dir;
+    int n_workers;
+    int max_pending;
+    int64_t long_job_bytes;
+    int max_attempts;             /* runs interrupted by crashes before a job fails */
+    int callback_max_attempts;
+    int callback_backoff_ms;      /* first retry delay; doubles each time */
+    int callback_timeout_ms;
+    int upload_retention_days;
+    int result_retention_days;
+    int retention_interval_s;
+    struct engine_opts engine;
+};
+
+struct callbacks;
+struct retention;
+
+struct jobs {
+    struct jobs_opts o;
+    struct store *store;          /* borrowed */
+    struct sd_log *log;           /* borrowed */
+    struct metrics *metrics;      /* borrowed */
+    struct engine *engine;
+    struct job_queue *q;
+    pthread_t *threads;
+    int n_threads;
+    volatile bool stop;           /* workers waiting for the model give up */
+    struct callbacks *cb;
+    struct retention *ret;
+};
+
+/* Loads nothing synchronously (the engine loads in the background). Caller owns: jobs_stop(). */
+enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_log *log,
+                       struct metrics *m, struct jobs **out, struct sd_error *err);
+/* Drains (see jobq_drain), stops every thread and frees. */
+void jobs_stop(struct jobs *js, int drain_timeout_ms);
+
+/*
+ * Records an async job (upload already in place at upload_path, named by id)
+ * and queues it. SD_EBUSY when the queue is full: nothing is recorded.
+ */
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_params *p,
+                              const char *upload_path, int64_t bytes, const char *filename,
+                              const char *callback_url, struct sd_error *err);
+/* Queues a sync job; on SD_OK the caller holds a reference: jobq_release(js->q, *out). */
+enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_params *p,
+                             const char *upload_path, int64_t bytes, struct job **out,
+                             struct sd_error *err);
+/* DELETE: cancels a queued or running job; *was = status before. SD_ENOTFOUND if unknown. */
+enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+                        struct sd_error *err);
+
+/* worker.c */
+void *jobs_worker_main(void *arg);
+/* Renders t in every response format and records it as the job's results. */
+enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
+                                double audio_s, double run_s, struct sd_error *err);
+
+/* callback.c: webhook delivery (libcurl) with retries and exponential backoff */
+enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);
+void callbacks_push(struct callbacks *cb, const char *id, int attempts_done);
+void callbacks_stop(struct callbacks *cb);
+
+/* retention.c: periodic deletion of old uploads and results */
+enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err);
+/* One pass now (also used by tests); returns files deleted. */
+int retention_run_once(struct jobs *js);
+void retention_stop(struct retention *r);
+
+#endif

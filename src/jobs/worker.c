@@ -1,0 +1,180 @@
+/*
+ * worker.c - one inference worker thread: waits for the model, creates its
+ * own decoding state, then claims jobs from the queue until it stops.
+ * For async jobs it records start, progress and outcome in the store
+ * (results in every response format) and hands webhooks to callback.c;
+ * for sync jobs it leaves the transcript on the job for the waiting client.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs/service.h"
+#include "output/format.h"
+
+struct progress_ctx {
+    struct jobs *js;
+    struct job *j;
+    int64_t last_store_ms;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool on_progress(void *user, float fraction)
+{
+    struct progress_ctx *c = user;
+    jobq_set_progress(c->js->q, c->j, fraction);
+    int64_t now = wall_ms();
+    /* the store sees progress at most every 500 ms: a row update is an fsync */
+    if (!c->j->sync && now - c->last_store_ms >= 500) {
+        store_job_progress(c->js->store, c->j->id, fraction, NULL);
+        c->last_store_ms = now;
+    }
+    return !atomic_load(&c->j->cancel) && !c->js->stop;
+}
+
+enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
+                                double audio_s, double run_s, struct sd_error *err)
+{
+    static const enum output_format all[] = {OUTPUT_JSON, OUTPUT_TEXT, OUTPUT_SRT, OUTPUT_VTT,
+                                             OUTPUT_VERBOSE_JSON};
+    enum { N = sizeof(all) / sizeof(all[0]) };
+    struct store_result r[N];
+    char *bodies[N] = {0};
+    enum sd_err rc = SD_OK;
+
+    for (int i = 0; i < N; i++) {
+        bodies[i] = output_render(t, all[i]);
+        if (!bodies[i]) {
+            rc = sd_fail(err, SD_ENOMEM, "rendering the %s result", output_format_name(all[i]));
+            goto out;
+        }
+        r[i] = (struct store_result){output_format_name(all[i]), output_content_type(all[i]),
+                                     bodies[i], strlen(bodies[i])};
+    }
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = wall_ms(),
+                             .audio_s = audio_s, .run_s = run_s, .results = r, .n_results = N};
+    rc = store_job_finish(js->store, id, &f, err);
+out:
+    for (int i = 0; i < N; i++)
+        free(bodies[i]);
+    return rc;
+}
+
+/* Records an async job's outcome; returns the status the queue should report. */
+static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err rc,
+                                    const struct sd_error *jerr, struct transcript *t,
+                                    double audio_s, double run_s)
+{
+    struct sd_error err = {0};
+    enum job_status final;
+    if (rc == SD_ECANCELLED && atomic_load(&j->requeue)) {
+        /* drained: it runs again after the restart */
+        if (store_job_requeue(js->store, j->id, &err) != SD_OK)
+            log_event(js->log, LOG_ERROR, "job.requeue_failed",
+                      (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", err.msg),
+                                           LOG_END});
+        return JOB_QUEUED;
+    }
+    if (rc == SD_OK && !atomic_load(&j->cancel)) {
+        final = JOB_SUCCEEDED;
+        if (jobs_record_success(js, j->id, t, audio_s, run_s, &err) != SD_OK) {
+            final = JOB_FAILED;
+            struct store_finish f = {.status = JOB_FAILED, .finished_ms = wall_ms(),
+                                     .error_code = sd_err_name(err.code),
+                                     .error_message = err.msg};
+            store_job_finish(js->store, j->id, &f, NULL);
+        }
+    } else {
+        final = (rc == SD_ECANCELLED || atomic_load(&j->cancel)) ? JOB_CANCELLED : JOB_FAILED;
+        struct store_finish f = {
+            .status = final, .finished_ms = wall_ms(), .audio_s = audio_s, .run_s = run_s,
+            .error_code = sd_err_name(final == JOB_CANCELLED ? SD_ECANCELLED : rc),
+            .error_message = final == JOB_CANCELLED ? "cancelled by the client" : jerr->msg};
+        if (store_job_finish(js->store, j->id, &f, &err) != SD_OK)
+            log_event(js->log, LOG_ERROR, "job.store_failed",
+                      (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", err.msg),
+                                           LOG_END});
+    }
+    if (j->callback_url)
+        callbacks_push(js->cb, j->id, 0);
+    return final;
+}
+
+static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
+{
+    struct sd_error err = {0};
+    struct progress_ctx pc = {js, j, 0};
+    struct transcript *t = NULL;
+    double audio_s = 0;
+
+    if (!j->sync && store_job_start(js->store, j->id, wall_ms(), &err) != SD_OK) {
+        /* cancelled (or gone) between queueing and now */
+        jobq_finish(js->q, j, JOB_CANCELLED);
+        return;
+    }
+    log_event(js->log, LOG_INFO, "job.start",
+              (struct log_field[]){LOG_STR("job", j->id), LOG_BOOL("sync", j->sync),
+                                   LOG_I64("bytes", j->upload_bytes), LOG_END});
+    double t0 = mono_s();
+    enum sd_err rc = engine_run(w, j->upload_path, &j->params, on_progress, &pc, &t, &audio_s,
+                                &err);
+    double run_s = mono_s() - t0;
+    enum job_status final;
+    if (j->sync) {
+        final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;
+        j->rc = rc;
+        j->err = err;
+        j->transcript = t;
+        t = NULL;
+    } else {
+        final = finish_async(js, j, rc, &err, t, audio_s, run_s);
+    }
+    j->audio_s = audio_s;
+    j->run_s = run_s;
+    const char *outcome = final == JOB_SUCCEEDED ? "succeeded"
+                          : final == JOB_FAILED  ? "failed"
+                                                 : "cancelled";
+    metrics_job(js->metrics, outcome, run_s, audio_s);
+    log_event(js->log, rc == SD_OK || rc == SD_ECANCELLED ? LOG_INFO : LOG_WARN, "job.done",
+              (struct log_field[]){LOG_STR("job", j->id), LOG_STR("status", outcome),
+                                   LOG_BOOL("requeued", final == JOB_QUEUED),
+                                   LOG_F64("run_s", run_s), LOG_F64("audio_s", audio_s),
+                                   LOG_F64("rtf", audio_s > 0 ? run_s / audio_s : 0),
+                                   LOG_STR("error", rc == SD_OK ? NULL : err.msg), LOG_END});
+    transcript_destroy(t);
+    jobq_finish(js->q, j, final == JOB_QUEUED ? JOB_CANCELLED : final);
+}
+
+void *jobs_worker_main(void *arg)
+{
+    struct jobs *js = arg;
+    struct engine_worker *w = NULL;
+    struct sd_error err = {0};
+
+    if (!engine_wait_ready(js->engine, &js->stop))
+        return NULL; /* queued async jobs stay in the store for a run with a model */
+    if (engine_worker_create(js->engine, &w, &err) != SD_OK) {
+        log_event(js->log, LOG_ERROR, "worker.state_failed",
+                  (struct log_field[]){LOG_STR("error", err.msg), LOG_END});
+        return NULL;
+    }
+    struct job *j;
+    while ((j = jobq_claim(js->q)) != NULL)
+        run_job(js, w, j);
+    engine_worker_destroy(w);
+    return NULL;
+}
