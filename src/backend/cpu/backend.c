@@ -1,0 +1,397 @@
+/*
+ * backend.c - the CPU implementation of ops.h: owns the thread pool, the
+ * per-thread packing/attention scratch and the kernel table picked at
+ * creation (AVX2 when the CPU has AVX2+FMA+F16C, else scalar), and splits
+ * each op into tasks (GEMM tiles, column chunks, row chunks, heads).
+ * The arithmetic itself lives in gemm.c and kern_*.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/pool.h"
+
+#define SMALL_M 8       /* below this many rows a matmul is a set of dot products */
+#define GEMV_COLS 64    /* columns per task in the small-m path */
+#define TILE_M 216      /* rows per GEMM task (3 x SD_MC) */
+#define TILE_N 256      /* columns per GEMM task */
+#define ATT_QB 64       /* query rows per attention task in the blocked path */
+#define ATT_DIRECT 8    /* fewer queries than this: per-row dot products */
+
+struct sd_backend {
+    int n_threads;
+    const struct sd_kernels *kr;
+    struct sd_pool *pool;
+    float **pack_a, **pack_b, **attn;
+    int kv_max;
+};
+
+static void free_per_thread(float **v, int n)
+{
+    if (!v)
+        return;
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static float **alloc_per_thread(int n, size_t n_floats)
+{
+    float **v = calloc((size_t)n, sizeof(*v));
+    if (!v)
+        return NULL;
+    size_t bytes = (n_floats * sizeof(float) + 63) / 64 * 64;
+    for (int i = 0; i < n; i++)
+        if (!(v[i] = aligned_alloc(64, bytes))) {
+            free_per_thread(v, n);
+            return NULL;
+        }
+    return v;
+}
+
+enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
+                              struct sd_error *err)
+{
+    if (n_threads < 1 || n_threads > 256)
+        return sd_fail(err, SD_EINVAL, "n_threads must be 1..256, got %d", n_threads);
+    const char *env = getenv("SCRIBED_FORCE_SCALAR");
+    if (env && *env && strcmp(env, "0") != 0)
+        flags |= SD_BACKEND_FORCE_SCALAR;
+    struct sd_backend *b = calloc(1, sizeof(*b));
+    if (!b)
+        return sd_fail(err, SD_ENOMEM, "out of memory creating the compute backend");
+    b->n_threads = n_threads;
+    b->kr = (!(flags & SD_BACKEND_FORCE_SCALAR) && sd_cpu_has_avx2()) ? &sd_kernels_avx2
+                                                                      : &sd_kernels_scalar;
+    b->pack_a = alloc_per_thread(n_threads, (size_t)SD_MC * SD_KC);
+    b->pack_b = alloc_per_thread(n_threads, (size_t)SD_KC * SD_NC);
+    b->pool = sd_pool_create(n_threads);
+    if (!b->pack_a || !b->pack_b || !b->pool) {
+        sd_backend_destroy(b);
+        return sd_fail(err, SD_ENOMEM, "cannot create the compute backend (%d threads)",
+                       n_threads);
+    }
+    *out = b;
+    return SD_OK;
+}
+
+void sd_backend_destroy(struct sd_backend *b)
+{
+    if (!b)
+        return;
+    sd_pool_destroy(b->pool);
+    free_per_thread(b->pack_a, b->n_threads);
+    free_per_thread(b->pack_b, b->n_threads);
+    free_per_thread(b->attn, b->n_threads);
+    free(b);
+}
+
+int sd_backend_n_threads(const struct sd_backend *b)
+{
+    return b->n_threads;
+}
+
+const char *sd_backend_simd(const struct sd_backend *b)
+{
+    return b->kr->name;
+}
+
+enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, struct sd_error *err)
+{
+    if (n_kv_max <= b->kv_max)
+        return SD_OK;
+    float **v = alloc_per_thread(b->n_threads, (size_t)ATT_QB * (size_t)n_kv_max);
+    if (!v)
+        return sd_fail(err, SD_ENOMEM, "out of memory reserving attention scratch");
+    free_per_thread(b->attn, b->n_threads);
+    b->attn = v;
+    b->kv_max = n_kv_max;
+    return SD_OK;
+}
+
+struct sd_weight sd_weight_of(const struct sd_tensor *t)
+{
+    struct sd_weight w = {t->type, t->data, t->ne[t->n_dims - 1], 1, 0};
+    for (int d = 0; d < t->n_dims - 1; d++)
+        w.k *= t->ne[d];
+    w.ld = w.k;
+    return w;
+}
+
+/* ------------------------------------------------------------ matmul */
+
+struct mm_ctx {
+    struct sd_backend *b;
+    struct sd_gemm g;
+    const struct sd_weight *w;
+    int n_tiles_n;
+};
+
+static void mm_gemv_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct mm_ctx *c = arg;
+    int n0 = task * GEMV_COLS, n1 = n0 + GEMV_COLS < c->g.n ? n0 + GEMV_COLS : c->g.n;
+    c->b->kr->gemv(c->g.m, c->g.a, c->g.lda, c->w, n0, n1, c->g.bias, c->g.c, c->g.ldc,
+                   c->g.accumulate);
+}
+
+static void mm_tile_task(void *arg, int task, int thread)
+{
+    struct mm_ctx *c = arg;
+    int tm = task / c->n_tiles_n, tn = task % c->n_tiles_n;
+    int m0 = tm * TILE_M, m1 = m0 + TILE_M < c->g.m ? m0 + TILE_M : c->g.m;
+    int n0 = tn * TILE_N, n1 = n0 + TILE_N < c->g.n ? n0 + TILE_N : c->g.n;
+    sd_gemm_block(c->b->kr, &c->g, m0, m1, n0, n1, c->b->pack_a[thread], c->b->pack_b[thread]);
+}
+
+void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
+                  const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
+                  int accumulate)
+{
+    struct mm_ctx c = {b, {m, (int)w->n, (int)w->k, x, ldx, w->type, w->data, w->ld, 0, bias, y,
+                           ldy, accumulate}, w, 0};
+    if (m <= 0 || w->n <= 0)
+        return;
+    if (m < SMALL_M) {
+        sd_pool_run(b->pool, (int)((w->n + GEMV_COLS - 1) / GEMV_COLS), mm_gemv_task, &c);
+        return;
+    }
+    c.n_tiles_n = (int)((w->n + TILE_N - 1) / TILE_N);
+    int n_tiles_m = (m + TILE_M - 1) / TILE_M;
+    sd_pool_run(b->pool, n_tiles_m * c.n_tiles_n, mm_tile_task, &c);
+}
+
+/* --------------------------------------------------- row-wise ops */
+
+struct rows_ctx {
+    struct sd_backend *b;
+    const float *x;
+    float *y;
+    int m, n, rows_per_task;
+    const float *g, *beta;
+    float eps;
+    const struct sd_weight *w;
+    const int32_t *ids;
+};
+
+static int rows_tasks(struct sd_backend *b, int m, int *per)
+{
+    int n_tasks = 4 * b->n_threads < m ? 4 * b->n_threads : m;
+    *per = (m + n_tasks - 1) / n_tasks;
+    return (m + *per - 1) / *per;
+}
+
+static void ln_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct rows_ctx *c = arg;
+    int r0 = task * c->rows_per_task, r1 = r0 + c->rows_per_task < c->m ? r0 + c->rows_per_task
+                                                                        : c->m;
+    for (int r = r0; r < r1; r++)
+        c->b->kr->layer_norm(c->x + (int64_t)r * c->n, c->n, c->g, c->beta, c->eps,
+                             c->y + (int64_t)r * c->n);
+}
+
+void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const float *gamma,
+                      const float *beta, float eps, float *y)
+{
+    struct rows_ctx c = {.b = b, .x = x, .y = y, .m = m, .n = n, .g = gamma, .beta = beta,
+                         .eps = eps};
+    if (m <= 0)
+        return;
+    sd_pool_run(b->pool, rows_tasks(b, m, &c.rows_per_task), ln_task, &c);
+}
+
+static void softmax_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct rows_ctx *c = arg;
+    int r0 = task * c->rows_per_task, r1 = r0 + c->rows_per_task < c->m ? r0 + c->rows_per_task
+                                                                        : c->m;
+    for (int r = r0; r < r1; r++) {
+        float *row = c->y + (int64_t)r * c->n;
+        float s = c->b->kr->softmax_exp(row, c->n, 1.0f);
+        c->b->kr->scale(1.0f / s, row, c->n);
+    }
+}
+
+void sd_op_softmax(struct sd_backend *b, float *x, int m, int n)
+{
+    struct rows_ctx c = {.b = b, .y = x, .m = m, .n = n};
+    if (m <= 0 || n <= 0)
+        return;
+    sd_pool_run(b->pool, rows_tasks(b, m, &c.rows_per_task), softmax_task, &c);
+}
+
+static void get_rows_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct rows_ctx *c = arg;
+    const struct sd_weight *w = c->w;
+    size_t esize = w->type == SD_TYPE_F16 ? 2 : 4;
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)c->ids[task] * (size_t)w->ld * esize;
+    c->b->kr->to_f32(src, w->type, c->y + (int64_t)task * w->k, w->k);
+}
+
+void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids, int n,
+                    float *out)
+{
+    struct rows_ctx c = {.b = b, .y = out, .w = w, .ids = ids};
+    for (int i = 0; i < n; i++) /* run inline: a few rows are not worth a wake-up */
+        get_rows_task(&c, i, 0);
+}
+
+/* ------------------------------------------------- element-wise ops */
+
+#define EW_CHUNK 16384
+
+struct ew_ctx {
+    struct sd_backend *b;
+    float *y;
+    const float *x;
+    size_t n;
+};
+
+static void gelu_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct ew_ctx *c = arg;
+    size_t i0 = (size_t)task * EW_CHUNK, n = c->n - i0 < EW_CHUNK ? c->n - i0 : EW_CHUNK;
+    c->b->kr->gelu(c->y + i0, (int64_t)n);
+}
+
+static void add_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct ew_ctx *c = arg;
+    size_t i0 = (size_t)task * EW_CHUNK, n = c->n - i0 < EW_CHUNK ? c->n - i0 : EW_CHUNK;
+    c->b->kr->add(c->y + i0, c->x + i0, (int64_t)n);
+}
+
+void sd_op_gelu(struct sd_backend *b, float *x, size_t n)
+{
+    struct ew_ctx c = {b, x, NULL, n};
+    sd_pool_run(b->pool, (int)((n + EW_CHUNK - 1) / EW_CHUNK), gelu_task, &c);
+}
+
+void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n)
+{
+    struct ew_ctx c = {b, y, x, n};
+    sd_pool_run(b->pool, (int)((n + EW_CHUNK - 1) / EW_CHUNK), add_task, &c);
+}
+
+/* --------------------------------------------------------- attention */
+
+struct att_ctx {
+    struct sd_backend *b;
+    const struct sd_attention *a;
+    int n_qb;
+};
+
+static int att_n_keys(const struct sd_attention *a, int i)
+{
+    if (!a->causal)
+        return a->n_kv;
+    int n = a->n_past + i + 1;
+    return n < a->n_kv ? n : a->n_kv;
+}
+
+/* One (head, query row): dot products, softmax, weighted sum of V rows. */
+static void att_direct_task(void *arg, int task, int thread)
+{
+    struct att_ctx *c = arg;
+    const struct sd_attention *a = c->a;
+    const struct sd_kernels *kr = c->b->kr;
+    int h = task % a->n_head, i = task / a->n_head, d = a->d_head;
+    int nk = att_n_keys(a, i);
+    float *s = c->b->attn[thread];
+    const float *q = a->q + (int64_t)i * a->ldq + h * d;
+    for (int j = 0; j < nk; j++)
+        s[j] = kr->dot(q, a->k + (int64_t)j * a->ldk + h * d, d);
+    float sum = kr->softmax_exp(s, nk, a->scale);
+    float *o = a->out + (int64_t)i * a->ldo + h * d;
+    memset(o, 0, sizeof(float) * (size_t)d);
+    for (int j = 0; j < nk; j++)
+        kr->axpy(s[j], a->v + (int64_t)j * a->ldv + h * d, o, d);
+    kr->scale(1.0f / sum, o, d);
+}
+
+/* One (head, block of ATT_QB queries): S = Q K^T by GEMM, softmax rows, O = P V by GEMM. */
+static void att_block_task(void *arg, int task, int thread)
+{
+    struct att_ctx *c = arg;
+    const struct sd_attention *a = c->a;
+    const struct sd_kernels *kr = c->b->kr;
+    int h = task / c->n_qb, qb = task % c->n_qb, d = a->d_head;
+    int i0 = qb * ATT_QB, i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
+    int nk_max = att_n_keys(a, i1 - 1);
+    float *s = c->b->attn[thread];
+    struct sd_gemm g = {i1 - i0, nk_max, d, a->q + (int64_t)i0 * a->ldq + h * d, a->ldq,
+                        SD_TYPE_F32, a->k + h * d, a->ldk, 0, NULL, s, nk_max, 0};
+    sd_gemm_block(kr, &g, 0, g.m, 0, g.n, c->b->pack_a[thread], c->b->pack_b[thread]);
+    for (int r = 0; r < i1 - i0; r++) {
+        float *row = s + (int64_t)r * nk_max;
+        int nk = att_n_keys(a, i0 + r);
+        float sum = kr->softmax_exp(row, nk, a->scale);
+        kr->scale(1.0f / sum, row, nk);
+        memset(row + nk, 0, sizeof(float) * (size_t)(nk_max - nk));
+    }
+    struct sd_gemm g2 = {i1 - i0, d, nk_max, s, nk_max, SD_TYPE_F32, a->v + h * d, a->ldv, 1,
+                         NULL, a->out + (int64_t)i0 * a->ldo + h * d, a->ldo, 0};
+    sd_gemm_block(kr, &g2, 0, g2.m, 0, g2.n, c->b->pack_a[thread], c->b->pack_b[thread]);
+}
+
+void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
+{
+    struct att_ctx c = {b, a, (a->n_q + ATT_QB - 1) / ATT_QB};
+    if (a->n_q <= 0 || a->n_kv > b->kv_max)
+        return; /* n_kv beyond the reservation is a caller bug; whisper.c checks it */
+    if (a->n_q < ATT_DIRECT)
+        sd_pool_run(b->pool, a->n_head * a->n_q, att_direct_task, &c);
+    else
+        sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
+}
+
+/* ------------------------------------------------------------- conv */
+
+struct im2col_ctx {
+    const float *in;
+    float *col;
+    int c_in, t_in, t_out, stride, channels_first, rows_per_task;
+};
+
+static void im2col_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct im2col_ctx *c = arg;
+    int t0 = task * c->rows_per_task;
+    int t1 = t0 + c->rows_per_task < c->t_out ? t0 + c->rows_per_task : c->t_out;
+    for (int t = t0; t < t1; t++) {
+        float *dst = c->col + (int64_t)t * 3 * c->c_in;
+        for (int kk = 0; kk < 3; kk++) {
+            int ti = t * c->stride + kk - 1;
+            int ok = ti >= 0 && ti < c->t_in;
+            if (c->channels_first) {
+                for (int ch = 0; ch < c->c_in; ch++)
+                    dst[ch * 3 + kk] = ok ? c->in[(int64_t)ch * c->t_in + ti] : 0.0f;
+            } else {
+                const float *src = c->in + (int64_t)ti * c->c_in;
+                for (int ch = 0; ch < c->c_in; ch++)
+                    dst[ch * 3 + kk] = ok ? src[ch] : 0.0f;
+            }
+        }
+    }
+}
+
+void sd_op_conv1d_k3(struct sd_backend *b, const float *in, int c_in, int t_in,
+                     int channels_first, const struct sd_tensor *w, const float *bias, int stride,
+                     float *out, float *col)
+{
+    int t_out = (t_in - 1) / stride + 1;
+    struct im2col_ctx c = {in, col, c_in, t_in, t_out, stride, channels_first, 0};
+    int n_tasks = rows_tasks(b, t_out, &c.rows_per_task);
+    sd_pool_run(b->pool, n_tasks, im2col_task, &c);
+    struct sd_weight wv = sd_weight_of(w);
+    sd_op_matmul(b, col, t_out, 3 * (int64_t)c_in, &wv, bias, out, wv.n, 0);
+}

@@ -1,0 +1,89 @@
+/*
+ * gemm.c - single-threaded blocked GEMM, C (+)= A . B^T (+ bias), in the
+ * GotoBLAS/BLIS style: B is packed (and converted from f16) into KC x NC
+ * panels of SD_NR columns, A into MC x KC panels of SD_MR rows, and the
+ * ISA-specific micro-kernel computes SD_MR x SD_NR register tiles. The
+ * thread split lives in backend.c; this file only walks one block.
+ */
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+/* Packs columns [j0, j0 + nc) x k-range [p0, p0 + kc) of B as nc/NR panels of [kc][NR]. */
+static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0, int nc, int p0,
+                   int kc, float *pb)
+{
+    int esize = g->btype == SD_TYPE_F16 ? 2 : 4;
+    const uint8_t *b = g->b;
+    for (int jp = 0; jp < nc; jp += SD_NR) {
+        int nr = nc - jp < SD_NR ? nc - jp : SD_NR;
+        float *dst = pb + (size_t)jp * kc;
+        if (g->b_kn) { /* B stored [k][n] (f32): each k contributes NR contiguous values */
+            const float *src = (const float *)g->b + (int64_t)p0 * g->ldb + j0 + jp;
+            for (int p = 0; p < kc; p++) {
+                memcpy(dst + (size_t)p * SD_NR, src + (int64_t)p * g->ldb,
+                       (size_t)nr * sizeof(float));
+                for (int c = nr; c < SD_NR; c++)
+                    dst[(size_t)p * SD_NR + c] = 0.0f;
+            }
+            continue;
+        }
+        float row[SD_KC];
+        for (int c = 0; c < SD_NR; c++) {
+            if (c < nr) {
+                const uint8_t *src = b + ((int64_t)(j0 + jp + c) * g->ldb + p0) * esize;
+                kr->to_f32(src, g->btype, row, kc);
+            } else {
+                memset(row, 0, sizeof(float) * (size_t)kc);
+            }
+            for (int p = 0; p < kc; p++)
+                dst[(size_t)p * SD_NR + c] = row[p];
+        }
+    }
+}
+
+/* Packs rows [i0, i0 + mc) x [p0, p0 + kc) of A as panels of [kc][MR] (rows past mc are 0). */
+static void pack_a(const struct sd_gemm *g, int i0, int mc, int p0, int kc, float *pa)
+{
+    for (int ip = 0; ip < mc; ip += SD_MR) {
+        int mr = mc - ip < SD_MR ? mc - ip : SD_MR;
+        float *dst = pa + (size_t)ip * kc;
+        for (int r = 0; r < SD_MR; r++) {
+            if (r < mr) {
+                const float *src = g->a + (int64_t)(i0 + ip + r) * g->lda + p0;
+                for (int p = 0; p < kc; p++)
+                    dst[(size_t)p * SD_MR + r] = src[p];
+            } else {
+                for (int p = 0; p < kc; p++)
+                    dst[(size_t)p * SD_MR + r] = 0.0f;
+            }
+        }
+    }
+}
+
+void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
+                   int n1, float *pa, float *pb)
+{
+    for (int jc = n0; jc < n1; jc += SD_NC) {
+        int nc = n1 - jc < SD_NC ? n1 - jc : SD_NC;
+        for (int pc = 0; pc < g->k; pc += SD_KC) {
+            int kc = g->k - pc < SD_KC ? g->k - pc : SD_KC;
+            int first = pc == 0;
+            pack_b(kr, g, jc, nc, pc, kc, pb);
+            for (int ic = m0; ic < m1; ic += SD_MC) {
+                int mc = m1 - ic < SD_MC ? m1 - ic : SD_MC;
+                pack_a(g, ic, mc, pc, kc, pa);
+                for (int jr = 0; jr < nc; jr += SD_NR) {
+                    int nr = nc - jr < SD_NR ? nc - jr : SD_NR;
+                    const float *bias = first && g->bias ? g->bias + jc + jr : NULL;
+                    for (int ir = 0; ir < mc; ir += SD_MR) {
+                        int mr = mc - ir < SD_MR ? mc - ir : SD_MR;
+                        float *c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
+                        kr->micro(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c,
+                                  g->ldc, mr, nr, !first || g->accumulate, bias);
+                    }
+                }
+            }
+        }
+    }
+}

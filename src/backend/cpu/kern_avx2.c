@@ -1,0 +1,378 @@
+/*
+ * kern_avx2.c - the AVX2+FMA+F16C kernel table: 6x16 GEMM micro-kernel,
+ * f16->f32 conversion, small-m matrix-vector products, vectorised exp
+ * (softmax) and erf (GELU), layer norm. Compiled with per-function target
+ * attributes so the rest of the build stays baseline x86-64; backend.c only
+ * selects this table after __builtin_cpu_supports() confirms the features.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+int sd_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+AVX2 static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float hmax(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 halves at any alignment -> 8 floats */
+AVX2 static inline __m256 load_h8(const uint8_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+/* exp(x), relative error ~2e-7 for x in [-87, 88]; 0 below -88 (Cephes-style polynomial). */
+AVX2 static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i n = _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(n, 23)));
+}
+
+AVX2 static void micro_avx2(int kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                            int mr, int nr, int load_c, const float *bias)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+    for (int p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8), a;
+        a = _mm256_broadcast_ss(ap + 0);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(ap + 1);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(ap + 2);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(ap + 3);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(ap + 4);
+        c40 = _mm256_fmadd_ps(a, b0, c40);
+        c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(ap + 5);
+        c50 = _mm256_fmadd_ps(a, b0, c50);
+        c51 = _mm256_fmadd_ps(a, b1, c51);
+        ap += SD_MR;
+        bp += SD_NR;
+    }
+    __m256 acc[SD_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                            {c30, c31}, {c40, c41}, {c50, c51}};
+    if (bias) {
+        __m256 b0, b1;
+        if (nr == SD_NR) {
+            b0 = _mm256_loadu_ps(bias);
+            b1 = _mm256_loadu_ps(bias + 8);
+        } else {
+            float tb[SD_NR] = {0};
+            memcpy(tb, bias, (size_t)nr * sizeof(float));
+            b0 = _mm256_loadu_ps(tb);
+            b1 = _mm256_loadu_ps(tb + 8);
+        }
+        for (int r = 0; r < SD_MR; r++) {
+            acc[r][0] = _mm256_add_ps(acc[r][0], b0);
+            acc[r][1] = _mm256_add_ps(acc[r][1], b1);
+        }
+    }
+    if (nr == SD_NR) {
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc;
+            if (load_c) {
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(cr));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
+            }
+            _mm256_storeu_ps(cr, acc[r][0]);
+            _mm256_storeu_ps(cr + 8, acc[r][1]);
+        }
+        return;
+    }
+    float t[SD_NR];
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        _mm256_storeu_ps(t, acc[r][0]);
+        _mm256_storeu_ps(t + 8, acc[r][1]);
+        for (int j = 0; j < nr; j++)
+            cr[j] = load_c ? cr[j] + t[j] : t[j];
+    }
+}
+
+AVX2 static void to_f32_avx2(const void *src, enum sd_type type, float *dst, int64_t n)
+{
+    if (type == SD_TYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    const uint8_t *s = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, load_h8(s + 2 * i));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = _cvtsh_ss(h);
+    }
+}
+
+AVX2 static inline __m256 load_w8(const uint8_t *row, int64_t p, int f16)
+{
+    return f16 ? load_h8(row + 2 * p) : _mm256_loadu_ps((const float *)(const void *)(row + 4 * p));
+}
+
+AVX2 static inline float load_w1(const uint8_t *row, int64_t p, int f16)
+{
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, row + 2 * p, 2);
+        return _cvtsh_ss(h);
+    }
+    float v;
+    memcpy(&v, row + 4 * p, 4);
+    return v;
+}
+
+/* Four weight rows (columns of y) against up to two x rows: 8 independent FMA chains. */
+AVX2 static void gemv4x2(int mi, const float *x, int64_t ldx, const uint8_t *const wr[4],
+                         int f16, int64_t k, float out[2][4])
+{
+    __m256 acc[2][4];
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    int64_t p = 0;
+    for (; p + 8 <= k; p += 8) {
+        __m256 w0 = load_w8(wr[0], p, f16), w1 = load_w8(wr[1], p, f16);
+        __m256 w2 = load_w8(wr[2], p, f16), w3 = load_w8(wr[3], p, f16);
+        __m256 x0 = _mm256_loadu_ps(x + p);
+        acc[0][0] = _mm256_fmadd_ps(x0, w0, acc[0][0]);
+        acc[0][1] = _mm256_fmadd_ps(x0, w1, acc[0][1]);
+        acc[0][2] = _mm256_fmadd_ps(x0, w2, acc[0][2]);
+        acc[0][3] = _mm256_fmadd_ps(x0, w3, acc[0][3]);
+        if (mi == 2) {
+            __m256 x1 = _mm256_loadu_ps(x + ldx + p);
+            acc[1][0] = _mm256_fmadd_ps(x1, w0, acc[1][0]);
+            acc[1][1] = _mm256_fmadd_ps(x1, w1, acc[1][1]);
+            acc[1][2] = _mm256_fmadd_ps(x1, w2, acc[1][2]);
+            acc[1][3] = _mm256_fmadd_ps(x1, w3, acc[1][3]);
+        }
+    }
+    for (int r = 0; r < mi; r++)
+        for (int c = 0; c < 4; c++) {
+            float s = hsum(acc[r][c]);
+            for (int64_t q = p; q < k; q++)
+                s += x[r * ldx + q] * load_w1(wr[c], q, f16);
+            out[r][c] = s;
+        }
+}
+
+AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+                           int n1, const float *bias, float *y, int64_t ldy, int accumulate)
+{
+    int f16 = w->type == SD_TYPE_F16;
+    size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
+    const uint8_t *base = w->data;
+    for (int j = n0; j < n1; j += 4) {
+        int nc = n1 - j < 4 ? n1 - j : 4;
+        const uint8_t *wr[4];
+        for (int c = 0; c < 4; c++)
+            wr[c] = base + (size_t)(j + (c < nc ? c : 0)) * row_bytes;
+        for (int i = 0; i < m; i += 2) {
+            int mi = m - i < 2 ? m - i : 2;
+            float out[2][4];
+            gemv4x2(mi, x + (int64_t)i * ldx, ldx, wr, f16, w->k, out);
+            for (int r = 0; r < mi; r++)
+                for (int c = 0; c < nc; c++) {
+                    float v = out[r][c] + (bias ? bias[j + c] : 0.0f);
+                    float *d = &y[(int64_t)(i + r) * ldy + j + c];
+                    *d = accumulate ? *d + v : v;
+                }
+        }
+    }
+}
+
+AVX2 static float dot_avx2(const float *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+AVX2 static void axpy_avx2(float a, const float *x, float *y, int n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+AVX2 static void scale_avx2(float a, float *y, int n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] *= a;
+}
+
+AVX2 static float softmax_exp_avx2(float *x, int n, float scale)
+{
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mx = hmax(mv);
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    __m256 sv = _mm256_set1_ps(scale), off = _mm256_set1_ps(-scale * mx), sum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), sv, off));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s = hsum(sum);
+    for (; i < n; i++) {
+        x[i] = expf(scale * (x[i] - mx));
+        s += x[i];
+    }
+    return s;
+}
+
+/*
+ * GELU via erfc (Abramowitz-Stegun 7.1.26, |error| <= 1.5e-7): with z = |x|/sqrt2,
+ * q = erfc(z); gelu = x (1 - q/2) for x >= 0 and x q / 2 for x < 0, which avoids
+ * the cancellation of 1 + erf(x) for negative x.
+ */
+AVX2 static inline __m256 gelu8(__m256 x)
+{
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 z = _mm256_mul_ps(ax, _mm256_set1_ps(0.70710678118654752f));
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+                             _mm256_fmadd_ps(z, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 q = _mm256_mul_ps(p, exp8(_mm256_mul_ps(_mm256_mul_ps(z, z), _mm256_set1_ps(-1.0f))));
+    __m256 hq = _mm256_mul_ps(q, _mm256_set1_ps(0.5f));
+    __m256 pos = _mm256_sub_ps(_mm256_set1_ps(1.0f), hq);
+    __m256 sel = _mm256_blendv_ps(pos, hq, x); /* sign bit of x selects hq */
+    return _mm256_mul_ps(x, sel);
+}
+
+AVX2 static void gelu_avx2(float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        float t[8] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(t, gelu8(_mm256_loadu_ps(t)));
+        memcpy(x + i, t, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+AVX2 static void add_avx2(float *y, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        y[i] += x[i];
+}
+
+AVX2 static void layer_norm_avx2(const float *x, int n, const float *g, const float *b, float eps,
+                                 float *y)
+{
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float sum = hsum(s);
+    for (; i < n; i++)
+        sum += x[i];
+    float mean = sum / (float)n;
+    __m256 mv = _mm256_set1_ps(mean), v = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), mv);
+        v = _mm256_fmadd_ps(d, d, v);
+    }
+    float var = hsum(v);
+    for (; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    var /= (float)n;
+    float inv = 1.0f / sqrtf(var + eps);
+    __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv), iv);
+        if (g)
+            d = _mm256_mul_ps(d, _mm256_loadu_ps(g + i));
+        if (b)
+            d = _mm256_add_ps(d, _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(y + i, d);
+    }
+    for (; i < n; i++)
+        y[i] = (x[i] - mean) * inv * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
+const struct sd_kernels sd_kernels_avx2 = {
+    .name = "avx2",
+    .micro = micro_avx2,
+    .to_f32 = to_f32_avx2,
+    .gemv = gemv_avx2,
+    .dot = dot_avx2,
+    .axpy = axpy_avx2,
+    .scale = scale_avx2,
+    .softmax_exp = softmax_exp_avx2,
+    .gelu = gelu_avx2,
+    .add = add_avx2,
+    .layer_norm = layer_norm_avx2,
+};

@@ -1,0 +1,140 @@
+/*
+ * kern_scalar.c - portable C versions of the CPU kernel table: the fallback
+ * on CPUs without AVX2/FMA/F16C, and the baseline the unit tests compare the
+ * SIMD kernels against (SCRIBED_FORCE_SCALAR=1 selects it). Straightforward
+ * loops using libm's expf/erff; speed is not the point here.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+static void micro_scalar(int kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
+                         int nr, int load_c, const float *bias)
+{
+    float acc[SD_MR][SD_NR] = {{0}};
+    for (int p = 0; p < kc; p++) {
+        const float *a = ap + (size_t)p * SD_MR, *b = bp + (size_t)p * SD_NR;
+        for (int r = 0; r < SD_MR; r++)
+            for (int j = 0; j < SD_NR; j++)
+                acc[r][j] += a[r] * b[j];
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) {
+            float v = acc[r][j] + (bias ? bias[j] : 0.0f);
+            c[r * ldc + j] = load_c ? c[r * ldc + j] + v : v;
+        }
+}
+
+static void to_f32_scalar(const void *src, enum sd_type type, float *dst, int64_t n)
+{
+    if (type == SD_TYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    const uint8_t *s = src;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = sd_f16_to_f32(h);
+    }
+}
+
+static float weight_at(const struct sd_weight *w, int64_t j, int64_t p)
+{
+    const uint8_t *base = w->data;
+    if (w->type == SD_TYPE_F32) {
+        float v;
+        memcpy(&v, base + 4 * (j * w->ld + p), 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, base + 2 * (j * w->ld + p), 2);
+    return sd_f16_to_f32(h);
+}
+
+static void gemv_scalar(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+                        int n1, const float *bias, float *y, int64_t ldy, int accumulate)
+{
+    for (int j = n0; j < n1; j++)
+        for (int i = 0; i < m; i++) {
+            float s = bias ? bias[j] : 0.0f;
+            for (int64_t p = 0; p < w->k; p++)
+                s += x[i * ldx + p] * weight_at(w, j, p);
+            y[i * ldy + j] = accumulate ? y[i * ldy + j] + s : s;
+        }
+}
+
+static float dot_scalar(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_scalar(float a, const float *x, float *y, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void scale_scalar(float a, float *y, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] *= a;
+}
+
+static float softmax_exp_scalar(float *x, int n, float scale)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(scale * (x[i] - mx));
+        sum += x[i];
+    }
+    return (float)sum;
+}
+
+static void gelu_scalar(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+static void add_scalar(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+static void layer_norm_scalar(const float *x, int n, const float *g, const float *b, float eps,
+                              float *y)
+{
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + eps)), mu = (float)mean;
+    for (int i = 0; i < n; i++)
+        y[i] = (x[i] - mu) * inv * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
+}
+
+const struct sd_kernels sd_kernels_scalar = {
+    .name = "scalar",
+    .micro = micro_scalar,
+    .to_f32 = to_f32_scalar,
+    .gemv = gemv_scalar,
+    .dot = dot_scalar,
+    .axpy = axpy_scalar,
+    .scale = scale_scalar,
+    .softmax_exp = softmax_exp_scalar,
+    .gelu = gelu_scalar,
+    .add = add_scalar,
+    .layer_norm = layer_norm_scalar,
+};

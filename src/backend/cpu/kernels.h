@@ -1,0 +1,69 @@
+/*
+ * kernels.h - private to the CPU backend: the per-ISA kernel table (scalar
+ * and AVX2+FMA+F16C variants of the same primitives), the blocked GEMM
+ * driver built on them, and the blocking constants. Not part of ops.h.
+ */
+#ifndef SD_BACKEND_CPU_KERNELS_H
+#define SD_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/ops.h"
+
+/* Register tile of the GEMM micro-kernel and cache blocks (in elements). */
+#define SD_MR 6
+#define SD_NR 16
+#define SD_KC 256
+#define SD_MC 72
+#define SD_NC 512
+
+struct sd_kernels {
+    const char *name;
+    /* C[mr][nr] (+)= Ap[kc][MR] . Bp[kc][NR] (+ bias[nr]); load_c adds to existing C. */
+    void (*micro)(int kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr, int nr,
+                  int load_c, const float *bias);
+    /* dst[0..n) = f32 of src (f32 or f16, any alignment) */
+    void (*to_f32)(const void *src, enum sd_type type, float *dst, int64_t n);
+    /* y[i][j] (+)= x[i] . W[j] + bias[j] for i < m, j in [n0, n1): the small-m path */
+    void (*gemv)(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0, int n1,
+                 const float *bias, float *y, int64_t ldy, int accumulate);
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float a, const float *x, float *y, int n); /* y += a x */
+    void (*scale)(float a, float *y, int n);
+    /* x[0..n) = exp(scale * (x - max)), returns the sum; max over x[0..n) */
+    float (*softmax_exp)(float *x, int n, float scale);
+    void (*gelu)(float *x, int64_t n);
+    void (*add)(float *y, const float *x, int64_t n);
+    void (*layer_norm)(const float *x, int n, const float *g, const float *b, float eps,
+                       float *y);
+};
+
+extern const struct sd_kernels sd_kernels_scalar;
+extern const struct sd_kernels sd_kernels_avx2;
+/* 1 if this CPU runs sd_kernels_avx2 (AVX2, FMA and F16C). */
+int sd_cpu_has_avx2(void);
+
+/* A GEMM problem: C[m][n] (+)= A[m][k] . B^T (+ bias). */
+struct sd_gemm {
+    int m, n, k;
+    const float *a;
+    int64_t lda;
+    enum sd_type btype; /* f32 or f16 */
+    const void *b;
+    int64_t ldb;
+    int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] (f32 only) */
+    const float *bias;  /* may be NULL */
+    float *c;
+    int64_t ldc;
+    int accumulate;
+};
+
+/*
+ * Single-threaded blocked GEMM over rows [m0, m1) and columns [n0, n1) of g.
+ * pack_a: SD_MC * SD_KC floats, pack_b: SD_KC * SD_NC floats, both 64-aligned.
+ */
+void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
+                   int n1, float *pack_a, float *pack_b);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * ops.h - the compute boundary of the engine: every kernel the encoder and
+ * decoder run (matmul by f32/f16 weights, layer norm, GELU, attention,
+ * conv1d, embedding rows) goes through these calls on a struct sd_backend.
+ * Today the one implementation is the CPU (src/backend/cpu/: a persistent
+ * thread pool owned by the backend object, AVX2+FMA+F16C chosen at run time,
+ * a scalar fallback); a CUDA backend is meant to slot in behind the same calls.
+ *
+ * Threading: a backend is used by one caller thread at a time (it owns the
+ * worker threads and per-thread scratch). Every op returns when its result
+ * is complete. Ops never allocate (scratch is reserved up front) and cannot fail.
+ * Shapes: matrices are row-major with explicit row strides (`ld*`, in elements).
+ */
+#ifndef SD_BACKEND_OPS_H
+#define SD_BACKEND_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/tensor.h"
+#include "util/err.h"
+
+struct sd_backend;
+
+enum {
+    SD_BACKEND_FORCE_SCALAR = 1, /* use the portable kernels even where AVX2 is present */
+};
+
+/*
+ * Creates a backend with n_threads compute threads (the caller's thread is one
+ * of them, so n_threads - 1 workers are started). The environment variable
+ * SCRIBED_FORCE_SCALAR=1 has the effect of SD_BACKEND_FORCE_SCALAR.
+ * On SD_OK the caller owns *out: sd_backend_destroy().
+ */
+enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
+                              struct sd_error *err);
+void sd_backend_destroy(struct sd_backend *b);
+int sd_backend_n_threads(const struct sd_backend *b);
+/* "avx2" or "scalar": which kernels this backend runs. */
+const char *sd_backend_simd(const struct sd_backend *b);
+
+/* Makes sd_op_attention usable for up to n_kv_max keys (allocates per-thread scratch). */
+enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, struct sd_error *err);
+
+/*
+ * A weight matrix of n rows by k columns (row stride ld elements) of type
+ * f32 or f16, e.g. a linear layer's [out][in] weight. sd_weight_of() views a
+ * tensor that way: n = ne[n_dims-1], k = the product of the other dims.
+ */
+struct sd_weight {
+    enum sd_type type;
+    const void *data;
+    int64_t n, k, ld;
+};
+struct sd_weight sd_weight_of(const struct sd_tensor *t);
+
+/*
+ * y[i][j] = sum_p x[i][p] * W[j][p] + bias[j]   for i < m, j < W.n  (y = x W^T + b)
+ * x: [m][W.k] with row stride ldx; y: [m][W.n] with row stride ldy; bias may be NULL.
+ * accumulate != 0 adds to y instead (y += x W^T + b): fuses a residual add.
+ */
+void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
+                  const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
+                  int accumulate);
+
+/* y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta per row of n; x may equal y. */
+void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const float *gamma,
+                      const float *beta, float eps, float *y);
+
+/* x = x * 0.5 * (1 + erf(x / sqrt 2)) in place (PyTorch's nn.GELU). */
+void sd_op_gelu(struct sd_backend *b, float *x, size_t n);
+
+/* y += x, n elements. */
+void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n);
+
+/* Row-wise softmax of x[m][n] in place, numerically stable. */
+void sd_op_softmax(struct sd_backend *b, float *x, int m, int n);
+
+/* out[i][:] = row ids[i] of the matrix w ([n][k], f32 or f16) as f32. */
+void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids, int n,
+                    float *out);
+
+/*
+ * Multi-head scaled dot-product attention, exact softmax over the keys:
+ *   out_h[i] = sum_j softmax_j(scale * q_h[i] . k_h[j]) v_h[j]
+ * Head h of row i lives at q + i*ldq + h*d_head (likewise k, v, out).
+ * causal: query i sees keys j <= n_past + i only. n_kv <= the reserved maximum.
+ */
+struct sd_attention {
+    int n_q, n_kv, n_head, d_head;
+    const float *q, *k, *v;
+    int64_t ldq, ldk, ldv;
+    float *out;
+    int64_t ldo;
+    float scale;
+    int causal, n_past;
+};
+void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
+
+/*
+ * 1-D convolution, kernel 3, padding 1, as Whisper's encoder convs:
+ *   out[t][o] = bias[o] + sum_{c,kk} W[o][c][kk] * in(c, t*stride + kk - 1)
+ * in is [c_in][t_in] (channels_first != 0, e.g. the mel) or [t_in][c_in];
+ * W is a [c_out][c_in][3] tensor; out is [t_out][c_out], t_out = (t_in - 1) / stride + 1.
+ * col: caller scratch of t_out * 3 * c_in floats.
+ */
+void sd_op_conv1d_k3(struct sd_backend *b, const float *in, int c_in, int t_in,
+                     int channels_first, const struct sd_tensor *w, const float *bias, int stride,
+                     float *out, float *col);
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * test_ops.c - every op of backend/ops.h against a naive double-precision
+ * reference, for the scalar kernels and (where the CPU has them) the AVX2
+ * kernels, with 1 and 3 threads, over shapes that hit the GEMM edge cases
+ * (partial register tiles, K not a multiple of the block, small-m path).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/ops.h"
+#include "check.h"
+
+static uint64_t rng_state = 12345;
+
+static float frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static float *rand_vec(size_t n)
+{
+    float *v = malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand();
+    return v;
+}
+
+/* Backends to try: scalar always, avx2 where available, each with 1 and 3 threads. */
+static int make_backends(struct sd_backend *out[4])
+{
+    int n = 0;
+    struct sd_error err;
+    for (int simd = 0; simd < 2; simd++) {
+        if (simd && !sd_cpu_has_avx2())
+            continue;
+        for (int t = 1; t <= 3; t += 2) {
+            CHECK_OK(sd_backend_create(t, simd ? 0 : SD_BACKEND_FORCE_SCALAR, &out[n], &err),
+                     &err);
+            CHECK_OK(sd_backend_reserve_attention(out[n], 1600, &err), &err);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void free_backends(struct sd_backend **b, int n)
+{
+    for (int i = 0; i < n; i++)
+        sd_backend_destroy(b[i]);
+}
+
+static double max_rel_err(const float *got, const double *want, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / (1.0 + fabs(want[i]));
+        if (!(e <= worst))
+            worst = e; /* also catches NaN */
+    }
+    return worst;
+}
+
+TEST(backend_simd_selection)
+{
+    struct sd_backend *b;
+    struct sd_error err;
+    CHECK_OK(sd_backend_create(2, SD_BACKEND_FORCE_SCALAR, &b, &err), &err);
+    CHECK_STR(sd_backend_simd(b), "scalar");
+    CHECK_EQ_INT(sd_backend_n_threads(b), 2);
+    sd_backend_destroy(b);
+    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_STR(sd_backend_simd(b), sd_cpu_has_avx2() ? "avx2" : "scalar");
+    sd_backend_destroy(b);
+    setenv("SCRIBED_FORCE_SCALAR", "1", 1);
+    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_STR(sd_backend_simd(b), "scalar");
+    sd_backend_destroy(b);
+    unsetenv("SCRIBED_FORCE_SCALAR");
+    CHECK(sd_backend_create(0, 0, &b, &err) == SD_EINVAL);
+}
+
+static void check_matmul(struct sd_backend *b, int m, int n, int k, int f16, int with_bias,
+                         int accumulate)
+{
+    int ld = k + 3; /* weight row stride larger than k */
+    float *x = rand_vec((size_t)m * k), *wf = rand_vec((size_t)n * ld), *bias = rand_vec(n);
+    uint16_t *wh = malloc((size_t)n * ld * 2 + 2);
+    for (size_t i = 0; i < (size_t)n * ld; i++) {
+        wh[i] = sd_f32_to_f16(wf[i]);
+        if (f16)
+            wf[i] = sd_f16_to_f32(wh[i]);
+    }
+    float *y = rand_vec((size_t)m * (n + 2));
+    double *want = malloc(sizeof(double) * (size_t)m * (n + 2));
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n + 2; j++) {
+            double s = j < n ? (with_bias ? bias[j] : 0.0) : 0.0;
+            if (j < n)
+                for (int p = 0; p < k; p++)
+                    s += (double)x[(size_t)i * k + p] * wf[(size_t)j * ld + p];
+            want[(size_t)i * (n + 2) + j] =
+                (j >= n || accumulate) ? s + y[(size_t)i * (n + 2) + j] : s;
+        }
+    /* an odd offset in the f16 data checks unaligned weight access */
+    uint8_t *wbytes = malloc((size_t)n * ld * 2 + 1);
+    memcpy(wbytes + 1, wh, (size_t)n * ld * 2);
+    struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32, f16 ? (void *)(wbytes + 1) : wf, n, k,
+                          ld};
+    sd_op_matmul(b, x, m, k, &w, with_bias ? bias : NULL, y, n + 2, accumulate);
+    double e = max_rel_err(y, want, (size_t)m * (n + 2));
+    CHECK_MSG(e < 2e-5 * sqrt(k), "matmul %s m=%d n=%d k=%d f16=%d: err %g", sd_backend_simd(b),
+              m, n, k, f16, e);
+    free(x);
+    free(wf);
+    free(bias);
+    free(wh);
+    free(wbytes);
+    free(y);
+    free(want);
+}
+
+TEST(backend_matmul)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    static const int shapes[][3] = {{1, 1, 1},    {1, 64, 64},   {2, 17, 300},  {5, 300, 64},
+                                    {7, 33, 9},   {8, 16, 256},  {13, 100, 257}, {64, 64, 64},
+                                    {100, 37, 513}, {230, 270, 70}, {6, 5, 600}};
+    for (int i = 0; i < nb; i++)
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+            for (int f16 = 0; f16 < 2; f16++)
+                check_matmul(b[i], shapes[s][0], shapes[s][1], shapes[s][2], f16, (int)(s % 2),
+                             (int)(s % 3 == 0));
+    free_backends(b, nb);
+}
+
+TEST(backend_layer_norm_gelu_add_softmax)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    int m = 37, n = 203;
+    for (int i = 0; i < nb; i++) {
+        float *x = rand_vec((size_t)m * n), *g = rand_vec(n), *be = rand_vec(n);
+        float *y = malloc(sizeof(float) * (size_t)m * n);
+        double *want = malloc(sizeof(double) * (size_t)m * n);
+        for (int r = 0; r < m; r++) {
+            double mean = 0, var = 0;
+            for (int j = 0; j < n; j++)
+                mean += x[r * n + j];
+            mean /= n;
+            for (int j = 0; j < n; j++)
+                var += (x[r * n + j] - mean) * (x[r * n + j] - mean);
+            var /= n;
+            for (int j = 0; j < n; j++)
+                want[r * n + j] = (x[r * n + j] - mean) / sqrt(var + 1e-5) * g[j] + be[j];
+        }
+        sd_op_layer_norm(b[i], x, m, n, g, be, 1e-5f, y);
+        CHECK(max_rel_err(y, want, (size_t)m * n) < 1e-5);
+
+        size_t ne = 40001;
+        float *v = rand_vec(ne);
+        double *gw = malloc(sizeof(double) * ne);
+        for (size_t j = 0; j < ne; j++) {
+            v[j] *= 8.0f; /* cover the tails */
+            gw[j] = 0.5 * v[j] * (1.0 + erf(v[j] / sqrt(2.0)));
+        }
+        sd_op_gelu(b[i], v, ne);
+        double ge = 0;
+        for (size_t j = 0; j < ne; j++)
+            ge = fmax(ge, fabs(v[j] - gw[j]));
+        CHECK_MSG(ge < 2e-6, "gelu %s err %g", sd_backend_simd(b[i]), ge);
+
+        float *a = rand_vec(ne), *c = rand_vec(ne);
+        double *aw = malloc(sizeof(double) * ne);
+        for (size_t j = 0; j < ne; j++)
+            aw[j] = (double)a[j] + c[j];
+        sd_op_add(b[i], a, c, ne);
+        CHECK(max_rel_err(a, aw, ne) < 1e-7);
+
+        float *sm = rand_vec((size_t)m * n);
+        double *sw = malloc(sizeof(double) * (size_t)m * n);
+        for (int r = 0; r < m; r++) {
+            double mx = -1e30, sum = 0;
+            for (int j = 0; j < n; j++) {
+                sm[r * n + j] *= 30.0f;
+                mx = fmax(mx, sm[r * n + j]);
+            }
+            for (int j = 0; j < n; j++)
+                sum += exp(sm[r * n + j] - mx);
+            for (int j = 0; j < n; j++)
+                sw[r * n + j] = exp(sm[r * n + j] - mx) / sum;
+        }
+        sd_op_softmax(b[i], sm, m, n);
+        CHECK(max_rel_err(sm, sw, (size_t)m * n) < 1e-6);
+        free(x), free(g), free(be), free(y), free(want), free(v), free(gw), free(a), free(c);
+        free(aw), free(sm), free(sw);
+    }
+    free_backends(b, nb);
+}
+
+static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head, int d, int causal,
+                            int n_past)
+{
+    int S = n_head * d, ld = S + 4;
+    float *q = rand_vec((size_t)n_q * ld), *k = rand_vec((size_t)n_kv * ld);
+    float *v = rand_vec((size_t)n_kv * ld), *out = rand_vec((size_t)n_q * ld);
+    double *want = malloc(sizeof(double) * (size_t)n_q * ld);
+    double *p = malloc(sizeof(double) * (size_t)n_kv);
+    float scale = 1.0f / sqrtf((float)d);
+    for (int i = 0; i < n_q; i++)
+        for (int h = 0; h < n_head; h++) {
+            int nk = causal ? (n_past + i + 1 < n_kv ? n_past + i + 1 : n_kv) : n_kv;
+            double mx = -1e30, sum = 0;
+            for (int j = 0; j < nk; j++) {
+                double s = 0;
+                for (int t = 0; t < d; t++)
+                    s += (double)q[i * ld + h * d + t] * k[j * ld + h * d + t];
+                p[j] = s * scale;
+                mx = fmax(mx, p[j]);
+            }
+            for (int j = 0; j < nk; j++)
+                sum += (p[j] = exp(p[j] - mx));
+            for (int t = 0; t < d; t++) {
+                double o = 0;
+                for (int j = 0; j < nk; j++)
+                    o += p[j] / sum * v[j * ld + h * d + t];
+                want[i * ld + h * d + t] = o;
+            }
+            for (int t = S; t < ld; t++)
+                want[i * ld + t] = out[i * ld + t]; /* padding untouched */
+        }
+    struct sd_attention a = {n_q, n_kv, n_head, d, q, k, v, ld, ld, ld, out, ld, scale, causal,
+                             n_past};
+    sd_op_attention(b, &a);
+    double e = max_rel_err(out, want, (size_t)n_q * ld);
+    CHECK_MSG(e < 1e-5, "attention %s n_q=%d n_kv=%d causal=%d: err %g", sd_backend_simd(b), n_q,
+              n_kv, causal, e);
+    free(q), free(k), free(v), free(out), free(want), free(p);
+}
+
+TEST(backend_attention)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    for (int i = 0; i < nb; i++) {
+        check_attention(b[i], 1, 1500, 2, 64, 0, 0);
+        check_attention(b[i], 5, 300, 3, 64, 0, 0);
+        check_attention(b[i], 150, 1500, 2, 64, 0, 0);
+        check_attention(b[i], 1, 10, 4, 16, 1, 9);
+        check_attention(b[i], 2, 2, 2, 64, 1, 0);
+        check_attention(b[i], 70, 75, 2, 32, 1, 5);
+        check_attention(b[i], 9, 9, 1, 8, 1, 0);
+    }
+    free_backends(b, nb);
+}
+
+TEST(backend_conv1d_and_rows)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    int c_in = 7, c_out = 20, t_in = 31;
+    for (int i = 0; i < nb; i++)
+        for (int stride = 1; stride <= 2; stride++)
+            for (int cf = 0; cf < 2; cf++) {
+                int t_out = (t_in - 1) / stride + 1;
+                float *in = rand_vec((size_t)c_in * t_in), *wf = rand_vec((size_t)c_out * c_in * 3);
+                float *bias = rand_vec(c_out), *out = malloc(sizeof(float) * t_out * c_out);
+                float *col = malloc(sizeof(float) * t_out * 3 * c_in);
+                uint16_t *wh = malloc(sizeof(uint16_t) * c_out * c_in * 3);
+                for (int j = 0; j < c_out * c_in * 3; j++)
+                    wf[j] = sd_f16_to_f32(wh[j] = sd_f32_to_f16(wf[j]));
+                double *want = malloc(sizeof(double) * t_out * c_out);
+                for (int t = 0; t < t_out; t++)
+                    for (int o = 0; o < c_out; o++) {
+                        double s = bias[o];
+                        for (int c = 0; c < c_in; c++)
+                            for (int kk = 0; kk < 3; kk++) {
+                                int ti = t * stride + kk - 1;
+                                if (ti < 0 || ti >= t_in)
+                                    continue;
+                                float xv = cf ? in[c * t_in + ti] : in[ti * c_in + c];
+                                s += (double)xv * wf[(o * c_in + c) * 3 + kk];
+                            }
+                        want[t * c_out + o] = s;
+                    }
+                struct sd_tensor w = {"conv", SD_TYPE_F16, 3, {3, c_in, c_out, 1}, wh,
+                                      sizeof(uint16_t) * c_out * c_in * 3};
+                sd_op_conv1d_k3(b[i], in, c_in, t_in, cf, &w, bias, stride, out, col);
+                CHECK(max_rel_err(out, want, (size_t)t_out * c_out) < 1e-5);
+                free(in), free(wf), free(bias), free(out), free(col), free(wh), free(want);
+            }
+    for (int i = 0; i < nb; i++) {
+        uint16_t tab[4 * 9];
+        for (int j = 0; j < 36; j++)
+            tab[j] = sd_f32_to_f16((float)j);
+        struct sd_weight w = {SD_TYPE_F16, tab, 4, 9, 9};
+        int32_t ids[3] = {3, 0, 3};
+        float out[27];
+        sd_op_get_rows(b[i], &w, ids, 3, out);
+        CHECK(out[0] == 27.0f && out[8] == 35.0f && out[9] == 0.0f && out[18] == 27.0f);
+    }
+    free_backends(b, nb);
+}
