@@ -9,11 +9,10 @@
  * decode(encode(s)) == s for any bytes (invalid UTF-8 included).
  * Immutable after creation; safe to share between threads.
  *
- * Pre-split classes: ASCII exactly as the pattern; non-ASCII code points are
- * classified by a compact range table (Unicode White_Space; digits and other
- * numbers of the common scripts; punctuation, symbols, combining marks,
- * controls and private use as "other"); every remaining code point is a
- * letter. Bytes that are not valid UTF-8 count as "other", one byte each.
+ * Pre-split classes: \s, \p{L}, \p{N} and "other" for every code point, from
+ * a range table generated from Unicode 16 data (exact for assigned code
+ * points; unassigned ones take their neighbour's class). Bytes that are not
+ * valid UTF-8 count as "other", one byte each.
  * Lossy vocabularies (whisper.cpp's test files store some tokens as U+FFFD):
  * ids 0..255 are always the 256 byte tokens in GPT-2 order, and tokens whose
  * stored bytes contain U+FFFD never take part in merges, so every id encode
