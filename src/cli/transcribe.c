@@ -10,14 +10,19 @@
 
 #include "audio/audio.h"
 #include "cli/cli.h"
+#include "jobs/vad_filter.h"
 #include "output/format.h"
 #include "whisper/model.h"
 #include "whisper/tokenizer.h"
 #include "whisper/transcribe.h"
+#include "vad/vad.h"
 #include "whisper/whisper.h"
 
 struct transcribe_cli {
     const char *model_path;
+    const char *vad_model_path;   /* Silero VAD: only speech goes to the decoder */
+    bool vad_filter;
+    struct vad_params vad;
     const char *file;
     int threads;
     enum output_format format;
@@ -49,7 +54,12 @@ static void usage(FILE *f, const struct transcribe_params *d)
             "  --no-timestamps               decode without timestamp tokens\n"
             "  --max-tokens N                tokens per window, 0 = no limit (default 0)\n"
             "  --word-timestamps             word-level times\n"
-            "  --seed N                      sampling seed (default 0)\n",
+            "  --seed N                      sampling seed (default 0)\n"
+            "  --vad-model PATH              Silero VAD model: decode speech only (vad filter on)\n"
+            "  --no-vad-filter               keep the VAD model unused\n"
+            "  --vad-threshold X             speech probability threshold (default 0.35)\n"
+            "  --vad-min-silence-ms N        silence that splits speech (default 300)\n"
+            "  --vad-speech-pad-ms N         padding around speech (default 100)\n",
             d->beam_size, d->best_of, (double)d->patience, (double)d->temperature,
             (double)d->temperature_inc, (double)d->compression_ratio_threshold,
             (double)d->logprob_threshold, (double)d->no_speech_threshold);
@@ -58,7 +68,8 @@ static void usage(FILE *f, const struct transcribe_params *d)
 enum { OPT_MODEL = 256, OPT_THREADS, OPT_FORMAT, OPT_LANGUAGE, OPT_TASK, OPT_BEAM, OPT_BEST_OF,
        OPT_PATIENCE, OPT_TEMP, OPT_TEMP_INC, OPT_NO_FALLBACK, OPT_CR, OPT_LOGPROB, OPT_NOSPEECH,
        OPT_PROMPT, OPT_CARRY, OPT_COND, OPT_NO_CONTEXT, OPT_NO_TS, OPT_MAX_TOKENS, OPT_WORDS,
-       OPT_SEED, OPT_HELP };
+       OPT_SEED, OPT_VAD_MODEL, OPT_NO_VAD, OPT_VAD_THRESHOLD, OPT_VAD_SILENCE, OPT_VAD_PAD,
+       OPT_HELP };
 
 static const struct option long_opts[] = {
     {"model", required_argument, 0, OPT_MODEL},
@@ -83,6 +94,11 @@ static const struct option long_opts[] = {
     {"max-tokens", required_argument, 0, OPT_MAX_TOKENS},
     {"word-timestamps", no_argument, 0, OPT_WORDS},
     {"seed", required_argument, 0, OPT_SEED},
+    {"vad-model", required_argument, 0, OPT_VAD_MODEL},
+    {"no-vad-filter", no_argument, 0, OPT_NO_VAD},
+    {"vad-threshold", required_argument, 0, OPT_VAD_THRESHOLD},
+    {"vad-min-silence-ms", required_argument, 0, OPT_VAD_SILENCE},
+    {"vad-speech-pad-ms", required_argument, 0, OPT_VAD_PAD},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -152,6 +168,11 @@ static int parse_option(struct transcribe_cli *c, int opt, const char *arg)
     case OPT_NO_TS: p->timestamps = false; return 0;
     case OPT_MAX_TOKENS: return parse_int("max-tokens", arg, &p->max_tokens);
     case OPT_WORDS: p->word_timestamps = true; return 0;
+    case OPT_VAD_MODEL: c->vad_model_path = arg; return 0;
+    case OPT_NO_VAD: c->vad_filter = false; return 0;
+    case OPT_VAD_THRESHOLD: return parse_float("vad-threshold", arg, &c->vad.threshold);
+    case OPT_VAD_SILENCE: return parse_int("vad-min-silence-ms", arg, &c->vad.min_silence_ms);
+    case OPT_VAD_PAD: return parse_int("vad-speech-pad-ms", arg, &c->vad.speech_pad_ms);
     case OPT_SEED: {
         int seed = 0;
         if (parse_int("seed", arg, &seed))
@@ -170,6 +191,7 @@ static int run(const struct transcribe_cli *c)
     struct tokenizer *tok = NULL;
     struct whisper_state *st = NULL;
     struct transcript *t = NULL;
+    struct vad_model *vad = NULL;
     float *pcm = NULL;
     size_t n_samples = 0;
     struct audio_info info;
@@ -185,11 +207,15 @@ static int run(const struct transcribe_cli *c)
         n_seq = 1;
     if (whisper_state_create(model, c->threads, n_seq, &st, &err))
         goto fail;
+    if (c->vad_model_path && c->vad_filter) {
+        if (vad_params_check(&c->vad, &err) || vad_model_load(c->vad_model_path, &vad, &err))
+            goto fail;
+    }
     if (audio_decode_file(c->file, &aopts, &pcm, &n_samples, &info, &err))
         goto fail;
     struct transcribe_params p = c->params;
     p.n_threads = c->threads;
-    if (transcribe_pcm(st, tok, pcm, n_samples, &p, &t, &err))
+    if (transcribe_pcm_vad(st, tok, vad, &c->vad, pcm, n_samples, &p, &t, &err))
         goto fail;
     char *body = output_render(t, c->format);
     if (!body) {
@@ -209,6 +235,7 @@ done:
     transcript_destroy(t);
     free(pcm);
     whisper_state_destroy(st);
+    vad_model_free(vad);
     tok_destroy(tok);
     whisper_model_free(model);
     return status;
@@ -216,8 +243,8 @@ done:
 
 int cmd_transcribe(int argc, char **argv)
 {
-    struct transcribe_cli c = {.threads = 2, .format = OUTPUT_TEXT,
-                               .params = transcribe_params_default()};
+    struct transcribe_cli c = {.threads = 2, .format = OUTPUT_TEXT, .vad_filter = true,
+                               .vad = vad_params_default(), .params = transcribe_params_default()};
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
