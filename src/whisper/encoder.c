@@ -1,0 +1,80 @@
+/*
+ * encoder.c - Whisper's audio encoder on one 30 s window: conv1 (k3, pad 1)
+ * + GELU, conv2 (k3, stride 2, pad 1) + GELU, + sinusoidal positions, then
+ * pre-norm transformer blocks (exact softmax over all n_audio_ctx keys, no
+ * padding slots), ln_post; finally the cross-attention K/V of every decoder
+ * layer, computed once per window. All arithmetic goes through backend/ops.h.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "whisper/state_internal.h"
+
+static void encoder_block(struct whisper_state *s, const struct whisper_enc_layer *L)
+{
+    const struct whisper_hparams *h = &s->m->hp;
+    struct sd_backend *be = s->be;
+    int T = h->n_audio_ctx, S = h->n_audio_state;
+    size_t TS = (size_t)T * (size_t)S;
+    float *x = s->enc_x, *hb = s->enc_h;
+    float *q = s->enc_big, *k = q + TS, *v = k + TS, *a = v + TS;
+    const struct whisper_attn_weights *A = &L->attn;
+    struct sd_weight wq = sd_weight_of(A->q_w), wk = sd_weight_of(A->k_w);
+    struct sd_weight wv = sd_weight_of(A->v_w), wo = sd_weight_of(A->o_w);
+
+    sd_op_layer_norm(be, x, T, S, A->ln_w->data, A->ln_b->data, WHISPER_LN_EPS, hb);
+    sd_op_matmul(be, hb, T, S, &wq, A->q_b->data, q, S, 0);
+    sd_op_matmul(be, hb, T, S, &wk, NULL, k, S, 0);
+    sd_op_matmul(be, hb, T, S, &wv, A->v_b->data, v, S, 0);
+    int d = S / h->n_audio_head;
+    struct sd_attention att = {T, T, h->n_audio_head, d, q, k, v, S, S, S, a, S,
+                               1.0f / sqrtf((float)d), 0, 0};
+    sd_op_attention(be, &att);
+    sd_op_matmul(be, a, T, S, &wo, A->o_b->data, x, S, 1);
+
+    const struct whisper_mlp_weights *M = &L->mlp;
+    struct sd_weight w1 = sd_weight_of(M->fc1_w), w2 = sd_weight_of(M->fc2_w);
+    float *mid = s->enc_big;
+    sd_op_layer_norm(be, x, T, S, M->ln_w->data, M->ln_b->data, WHISPER_LN_EPS, hb);
+    sd_op_matmul(be, hb, T, S, &w1, M->fc1_b->data, mid, 4 * S, 0);
+    sd_op_gelu(be, mid, TS * 4);
+    sd_op_matmul(be, mid, T, 4 * S, &w2, M->fc2_b->data, x, S, 1);
+}
+
+enum sd_err whisper_encode(struct whisper_state *s, const float *mel, int n_frames,
+                           struct sd_error *err)
+{
+    if (!s || !mel)
+        return sd_fail(err, SD_EINVAL, "whisper_encode: state and mel are required");
+    const struct whisper_model *m = s->m;
+    const struct whisper_hparams *h = &m->hp;
+    if (n_frames != 2 * h->n_audio_ctx)
+        return sd_fail(err, SD_EINVAL, "whisper_encode: expected %d mel frames, got %d",
+                       2 * h->n_audio_ctx, n_frames);
+    struct sd_backend *be = s->be;
+    int T = h->n_audio_ctx, S = h->n_audio_state;
+    size_t TS = (size_t)T * (size_t)S;
+
+    float *c1 = s->enc_big; /* [2T][S] fits in [T][4S] */
+    sd_op_conv1d_k3(be, mel, h->n_mels, n_frames, 1, m->conv1_w, m->conv1_b->data, 1, c1,
+                    s->enc_col);
+    sd_op_gelu(be, c1, 2 * TS);
+    sd_op_conv1d_k3(be, c1, S, n_frames, 0, m->conv2_w, m->conv2_b->data, 2, s->enc_x,
+                    s->enc_col);
+    sd_op_gelu(be, s->enc_x, TS);
+    sd_op_add(be, s->enc_x, m->enc_pos->data, TS);
+
+    for (int l = 0; l < h->n_audio_layer; l++)
+        encoder_block(s, &m->enc[l]);
+    sd_op_layer_norm(be, s->enc_x, T, S, m->ln_post_w->data, m->ln_post_b->data,
+                     WHISPER_LN_EPS, s->enc_out);
+
+    for (int l = 0; l < h->n_text_layer; l++) {
+        const struct whisper_attn_weights *X = &m->dec[l].cross;
+        struct sd_weight wk = sd_weight_of(X->k_w), wv = sd_weight_of(X->v_w);
+        sd_op_matmul(be, s->enc_out, T, S, &wk, NULL, s->cross_k + (size_t)l * TS, S, 0);
+        sd_op_matmul(be, s->enc_out, T, S, &wv, X->v_b->data, s->cross_v + (size_t)l * TS, S, 0);
+    }
+    s->encoded = 1;
+    return SD_OK;
+}

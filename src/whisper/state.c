@@ -1,0 +1,111 @@
+/*
+ * state.c - whisper_state lifetime: creates the compute backend (thread
+ * pool) and allocates every buffer the encoder and decoder need, once, so the
+ * decode loop never allocates; KV-cache copies for beam search. The forward
+ * passes are in encoder.c and decoder.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "whisper/state_internal.h"
+
+static float *alloc_floats(size_t n)
+{
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    if (p)
+        memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, int n_seq,
+                                 struct whisper_state **out, struct sd_error *err)
+{
+    if (!m || !out)
+        return sd_fail(err, SD_EINVAL, "whisper_state_create: model and out are required");
+    if (n_seq < 1 || n_seq > 64)
+        return sd_fail(err, SD_EINVAL, "n_seq must be 1..64, got %d", n_seq);
+    struct whisper_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sd_fail(err, SD_ENOMEM, "out of memory creating a whisper state");
+    enum sd_err rc = sd_backend_create(n_threads, 0, &s->be, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    const struct whisper_hparams *h = &m->hp;
+    size_t S = (size_t)h->n_audio_state, T = (size_t)h->n_audio_ctx;
+    size_t L = (size_t)h->n_text_layer, C = (size_t)h->n_text_ctx;
+    s->m = m;
+    s->n_seq = n_seq;
+    s->dec_rows = h->n_text_ctx > n_seq ? h->n_text_ctx : n_seq;
+    size_t col1 = 2 * T * 3 * (size_t)h->n_mels, col2 = T * 3 * S;
+    size_t R = (size_t)s->dec_rows;
+    s->enc_col = alloc_floats(col1 > col2 ? col1 : col2);
+    s->enc_x = alloc_floats(T * S);
+    s->enc_h = alloc_floats(T * S);
+    s->enc_big = alloc_floats(T * 4 * S);
+    s->enc_out = alloc_floats(T * S);
+    s->cross_k = alloc_floats(L * T * S);
+    s->cross_v = alloc_floats(L * T * S);
+    s->kv_k = alloc_floats((size_t)n_seq * L * C * S);
+    s->kv_v = alloc_floats((size_t)n_seq * L * C * S);
+    s->dx = alloc_floats(R * S);
+    s->dh = alloc_floats(R * S);
+    s->dq = alloc_floats(R * S);
+    s->dk = alloc_floats(R * S);
+    s->dv = alloc_floats(R * S);
+    s->da = alloc_floats(R * S);
+    s->dmlp = alloc_floats(R * 4 * S);
+    if (!s->enc_col || !s->enc_x || !s->enc_h || !s->enc_big || !s->enc_out || !s->cross_k ||
+        !s->cross_v || !s->kv_k || !s->kv_v || !s->dx || !s->dh || !s->dq || !s->dk || !s->dv ||
+        !s->da || !s->dmlp) {
+        whisper_state_destroy(s);
+        return sd_fail(err, SD_ENOMEM, "out of memory allocating whisper state buffers "
+                       "(%d sequences)", n_seq);
+    }
+    int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
+    if ((rc = sd_backend_reserve_attention(s->be, kv_max, err))) {
+        whisper_state_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return SD_OK;
+}
+
+void whisper_state_destroy(struct whisper_state *s)
+{
+    if (!s)
+        return;
+    sd_backend_destroy(s->be);
+    float *bufs[] = {s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out, s->cross_k,
+                     s->cross_v, s->kv_k, s->kv_v, s->dx, s->dh, s->dq, s->dk, s->dv, s->da,
+                     s->dmlp};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
+    free(s);
+}
+
+const struct whisper_model *whisper_state_model(const struct whisper_state *s)
+{
+    return s->m;
+}
+
+const float *whisper_encoder_output(const struct whisper_state *s)
+{
+    return s->enc_out;
+}
+
+void whisper_kv_copy(struct whisper_state *s, int src_seq, int dst_seq, int n_pos)
+{
+    const struct whisper_hparams *h = &s->m->hp;
+    if (src_seq == dst_seq || src_seq < 0 || dst_seq < 0 || src_seq >= s->n_seq ||
+        dst_seq >= s->n_seq || n_pos <= 0)
+        return;
+    if (n_pos > h->n_text_ctx)
+        n_pos = h->n_text_ctx;
+    size_t n = (size_t)n_pos * (size_t)h->n_text_state * sizeof(float);
+    for (int l = 0; l < h->n_text_layer; l++) {
+        memcpy(whisper_kv_at(s->kv_k, s, dst_seq, l), whisper_kv_at(s->kv_k, s, src_seq, l), n);
+        memcpy(whisper_kv_at(s->kv_v, s, dst_seq, l), whisper_kv_at(s->kv_v, s, src_seq, l), n);
+    }
+}

@@ -1,0 +1,48 @@
+/*
+ * state_internal.h - struct whisper_state, shared by state.c (creation,
+ * buffers, KV copy), encoder.c and decoder.c. Private to src/whisper/.
+ * Every buffer is sized in whisper_state_create so encode/decode never allocate.
+ */
+#ifndef SD_WHISPER_STATE_INTERNAL_H
+#define SD_WHISPER_STATE_INTERNAL_H
+
+#include "backend/ops.h"
+#include "whisper/model_internal.h"
+#include "whisper/whisper.h"
+
+#define WHISPER_LN_EPS 1e-5f
+
+struct whisper_state {
+    const struct whisper_model *m;
+    struct sd_backend *be;
+    int n_seq;
+    int encoded;        /* whisper_encode succeeded since creation */
+
+    /* encoder */
+    float *enc_col;     /* im2col scratch: max(3000 * 3 * n_mels, n_audio_ctx * 3 * S) */
+    float *enc_x;       /* residual stream [n_audio_ctx][S] */
+    float *enc_h;       /* layer-norm output [n_audio_ctx][S] */
+    float *enc_big;     /* [n_audio_ctx][4S]: conv1 output, then q|k|v|attn, then MLP hidden */
+    float *enc_out;     /* after ln_post [n_audio_ctx][S] */
+
+    /* cross-attention K/V per decoder layer [n_text_layer][n_audio_ctx][S] */
+    float *cross_k, *cross_v;
+
+    /* self-attention caches [n_seq][n_text_layer][n_text_ctx][S] */
+    float *kv_k, *kv_v;
+
+    /* decoder scratch, dec_rows = max(n_text_ctx, n_seq) rows */
+    int dec_rows;
+    float *dx, *dh, *dq, *dk, *dv, *da; /* [dec_rows][S] */
+    float *dmlp;                        /* [dec_rows][4S] */
+};
+
+/* Start of the cache rows of (seq, layer): [n_text_ctx][S]. */
+static inline float *whisper_kv_at(float *base, const struct whisper_state *s, int seq, int layer)
+{
+    const struct whisper_hparams *h = &s->m->hp;
+    return base + ((size_t)seq * (size_t)h->n_text_layer + (size_t)layer) *
+                      (size_t)h->n_text_ctx * (size_t)h->n_text_state;
+}
+
+#endif
