@@ -3,7 +3,12 @@
  *
  * Untrusted media is decoded in a separate, resource-limited child process
  * (FFmpeg libraries), so a crash, hang or memory blow-up in a decoder becomes
- * an error for that file only. Format is detected from the content.
+ * an error for that file only. Format is detected from the content, never
+ * from the file name. This module does not log and keeps no global state.
+ *
+ * Threads: every function here may be called from several threads at once.
+ * The sandboxed path fork()s the calling process (no exec); the caller must
+ * not set SIGCHLD to SIG_IGN (the child is reaped with waitpid).
  */
 #ifndef SD_AUDIO_AUDIO_H
 #define SD_AUDIO_AUDIO_H
@@ -14,30 +19,90 @@
 
 #define AUDIO_SAMPLE_RATE 16000
 
+/* Names accepted in audio_decode_opts.allowed (aliases map to the first name of each group). */
+#define AUDIO_FORMATS_ALL "wav,mp3,m4a,mp4,flac,ogg,webm,mkv,aac,aiff"
+
 struct audio_info {
-    double duration_s;      /* of the decoded audio */
-    char format[32];        /* container as detected: "wav", "mp3", "mp4", "flac", "ogg", "webm", ... */
-    char codec[32];         /* "pcm_s16le", "mp3", "aac", "opus", ... */
+    double duration_s;      /* of the decoded audio (audio_probe_file: as the header declares,
+                               0 when unknown) */
+    char format[32];        /* container as detected: "wav", "mp3", "m4a", "mp4", "flac", "ogg",
+                               "webm", "mkv", "aac", "aiff", "pcm" (raw) */
+    char codec[32];         /* "pcm_s16le", "mp3float", "aac", "opus", ... (FFmpeg decoder name) */
     int sample_rate;        /* original */
     int channels;           /* original */
 };
 
+/*
+ * Numeric limits set to 0 take their default, so `{0}` plus a few fields is
+ * valid; audio_decode_opts_default() gives every default (sandbox on).
+ */
 struct audio_decode_opts {
     double max_duration_s;  /* enforced while decoding; default 4 h */
-    const char *allowed;    /* comma list of allowed formats ("mp3,wav,m4a"), NULL = all */
-    int raw_pcm_s16le;      /* input is headerless s16le 16 kHz mono (the caller says so) */
-    int sandbox;            /* 1 = decode in the limited child process (default) */
+    const char *allowed;    /* comma list of allowed formats ("mp3,wav,m4a"), NULL = all; aliases:
+                               mpeg/mpga = mp3, m4a and mp4 both admit the MP4 family, oga/opus =
+                               ogg, wave = wav, matroska = mkv, aif = aiff */
+    int raw_pcm_s16le;      /* input is headerless s16le 16 kHz mono (the caller says so);
+                               converted in-process, no FFmpeg involved */
+    int sandbox;            /* 1 = decode in the limited child process (default); 0 = decode in
+                               this process (trusted input only, e.g. the CLI on local files) */
+    int max_memory_mb;      /* address space the child may add to what it inherits; default 1024 */
+    int max_cpu_s;          /* CPU seconds of the child; default 300 (-> SD_ETIMEOUT) */
+    int timeout_ms;         /* wall-clock time spent waiting for the child, not counting time
+                               spent in the caller's callback; default 600000 (-> SD_ETIMEOUT) */
 };
 
 struct audio_decode_opts audio_decode_opts_default(void);
 
 /*
  * Decodes the file at path. On SD_OK the caller owns *pcm (free()).
- * Errors: SD_EUNSUPPORTED (not audio / format not allowed), SD_EFORMAT
- * (corrupt, truncated, decoder crashed), SD_ETOOBIG (over max_duration_s or
- * the memory limit), SD_ENOTFOUND / SD_EIO (cannot read).
+ * Errors: SD_EUNSUPPORTED (not audio / no audio stream / format or codec not
+ * allowed), SD_EFORMAT (empty, corrupt, truncated, decoder crashed),
+ * SD_ETOOBIG (over max_duration_s, declared or decoded, or the memory limit),
+ * SD_ETIMEOUT (CPU or wall-clock limit), SD_ENOTFOUND / SD_EIO (cannot read).
+ * info may be NULL.
  */
 enum sd_err audio_decode_file(const char *path, const struct audio_decode_opts *opts, float **pcm,
                               size_t *n_samples, struct audio_info *info, struct sd_error *err);
+
+/*
+ * Called with consecutive chunks of 16 kHz mono PCM (at most a few thousand
+ * samples each; pcm is only valid during the call). info holds the detected
+ * format from the first call on; info->duration_s is the audio delivered so
+ * far. Returning anything but SD_OK stops decoding (the child is killed) and
+ * audio_decode_stream returns that code with the callback's err.
+ */
+typedef enum sd_err (*audio_chunk_fn)(void *user, const struct audio_info *info, const float *pcm,
+                                      size_t n_samples, struct sd_error *err);
+
+/*
+ * Streaming variant of audio_decode_file: memory stays bounded whatever the
+ * length of the audio. Same errors; *info (may be NULL) is filled on SD_OK.
+ * A file that fails part-way may already have delivered chunks.
+ */
+enum sd_err audio_decode_stream(const char *path, const struct audio_decode_opts *opts,
+                                audio_chunk_fn on_chunk, void *user, struct audio_info *info,
+                                struct sd_error *err);
+
+/*
+ * Detects format, codec, rate and channels and the declared duration
+ * (info->duration_s, 0 when the container does not say) without decoding
+ * the samples; same sandbox, allowed list and declared-duration check.
+ */
+enum sd_err audio_probe_file(const char *path, const struct audio_decode_opts *opts,
+                             struct audio_info *info, struct sd_error *err);
+
+/*
+ * Silences FFmpeg's process-wide logger (it prints to stderr by default).
+ * The sandbox child is always silent; call this once at start-up when using
+ * sandbox = 0 in a program whose stderr matters. Not thread-safe with other
+ * FFmpeg users changing the log level.
+ */
+void audio_ffmpeg_quiet(void);
+
+/*
+ * Checks a comma list of format names (a config value such as
+ * ALLOWED_AUDIO_FORMATS): SD_EINVAL naming the first unknown entry.
+ */
+enum sd_err audio_formats_check(const char *list, struct sd_error *err);
 
 #endif
