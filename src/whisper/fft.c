@@ -19,6 +19,7 @@ struct fft_plan {
     double *cos_t;  /* cos(2 pi j / n), j < n */
     double *sin_t;  /* sin(2 pi j / n) */
     int *leaf_src;  /* leaf L holds the subsequence starting at index leaf_src[L] */
+    double *leaf_cos, *leaf_sin; /* [q][j]: cos/sin(2 pi j q / m) for q <= m/2 */
 };
 
 static int reverse_bits(int v, int n_bits)
@@ -50,7 +51,9 @@ enum sd_err fft_plan_create(int n, struct fft_plan **out, struct sd_error *err)
     p->cos_t = malloc(sizeof(double) * (size_t)n);
     p->sin_t = malloc(sizeof(double) * (size_t)n);
     p->leaf_src = malloc(sizeof(int) * (size_t)p->n_leaves);
-    if (!p->cos_t || !p->sin_t || !p->leaf_src) {
+    p->leaf_cos = malloc(sizeof(double) * (size_t)(m / 2 + 1) * (size_t)m);
+    p->leaf_sin = malloc(sizeof(double) * (size_t)(m / 2 + 1) * (size_t)m);
+    if (!p->cos_t || !p->sin_t || !p->leaf_src || !p->leaf_cos || !p->leaf_sin) {
         fft_plan_free(p);
         return sd_fail(err, SD_ENOMEM, "out of memory planning an fft");
     }
@@ -61,6 +64,12 @@ enum sd_err fft_plan_create(int n, struct fft_plan **out, struct sd_error *err)
     }
     for (int l = 0; l < p->n_leaves; l++)
         p->leaf_src[l] = reverse_bits(l, a);
+    for (int q = 0; q <= m / 2; q++)
+        for (int j = 0; j < m; j++) {
+            int e = (int)((long long)j * q % m) * p->n_leaves; /* exact table entry */
+            p->leaf_cos[q * m + j] = p->cos_t[e];
+            p->leaf_sin[q * m + j] = p->sin_t[e];
+        }
     *out = p;
     return SD_OK;
 }
@@ -72,6 +81,8 @@ void fft_plan_free(struct fft_plan *p)
     free(p->cos_t);
     free(p->sin_t);
     free(p->leaf_src);
+    free(p->leaf_cos);
+    free(p->leaf_sin);
     free(p);
 }
 
@@ -80,27 +91,36 @@ int fft_plan_size(const struct fft_plan *p)
     return p->n;
 }
 
-/* Naive size-m DFTs of the 2^a interleaved subsequences into (re, im). */
+/*
+ * Naive size-m DFTs of the 2^a interleaved subsequences into (re, im). The
+ * input is real, so Y[m - q] = conj(Y[q]) (only q <= m/2 is computed), and
+ * cos/sin are even/odd in j, so x[j] and x[m - j] are folded first.
+ */
 static void fft_leaves(const struct fft_plan *p, const double *in, double *re, double *im)
 {
-    const int m = p->m, stride = p->n_leaves;
+    const int m = p->m, stride = p->n_leaves, h = m / 2;
+    double sum[512], diff[512];
     for (int l = 0; l < p->n_leaves; l++) {
         const double *x = in + p->leaf_src[l];
+        for (int j = 1; j <= h; j++) {
+            double a = x[(size_t)j * stride], b = x[(size_t)(m - j) * stride];
+            sum[j] = a + b;
+            diff[j] = a - b;
+        }
         double *lr = re + (size_t)l * m, *li = im + (size_t)l * m;
-        for (int q = 0; q < m; q++) {
-            double sr = 0.0, si = 0.0;
-            int e = 0; /* (j * q) mod m, advanced incrementally */
-            for (int j = 0; j < m; j++) {
-                double v = x[(size_t)j * stride];
-                int t = e * stride; /* exp(-2 pi i e / m) = table[e * n / m] */
-                sr += v * p->cos_t[t];
-                si -= v * p->sin_t[t];
-                e += q;
-                if (e >= m)
-                    e -= m;
+        for (int q = 0; q <= h; q++) {
+            const double *c = p->leaf_cos + (size_t)q * m, *s = p->leaf_sin + (size_t)q * m;
+            double sr = x[0], si = 0.0;
+            for (int j = 1; j <= h; j++) {
+                sr += sum[j] * c[j];
+                si -= diff[j] * s[j];
             }
             lr[q] = sr;
             li[q] = si;
+            if (q > 0) {
+                lr[m - q] = sr;
+                li[m - q] = -si;
+            }
         }
     }
 }
