@@ -140,3 +140,55 @@ out:
     tok_destroy(t);
     tok_test_vocab_free(&tv);
 }
+
+/* Language tokens of a multilingual (51865-token) model agree with whisper.cpp's table. */
+TEST(tok_conf_multilingual_language_tokens)
+{
+    char path[1024];
+    struct sd_error err = {0};
+    struct whisper_model *model = NULL;
+    struct tokenizer *t = NULL;
+    json_t *j = NULL;
+    snprintf(path, sizeof(path), "%s/reference/decoding/nano4-ml.f16.bin", check_shared_dir());
+    enum sd_err rc = whisper_model_load(path, &model, &err);
+    CHECK_MSG(rc == SD_OK, "%s", err.msg);
+    if (rc != SD_OK)
+        return;
+    rc = tok_create(whisper_model_vocab(model), whisper_model_special(model),
+                    whisper_model_hparams(model)->n_vocab, &t, &err);
+    CHECK_MSG(rc == SD_OK, "%s", err.msg);
+    j = tok_conf_json("decoding/a_short.lang.json");
+    if (!t || !j)
+        goto out;
+    CHECK_EQ_INT(tok_n_languages(t), 99);
+    size_t i, n_checked = 0;
+    json_t *c;
+    json_array_foreach(json_object_get(j, "langs"), i, c) {
+        const char *code = json_string_value(json_object_get(c, "code"));
+        int32_t token = (int32_t)json_integer_value(json_object_get(c, "token"));
+        if (i >= 99) { /* "yue" does not exist in a 99-language vocabulary */
+            CHECK_EQ_INT(tok_language_id(t, code), -1);
+            continue;
+        }
+        CHECK_EQ_INT(tok_language_id(t, code), token);
+        CHECK_STR(tok_language_code(t, token), code);
+        n_checked++;
+    }
+    CHECK_EQ_INT(n_checked, 99);
+    /* the multilingual vocabulary encodes and round-trips like the English one */
+    static const char text[] = " Hello world, \xC3\xBC" "ber Gr\xC3\xB6\xC3\x9F" "e \xE6\x97\xA5\xE6\x9C\xAC";
+    int32_t *ids = NULL;
+    int n = 0;
+    CHECK_OK(tok_encode(t, text, strlen(text), &ids, &n, &err), &err);
+    CHECK(n >= 2);
+    for (int k = 0; k < n; k++)
+        CHECK(ids[k] >= 0 && ids[k] < tok_n_text(t));
+    char *back = tok_decode(t, ids, n);
+    CHECK_STR(back, text);
+    free(back);
+    free(ids);
+out:
+    json_decref(j);
+    tok_destroy(t);
+    whisper_model_free(model);
+}
