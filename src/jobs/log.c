@@ -79,7 +79,7 @@ void log_event(struct sd_log *l, enum log_level level, const char *event,
             v = json_string("(invalid utf-8)");
         json_object_set_new(o, f->key, v);
     }
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!line)
         return;

@@ -215,7 +215,7 @@ void jobq_release(struct job_queue *q, struct job *j)
     pthread_mutex_unlock(&q->mu);
 }
 
-int jobq_cancel(struct job_queue *q, const char *id)
+static int cancel(struct job_queue *q, const char *id, bool running_too)
 {
     int was = -1;
     pthread_mutex_lock(&q->mu);
@@ -232,7 +232,7 @@ int jobq_cancel(struct job_queue *q, const char *id)
             goto out;
         }
     }
-    for (int i = 0; i < q->o.n_workers; i++) {
+    for (int i = 0; running_too && i < q->o.n_workers; i++) {
         if (q->running[i] && strcmp(q->running[i]->id, id) == 0) {
             atomic_store(&q->running[i]->cancel, true);
             was = JOB_RUNNING;
@@ -242,6 +242,16 @@ int jobq_cancel(struct job_queue *q, const char *id)
 out:
     pthread_mutex_unlock(&q->mu);
     return was;
+}
+
+int jobq_cancel(struct job_queue *q, const char *id)
+{
+    return cancel(q, id, true);
+}
+
+bool jobq_cancel_pending(struct job_queue *q, const char *id)
+{
+    return cancel(q, id, false) == JOB_QUEUED;
 }
 
 void jobq_set_progress(struct job_queue *q, struct job *j, float fraction)

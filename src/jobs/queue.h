@@ -57,6 +57,8 @@ void jobq_release(struct job_queue *q, struct job *j);
  * Returns the status it had, or -1 if the queue does not know it.
  */
 int jobq_cancel(struct job_queue *q, const char *id);
+/* Like jobq_cancel but only for a job still waiting; true if it was removed. */
+bool jobq_cancel_pending(struct job_queue *q, const char *id);
 /* A worker reports progress of its running job. */
 void jobq_set_progress(struct job_queue *q, struct job *j, float fraction);
 /* Live progress (0..1) of a queued/running job; -1 if not in the queue. */

@@ -113,17 +113,22 @@ fail:
     return rc;
 }
 
+int jobs_drain(struct jobs *js, int timeout_ms)
+{
+    int left = jobq_drain(js->q, timeout_ms, 10000);
+    if (left)
+        log_event(js->log, LOG_WARN, "jobs.drain_incomplete",
+                  (struct log_field[]){LOG_I64("running", left), LOG_END});
+    return left;
+}
+
 void jobs_stop(struct jobs *js, int drain_timeout_ms)
 {
     if (!js)
         return;
     retention_stop(js->ret);
-    if (js->q) {
-        int left = jobq_drain(js->q, drain_timeout_ms, 10000);
-        if (left)
-            log_event(js->log, LOG_WARN, "jobs.drain_incomplete",
-                      (struct log_field[]){LOG_I64("running", left), LOG_END});
-    }
+    if (js->q)
+        jobs_drain(js, drain_timeout_ms);
     js->stop = true;
     if (js->q)
         jobq_stop(js->q);

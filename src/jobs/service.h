@@ -57,6 +57,8 @@ struct jobs {
 /* Loads nothing synchronously (the engine loads in the background). Caller owns: jobs_stop(). */
 enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_log *log,
                        struct metrics *m, struct jobs **out, struct sd_error *err);
+/* Stops claiming; waits for running jobs, then re-queues the rest. Returns jobs left running. */
+int jobs_drain(struct jobs *js, int timeout_ms);
 /* Drains (see jobq_drain), stops every thread and frees. */
 void jobs_stop(struct jobs *js, int drain_timeout_ms);
 

@@ -1,0 +1,178 @@
+/*
+ * app.c - assembling the service (see app.h): directories, log, metrics,
+ * store, job system (model loads in the background), HTTP; and taking it
+ * apart in the reverse order with a bounded drain. A missing model is not
+ * fatal: the service runs, /health says 503 and how to get one.
+ */
+#include "server/app.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/http.h"
+
+static enum sd_err make_dir(const char *path, struct sd_error *err)
+{
+    if (mkdir(path, 0750) != 0 && errno != EEXIST)
+        return sd_fail(err, SD_EIO, "cannot create directory %s: %s", path, strerror(errno));
+    return SD_OK;
+}
+
+/* Uploads still named *.part were cut off by a crash mid-request: nobody owns them. */
+static void remove_partial_uploads(struct app *a)
+{
+    DIR *d = opendir(a->uploads_dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
+            char path[2048];
+            snprintf(path, sizeof(path), "%s/%s", a->uploads_dir, e->d_name);
+            n += unlink(path) == 0;
+        }
+    }
+    closedir(d);
+    if (n)
+        log_event(a->log, LOG_INFO, "uploads.partial_removed",
+                  (struct log_field[]){LOG_I64("files", n), LOG_END});
+}
+
+static void choose_model(struct app *a)
+{
+    if (a->cfg.model && *a->cfg.model)
+        snprintf(a->model_path, sizeof(a->model_path), "%s", a->cfg.model);
+    else
+        snprintf(a->model_path, sizeof(a->model_path), "%s/models/ggml-base.en.bin",
+                 a->cfg.data_dir);
+    if (access(a->model_path, R_OK) != 0) {
+        snprintf(a->model_hint, sizeof(a->model_hint),
+                 "No model at %s: download one with `scribed model download base.en` "
+                 "(into %s/models) or pass --model PATH",
+                 a->model_path, a->cfg.data_dir);
+        log_event(a->log, LOG_WARN, "model.missing",
+                  (struct log_field[]){LOG_STR("path", a->model_path),
+                                       LOG_STR("hint", a->model_hint), LOG_END});
+    }
+}
+
+static void choose_workers(struct app *a, int *threads)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    a->n_workers = a->cfg.workers > 0 ? (int)a->cfg.workers : (int)cores;
+    *threads = a->cfg.threads > 0 ? (int)a->cfg.threads : (int)(cores / a->n_workers);
+    if (*threads < 1)
+        *threads = 1;
+}
+
+static enum sd_err start_jobs(struct app *a, struct sd_error *err)
+{
+    int threads;
+    choose_workers(a, &threads);
+    struct jobs_opts jo = {
+        .data_dir = a->cfg.data_dir,
+        .n_workers = a->n_workers,
+        .max_pending = (int)a->cfg.max_queue,
+        .long_job_bytes = (int64_t)a->cfg.long_job_mb << 20,
+        .max_attempts = (int)a->cfg.max_attempts,
+        .callback_max_attempts = (int)a->cfg.callback_attempts,
+        .callback_backoff_ms = (int)a->cfg.callback_backoff_ms,
+        .callback_timeout_ms = (int)a->cfg.callback_timeout_ms,
+        .upload_retention_days = (int)a->cfg.upload_retention_days,
+        .result_retention_days = (int)a->cfg.result_retention_days,
+        .retention_interval_s = (int)a->cfg.retention_interval_s,
+        .engine = {.model_path = a->model_path,
+                   .vad_path = a->cfg.vad_model,
+                   .threads_per_worker = threads,
+                   .max_audio_s = (double)a->cfg.max_audio_s,
+                   .allowed_formats = NULL},
+    };
+    return jobs_start(&jo, a->store, a->log, a->metrics, &a->jobs, err);
+}
+
+enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
+{
+    enum sd_err rc;
+    char db[1100];
+
+    memset(a, 0, sizeof(*a));
+    a->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    atomic_init(&a->draining, false);
+    int level = log_level_parse(a->cfg.log_level);
+    if (level < 0) {
+        rc = sd_fail(err, SD_EINVAL, "--log-level: '%s' is not debug, info, warn or error",
+                     a->cfg.log_level);
+        goto fail;
+    }
+    a->log = log_create(stderr, (enum log_level)level);
+    a->metrics = metrics_create();
+    if (!a->log || !a->metrics) {
+        rc = sd_fail(err, SD_ENOMEM, "start-up");
+        goto fail;
+    }
+    a->max_upload_bytes = (int64_t)a->cfg.max_file_size_mb << 20;
+    snprintf(a->uploads_dir, sizeof(a->uploads_dir), "%s/uploads", a->cfg.data_dir);
+    if ((rc = make_dir(a->cfg.data_dir, err)) != SD_OK ||
+        (rc = make_dir(a->uploads_dir, err)) != SD_OK)
+        goto fail;
+    remove_partial_uploads(a);
+    snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
+    if ((rc = store_open_sqlite(db, &a->store, err)) != SD_OK)
+        goto fail;
+    choose_model(a);
+    if ((rc = start_jobs(a, err)) != SD_OK)
+        goto fail;
+    if ((rc = http_start(a, a->cfg.host, (int)a->cfg.port, &a->http, err)) != SD_OK)
+        goto fail;
+    log_event(a->log, LOG_INFO, "server.listening",
+              (struct log_field[]){LOG_STR("host", a->cfg.host), LOG_I64("port", app_port(a)),
+                                   LOG_STR("data_dir", a->cfg.data_dir),
+                                   LOG_STR("model", a->model_path),
+                                   LOG_I64("workers", a->n_workers),
+                                   LOG_I64("max_file_size_mb", a->cfg.max_file_size_mb),
+                                   LOG_STR("version", SCRIBED_VERSION), LOG_END});
+    return SD_OK;
+fail:
+    app_stop(a);
+    return rc;
+}
+
+int app_port(const struct app *a)
+{
+    return http_port(a->http);
+}
+
+void app_stop(struct app *a)
+{
+    atomic_store(&a->draining, true);
+    if (a->http)
+        http_quiesce(a->http);
+    if (a->jobs) {
+        log_event(a->log, LOG_INFO, "server.draining",
+                  (struct log_field[]){LOG_I64("timeout_s", a->cfg.drain_timeout_s), LOG_END});
+        jobs_drain(a->jobs, (int)a->cfg.drain_timeout_s * 1000);
+    }
+    /* connections waiting on sync jobs see the drain and answer before this returns */
+    http_stop(a->http);
+    a->http = NULL;
+    jobs_stop(a->jobs, 0);
+    a->jobs = NULL;
+    store_close(a->store);
+    a->store = NULL;
+    metrics_destroy(a->metrics);
+    a->metrics = NULL;
+    log_event(a->log, LOG_INFO, "server.stopped", NULL);
+    log_destroy(a->log);
+    a->log = NULL;
+    config_clear(&a->cfg);
+}

@@ -1,0 +1,50 @@
+/*
+ * app.h - struct app owns everything the service is made of: config, log,
+ * metrics, store, job system and HTTP server. Passed down explicitly; there
+ * are no globals besides the signal flag in cli/serve.c.
+ *
+ * Lifecycle: app_start (store opened and recovered, model loading in the
+ * background, listening) -> app_stop (stop accepting, drain, close).
+ */
+#ifndef SD_SERVER_APP_H
+#define SD_SERVER_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "jobs/log.h"
+#include "jobs/metrics.h"
+#include "jobs/service.h"
+#include "server/config.h"
+#include "store/store.h"
+
+#ifndef SCRIBED_VERSION
+#define SCRIBED_VERSION "0.1.0"
+#endif
+
+struct http_server;
+
+struct app {
+    struct config cfg;             /* owned, immutable after app_start */
+    struct sd_log *log;
+    struct metrics *metrics;
+    struct store *store;
+    struct jobs *jobs;
+    struct http_server *http;
+    char model_path[1024];
+    char uploads_dir[1024];
+    char model_hint[2600];         /* how to get a model, when there is none */
+    int64_t max_upload_bytes;
+    int n_workers;
+    atomic_bool draining;          /* SIGTERM: refuse new work */
+};
+
+/* Takes ownership of *cfg (even on failure). On failure everything started is stopped. */
+enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err);
+/* The bound TCP port (useful with --port 0). */
+int app_port(const struct app *a);
+/* Stop accepting, drain jobs within cfg.drain_timeout_s, close everything. */
+void app_stop(struct app *a);
+
+#endif

@@ -1,0 +1,509 @@
+/*
+ * http.c - libmicrohttpd glue: one thread per connection, request state,
+ * protocol checks MHD leaves to the application (duplicate Content-Length,
+ * missing Host, oversize bodies), streaming bodies into an upload, the reply
+ * helpers, X-Request-Id, and one JSON access-log line + metrics per request.
+ *
+ * MHD 0.9.75 cannot queue a response while a body is still arriving, so a
+ * body that goes over the limit (or turns out malformed) mid-stream gets its
+ * error written straight to the socket, then the connection is closed after
+ * a short lingering read so the client sees the status instead of a reset.
+ */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobs/job.h"
+#include "server/app.h"
+#include "server/upload.h"
+
+struct http_server {
+    struct MHD_Daemon *d;
+    struct app *app;
+    int port;
+    bool quiesced;
+};
+
+struct http_request {
+    struct app *app;
+    struct MHD_Connection *conn;
+    char id[64];
+    char method[16];
+    char path[256];
+    char param[STORE_ID_MAX + 16];
+    const struct route *route;
+    double t0;
+    int status;               /* 0 until answered */
+    bool raw_answered;        /* answered on the socket directly (mid-body error) */
+    enum http_condition pending_cond;  /* answer with this once the body is in */
+    enum sd_err pending_err;
+    char pending_msg[256];
+    struct upload *up;
+    int64_t body_bytes;
+    enum MHD_Result result;
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- accessors ---- */
+
+struct app *http_app(struct http_request *r)
+{
+    return r->app;
+}
+
+const char *http_request_id(struct http_request *r)
+{
+    return r->id;
+}
+
+const char *http_path_param(struct http_request *r)
+{
+    return r->param;
+}
+
+const char *http_query(struct http_request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(struct http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+struct upload *http_upload(struct http_request *r)
+{
+    return r->up;
+}
+
+static int conn_fd(struct http_request *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+bool http_client_gone(struct http_request *r)
+{
+    int fd = conn_fd(r);
+    if (fd < 0)
+        return true;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* ---- replies ---- */
+
+static void add_common_headers(struct http_request *r, struct MHD_Response *resp,
+                               const char *content_type)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+}
+
+static void queue(struct http_request *r, int status, struct MHD_Response *resp)
+{
+    if (!resp) {
+        r->result = MHD_NO;
+        return;
+    }
+    if (status == 429)
+        MHD_add_response_header(resp, "Retry-After", "5");
+    if (status == 503)
+        MHD_add_response_header(resp, "Retry-After", "10");
+    r->status = status;
+    r->result = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+}
+
+void http_reply_body(struct http_request *r, int status, const char *content_type, char *body,
+                     size_t len)
+{
+    if (r->status) { /* one reply per request: a second one is a bug, not a crash */
+        free(body);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
+                                                                           : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        r->result = MHD_NO;
+        return;
+    }
+    add_common_headers(r, resp, content_type);
+    queue(r, status, resp);
+}
+
+void http_reply_json(struct http_request *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    if (!s) {
+        r->result = MHD_NO;
+        return;
+    }
+    size_t n = strlen(s);
+    http_reply_body(r, status, "application/json", s, n);
+}
+
+void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
+                      const char *param)
+{
+    http_reply_json(r, errors_http_status(code),
+                    errors_body(message, errors_http_type(code), param, sd_err_name(code)));
+}
+
+void http_reply_condition(struct http_request *r, enum http_condition c, const char *message)
+{
+    http_reply_json(r, errors_condition_status(c),
+                    errors_body(message, errors_condition_type(c), NULL,
+                                errors_condition_code(c)));
+}
+
+/* Writes all of buf to a non-blocking socket, waiting up to 2 s in total. */
+static void write_all(int fd, const char *buf, size_t n)
+{
+    double deadline = mono_s() + 2.0;
+    while (n > 0 && mono_s() < deadline) {
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            buf += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, 100);
+    }
+}
+
+/*
+ * Mid-body error: status line, headers and JSON error straight onto the
+ * socket, then a lingering read (bounded) so the client reads the answer.
+ */
+static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const char *msg)
+{
+    int status = errors_http_status(code);
+    json_t *b = errors_body(msg, errors_http_type(code), code == SD_ETOOBIG ? "file" : NULL,
+                            sd_err_name(code));
+    char *body = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(b);
+    int fd = conn_fd(r);
+    r->status = status;
+    r->raw_answered = true;
+    if (fd >= 0 && body) {
+        char head[512];
+        int hn = snprintf(head, sizeof(head),
+                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                          status, status == 413 ? "Payload Too Large" : "Bad Request",
+                          strlen(body), r->id);
+        write_all(fd, head, (size_t)hn);
+        write_all(fd, body, strlen(body));
+        shutdown(fd, SHUT_WR);
+        char sink[16384];
+        double deadline = mono_s() + 2.0;
+        int64_t drained = 0;
+        while (mono_s() < deadline && drained < (64LL << 20)) {
+            ssize_t got = recv(fd, sink, sizeof(sink), 0);
+            if (got == 0)
+                break;
+            if (got > 0) {
+                drained += got;
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                break;
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            poll(&p, 1, 100);
+        }
+    }
+    free(body);
+    return MHD_NO;
+}
+
+/* ---- request lifecycle ---- */
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 60)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    int *n = cls;
+    (void)kind, (void)value;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        (*n)++;
+    return MHD_YES;
+}
+
+/* Request-level problems MHD lets through; SD_OK if none. */
+static enum sd_err check_protocol(struct http_request *r, const char *version, char *msg,
+                                  size_t n)
+{
+    int n_len = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &n_len);
+    if (n_len > 1) {
+        snprintf(msg, n, "more than one Content-Length header");
+        return SD_EINVAL;
+    }
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !http_header(r, MHD_HTTP_HEADER_HOST)) {
+        snprintf(msg, n, "HTTP/1.1 requests need a Host header");
+        return SD_EINVAL;
+    }
+    return SD_OK;
+}
+
+static struct http_request *request_new(struct app *app, struct MHD_Connection *c,
+                                        const char *url, const char *method)
+{
+    struct http_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->app = app;
+    r->conn = c;
+    r->t0 = mono_s();
+    r->result = MHD_YES;
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    snprintf(r->path, sizeof(r->path), "%s", url);
+    const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (valid_request_id(given))
+        snprintf(r->id, sizeof(r->id), "%s", given);
+    else
+        job_new_id("req", r->id, sizeof(r->id));
+    return r;
+}
+
+/* Header-time decisions for a body-carrying route: size limit, upload file. */
+static enum MHD_Result begin_multipart(struct http_request *r)
+{
+    struct app *a = r->app;
+    const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    /* the multipart envelope and text fields get 1 MiB on top of the file limit */
+    if (cl && strtoll(cl, NULL, 10) > a->max_upload_bytes + (1 << 20)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the request body (%s bytes) is larger than the limit of %lld MB",
+                 cl, (long long)(a->max_upload_bytes >> 20));
+        http_reply_json(r, errors_http_status(SD_ETOOBIG),
+                        errors_body(msg, errors_http_type(SD_ETOOBIG), "file",
+                                    sd_err_name(SD_ETOOBIG)));
+        return r->result;
+    }
+    if (atomic_load(&a->draining)) {
+        r->pending_cond = HTTP_COND_UNAVAILABLE;
+        snprintf(r->pending_msg, sizeof(r->pending_msg), "the service is shutting down");
+        return MHD_YES;
+    }
+    char path[1100];
+    struct sd_error err = {0};
+    snprintf(path, sizeof(path), "%s/%s.part", a->uploads_dir, r->id);
+    if (upload_create(r->conn, path, a->max_upload_bytes, &r->up, &err) != SD_OK) {
+        r->pending_err = err.code;
+        snprintf(r->pending_msg, sizeof(r->pending_msg), "%s", err.msg);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result first_call(struct http_request *r, const char *version)
+{
+    char msg[256];
+    enum sd_err rc = check_protocol(r, version, msg, sizeof(msg));
+    if (rc != SD_OK) {
+        http_reply_error(r, rc, msg, NULL);
+        return r->result;
+    }
+    bool wrong_method = false;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", r->path);
+    r->route = router_match(r->method, path, r->param, sizeof(r->param), &wrong_method);
+    if (!r->route) {
+        r->pending_cond = wrong_method ? HTTP_COND_METHOD : HTTP_COND_NO_ROUTE;
+        snprintf(r->pending_msg, sizeof(r->pending_msg), "%s %.160s: %s", r->method, r->path,
+                 wrong_method ? "method not allowed" : "no such endpoint");
+        return MHD_YES;
+    }
+    if (r->route->flags & ROUTE_MULTIPART)
+        return begin_multipart(r);
+    return MHD_YES; /* answer on the next call: answering now would drop keep-alive */
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size, void **ctx)
+{
+    struct http_request *r = *ctx;
+    if (!r) {
+        r = request_new(cls, c, url, method);
+        if (!r)
+            return MHD_NO;
+        *ctx = r;
+        return first_call(r, version);
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        r->body_bytes += (int64_t)n;
+        if (r->up) {
+            struct sd_error err = {0};
+            if (upload_feed(r->up, upload_data, n, &err) != SD_OK)
+                return abort_raw(r, err.code, err.msg);
+        } else if (r->body_bytes > (1 << 20)) {
+            /* a body nobody will read (wrong route, not multipart): stop early */
+            return abort_raw(r, SD_ETOOBIG, "unexpected request body");
+        }
+        return MHD_YES;
+    }
+    if (r->status)
+        return MHD_YES;
+    if (r->pending_cond != HTTP_COND_NONE) {
+        http_reply_condition(r, r->pending_cond, r->pending_msg);
+        return r->result;
+    }
+    if (r->pending_err != SD_OK) {
+        http_reply_error(r, r->pending_err, r->pending_msg, NULL);
+        return r->result;
+    }
+    if (r->up) {
+        struct sd_error err = {0};
+        if (upload_finish(r->up, &err) != SD_OK) {
+            http_reply_error(r, err.code, err.msg, err.code == SD_ETOOBIG ? "file" : NULL);
+            return r->result;
+        }
+    }
+    r->route->fn(r);
+    if (!r->status)
+        http_reply_error(r, SD_EINTERNAL, "the handler gave no answer", NULL);
+    return r->result;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct app *a = cls;
+    struct http_request *r = *ctx;
+    (void)c;
+    if (!r)
+        return;
+    *ctx = NULL;
+    int status = r->status ? r->status : 499; /* nginx's "client closed request" */
+    const char *route = r->route ? r->route->name : "unmatched";
+    metrics_http(a->metrics, route, status);
+    double ms = (mono_s() - r->t0) * 1000.0;
+    enum log_level lv = status >= 500 ? LOG_ERROR : LOG_INFO;
+    /* health probes every 30 s would drown the log: debug level unless they fail */
+    if (r->route && strcmp(route, "health") == 0 && status == 200)
+        lv = LOG_DEBUG;
+    log_event(a->log, lv, "http.request",
+              (struct log_field[]){LOG_STR("req", r->id), LOG_STR("method", r->method),
+                                   LOG_STR("path", r->path), LOG_STR("route", route),
+                                   LOG_I64("status", status), LOG_F64("ms", ms),
+                                   LOG_I64("bytes_in", r->body_bytes),
+                                   LOG_BOOL("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK),
+                                   LOG_END});
+    upload_destroy(r->up);
+    free(r);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct app *a = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_event(a->log, LOG_DEBUG, "http.mhd", (struct log_field[]){LOG_STR("msg", msg), LOG_END});
+}
+
+enum sd_err http_start(struct app *app, const char *host, int port, struct http_server **out,
+                       struct sd_error *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    int gai = getaddrinfo(host && *host ? host : NULL, port_s, &hints, &ai);
+    if (gai != 0)
+        return sd_fail(err, SD_EINVAL, "--host %s: %s", host, gai_strerror(gai));
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        freeaddrinfo(ai);
+        return sd_fail(err, SD_ENOMEM, "http server");
+    }
+    s->app = app;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_access, app, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)app->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)app->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        free(s);
+        return sd_fail(err, SD_EIO, "cannot listen on %s:%d (address in use?)", host, port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : port;
+    *out = s;
+    return SD_OK;
+}
+
+int http_port(const struct http_server *s)
+{
+    return s ? s->port : 0;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    if (!s || s->quiesced)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    s->quiesced = true;
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

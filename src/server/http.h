@@ -1,0 +1,71 @@
+/*
+ * http.h - the HTTP layer on libmicrohttpd (thread per connection): request
+ * state, body streaming into an upload, replies, request ids, access log
+ * and per-route metrics. The only file that includes <microhttpd.h> is
+ * http.c (upload.c gets the post processor through it).
+ *
+ * A route handler runs once the whole request is in, on the connection's
+ * own thread, and may block (a synchronous transcription waits there);
+ * /health stays fast because every connection has its own thread.
+ */
+#ifndef SD_SERVER_HTTP_H
+#define SD_SERVER_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/errors.h"
+#include "util/err.h"
+
+struct app;
+struct upload;
+struct http_request;
+struct http_server;
+
+typedef void (*route_fn)(struct http_request *r);
+
+enum route_flags {
+    ROUTE_MULTIPART = 1,   /* body is multipart/form-data with an upload */
+};
+
+struct route {
+    const char *method;
+    const char *pattern;   /* "/v1/jobs/{id}": one {param} segment at most */
+    const char *name;      /* metrics label */
+    route_fn fn;
+    unsigned flags;
+};
+
+/* router.c: the table, and matching a path against it. */
+const struct route *router_match(const char *method, const char *path, char *param,
+                                 size_t param_n, bool *method_mismatch);
+
+enum sd_err http_start(struct app *app, const char *host, int port, struct http_server **out,
+                       struct sd_error *err);
+int http_port(const struct http_server *s);
+/* Stops accepting new connections (existing ones finish). */
+void http_quiesce(struct http_server *s);
+/* Closes every connection and joins their threads. */
+void http_stop(struct http_server *s);
+
+/* Accessors for route handlers. */
+struct app *http_app(struct http_request *r);
+const char *http_request_id(struct http_request *r);
+const char *http_path_param(struct http_request *r);
+const char *http_query(struct http_request *r, const char *key);
+const char *http_header(struct http_request *r, const char *name);
+struct upload *http_upload(struct http_request *r);
+/* True when the client closed its side (a waiting sync request should give up). */
+bool http_client_gone(struct http_request *r);
+
+/* Replies (each takes ownership of what it is given; one reply per request). */
+void http_reply_json(struct http_request *r, int status, json_t *body);
+void http_reply_body(struct http_request *r, int status, const char *content_type, char *body,
+                     size_t len);
+void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
+                      const char *param);
+void http_reply_condition(struct http_request *r, enum http_condition c, const char *message);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * route_audio.c - the synchronous endpoints: POST /v1/audio/transcriptions,
+ * /v1/audio/translations (OpenAI) and /inference (whisper.cpp). The request
+ * becomes a sync job on the shared queue; this connection's thread waits for
+ * it, watching the socket: a client that hangs up cancels its work.
+ * Replies in the requested format, or as SSE (transcript.text.delta/done).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "output/format.h"
+#include "server/app.h"
+#include "server/routes.h"
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* SSE events, one delta per segment then done (OpenAI's stream shape). */
+static char *render_sse(const struct transcript *t)
+{
+    size_t cap = 256, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (int i = 0; i <= t->n_segments; i++) {
+        json_t *ev = i < t->n_segments
+                         ? json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta",
+                                     t->segments[i].text ? t->segments[i].text : "")
+                         : json_pack("{s:s, s:s}", "type", "transcript.text.done", "text",
+                                     t->text ? t->text : "");
+        char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(ev);
+        if (!s)
+            continue; /* a segment that is not valid UTF-8 is skipped, not fatal */
+        size_t need = len + strlen(s) + 16;
+        if (need > cap) {
+            cap = need * 2;
+            char *n = realloc(out, cap);
+            if (!n) {
+                free(s);
+                free(out);
+                return NULL;
+            }
+            out = n;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "data: %s\n\n", s);
+        free(s);
+    }
+    return out;
+}
+
+static void reply_transcript(struct http_request *r, const struct job *j)
+{
+    char *body;
+    const char *ctype;
+    if (j->params.stream) {
+        body = render_sse(j->transcript);
+        ctype = "text/event-stream";
+    } else {
+        body = output_render(j->transcript, j->params.format);
+        ctype = output_content_type(j->params.format);
+    }
+    if (!body) {
+        http_reply_error(r, SD_ENOMEM, "out of memory rendering the transcript", NULL);
+        return;
+    }
+    http_reply_body(r, 200, ctype, body, strlen(body));
+}
+
+/* Waits for the job; true if it reached a final status (else a reply was given). */
+static bool wait_for(struct http_request *r, struct job *j)
+{
+    struct app *a = http_app(r);
+    double deadline = mono_s() + (double)a->cfg.sync_timeout_s;
+    while (!jobq_wait(a->jobs->q, j, 200)) {
+        if (http_client_gone(r)) {
+            jobq_cancel(a->jobs->q, j->id);
+            log_event(a->log, LOG_INFO, "http.client_gone",
+                      (struct log_field[]){LOG_STR("req", http_request_id(r)), LOG_END});
+            http_reply_error(r, SD_ECANCELLED, "client disconnected", NULL);
+            return false;
+        }
+        if (mono_s() > deadline) {
+            jobq_cancel(a->jobs->q, j->id);
+            http_reply_error(r, SD_ETIMEOUT, "the transcription took longer than the "
+                                             "synchronous limit; use POST /v1/jobs", NULL);
+            return false;
+        }
+        if (atomic_load(&a->draining) && jobq_cancel_pending(a->jobs->q, j->id)) {
+            http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the service is shutting down");
+            return false;
+        }
+    }
+    return true;
+}
+
+static void transcribe_sync(struct http_request *r, enum fields_dialect d)
+{
+    struct app *a = http_app(r);
+    struct upload *u = http_upload(r);
+    struct job_params p;
+    struct sd_error err = {0};
+    const char *cb = NULL, *param = NULL;
+    struct job *j = NULL;
+    char msg[3000];
+
+    job_params_init(&p);
+    if (fields_parse(a, u, d, &p, &cb, &param, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, param);
+        goto out;
+    }
+    if (engine_status(a->jobs->engine, msg, sizeof(msg)) == ENGINE_FAILED) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
+        http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
+        goto out;
+    }
+    if (jobs_submit_sync(a->jobs, http_request_id(r), &p, upload_path(u), upload_file_bytes(u),
+                         &j, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    if (!wait_for(r, j))
+        goto out;
+    if (j->status == JOB_SUCCEEDED && j->transcript)
+        reply_transcript(r, j);
+    else if (j->status == JOB_CANCELLED)
+        http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the request was cancelled (shutdown)");
+    else
+        http_reply_error(r, j->rc ? j->rc : SD_EINTERNAL, j->err.msg,
+                         j->rc == SD_EUNSUPPORTED || j->rc == SD_EFORMAT ? "file" : NULL);
+out:
+    if (j)
+        jobq_release(a->jobs->q, j);
+    job_params_clear(&p);
+}
+
+void route_transcriptions(struct http_request *r)
+{
+    transcribe_sync(r, FIELDS_TRANSCRIPTION);
+}
+
+void route_translations(struct http_request *r)
+{
+    transcribe_sync(r, FIELDS_TRANSLATION);
+}
+
+void route_inference(struct http_request *r)
+{
+    transcribe_sync(r, FIELDS_WHISPER_CPP);
+}

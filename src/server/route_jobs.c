@@ -1,0 +1,207 @@
+/*
+ * route_jobs.c - async jobs: POST /v1/jobs (202 + job), GET /v1/jobs
+ * (newest first, cursor pagination), GET /v1/jobs/{id}, GET
+ * /v1/jobs/{id}/result?format=..., DELETE /v1/jobs/{id} (cancel).
+ * The store is the source of truth; the queue only adds live progress.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "output/format.h"
+#include "server/app.h"
+#include "server/routes.h"
+
+static json_t *job_json(struct app *a, const struct store_job *sj)
+{
+    json_t *o = job_to_json(sj);
+    if (o && sj->status == JOB_RUNNING) {
+        double live = jobq_progress(a->jobs->q, sj->id);
+        if (live >= 0)
+            json_object_set_new(o, "progress", json_real(live));
+    }
+    return o;
+}
+
+static void reply_job(struct http_request *r, int status, const char *id)
+{
+    struct app *a = http_app(r);
+    struct store_job sj = {0};
+    struct sd_error err = {0};
+    if (store_job_get(a->store, id, &sj, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        return;
+    }
+    http_reply_json(r, status, job_json(a, &sj));
+    store_job_clear(&sj);
+}
+
+void route_jobs_create(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    struct upload *u = http_upload(r);
+    struct job_params p;
+    struct sd_error err = {0};
+    const char *cb = NULL, *param = NULL;
+    char id[STORE_ID_MAX], path[1200], msg[3000];
+
+    job_params_init(&p);
+    if (fields_parse(a, u, FIELDS_JOB, &p, &cb, &param, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, param);
+        goto out;
+    }
+    if (engine_status(a->jobs->engine, msg, sizeof(msg)) == ENGINE_FAILED) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
+        http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
+        goto out;
+    }
+    job_new_id("job", id, sizeof(id));
+    snprintf(path, sizeof(path), "%s/%s", a->uploads_dir, id);
+    if (upload_keep_as(u, path, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    if (jobs_submit_async(a->jobs, id, &p, path, upload_file_bytes(u), upload_file_name(u), cb,
+                          &err) != SD_OK) {
+        unlink(path);
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    log_event(a->log, LOG_INFO, "job.created",
+              (struct log_field[]){LOG_STR("req", http_request_id(r)), LOG_STR("job", id),
+                                   LOG_I64("bytes", upload_file_bytes(u)), LOG_END});
+    reply_job(r, 202, id);
+out:
+    job_params_clear(&p);
+}
+
+void route_job_get(struct http_request *r)
+{
+    reply_job(r, 200, http_path_param(r));
+}
+
+void route_job_delete(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    enum job_status was;
+    struct sd_error err = {0};
+    if (jobs_cancel(a->jobs, http_path_param(r), &was, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        return;
+    }
+    if (job_status_is_final(was)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the job already %s; there is nothing to cancel",
+                 job_status_name(was));
+        http_reply_error(r, SD_EINVAL, msg, NULL);
+        return;
+    }
+    log_event(a->log, LOG_INFO, "job.cancel",
+              (struct log_field[]){LOG_STR("req", http_request_id(r)),
+                                   LOG_STR("job", http_path_param(r)),
+                                   LOG_STR("was", job_status_name(was)), LOG_END});
+    reply_job(r, 200, http_path_param(r));
+}
+
+void route_job_result(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    struct store_job sj = {0};
+    struct sd_error err = {0};
+    struct job_params p;
+    char *body = NULL, *ctype = NULL;
+    size_t len = 0;
+
+    job_params_init(&p);
+    if (store_job_get(a->store, http_path_param(r), &sj, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    if (sj.status != JOB_SUCCEEDED) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "the job is %s%s%s; results exist once it succeeded",
+                 job_status_name(sj.status), sj.error_message ? ": " : "",
+                 sj.error_message ? sj.error_message : "");
+        http_reply_error(r, SD_EINVAL, msg, NULL);
+        goto out;
+    }
+    if (sj.results_expired) {
+        http_reply_error(r, SD_ENOTFOUND, "the results of this job were deleted (retention)",
+                         NULL);
+        goto out;
+    }
+    const char *fmt = http_query(r, "format");
+    if (!fmt)
+        fmt = http_query(r, "response_format");
+    enum output_format f = OUTPUT_JSON;
+    if (fmt) {
+        if (output_format_parse(fmt, &f, &err) != SD_OK) {
+            http_reply_error(r, SD_EINVAL,
+                             "format must be one of json, text, srt, verbose_json, vtt", "format");
+            goto out;
+        }
+    } else if (job_params_from_json(sj.params_json, &p, NULL) == SD_OK) {
+        f = p.format;
+    }
+    if (store_result_get(a->store, sj.id, output_format_name(f), &body, &len, &ctype, &err) !=
+        SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    http_reply_body(r, 200, ctype, body, len);
+    body = NULL;
+out:
+    free(body);
+    free(ctype);
+    job_params_clear(&p);
+    store_job_clear(&sj);
+}
+
+void route_jobs_list(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    struct sd_error err = {0};
+    const char *v;
+    long limit = 20;
+    int status = -1;
+
+    if ((v = http_query(r, "limit"))) {
+        char *end = NULL;
+        limit = strtol(v, &end, 10);
+        if (end == v || *end || limit < 1 || limit > 100) {
+            http_reply_error(r, SD_EINVAL, "limit must be a number from 1 to 100", "limit");
+            return;
+        }
+    }
+    if ((v = http_query(r, "status"))) {
+        enum job_status s;
+        if (!job_status_parse(v, &s)) {
+            http_reply_error(r, SD_EINVAL,
+                             "status must be queued, running, succeeded, failed or cancelled",
+                             "status");
+            return;
+        }
+        status = (int)s;
+    }
+    struct store_job *v_jobs = NULL;
+    int n = 0;
+    bool more = false;
+    if (store_job_list(a->store, http_query(r, "after"), (int)limit, status, &v_jobs, &n, &more,
+                       &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, err.code == SD_EINVAL ? "after" : NULL);
+        return;
+    }
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(data, job_json(a, &v_jobs[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "object", json_string("list"));
+    json_object_set_new(o, "data", data);
+    json_object_set_new(o, "first_id", n ? json_string(v_jobs[0].id) : json_null());
+    json_object_set_new(o, "last_id", n ? json_string(v_jobs[n - 1].id) : json_null());
+    json_object_set_new(o, "has_more", json_boolean(more));
+    store_jobs_free(v_jobs, n);
+    http_reply_json(r, 200, o);
+}

@@ -1,0 +1,73 @@
+/*
+ * route_status.c - GET /health, GET /metrics, GET /v1/models. These never
+ * touch the store or wait on the queue (only its counters), so they answer
+ * in well under a millisecond even while every worker is busy.
+ * No authentication is ever required here (orchestrators probe /health).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/app.h"
+#include "server/routes.h"
+
+void route_health(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    char msg[256] = "";
+    enum engine_status st = engine_status(a->jobs->engine, msg, sizeof(msg));
+    int64_t pending = 0, running = 0;
+    jobq_counts(a->jobs->q, &pending, &running);
+    bool draining = atomic_load(&a->draining);
+    const char *status = draining              ? "draining"
+                         : st == ENGINE_READY   ? "healthy"
+                         : st == ENGINE_LOADING ? "loading"
+                                                : "unavailable";
+    json_t *o = json_object();
+    json_object_set_new(o, "status", json_string(status));
+    json_object_set_new(o, "model", json_string(engine_model_name(a->jobs->engine)));
+    json_object_set_new(o, "model_loaded", json_boolean(st == ENGINE_READY));
+    json_object_set_new(o, "vad_loaded", json_boolean(engine_vad_loaded(a->jobs->engine)));
+    json_object_set_new(o, "queue_depth", json_integer(pending));
+    json_object_set_new(o, "jobs_running", json_integer(running));
+    json_object_set_new(o, "workers", json_integer(a->n_workers));
+    json_object_set_new(o, "version", json_string(SCRIBED_VERSION));
+    if (st == ENGINE_FAILED) {
+        char full[3000];
+        snprintf(full, sizeof(full), "%s%s%s", msg, a->model_hint[0] ? ". " : "", a->model_hint);
+        json_object_set_new(o, "error", json_string(full));
+    } else if (st == ENGINE_LOADING) {
+        json_object_set_new(o, "error", json_string("the model is still loading"));
+    }
+    http_reply_json(r, st == ENGINE_READY && !draining ? 200 : 503, o);
+}
+
+void route_metrics(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    struct metrics_gauges g = {.workers = a->n_workers};
+    jobq_counts(a->jobs->q, &g.queue_depth, &g.jobs_running);
+    g.model_loaded = engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY;
+    char *text = metrics_render(a->metrics, &g);
+    if (!text) {
+        http_reply_error(r, SD_ENOMEM, "out of memory rendering metrics", NULL);
+        return;
+    }
+    http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+}
+
+static json_t *model_entry(const char *id)
+{
+    return json_pack("{s:s, s:s, s:i, s:s}", "id", id, "object", "model", "created", 0,
+                     "owned_by", "scribed");
+}
+
+void route_models(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    json_t *data = json_array();
+    /* clients written for OpenAI ask for whisper-1; it names the loaded model */
+    json_array_append_new(data, model_entry("whisper-1"));
+    if (engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY)
+        json_array_append_new(data, model_entry(engine_model_name(a->jobs->engine)));
+    http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}

@@ -1,0 +1,70 @@
+/*
+ * router.c - the route table: method + path pattern -> handler. Patterns are
+ * literal segments plus at most one {param} segment. Matching is a linear
+ * scan (a dozen routes); the table is the API's table of contents.
+ */
+#include <string.h>
+
+#include "server/routes.h"
+
+static const struct route routes[] = {
+    {"GET", "/health", "health", route_health, 0},
+    {"HEAD", "/health", "health", route_health, 0},
+    {"GET", "/metrics", "metrics", route_metrics, 0},
+    {"GET", "/v1/models", "models", route_models, 0},
+    {"POST", "/v1/audio/transcriptions", "transcriptions", route_transcriptions, ROUTE_MULTIPART},
+    {"POST", "/v1/audio/translations", "translations", route_translations, ROUTE_MULTIPART},
+    {"POST", "/inference", "inference", route_inference, ROUTE_MULTIPART},
+    {"POST", "/v1/jobs", "jobs_create", route_jobs_create, ROUTE_MULTIPART},
+    {"GET", "/v1/jobs", "jobs_list", route_jobs_list, 0},
+    {"GET", "/v1/jobs/{id}", "job_get", route_job_get, 0},
+    {"DELETE", "/v1/jobs/{id}", "job_delete", route_job_delete, 0},
+    {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
+    /*
+     * Reserved for the realtime issue: GET /v1/realtime (WebSocket upgrade via
+     * MHD_create_response_for_upgrade + wslay, in server/ws.c) and GET / (the
+     * web page). Add them here; http.c needs MHD_ALLOW_UPGRADE for the first.
+     */
+};
+
+/* Compares one pattern with a path; copies the {param} segment on a match. */
+static bool match(const char *pattern, const char *path, char *param, size_t param_n)
+{
+    while (*pattern && *path) {
+        if (pattern[0] == '{') {
+            const char *pend = strchr(pattern, '}');
+            const char *seg_end = strchr(path, '/');
+            size_t len = seg_end ? (size_t)(seg_end - path) : strlen(path);
+            if (!pend || len == 0 || len >= param_n)
+                return false;
+            memcpy(param, path, len);
+            param[len] = '\0';
+            pattern = pend + 1;
+            path += len;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    /* one trailing slash is tolerated ("/v1/models/") */
+    if (!*pattern && path[0] == '/' && path[1] == '\0')
+        return true;
+    return !*pattern && !*path;
+}
+
+const struct route *router_match(const char *method, const char *path, char *param,
+                                 size_t param_n, bool *method_mismatch)
+{
+    *method_mismatch = false;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (!match(routes[i].pattern, path, param, param_n))
+            continue;
+        if (strcmp(routes[i].method, method) == 0)
+            return &routes[i];
+        *method_mismatch = true;
+    }
+    param[0] = '\0';
+    return NULL;
+}

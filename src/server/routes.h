@@ -1,0 +1,46 @@
+/*
+ * routes.h - the route handlers (route_*.c), wired up in router.c.
+ * Each runs once the request body is in and answers through http.h.
+ */
+#ifndef SD_SERVER_ROUTES_H
+#define SD_SERVER_ROUTES_H
+
+#include "server/http.h"
+
+/* route_status.c */
+void route_health(struct http_request *r);
+void route_metrics(struct http_request *r);
+void route_models(struct http_request *r);
+/* route_audio.c: synchronous transcription (OpenAI + whisper.cpp shapes) */
+void route_transcriptions(struct http_request *r);
+void route_translations(struct http_request *r);
+void route_inference(struct http_request *r);
+/* route_jobs.c: async jobs */
+void route_jobs_create(struct http_request *r);
+void route_jobs_list(struct http_request *r);
+void route_job_get(struct http_request *r);
+void route_job_result(struct http_request *r);
+void route_job_delete(struct http_request *r);
+
+
+/* fields.c: request fields of the multipart endpoints -> job parameters */
+#include "jobs/job.h"
+#include "server/upload.h"
+
+enum fields_dialect {
+    FIELDS_TRANSCRIPTION, /* OpenAI /v1/audio/transcriptions */
+    FIELDS_TRANSLATION,   /* OpenAI /v1/audio/translations */
+    FIELDS_WHISPER_CPP,   /* whisper.cpp /inference names */
+    FIELDS_JOB,           /* /v1/jobs: transcription fields + task, callback_url */
+};
+
+/*
+ * Checks the upload (present, non-empty, allowed type) and parses the text
+ * fields into *p (initialised by the caller; clear it after). On failure
+ * *param names the offending field for the error body.
+ */
+enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dialect d,
+                         struct job_params *p, const char **callback_url, const char **param,
+                         struct sd_error *err);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * upload.c - multipart parsing with MHD_PostProcessor (see upload.h). The
+ * post processor calls back per piece of a part; file pieces are appended
+ * to the file with write(2), text fields are accumulated up to small caps
+ * (64 KiB a field, 64 fields) so a hostile body cannot grow memory.
+ */
+#include "server/upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_FIELDS 64
+#define MAX_FIELD_BYTES (64 * 1024)
+#define SNIFF_BYTES 16
+
+struct field {
+    char *key;
+    char *val;
+    size_t len;
+};
+
+struct upload {
+    struct MHD_PostProcessor *pp;
+    char path[1100];
+    int fd;
+    int64_t file_bytes, max_file_bytes;
+    char *filename;
+    bool has_file, in_file, file_ended, kept;
+    struct field fields[MAX_FIELDS];
+    int n_fields;
+    unsigned char head[SNIFF_BYTES];
+    size_t head_len;
+    enum sd_err rc;            /* first failure inside the iterator */
+    struct sd_error err;
+};
+
+static enum sd_err fail(struct upload *u, enum sd_err code, const char *msg)
+{
+    if (u->rc == SD_OK)
+        u->rc = sd_fail(&u->err, code, "%s", msg);
+    return u->rc;
+}
+
+static enum MHD_Result on_file_piece(struct upload *u, const char *filename, const char *data,
+                                     uint64_t off, size_t size)
+{
+    if (off == 0 && u->has_file && (u->file_bytes > 0 || u->file_ended)) {
+        fail(u, SD_EINVAL, "more than one 'file' part in the request");
+        return MHD_NO;
+    }
+    if (!u->has_file) {
+        u->has_file = u->in_file = true;
+        u->filename = strdup(filename ? filename : "");
+        u->fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (u->fd < 0 || !u->filename) {
+            fail(u, SD_EIO, "cannot store the upload");
+            return MHD_NO;
+        }
+    }
+    if (u->file_bytes + (int64_t)size > u->max_file_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "the file is larger than the limit of %lld MB",
+                 (long long)(u->max_file_bytes / (1024 * 1024)));
+        fail(u, SD_ETOOBIG, msg);
+        return MHD_NO;
+    }
+    if (u->head_len < SNIFF_BYTES) {
+        size_t k = SNIFF_BYTES - u->head_len < size ? SNIFF_BYTES - u->head_len : size;
+        memcpy(u->head + u->head_len, data, k);
+        u->head_len += k;
+    }
+    for (size_t done = 0; done < size;) {
+        ssize_t w = write(u->fd, data + done, size - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fail(u, SD_EIO, "cannot store the upload (disk full?)");
+            return MHD_NO;
+        }
+        done += (size_t)w;
+    }
+    u->file_bytes += (int64_t)size;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_field_piece(struct upload *u, const char *key, const char *data,
+                                      uint64_t off, size_t size)
+{
+    struct field *f = NULL;
+    /* pieces of one value arrive with off > 0: append to the field opened last */
+    if (off > 0 && u->n_fields > 0 && strcmp(u->fields[u->n_fields - 1].key, key) == 0) {
+        f = &u->fields[u->n_fields - 1];
+    } else {
+        if (u->n_fields == MAX_FIELDS) {
+            fail(u, SD_EINVAL, "too many form fields");
+            return MHD_NO;
+        }
+        f = &u->fields[u->n_fields];
+        f->key = strdup(key);
+        f->val = calloc(1, 1);
+        f->len = 0;
+        if (!f->key || !f->val) {
+            free(f->key);
+            free(f->val);
+            fail(u, SD_ENOMEM, "form field");
+            return MHD_NO;
+        }
+        u->n_fields++;
+    }
+    if (f->len + size > MAX_FIELD_BYTES) {
+        fail(u, SD_EINVAL, "a form field is longer than 64 KiB");
+        return MHD_NO;
+    }
+    char *nv = realloc(f->val, f->len + size + 1);
+    if (!nv) {
+        fail(u, SD_ENOMEM, "form field");
+        return MHD_NO;
+    }
+    memcpy(nv + f->len, data, size);
+    f->len += size;
+    nv[f->len] = '\0';
+    f->val = nv;
+    return MHD_YES;
+}
+
+static enum MHD_Result iterate(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+    struct upload *u = cls;
+    (void)kind, (void)content_type, (void)transfer_encoding;
+    if (!key)
+        return MHD_YES;
+    if (strcmp(key, UPLOAD_FILE_FIELD) == 0) {
+        /* a "file" part without a filename is still the file (some clients omit it) */
+        return on_file_piece(u, filename, data, off, size);
+    }
+    if (u->in_file) {
+        u->in_file = false;
+        u->file_ended = true;
+    }
+    return on_field_piece(u, key, data ? data : "", off, size);
+}
+
+enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t max_file_bytes,
+                          struct upload **out, struct sd_error *err)
+{
+    struct upload *u = calloc(1, sizeof(*u));
+    if (!u)
+        return sd_fail(err, SD_ENOMEM, "upload");
+    u->fd = -1;
+    u->max_file_bytes = max_file_bytes;
+    snprintf(u->path, sizeof(u->path), "%s", path);
+    u->pp = MHD_create_post_processor(c, 64 * 1024, iterate, u);
+    if (!u->pp) {
+        free(u);
+        return sd_fail(err, SD_EINVAL,
+                       "the body must be multipart/form-data with a boundary (field 'file')");
+    }
+    *out = u;
+    return SD_OK;
+}
+
+enum sd_err upload_feed(struct upload *u, const char *data, size_t n, struct sd_error *err)
+{
+    if (u->rc == SD_OK && MHD_post_process(u->pp, data, n) != MHD_YES && u->rc == SD_OK)
+        fail(u, SD_EINVAL, "malformed multipart/form-data body");
+    if (u->rc != SD_OK && err)
+        *err = u->err;
+    return u->rc;
+}
+
+enum sd_err upload_finish(struct upload *u, struct sd_error *err)
+{
+    if (u->pp) {
+        if (MHD_destroy_post_processor(u->pp) != MHD_YES && u->rc == SD_OK)
+            fail(u, SD_EINVAL, "malformed multipart/form-data body (truncated?)");
+        u->pp = NULL;
+    }
+    if (u->fd >= 0) {
+        if (close(u->fd) != 0 && u->rc == SD_OK)
+            fail(u, SD_EIO, "cannot store the upload");
+        u->fd = -1;
+    }
+    if (u->rc != SD_OK && err)
+        *err = u->err;
+    return u->rc;
+}
+
+void upload_destroy(struct upload *u)
+{
+    if (!u)
+        return;
+    if (u->pp)
+        MHD_destroy_post_processor(u->pp);
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->has_file && !u->kept)
+        unlink(u->path);
+    for (int i = 0; i < u->n_fields; i++) {
+        free(u->fields[i].key);
+        free(u->fields[i].val);
+    }
+    free(u->filename);
+    free(u);
+}
+
+bool upload_has_file(const struct upload *u)
+{
+    return u->has_file;
+}
+
+int64_t upload_file_bytes(const struct upload *u)
+{
+    return u->file_bytes;
+}
+
+const char *upload_file_name(const struct upload *u)
+{
+    return u->filename ? u->filename : "";
+}
+
+const char *upload_path(const struct upload *u)
+{
+    return u->path;
+}
+
+enum sd_err upload_keep_as(struct upload *u, const char *new_path, struct sd_error *err)
+{
+    if (rename(u->path, new_path) != 0)
+        return sd_fail(err, SD_EIO, "cannot keep the upload: %s", strerror(errno));
+    snprintf(u->path, sizeof(u->path), "%s", new_path);
+    u->kept = true;
+    return SD_OK;
+}
+
+const char *upload_field(const struct upload *u, const char *key)
+{
+    for (int i = 0; i < u->n_fields; i++)
+        if (strcmp(u->fields[i].key, key) == 0)
+            return u->fields[i].val;
+    return NULL;
+}
+
+int upload_field_all(const struct upload *u, const char *key, const char **vals, int max)
+{
+    int n = 0;
+    for (int i = 0; i < u->n_fields && n < max; i++)
+        if (strcmp(u->fields[i].key, key) == 0)
+            vals[n++] = u->fields[i].val;
+    return n;
+}
+
+const char *upload_sniff(const struct upload *u)
+{
+    const unsigned char *h = u->head;
+    size_t n = u->head_len;
+    if (n >= 12 && memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WAVE", 4) == 0)
+        return "wav";
+    if (n >= 3 && memcmp(h, "ID3", 3) == 0)
+        return "mp3";
+    if (n >= 4 && memcmp(h, "fLaC", 4) == 0)
+        return "flac";
+    if (n >= 4 && memcmp(h, "OggS", 4) == 0)
+        return "ogg";
+    if (n >= 4 && h[0] == 0x1A && h[1] == 0x45 && h[2] == 0xDF && h[3] == 0xA3)
+        return "webm";
+    if (n >= 8 && memcmp(h + 4, "ftyp", 4) == 0)
+        return "mp4";
+    if (n >= 12 && memcmp(h, "FORM", 4) == 0 && memcmp(h + 8, "AIF", 3) == 0)
+        return "aiff";
+    if (n >= 4 && h[0] == 0 && h[1] == 0 && h[2] == 1 && (h[3] == 0xBA || h[3] == 0xB3))
+        return "mpeg";
+    if (n >= 2 && h[0] == 0xFF && (h[1] & 0xE0) == 0xE0)
+        return "mp3"; /* MPEG audio or ADTS AAC frame sync */
+    return NULL;
+}
