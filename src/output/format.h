@@ -2,6 +2,14 @@
  * format.h - rendering a transcript in the response formats of OpenAI's
  * audio API: json ({"text"}), text, srt, vtt, verbose_json (task, language,
  * duration, text, segments[...], words[...] when present).
+ *
+ * Top-level text is trimmed; segment text in verbose_json is kept as decoded
+ * (leading space included), in srt/vtt cues it is trimmed and blank lines are
+ * dropped; segments with no text get no cue. verbose_json names the language
+ * in full ("english", as OpenAI does) and adds language_probabilities {code:
+ * p} when t->n_langs > 0. Invalid UTF-8 becomes U+FFFD, so every body is
+ * valid UTF-8 (and valid JSON); non-finite numbers are written as 0.
+ * Pure functions of t; thread-safe.
  */
 #ifndef SD_OUTPUT_FORMAT_H
 #define SD_OUTPUT_FORMAT_H
