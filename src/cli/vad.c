@@ -169,10 +169,10 @@ static void print_result(const struct vad_segment *s, size_t ns, int with_probs,
     printf("}\n");
 }
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -193,24 +193,28 @@ static float *synthetic_audio(size_t n)
 
 static int run_bench(const struct vad_model *m, const float *pcm, size_t n, const struct vad_cli *c)
 {
-    double best = 1e30;
+    double best = 1e30, best_cpu = 1e30;
     size_t np = 0;
     for (int i = 0; i < c->repeat; i++) {
         float *probs = NULL;
         struct sd_error err = {0};
-        double t0 = now_s();
+        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         if (vad_probs(m, pcm, n, c->precision, &probs, &np, &err) != SD_OK) {
             fprintf(stderr, "scribed vad: %s\n", err.msg);
             return 1;
         }
-        double dt = now_s() - t0;
+        double dt = clock_s(CLOCK_MONOTONIC) - t0, dc = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
         best = dt < best ? dt : best;
+        best_cpu = dc < best_cpu ? dc : best_cpu;
         free(probs);
     }
     double audio_s = (double)n / VAD_SAMPLE_RATE;
+    /* wall time is what a caller waits; CPU time is steadier on a busy machine */
+    double per_min = audio_s > 0 ? 60.0 / audio_s : 0.0;
     printf("{\"audio_s\": %.3f, \"windows\": %zu, \"threads\": 1, \"repeat\": %d, "
-           "\"best_ms\": %.3f, \"ms_per_audio_minute\": %.3f, \"realtime_factor\": %.1f}\n",
-           audio_s, np, c->repeat, best * 1e3, audio_s > 0 ? best * 1e3 * 60.0 / audio_s : 0.0,
+           "\"best_ms\": %.3f, \"ms_per_audio_minute\": %.3f, \"cpu_ms_per_audio_minute\": %.3f, "
+           "\"realtime_factor\": %.1f}\n",
+           audio_s, np, c->repeat, best * 1e3, best * 1e3 * per_min, best_cpu * 1e3 * per_min,
            best > 0 ? audio_s / best : 0.0);
     return 0;
 }

@@ -63,6 +63,13 @@ void vad_state_reset(struct vad_state *st);
  * advances the LSTM memory. Never fails for valid arguments.
  */
 float vad_state_step(struct vad_state *st, const float *samples, size_t n_samples);
+/*
+ * Runs the ceil(n_samples / 512) consecutive windows of pcm (the last one
+ * zero-padded), carrying the LSTM memory from the state, and writes one
+ * probability per window to probs. Same numbers as vad_state_step window by
+ * window, several times faster (the conv front end is batched).
+ */
+void vad_state_run(struct vad_state *st, const float *pcm, size_t n_samples, float *probs);
 
 /*
  * Probabilities of all ceil(n_samples / 512) windows of pcm, with fresh LSTM

@@ -228,3 +228,29 @@ TEST(vad_model_shared_by_threads)
     free(pcm);
     vad_model_free(m);
 }
+
+TEST(vad_state_run_in_chunks_equals_one_call)
+{
+    struct vad_model *m = load();
+    size_t n = 16000 * 4 + 100; /* 126 windows, last one partial */
+    float *pcm = signal(n);
+    float *ref = NULL;
+    size_t nr = 0;
+    struct sd_error err = {0};
+    CHECK_OK(vad_probs(m, pcm, n, VAD_PRECISION_REFERENCE, &ref, &nr, &err), &err);
+    struct vad_state *st = NULL;
+    CHECK_OK(vad_state_new(m, VAD_PRECISION_REFERENCE, &st, &err), &err);
+    float *got = calloc(nr, sizeof *got);
+    size_t chunks[] = {3, 17, 1, 40}, w = 0; /* windows per call, then the rest */
+    for (int c = 0; c < 4; c++) {
+        vad_state_run(st, pcm + w * 512, chunks[c] * 512, got + w);
+        w += chunks[c];
+    }
+    vad_state_run(st, pcm + w * 512, n - w * 512, got + w);
+    CHECK(memcmp(got, ref, nr * sizeof *got) == 0);
+    free(got);
+    vad_state_free(st);
+    free(ref);
+    free(pcm);
+    vad_model_free(m);
+}
