@@ -30,7 +30,7 @@ CFLAGS  += -Werror
 endif
 
 # Areas in link order (a library may only use those to its right).
-AREAS := cli server jobs store output vad audio whisper backend util
+AREAS := cli server web jobs store output vad audio whisper backend util
 
 # What each area's unit tests link (itself first, then its dependencies).
 DEPS_util    := util
@@ -41,12 +41,26 @@ DEPS_vad     := vad backend util
 DEPS_output  := output whisper backend util
 DEPS_store   := store util
 DEPS_jobs    := jobs store output vad audio whisper backend util
-DEPS_server  := server jobs store output vad audio whisper backend util
+DEPS_server  := server web jobs store output vad audio whisper backend util
+DEPS_web     := web util
 DEPS_cli     := $(AREAS)
 DEPS_conformance := output vad audio whisper backend util
 
 srcs_of = $(wildcard src/$(1)/*.c src/$(1)/*/*.c)
-objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1)))
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1))) $(EXTRA_OBJS_$(1))
+
+# The web page (web/) is compiled into the binary by tools/embed.c.
+WEB_FILES := $(sort $(wildcard web/*.* web/*/*.*))
+EXTRA_OBJS_web := $(BUILD)/obj/gen/web_assets.o
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c17 -o $@ $<
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) $(BUILD)/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed $@ $(WEB_FILES)
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 lib_of  = $(BUILD)/lib/libsd_$(1).a
 
 ALL_LIBS := $(foreach a,$(AREAS),$(call lib_of,$(a)))
