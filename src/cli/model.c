@@ -324,7 +324,7 @@ static int is_hex(const char *s, size_t len)
     return 1;
 }
 
-/* Runs the transfer into fd. Returns 0 or prints why and returns 1. */
+/* Runs the transfer into the sink. Returns 0 or prints why and returns 1. */
 static int fetch(const char *url, struct sink *s)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -336,8 +336,13 @@ static int fetch(const char *url, struct sink *s)
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* the hub redirects to its CDN */
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string forms; the bitmasks are deprecated */
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https"); /* never file://, ftp://, ... */
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* < 1 KiB/s for 60 s: give up */

@@ -165,3 +165,13 @@ def test_hash_matches_hashlib(tmp_path):
     lines = dict(l.split() for l in r.stdout.splitlines())
     assert lines["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
     assert lines["sha1"] == hashlib.sha1(f.read_bytes()).hexdigest()
+
+
+def test_only_http_urls(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SILERO, src / "ggml-silero-v6.2.0.bin")
+    data = tmp_path / "data"
+    r = run("download", "silero", "--data-dir", str(data), "--base-url", f"file://{src}")
+    assert r.returncode == 1
+    assert models_dir_files(data) == []
