@@ -35,14 +35,6 @@
 #include <libavutil/log.h>
 #include <seccomp.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SB_ASAN 1
-#endif
-#endif
-
 /* ---- child ---------------------------------------------------------------------------- */
 
 struct sb_child {
@@ -144,14 +136,11 @@ static int sb_limits(const struct audio_decode_opts *o, int nofile)
     if (setrlimit(RLIMIT_CPU, &cpu) || setrlimit(RLIMIT_FSIZE, &zero) ||
         setrlimit(RLIMIT_CORE, &zero) || setrlimit(RLIMIT_NOFILE, &files))
         return -1;
-#ifndef SB_ASAN
-    /* ASan reserves terabytes of shadow up front; the limit is relative, so it still works,
-     * but ASan's own allocator aborts instead of returning NULL - skip it there. */
+    /* Relative to what is mapped now (the parent's image, or ASan's terabytes of shadow). */
     size_t as = sb_vm_bytes() + (size_t)o->max_memory_mb * 1024 * 1024;
     struct rlimit mem = {(rlim_t)as, (rlim_t)as};
     if (setrlimit(RLIMIT_AS, &mem))
         return -1;
-#endif
     return 0;
 }
 
@@ -349,36 +338,47 @@ static enum sd_err sb_garbled(struct sd_error *err)
 }
 
 /* Relays records to sink until END/ERR; returns the request's outcome (child still alive). */
+/* Reads n bytes of a record: a timeout is the request's error, EOF means the child died. */
+static enum sd_err sb_read(struct sb_reader *r, void *buf, size_t n,
+                           const struct audio_decode_opts *o, int *state, struct sd_error *err)
+{
+    int rc = sb_read_exact(r, buf, n);
+    if (rc == 1)
+        return SD_OK;
+    if (rc == -2)
+        return sd_fail(err, SD_ETIMEOUT, "decoding took longer than %d ms", o->timeout_ms);
+    *state = SB_DIED; /* the wait status says why */
+    return SD_EINTERNAL;
+}
+
 static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts *o,
                             const struct audio_sink *sink, float *pcm, int *state,
                             struct sd_error *err)
 {
     uint64_t max_samples = (uint64_t)(o->max_duration_s * AUDIO_SAMPLE_RATE), n_samples = 0;
     int have_info = 0;
+    char rec[4 + sizeof(err->msg)];
     for (;;) {
         struct audio_rec_hdr h;
-        int rc = sb_read_exact(r, &h, sizeof(h));
-        if (rc == -2)
-            return sd_fail(err, SD_ETIMEOUT, "decoding took longer than %d ms", o->timeout_ms);
-        if (rc <= 0) {
-            *state = SB_DIED; /* the wait status says why */
-            return SD_EINTERNAL;
-        }
-        if (h.len > AUDIO_REC_MAX_LEN)
-            return sb_garbled(err);
+        struct audio_info info;
+        enum sd_err e = sb_read(r, &h, sizeof(h), o, state, err);
+        if (e != SD_OK)
+            return e;
         if (h.type == AUDIO_REC_INFO) {
-            struct audio_info info;
-            if (h.len != sizeof(info) || have_info || sb_read_exact(r, &info, sizeof(info)) != 1)
+            if (h.len != sizeof(info) || have_info)
                 return sb_garbled(err);
+            if ((e = sb_read(r, &info, sizeof(info), o, state, err)) != SD_OK)
+                return e;
             info.format[sizeof(info.format) - 1] = 0;
             info.codec[sizeof(info.codec) - 1] = 0;
             have_info = 1;
-            enum sd_err e = sink->on_info(sink->user, &info, err);
-            if (e != SD_OK)
+            if ((e = sink->on_info(sink->user, &info, err)) != SD_OK)
                 return e;
         } else if (h.type == AUDIO_REC_PCM) {
-            if (!have_info || h.len % 4 || sb_read_exact(r, pcm, h.len) != 1)
+            if (!have_info || h.len % 4 || h.len > AUDIO_REC_MAX_LEN)
                 return sb_garbled(err);
+            if ((e = sb_read(r, pcm, h.len, o, state, err)) != SD_OK)
+                return e;
             size_t n = h.len / 4;
             if (n_samples + n > max_samples)
                 return sd_fail(err, SD_ETOOBIG, "audio is longer than the limit of %.0f s",
@@ -387,17 +387,19 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
             for (size_t i = 0; i < n; i++)
                 if (!isfinite(pcm[i]))
                     pcm[i] = 0;
-            enum sd_err e = sink->on_pcm(sink->user, pcm, n, err);
-            if (e != SD_OK)
+            if ((e = sink->on_pcm(sink->user, pcm, n, err)) != SD_OK)
                 return e;
         } else if (h.type == AUDIO_REC_END) {
-            *state = SB_DONE;
-            return have_info ? SD_OK : sb_garbled(err);
-        } else if (h.type == AUDIO_REC_ERR) {
-            char rec[4 + sizeof(err->msg)];
-            int32_t code;
-            if (h.len < 4 || h.len > sizeof(rec) || sb_read_exact(r, rec, h.len) != 1)
+            if (h.len != 0 || !have_info)
                 return sb_garbled(err);
+            *state = SB_DONE;
+            return SD_OK;
+        } else if (h.type == AUDIO_REC_ERR) {
+            int32_t code;
+            if (h.len < 4 || h.len > sizeof(rec))
+                return sb_garbled(err);
+            if ((e = sb_read(r, rec, h.len, o, state, err)) != SD_OK)
+                return e;
             memcpy(&code, rec, 4);
             if (code <= SD_OK || code > SD_EINTERNAL)
                 code = SD_EFORMAT;
