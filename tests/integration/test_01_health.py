@@ -1,0 +1,124 @@
+"""Health, metrics, models, request ids, configuration (--help, env), missing model."""
+import os
+import subprocess
+import time
+
+import requests
+
+from conftest import assert_openai_error, scribed_bin, transcribe
+
+
+def test_health_fields(server):
+    r = requests.get(server.url("/health"), timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "healthy"
+    assert body["model_loaded"] is True
+    assert isinstance(body["vad_loaded"], bool)
+    assert body["queue_depth"] == 0
+    assert body["model"]
+    assert body["version"]
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.headers["X-Request-Id"]
+
+
+def test_request_id_echoed_and_logged(server):
+    r = requests.get(server.url("/v1/models"), headers={"X-Request-Id": "trace-abc_123"}, timeout=5)
+    assert r.headers["X-Request-Id"] == "trace-abc_123"
+    time.sleep(0.1)
+    reqs = [e for e in server.events("http.request") if e.get("req") == "trace-abc_123"]
+    assert reqs and reqs[0]["status"] == 200 and reqs[0]["route"] == "models"
+    # a hostile id is replaced, not echoed
+    r = requests.get(server.url("/v1/models"), headers={"X-Request-Id": "a\"b<script>"}, timeout=5)
+    assert r.headers["X-Request-Id"].startswith("req_")
+
+
+def test_models_list(server):
+    r = requests.get(server.url("/v1/models"), timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list"
+    ids = [m["id"] for m in body["data"]]
+    assert "whisper-1" in ids
+    assert all(m["object"] == "model" for m in body["data"])
+
+
+def test_metrics_prometheus(server, short_wav):
+    assert transcribe(server, short_wav).status_code == 200
+    requests.get(server.url("/health"), timeout=5)
+    r = requests.get(server.url("/metrics"), timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    for name in ("scribed_http_requests_total", "scribed_job_duration_seconds_bucket",
+                 "scribed_queue_depth", "scribed_audio_seconds_total", "scribed_real_time_factor",
+                 "process_resident_memory_bytes", "scribed_jobs_total"):
+        assert name in text, name
+    assert 'route="transcriptions",status="200"' in text
+    audio = [l for l in text.splitlines() if l.startswith("scribed_audio_seconds_total")]
+    assert float(audio[0].split()[1]) > 1.0
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])  # every sample parses
+
+
+def test_unknown_route_and_method(server):
+    r = requests.get(server.url("/v1/nothing"), timeout=5)
+    assert_openai_error(r, 404)
+    r = requests.put(server.url("/health"), timeout=5)
+    assert_openai_error(r, 405)
+    r = requests.get(server.url("/v1/audio/transcriptions"), timeout=5)
+    assert_openai_error(r, 405)
+
+
+def test_keep_alive_reuses_connection(server):
+    with requests.Session() as s:
+        for _ in range(5):
+            r = s.get(server.url("/health"), timeout=5)
+            assert r.status_code == 200
+            assert r.headers.get("Connection", "").lower() != "close"
+
+
+def test_help_lists_options_and_env():
+    out = subprocess.run([scribed_bin(), "serve", "--help"], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 0
+    for needle in ("--port", "SCRIBED_PORT", "8080", "--data-dir", "SCRIBED_DATA_DIR", "--model",
+                   "--workers", "SCRIBED_MAX_FILE_SIZE_MB", "200", "--log-level",
+                   "SCRIBED_UPLOAD_RETENTION_DAYS"):
+        assert needle in out.stdout, needle
+
+
+def test_bad_flag_and_env_rejected(tmp_path):
+    out = subprocess.run([scribed_bin(), "serve", "--port", "99999"], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 2 and "65535" in out.stderr
+    out = subprocess.run([scribed_bin(), "serve", "--bogus", "1"], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 2 and "bogus" in out.stderr
+    env = dict(os.environ, SCRIBED_WORKERS="lots")
+    out = subprocess.run([scribed_bin(), "serve", "--data-dir", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2 and "SCRIBED_WORKERS" in out.stderr
+
+
+def test_env_configures_and_flag_wins(make_server):
+    s = make_server(env={"SCRIBED_WORKERS": "3", "SCRIBED_LOG_LEVEL": "debug"})
+    body = requests.get(s.url("/health"), timeout=5).json()
+    assert body["workers"] == 3
+    s2 = make_server(args=["--workers", "1"], env={"SCRIBED_WORKERS": "3"})
+    assert requests.get(s2.url("/health"), timeout=5).json()["workers"] == 1
+
+
+def test_missing_model_keeps_running_with_503(make_server, tmp_path, short_wav):
+    s = make_server(model="", data_dir=tmp_path / "nomodel")
+    r = requests.get(s.url("/health"), timeout=5)
+    assert r.status_code == 503
+    body = r.json()
+    assert body["model_loaded"] is False
+    assert "scribed model download base.en" in body["error"]
+    assert s.proc.poll() is None
+    r = transcribe(s, short_wav)
+    err = assert_openai_error(r, 503)
+    assert "scribed model download" in err["message"]
+    assert requests.get(s.url("/metrics"), timeout=5).status_code == 200
