@@ -1,0 +1,191 @@
+"""Async jobs: create -> poll -> result in every format, listing with
+pagination, cancellation, webhooks with retries."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import requests
+
+from conftest import assert_openai_error, submit_job, wait_job
+
+
+def test_job_lifecycle_and_every_format(server, short_wav):
+    r = submit_job(server, short_wav, {"response_format": "srt", "language": "en"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["id"].startswith("job_")
+    assert job["status"] in ("queued", "running", "succeeded")
+    done = wait_job(server, job["id"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"] == 1.0
+    assert done["error"] is None
+    t = done["timings"]
+    assert t["audio_seconds"] > 1.5 and t["run_ms"] is not None and t["queued_ms"] is not None
+    assert done["request"]["response_format"] == "srt"
+    assert done["filename"] == "a_short.wav"
+    # default: the format asked for at submission
+    r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), timeout=10)
+    assert r.status_code == 200 and "-->" in r.text
+    for fmt, check in (("json", lambda r: "text" in r.json()),
+                       ("text", lambda r: r.headers["Content-Type"].startswith("text/plain")),
+                       ("srt", lambda r: "-->" in r.text),
+                       ("vtt", lambda r: r.text.startswith("WEBVTT")),
+                       ("verbose_json", lambda r: "segments" in r.json())):
+        r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), params={"format": fmt},
+                         timeout=10)
+        assert r.status_code == 200, (fmt, r.text)
+        assert check(r), fmt
+    r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), params={"format": "docx"},
+                     timeout=10)
+    assert_openai_error(r, 400, "format")
+
+
+def test_unknown_job(server):
+    assert_openai_error(requests.get(server.url("/v1/jobs/job_nope"), timeout=5), 404)
+    assert_openai_error(requests.get(server.url("/v1/jobs/job_nope/result"), timeout=5), 404)
+    assert_openai_error(requests.delete(server.url("/v1/jobs/job_nope"), timeout=5), 404)
+
+
+def test_list_pagination(server, short_wav):
+    ids = [submit_job(server, short_wav).json()["id"] for _ in range(5)]
+    for i in ids:
+        wait_job(server, i)
+    r = requests.get(server.url("/v1/jobs"), params={"limit": 2}, timeout=5)
+    assert r.status_code == 200
+    page = r.json()
+    assert page["object"] == "list" and len(page["data"]) == 2 and page["has_more"] is True
+    assert page["data"][0]["id"] == ids[-1]  # newest first
+    seen = [j["id"] for j in page["data"]]
+    while page["has_more"]:
+        page = requests.get(server.url("/v1/jobs"), params={"limit": 2, "after": page["last_id"]},
+                            timeout=5).json()
+        seen += [j["id"] for j in page["data"]]
+    assert len(seen) == len(set(seen))
+    assert set(ids) <= set(seen)
+    r = requests.get(server.url("/v1/jobs"), params={"status": "succeeded", "limit": 100}, timeout=5)
+    assert all(j["status"] == "succeeded" for j in r.json()["data"])
+    assert_openai_error(requests.get(server.url("/v1/jobs"), params={"limit": 0}, timeout=5), 400,
+                        "limit")
+    assert_openai_error(requests.get(server.url("/v1/jobs"), params={"status": "x"}, timeout=5),
+                        400, "status")
+    assert_openai_error(requests.get(server.url("/v1/jobs"), params={"after": "job_x"}, timeout=5),
+                        400, "after")
+
+
+def test_cancel_queued_and_running(make_server, short_wav, long_wav):
+    s = make_server(args=["--workers", "1"])
+    first = submit_job(s, long_wav).json()["id"]
+    second = submit_job(s, short_wav).json()["id"]
+    wait_job(s, first, statuses=("running",))
+    r = requests.delete(s.url(f"/v1/jobs/{second}"), timeout=5)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = requests.delete(s.url(f"/v1/jobs/{first}"), timeout=5)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    done = wait_job(s, first)
+    assert done["status"] == "cancelled"
+    assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 400)
+    # cancelling something finished is refused
+    third = submit_job(s, short_wav).json()["id"]
+    assert wait_job(s, third)["status"] == "succeeded"
+    assert_openai_error(requests.delete(s.url(f"/v1/jobs/{third}"), timeout=5), 400)
+    # the worker is free again: the cancelled run really stopped
+    assert requests.get(s.url("/health"), timeout=5).json()["queue_depth"] == 0
+
+
+class Hook:
+    """A tiny webhook receiver; fails the first `fail_first` deliveries with 500."""
+
+    def __init__(self, fail_first=0):
+        self.received = []
+        self.fail_first = fail_first
+        hook = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.received.append(json.loads(body))
+                code = 500 if len(hook.received) <= hook.fail_first else 200
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def wait_for(cond, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_callback_delivered_once(server, short_wav):
+    hook = Hook()
+    try:
+        r = submit_job(server, short_wav, {"callback_url": hook.url, "response_format": "json"})
+        assert r.status_code == 202
+        jid = r.json()["id"]
+        assert wait_for(lambda: len(hook.received) >= 1)
+        time.sleep(0.5)
+        assert len(hook.received) == 1
+        got = hook.received[0]
+        assert got["id"] == jid and got["status"] == "succeeded"
+        assert "text" in got["result"]
+        assert wait_for(lambda: requests.get(server.url(f"/v1/jobs/{jid}"), timeout=5)
+                        .json()["callback_status"] == "delivered")
+    finally:
+        hook.close()
+
+
+def test_callback_retries_with_backoff(make_server, short_wav):
+    s = make_server(args=["--callback-backoff-ms", "100", "--callback-attempts", "4"])
+    hook = Hook(fail_first=2)
+    try:
+        jid = submit_job(s, short_wav, {"callback_url": hook.url}).json()["id"]
+        assert wait_for(lambda: len(hook.received) >= 3)
+        time.sleep(0.5)
+        assert len(hook.received) == 3
+        job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
+        assert job["callback_status"] == "delivered"
+        attempts = [e for e in s.events("callback.attempt") if e["job"] == jid]
+        assert [e["delivered"] for e in attempts] == [False, False, True]
+    finally:
+        hook.close()
+
+
+def test_callback_gives_up(make_server, short_wav):
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "2"])
+    jid = submit_job(s, short_wav, {"callback_url": "http://127.0.0.1:9/nothing"}).json()["id"]
+    assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
+                    .json()["callback_status"] == "failed")
+    # the job itself still succeeded
+    assert requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()["status"] == "succeeded"
+
+
+def test_bad_callback_url(server, short_wav):
+    r = submit_job(server, short_wav, {"callback_url": "file:///etc/passwd"})
+    assert_openai_error(r, 400, "callback_url")
+
+
+def test_failed_job_records_error(server, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64)  # a header and nothing sane
+    r = submit_job(server, str(bad))
+    assert r.status_code == 202, r.text
+    done = wait_job(server, r.json()["id"])
+    assert done["status"] == "failed"
+    assert done["error"]["code"] and done["error"]["message"]
+    r = requests.get(server.url(f"/v1/jobs/{done['id']}/result"), timeout=5)
+    assert_openai_error(r, 400)
