@@ -284,7 +284,27 @@ struct sink {
     struct hashes h;
     long long n_bytes;
     int write_failed;
+    int show_progress;    /* stderr is a terminal */
+    int last_percent;
 };
+
+/* One updating line on a terminal: big models take minutes. */
+static int on_progress(void *arg, curl_off_t total, curl_off_t now, curl_off_t ut, curl_off_t un)
+{
+    (void)ut, (void)un;
+    struct sink *s = arg;
+    if (!s->show_progress || total <= 0)
+        return 0;
+    int pct = (int)(now * 100 / total);
+    if (pct != s->last_percent) {
+        s->last_percent = pct;
+        fprintf(stderr, "\r  %3d%%  %lld / %lld MiB", pct, (long long)(now >> 20),
+                (long long)(total >> 20));
+        if (pct == 100)
+            fputc('\n', stderr);
+    }
+    return 0;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
@@ -352,10 +372,15 @@ static int fetch(const char *url, struct sink *s)
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
+    if (s->show_progress && s->last_percent >= 0 && s->last_percent < 100)
+        fputc('\n', stderr); /* end the progress line */
     if (rc == CURLE_OK)
         return 0;
     if (rc == CURLE_HTTP_RETURNED_ERROR)
@@ -428,7 +453,8 @@ static int download(const struct known_model *m, const struct download_opts *o)
         return 1;
     }
     fchmod(fd, 0644);
-    struct sink s = {.f = fdopen(fd, "wb")};
+    struct sink s = {.f = fdopen(fd, "wb"), .show_progress = isatty(STDERR_FILENO),
+                     .last_percent = -1};
     if (!s.f) {
         close(fd);
         unlink(part);

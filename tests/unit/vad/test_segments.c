@@ -1,4 +1,5 @@
 /* Tests of vad/segments.c on synthetic probability sequences (no model). */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -217,4 +218,42 @@ TEST(vad_seg_defaults_are_the_seeds)
     CHECK_EQ_INT(p.min_speech_ms, 250);
     CHECK_NEAR(p.max_speech_s, 30, 0);
     CHECK(p.neg_threshold < 0);
+}
+
+/* Random probability sequences and parameters: the output is always sorted,
+ * disjoint, inside [0, n_probs * 512], and never shorter than min_speech. */
+TEST(vad_seg_random_invariants)
+{
+    uint32_t r = 99;
+    for (int trial = 0; trial < 400; trial++) {
+        r = r * 1664525u + 1013904223u;
+        size_t n = 1 + (r >> 8) % 3000;
+        float *v = malloc(n * sizeof *v);
+        float level = 0;
+        for (size_t i = 0; i < n; i++) { /* random walk: runs of speech and silence */
+            r = r * 1664525u + 1013904223u;
+            level += ((r >> 8) % 1000) / 1000.0f - 0.5f;
+            level = level < 0 ? 0 : level > 1 ? 1 : level;
+            v[i] = level;
+        }
+        struct vad_params p = vad_params_default();
+        r = r * 1664525u + 1013904223u;
+        p.threshold = 0.05f + (r >> 8) % 90 / 100.0f;
+        p.min_silence_ms = (int)((r >> 4) % 1000);
+        p.min_speech_ms = (int)((r >> 12) % 800);
+        p.speech_pad_ms = (int)((r >> 20) % 400);
+        p.max_speech_s = (float)((r >> 16) % 8);
+        struct vad_segment *s = NULL;
+        size_t ns = run(v, n, &p, &s);
+        int64_t len = (int64_t)n * VAD_WINDOW_SAMPLES, min_speech = 16LL * p.min_speech_ms;
+        for (size_t i = 0; i < ns; i++) {
+            CHECK(s[i].start >= 0 && s[i].start < s[i].end && s[i].end <= len);
+            CHECK_MSG(s[i].end - s[i].start >= min_speech, "trial %d segment %zu too short", trial, i);
+            if (i > 0)
+                CHECK_MSG(s[i].start >= s[i - 1].end, "trial %d: segments %zu and %zu overlap",
+                          trial, i - 1, i);
+        }
+        free(s);
+        free(v);
+    }
 }
