@@ -222,9 +222,10 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
         write_all(fd, body, strlen(body));
         shutdown(fd, SHUT_WR);
         char sink[16384];
-        double deadline = mono_s() + 2.0;
+        /* bounded: a client that keeps sending is cut off after 1 s or 8 MiB */
+        double deadline = mono_s() + 1.0;
         int64_t drained = 0;
-        while (mono_s() < deadline && drained < (64LL << 20)) {
+        while (mono_s() < deadline && drained < (8LL << 20)) {
             ssize_t got = recv(fd, sink, sizeof(sink), 0);
             if (got == 0)
                 break;

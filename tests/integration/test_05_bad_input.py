@@ -1,0 +1,197 @@
+"""The bad-input table: every malformed request gets a clear 4xx in OpenAI's
+error shape, never a crash, hang or 5xx."""
+import os
+import socket
+import time
+
+import pytest
+import requests
+
+from conftest import assert_openai_error, transcribe
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A server with a 1 MB upload limit."""
+    from conftest import Server, micro_model
+
+    s = Server(tmp_path_factory.mktemp("small"), ["--workers", "1", "--max-file-size-mb", "1"])
+    s.start()
+    yield s
+    s.stop()
+    s.check_log_clean()
+
+
+def post(server, files=None, data=None, endpoint="/v1/audio/transcriptions", **kw):
+    return requests.post(server.url(endpoint), files=files, data=data, timeout=30, **kw)
+
+
+def test_no_file(server):
+    r = post(server, data={"model": "whisper-1"}, files={"other": ("x.txt", b"abc")})
+    assert_openai_error(r, 400, "file")
+
+
+def test_not_multipart(server):
+    r = requests.post(server.url("/v1/audio/transcriptions"), json={"model": "whisper-1"},
+                      timeout=10)
+    assert_openai_error(r, 400)
+    r = requests.post(server.url("/v1/jobs"), data=b"raw bytes",
+                      headers={"Content-Type": "application/octet-stream"}, timeout=10)
+    assert_openai_error(r, 400)
+
+
+def test_empty_file(server):
+    r = post(server, data={"model": "whisper-1"}, files={"file": ("a.wav", b"")})
+    assert_openai_error(r, 400, "file")
+
+
+def test_missing_model_field(server, short_wav):
+    r = post(server, files={"file": ("a.wav", open(short_wav, "rb"))})
+    assert_openai_error(r, 400, "model")
+
+
+def test_wrong_type_by_extension(server):
+    r = post(server, data={"model": "whisper-1"}, files={"file": ("notes.txt", b"hello world")})
+    err = assert_openai_error(r, 415, "file")
+    assert "txt" in err["message"]
+
+
+def test_wrong_type_by_content(server):
+    r = post(server, data={"model": "whisper-1"},
+             files={"file": ("fake.wav", b"<html><body>not audio</body></html>")})
+    assert_openai_error(r, 415, "file")
+    r = post(server, files={"file": ("fake.mp3", b"%PDF-1.4 ...")}, endpoint="/v1/jobs")
+    assert_openai_error(r, 415, "file")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("response_format", "docx"),
+    ("temperature", "7"),
+    ("temperature", "warm"),
+    ("language", "english!"),
+    ("timestamp_granularities[]", "sentence"),
+    ("stream", "perhaps"),
+])
+def test_bad_fields(server, short_wav, field, value):
+    r = transcribe(server, short_wav, {field: value})
+    assert_openai_error(r, 400, field)
+
+
+def test_oversize_with_content_length(small, tmp_path):
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF" + b"\x00" * (3 << 20))
+    with open(big, "rb") as f:
+        r = post(small, data={"model": "whisper-1"}, files={"file": ("big.wav", f)})
+    err = assert_openai_error(r, 413)
+    assert "1 MB" in err["message"]
+
+
+def test_oversize_streamed_chunked(small):
+    """A chunked body that never declares its size is stopped once past the limit."""
+    sent = {"n": 0}
+
+    def body():
+        yield (b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+               b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+               b"Content-Type: audio/wav\r\n\r\nRIFF")
+        chunk = b"\x00" * 65536
+        for i in range(20 * 16):  # 20 MB if nobody stops us
+            sent["n"] += len(chunk)
+            if sent["n"] > (2 << 20):
+                time.sleep(0.01)  # a slow client: the answer must not wait for the end
+            yield chunk
+        yield b"\r\n--XyZ--\r\n"
+
+    try:
+        r = requests.post(small.url("/v1/audio/transcriptions"), data=body(),
+                          headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+                          timeout=30)
+        assert_openai_error(r, 413)
+    except requests.exceptions.ConnectionError:
+        pass  # the client may see the close before the status; either way it was stopped
+    assert sent["n"] < 20 * 1024 * 1024
+    assert not [f for f in os.listdir(os.path.join(small.data_dir, "uploads"))]
+    assert requests.get(small.url("/health"), timeout=5).status_code == 200
+
+
+def raw_request(server, data, read_timeout=10):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=read_timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                c = s.recv(65536)
+                if not c:
+                    break
+                chunks.append(c)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                    if b"content-length" in head.lower():
+                        n = int([l for l in head.split(b"\r\n")
+                                 if l.lower().startswith(b"content-length")][0].split(b":")[1])
+                        if len(rest) >= n:
+                            break
+        except (socket.timeout, ConnectionResetError):
+            pass
+    return b"".join(chunks)
+
+
+def status_of(resp):
+    assert resp.startswith(b"HTTP/1."), resp[:200]
+    return int(resp.split(b" ")[1])
+
+
+def test_malformed_multipart(server):
+    body = b"--abc\r\nthis is not a part header\r\n\r\nnonsense--abc"
+    resp = raw_request(server, b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: multipart/form-data; boundary=abc\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    assert 400 <= status_of(resp) < 500
+    resp = raw_request(server, b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: multipart/form-data\r\nContent-Length: 4\r\n\r\nabcd")
+    assert status_of(resp) == 400
+
+
+def test_ten_thousand_headers(server):
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(10000))
+    try:
+        resp = raw_request(server, b"GET /health HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        assert resp == b"" or 400 <= status_of(resp) < 500
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert requests.get(server.url("/health"), timeout=5).status_code == 200
+
+
+def test_duplicate_content_length_and_missing_host(server):
+    resp = raw_request(server, b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                       b"Content-Length: 5\r\n\r\nabc")
+    assert status_of(resp) == 400
+    resp = raw_request(server, b"GET /health HTTP/1.1\r\n\r\n")
+    assert status_of(resp) == 400
+
+
+def test_garbage_request_line(server):
+    try:
+        resp = raw_request(server, b"\x00\x01\x02 / HTTP/9.9\r\n\r\n")
+        assert resp == b"" or status_of(resp) >= 400
+    except ConnectionResetError:
+        pass
+    assert requests.get(server.url("/health"), timeout=5).status_code == 200
+
+
+def test_body_on_unknown_route_is_bounded(server):
+    r = requests.post(server.url("/v1/nope"), data=b"x" * 10000, timeout=10)
+    assert_openai_error(r, 404)
+
+
+def test_decoder_rejects_corrupt_audio(server):
+    corrupt = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\x00\x00\x00" + os.urandom(2000)
+    r = post(server, data={"model": "whisper-1"}, files={"file": ("c.wav", corrupt)})
+    assert 400 <= r.status_code < 500, r.text
+    assert_openai_error(r, r.status_code)
+
+
+def test_no_upload_files_left_behind(server):
+    left = [f for f in os.listdir(os.path.join(server.data_dir, "uploads"))
+            if not f.startswith("job_")]
+    assert left == []
