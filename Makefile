@@ -119,3 +119,29 @@ clean:
 .PHONY: run
 run: all
 	$(BUILD)/scribed serve --data-dir ./data
+
+# ---- audio: fuzzing and a measurement driver (owned by src/audio) ----
+# make fuzz-audio [FUZZ_SECONDS=60]: libFuzzer (clang-14, ASan+UBSan) over audio_decode_file
+# with the sandbox on, then over the parent's pipe-record parser; not part of `make test`.
+# make audio-tool: $(BUILD)/tests/audio_decode FILE, prints audio_info and peak RSS.
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_AUDIO_SRCS := $(wildcard src/audio/*.c) src/util/err.c
+FUZZ_AUDIO_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fno-omit-frame-pointer \
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(PKG_CFLAGS)
+
+$(FUZZ_BUILD)/fuzz_audio $(FUZZ_BUILD)/fuzz_audio_relay: $(FUZZ_BUILD)/%: tests/fuzz/%.c \
+        $(FUZZ_AUDIO_SRCS) $(wildcard src/audio/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_AUDIO_FLAGS) -o $@ $< $(FUZZ_AUDIO_SRCS) $(PKG_LIBS) -lm
+
+fuzz-audio: $(FUZZ_BUILD)/fuzz_audio $(FUZZ_BUILD)/fuzz_audio_relay
+	tests/fuzz/run_fuzz_audio.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+.PHONY: audio-tool
+audio-tool: $(BUILD)/tests/audio_decode
+$(BUILD)/tests/audio_decode: tests/unit/audio/tool/audio_decode_main.c $(call lib_of,audio) \
+        $(call lib_of,util)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -42,6 +42,17 @@ int audio_format_allowed(const char *format, const char *allowed);
 enum sd_err audio_sandbox_decode(int fd, const struct audio_decode_opts *opts, int probe_only,
                                  const struct audio_sink *sink, struct sd_error *err);
 
+/*
+ * The parent's half of the pipe protocol: reads records from fd (within
+ * opts->timeout_ms of waiting), checks them and feeds sink. *state ends as
+ * AUDIO_RELAY_DONE (END or ERR record seen), AUDIO_RELAY_DIED (EOF: the
+ * child's wait status explains) or stays AUDIO_RELAY_RUNNING (we stopped it).
+ * Separate so the fuzzer can hit it with arbitrary bytes.
+ */
+enum { AUDIO_RELAY_RUNNING, AUDIO_RELAY_DONE, AUDIO_RELAY_DIED };
+enum sd_err audio_relay_records(int fd, const struct audio_decode_opts *opts,
+                                const struct audio_sink *sink, int *state, struct sd_error *err);
+
 /* Pipe protocol, child -> parent: a header then len bytes of payload. */
 enum audio_rec_type {
     AUDIO_REC_INFO = 1,  /* struct audio_info */

@@ -251,7 +251,6 @@ fail:
 
 struct sb_reader {
     int fd;
-    pid_t pid;
     long wait_budget_ms;   /* what is left of the wall-clock budget for waiting on the child */
 };
 
@@ -330,8 +329,6 @@ static enum sd_err sb_status_error(int status, const struct audio_decode_opts *o
                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
-enum { SB_RUNNING, SB_DONE, SB_DIED };
-
 static enum sd_err sb_garbled(struct sd_error *err)
 {
     return sd_fail(err, SD_EFORMAT, "the decoder misbehaved on this file");
@@ -347,7 +344,7 @@ static enum sd_err sb_read(struct sb_reader *r, void *buf, size_t n,
         return SD_OK;
     if (rc == -2)
         return sd_fail(err, SD_ETIMEOUT, "decoding took longer than %d ms", o->timeout_ms);
-    *state = SB_DIED; /* the wait status says why */
+    *state = AUDIO_RELAY_DIED; /* the wait status says why */
     return SD_EINTERNAL;
 }
 
@@ -392,7 +389,7 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
         } else if (h.type == AUDIO_REC_END) {
             if (h.len != 0 || !have_info)
                 return sb_garbled(err);
-            *state = SB_DONE;
+            *state = AUDIO_RELAY_DONE;
             return SD_OK;
         } else if (h.type == AUDIO_REC_ERR) {
             int32_t code;
@@ -403,12 +400,30 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
             memcpy(&code, rec, 4);
             if (code <= SD_OK || code > SD_EINTERNAL)
                 code = SD_EFORMAT;
-            *state = SB_DONE;
-            return sd_fail(err, (enum sd_err)code, "%.*s", (int)(h.len - 4), rec + 4);
+            *state = AUDIO_RELAY_DONE;
+            /* The text reaches API clients: printable ASCII only, never empty. */
+            size_t len = h.len - 4;
+            for (size_t i = 0; i < len; i++)
+                if (rec[4 + i] < 0x20 || rec[4 + i] > 0x7e)
+                    rec[4 + i] = '?';
+            if (len == 0)
+                return sd_fail(err, (enum sd_err)code, "the decoder failed on this file");
+            return sd_fail(err, (enum sd_err)code, "%.*s", (int)len, rec + 4);
         } else {
             return sb_garbled(err);
         }
     }
+}
+
+enum sd_err audio_relay_records(int fd, const struct audio_decode_opts *opts,
+                                const struct audio_sink *sink, int *state, struct sd_error *err)
+{
+    struct sb_reader r = {fd, opts->timeout_ms};
+    float *pcm = malloc(AUDIO_REC_MAX_LEN);
+    enum sd_err rc = pcm ? sb_relay(&r, opts, sink, pcm, state, err)
+                         : sd_fail(err, SD_ENOMEM, "out of memory");
+    free(pcm);
+    return rc;
 }
 
 enum sd_err audio_sandbox_decode(int fd, const struct audio_decode_opts *opts, int probe_only,
@@ -431,16 +446,12 @@ enum sd_err audio_sandbox_decode(int fd, const struct audio_decode_opts *opts, i
         sb_child_main(fd, p[1], opts, probe_only);
     }
     close(p[1]);
-    struct sb_reader r = {p[0], pid, opts->timeout_ms};
-    int state = SB_RUNNING;
-    float *pcm = malloc(AUDIO_REC_MAX_LEN);
-    enum sd_err rc = pcm ? sb_relay(&r, opts, sink, pcm, &state, err)
-                         : sd_fail(err, SD_ENOMEM, "out of memory");
-    free(pcm);
+    int state = AUDIO_RELAY_RUNNING;
+    enum sd_err rc = audio_relay_records(p[0], opts, sink, &state, err);
     close(p[0]);
     /* Killed at once unless it finished by itself; a child that died is only reaped. */
-    int status = sb_reap(pid, state == SB_RUNNING);
-    if (state == SB_DIED)
+    int status = sb_reap(pid, state == AUDIO_RELAY_RUNNING);
+    if (state == AUDIO_RELAY_DIED)
         return sb_status_error(status, opts, err);
     return rc;
 }
