@@ -83,19 +83,33 @@ void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32
 /*
  * Multi-head scaled dot-product attention, exact softmax over the keys:
  *   out_h[i] = sum_j softmax_j(scale * q_h[i] . k_h[j]) v_h[j]
- * Head h of row i lives at q + i*ldq + h*d_head (likewise k, v, out).
+ * Head h of row i lives at q + i*ldq + h*d_head (likewise out). K and V are
+ * f32 or f16 (kv_type); head h of key j is at k + h*k_head_stride + j*ldk
+ * (elements; a head stride of 0 means d_head, i.e. heads interleaved in a row
+ * as a projection writes them; a head-major [head][n_kv][d_head] cache uses
+ * k_head_stride = n_kv_max * d_head and ldk = d_head).
  * causal: query i sees keys j <= n_past + i only. n_kv <= the reserved maximum.
  */
 struct sd_attention {
     int n_q, n_kv, n_head, d_head;
-    const float *q, *k, *v;
+    const float *q;
+    const void *k, *v;
     int64_t ldq, ldk, ldv;
     float *out;
     int64_t ldo;
     float scale;
     int causal, n_past;
+    enum sd_type kv_type;               /* SD_TYPE_F32 (0) or SD_TYPE_F16 */
+    int64_t k_head_stride, v_head_stride;
 };
 void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
+
+/*
+ * dst[h][t][0..d) = f16 of src[t][h*d .. h*d + d) for t < n_rows, h < n_head:
+ * re-lays a projection's output as a head-major f16 K/V cache.
+ */
+void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,
+                        uint16_t *dst);
 
 /*
  * 1-D convolution, kernel 3, padding 1, as Whisper's encoder convs:

@@ -1,12 +1,168 @@
-/* bench.c - `scribed bench` (not built yet). */
+/*
+ * bench.c - `scribed bench --model PATH [--threads N] [--runs N]`: times the
+ * engine the way whisper.cpp's bench does and prints key=value lines:
+ * encoder_ms (one 30 s window, best of --runs), decode_ms_per_token (one
+ * sequence, 256 single-token steps with a growing self-attention cache),
+ * batched5_ms_per_token (5 sequences per step, 64 steps), prompt_ms_per_token
+ * (one 256-token prompt). The input is a synthetic mel: speed does not depend
+ * on the values. Does not touch audio files or the service.
+ */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
+#include "backend/ops.h"
 #include "cli/cli.h"
+#include "whisper/whisper.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: scribed bench --model PATH [--threads N] [--runs N]\n");
+    return 2;
+}
+
+struct bench_opts {
+    const char *model;
+    int threads, runs;
+};
+
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+    o->model = NULL;
+    o->threads = 2;
+    o->runs = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--model") || !strcmp(a, "-m")) && i + 1 < argc) {
+            o->model = argv[++i];
+        } else if ((!strcmp(a, "--threads") || !strcmp(a, "-t")) && i + 1 < argc) {
+            o->threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--runs") && i + 1 < argc) {
+            o->runs = atoi(argv[++i]);
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            return usage();
+        } else {
+            fprintf(stderr, "scribed bench: unknown argument '%s'\n", a);
+            return usage();
+        }
+    }
+    if (!o->model || o->threads < 1 || o->threads > 256 || o->runs < 1 || o->runs > 100)
+        return usage();
+    return 0;
+}
+
+/* Times n_steps decode steps of `width` sequences each; returns ms per token. */
+static double time_decode(struct whisper_state *st, int width, int n_steps, int32_t first_tok,
+                          float *logits, struct sd_error *err, int *ok)
+{
+    int seqs[8], past[8];
+    int32_t toks[8];
+    double t0 = now_ms();
+    for (int step = 0; step < n_steps && *ok; step++) {
+        for (int i = 0; i < width; i++) {
+            seqs[i] = i;
+            past[i] = step;
+            toks[i] = first_tok + (step * 31 + i * 7) % 1000;
+        }
+        enum sd_err rc = width == 1 ? whisper_decode(st, 0, toks, 1, step, logits, err)
+                                    : whisper_decode_batch(st, width, seqs, toks, past, logits,
+                                                           err);
+        if (rc)
+            *ok = 0;
+    }
+    return (now_ms() - t0) / (n_steps * width);
+}
+
+static int run_bench(const struct bench_opts *o, struct whisper_model *m)
+{
+    const struct whisper_hparams *h = whisper_model_hparams(m);
+    struct whisper_state *st = NULL;
+    struct sd_error err = {0};
+    int ok = 1, n_frames = 2 * h->n_audio_ctx;
+    float *mel = malloc(sizeof(float) * (size_t)h->n_mels * (size_t)n_frames);
+    float *logits = malloc(sizeof(float) * (size_t)h->n_vocab * 5);
+    int32_t *prompt = malloc(sizeof(int32_t) * 256);
+    if (!mel || !logits || !prompt || whisper_state_create(m, o->threads, 5, &st, &err)) {
+        fprintf(stderr, "scribed bench: %s\n", err.msg[0] ? err.msg : "out of memory");
+        free(mel), free(logits), free(prompt);
+        return 1;
+    }
+    for (int b = 0; b < h->n_mels; b++)
+        for (int t = 0; t < n_frames; t++)
+            mel[(size_t)b * n_frames + t] = 0.5f * sinf(0.01f * (float)(t * (b + 1)));
+    double enc_best = 1e30;
+    for (int r = 0; r < o->runs && ok; r++) {
+        double t0 = now_ms();
+        ok = whisper_encode(st, mel, n_frames, &err) == SD_OK;
+        double dt = now_ms() - t0;
+        enc_best = dt < enc_best ? dt : enc_best;
+    }
+    int n_dec = 256 < h->n_text_ctx ? 256 : h->n_text_ctx;
+    double dec = 1e30, bat = 1e30, pr = 1e30;
+    for (int r = 0; r < o->runs && ok; r++) {
+        double d = time_decode(st, 1, n_dec, 100, logits, &err, &ok);
+        dec = d < dec ? d : dec;
+        double b = time_decode(st, 5, n_dec < 64 ? n_dec : 64, 100, logits, &err, &ok);
+        bat = b < bat ? b : bat;
+        for (int i = 0; i < n_dec; i++)
+            prompt[i] = 100 + (i * 13) % 1000;
+        double t0 = now_ms();
+        ok = ok && whisper_decode(st, 0, prompt, n_dec, 0, logits, &err) == SD_OK;
+        double p = (now_ms() - t0) / n_dec;
+        pr = p < pr ? p : pr;
+    }
+    if (!ok) {
+        fprintf(stderr, "scribed bench: %s\n", err.msg);
+    } else {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("encoder_ms=%.1f\n", enc_best);
+        printf("decode_ms_per_token=%.3f\n", dec);
+        printf("batched5_ms_per_token=%.3f\n", bat);
+        printf("prompt_ms_per_token=%.3f\n", pr);
+        printf("peak_rss_mib=%.0f\n", ru.ru_maxrss / 1024.0);
+    }
+    whisper_state_destroy(st);
+    free(mel), free(logits), free(prompt);
+    return ok ? 0 : 1;
+}
 
 int cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "scribed bench: not available yet\n");
-    return 2;
+    struct bench_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    struct whisper_model *m = NULL;
+    struct sd_error err = {0};
+    double t0 = now_ms();
+    if (whisper_model_load(o.model, &m, &err) != SD_OK) {
+        fprintf(stderr, "scribed bench: %s\n", err.msg);
+        return 1;
+    }
+    double load_ms = now_ms() - t0;
+    struct sd_backend *probe = NULL;
+    const char *simd = "unknown";
+    if (sd_backend_create(1, 0, &probe, &err) == SD_OK)
+        simd = sd_backend_simd(probe);
+    printf("model=%s\n", whisper_model_describe(m));
+    printf("threads=%d\n", o.threads);
+    printf("simd=%s\n", simd);
+    printf("runs=%d\n", o.runs);
+    printf("load_ms=%.1f\n", load_ms);
+    fflush(stdout);
+    sd_backend_destroy(probe);
+    rc = run_bench(&o, m);
+    whisper_model_free(m);
+    return rc;
 }

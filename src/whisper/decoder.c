@@ -26,10 +26,13 @@ static void self_attention(struct whisper_state *s, int l, const struct dec_grou
         size_t n = (size_t)g[i].n_rows * (size_t)S * sizeof(float);
         memcpy(kc + (size_t)g[i].n_past * S, s->dk + (size_t)g[i].row0 * S, n);
         memcpy(vc + (size_t)g[i].n_past * S, s->dv + (size_t)g[i].row0 * S, n);
-        struct sd_attention att = {g[i].n_rows, g[i].n_past + g[i].n_rows, h->n_text_head, d,
-                                   s->dq + (size_t)g[i].row0 * S, kc, vc, S, S, S,
-                                   s->da + (size_t)g[i].row0 * S, S, 1.0f / sqrtf((float)d), 1,
-                                   g[i].n_past};
+        struct sd_attention att = {.n_q = g[i].n_rows, .n_kv = g[i].n_past + g[i].n_rows,
+                                   .n_head = h->n_text_head, .d_head = d,
+                                   .q = s->dq + (size_t)g[i].row0 * S, .k = kc, .v = vc,
+                                   .ldq = S, .ldk = S, .ldv = S,
+                                   .out = s->da + (size_t)g[i].row0 * S, .ldo = S,
+                                   .scale = 1.0f / sqrtf((float)d), .causal = 1,
+                                   .n_past = g[i].n_past};
         sd_op_attention(s->be, &att);
     }
 }
@@ -57,9 +60,10 @@ static void decoder_block(struct whisper_state *s, int l, int n, const struct de
     size_t TS = (size_t)h->n_audio_ctx * (size_t)S;
     sd_op_layer_norm(be, s->dx, n, S, X->ln_w->data, X->ln_b->data, WHISPER_LN_EPS, s->dh);
     sd_op_matmul(be, s->dh, n, S, &xq, X->q_b->data, s->dq, S, 0);
+    int64_t hs = (int64_t)h->n_audio_ctx * d; /* head-major f16 cache, see state_internal.h */
     struct sd_attention att = {n, h->n_audio_ctx, h->n_text_head, d, s->dq,
-                               s->cross_k + (size_t)l * TS, s->cross_v + (size_t)l * TS, S, S, S,
-                               s->da, S, 1.0f / sqrtf((float)d), 0, 0};
+                               s->cross_k + (size_t)l * TS, s->cross_v + (size_t)l * TS, S, d, d,
+                               s->da, S, 1.0f / sqrtf((float)d), 0, 0, SD_TYPE_F16, hs, hs};
     sd_op_attention(be, &att);
     sd_op_matmul(be, s->da, n, S, &xo, X->o_b->data, s->dx, S, 1);
 

@@ -3,7 +3,7 @@
  * + GELU, conv2 (k3, stride 2, pad 1) + GELU, + sinusoidal positions, then
  * pre-norm transformer blocks (exact softmax over all n_audio_ctx keys, no
  * padding slots), ln_post; finally the cross-attention K/V of every decoder
- * layer, computed once per window. All arithmetic goes through backend/ops.h.
+ * layer, computed once per window and stored as head-major f16. All arithmetic goes through backend/ops.h.
  */
 #include <math.h>
 #include <string.h>
@@ -27,8 +27,9 @@ static void encoder_block(struct whisper_state *s, const struct whisper_enc_laye
     sd_op_matmul(be, hb, T, S, &wk, NULL, k, S, 0);
     sd_op_matmul(be, hb, T, S, &wv, A->v_b->data, v, S, 0);
     int d = S / h->n_audio_head;
-    struct sd_attention att = {T, T, h->n_audio_head, d, q, k, v, S, S, S, a, S,
-                               1.0f / sqrtf((float)d), 0, 0};
+    struct sd_attention att = {.n_q = T, .n_kv = T, .n_head = h->n_audio_head, .d_head = d,
+                               .q = q, .k = k, .v = v, .ldq = S, .ldk = S, .ldv = S, .out = a,
+                               .ldo = S, .scale = 1.0f / sqrtf((float)d)};
     sd_op_attention(be, &att);
     sd_op_matmul(be, a, T, S, &wo, A->o_b->data, x, S, 1);
 
@@ -69,11 +70,15 @@ enum sd_err whisper_encode(struct whisper_state *s, const float *mel, int n_fram
     sd_op_layer_norm(be, s->enc_x, T, S, m->ln_post_w->data, m->ln_post_b->data,
                      WHISPER_LN_EPS, s->enc_out);
 
+    float *tmp = s->enc_big;
     for (int l = 0; l < h->n_text_layer; l++) {
         const struct whisper_attn_weights *X = &m->dec[l].cross;
         struct sd_weight wk = sd_weight_of(X->k_w), wv = sd_weight_of(X->v_w);
-        sd_op_matmul(be, s->enc_out, T, S, &wk, NULL, s->cross_k + (size_t)l * TS, S, 0);
-        sd_op_matmul(be, s->enc_out, T, S, &wv, X->v_b->data, s->cross_v + (size_t)l * TS, S, 0);
+        int nh = h->n_text_head, d = S / nh;
+        sd_op_matmul(be, s->enc_out, T, S, &wk, NULL, tmp, S, 0);
+        sd_op_to_f16_heads(be, tmp, T, nh, d, s->cross_k + (size_t)l * TS);
+        sd_op_matmul(be, s->enc_out, T, S, &wv, X->v_b->data, tmp, S, 0);
+        sd_op_to_f16_heads(be, tmp, T, nh, d, s->cross_v + (size_t)l * TS);
     }
     s->encoded = 1;
     return SD_OK;

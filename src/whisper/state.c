@@ -45,8 +45,8 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     s->enc_h = alloc_floats(T * S);
     s->enc_big = alloc_floats(T * 4 * S);
     s->enc_out = alloc_floats(T * S);
-    s->cross_k = alloc_floats(L * T * S);
-    s->cross_v = alloc_floats(L * T * S);
+    s->cross_k = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
+    s->cross_v = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
     s->kv_k = alloc_floats((size_t)n_seq * L * C * S);
     s->kv_v = alloc_floats((size_t)n_seq * L * C * S);
     s->dx = alloc_floats(R * S);
@@ -77,8 +77,8 @@ void whisper_state_destroy(struct whisper_state *s)
     if (!s)
         return;
     sd_backend_destroy(s->be);
-    float *bufs[] = {s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out, s->cross_k,
-                     s->cross_v, s->kv_k, s->kv_v, s->dx, s->dh, s->dq, s->dk, s->dv, s->da,
+    void *bufs[] = {s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out, s->cross_k,
+                    s->cross_v, s->kv_k, s->kv_v, s->dx, s->dh, s->dq, s->dk, s->dv, s->da,
                      s->dmlp};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);

@@ -25,8 +25,12 @@ struct whisper_state {
     float *enc_big;     /* [n_audio_ctx][4S]: conv1 output, then q|k|v|attn, then MLP hidden */
     float *enc_out;     /* after ln_post [n_audio_ctx][S] */
 
-    /* cross-attention K/V per decoder layer [n_text_layer][n_audio_ctx][S] */
-    float *cross_k, *cross_v;
+    /*
+     * cross-attention K/V per decoder layer, f16 and head-major:
+     * [n_text_layer][n_head][n_audio_ctx][d_head]. Half the bytes of f32 and
+     * each head's keys contiguous: the decoder streams these every token.
+     */
+    uint16_t *cross_k, *cross_v;
 
     /* self-attention caches [n_seq][n_text_layer][n_text_ctx][S] */
     float *kv_k, *kv_v;

@@ -11,7 +11,6 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/pool.h"
 
-#define SMALL_M 8       /* below this many rows a matmul is a set of dot products */
 #define GEMV_COLS 64    /* columns per task in the small-m path */
 #define TILE_M 216      /* rows per GEMM task (3 x SD_MC) */
 #define TILE_N 256      /* columns per GEMM task */
@@ -153,7 +152,7 @@ void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
                            ldy, accumulate}, w, 0};
     if (m <= 0 || w->n <= 0)
         return;
-    if (m < SMALL_M) {
+    if (m < SD_GEMV_MAX_M) {
         sd_pool_run(b->pool, (int)((w->n + GEMV_COLS - 1) / GEMV_COLS), mm_gemv_task, &c);
         return;
     }
@@ -297,24 +296,28 @@ static int att_n_keys(const struct sd_attention *a, int i)
     return n < a->n_kv ? n : a->n_kv;
 }
 
-/* One (head, query row): dot products, softmax, weighted sum of V rows. */
+static int64_t head_stride(int64_t given, int d)
+{
+    return given ? given : d;
+}
+
+static size_t kv_esize(const struct sd_attention *a)
+{
+    return a->kv_type == SD_TYPE_F16 ? 2 : 4;
+}
+
+/* One (head, query row): the fused single-query kernel. */
 static void att_direct_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
     const struct sd_attention *a = c->a;
-    const struct sd_kernels *kr = c->b->kr;
     int h = task % a->n_head, i = task / a->n_head, d = a->d_head;
-    int nk = att_n_keys(a, i);
-    float *s = c->b->attn[thread];
-    const float *q = a->q + (int64_t)i * a->ldq + h * d;
-    for (int j = 0; j < nk; j++)
-        s[j] = kr->dot(q, a->k + (int64_t)j * a->ldk + h * d, d);
-    float sum = kr->softmax_exp(s, nk, a->scale);
-    float *o = a->out + (int64_t)i * a->ldo + h * d;
-    memset(o, 0, sizeof(float) * (size_t)d);
-    for (int j = 0; j < nk; j++)
-        kr->axpy(s[j], a->v + (int64_t)j * a->ldv + h * d, o, d);
-    kr->scale(1.0f / sum, o, d);
+    size_t es = kv_esize(a);
+    const uint8_t *k = (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) * es;
+    const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
+    c->b->kr->attn_row(a->q + (int64_t)i * a->ldq + h * d, k, a->ldk, v, a->ldv, a->kv_type,
+                       att_n_keys(a, i), d, a->scale, c->b->attn[thread],
+                       a->out + (int64_t)i * a->ldo + h * d);
 }
 
 /* One (head, block of ATT_QB queries): S = Q K^T by GEMM, softmax rows, O = P V by GEMM. */
@@ -326,9 +329,12 @@ static void att_block_task(void *arg, int task, int thread)
     int h = task / c->n_qb, qb = task % c->n_qb, d = a->d_head;
     int i0 = qb * ATT_QB, i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
     int nk_max = att_n_keys(a, i1 - 1);
+    size_t es = kv_esize(a);
+    const uint8_t *k = (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) * es;
+    const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
     float *s = c->b->attn[thread];
     struct sd_gemm g = {i1 - i0, nk_max, d, a->q + (int64_t)i0 * a->ldq + h * d, a->ldq,
-                        SD_TYPE_F32, a->k + h * d, a->ldk, 0, NULL, s, nk_max, 0};
+                        a->kv_type, k, a->ldk, 0, NULL, s, nk_max, 0};
     sd_gemm_block(kr, &g, 0, g.m, 0, g.n, c->b->pack_a[thread], c->b->pack_b[thread]);
     for (int r = 0; r < i1 - i0; r++) {
         float *row = s + (int64_t)r * nk_max;
@@ -337,7 +343,7 @@ static void att_block_task(void *arg, int task, int thread)
         kr->scale(1.0f / sum, row, nk);
         memset(row + nk, 0, sizeof(float) * (size_t)(nk_max - nk));
     }
-    struct sd_gemm g2 = {i1 - i0, d, nk_max, s, nk_max, SD_TYPE_F32, a->v + h * d, a->ldv, 1,
+    struct sd_gemm g2 = {i1 - i0, d, nk_max, s, nk_max, a->kv_type, v, a->ldv, 1,
                          NULL, a->out + (int64_t)i0 * a->ldo + h * d, a->ldo, 0};
     sd_gemm_block(kr, &g2, 0, g2.m, 0, g2.n, c->b->pack_a[thread], c->b->pack_b[thread]);
 }
@@ -351,6 +357,35 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
         sd_pool_run(b->pool, a->n_head * a->n_q, att_direct_task, &c);
     else
         sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
+}
+
+struct heads_ctx {
+    struct sd_backend *b;
+    const float *src;
+    uint16_t *dst;
+    int n_rows, n_head, d, rows_per_task;
+};
+
+static void heads_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct heads_ctx *c = arg;
+    int t0 = task * c->rows_per_task;
+    int t1 = t0 + c->rows_per_task < c->n_rows ? t0 + c->rows_per_task : c->n_rows;
+    int64_t S = (int64_t)c->n_head * c->d;
+    for (int h = 0; h < c->n_head; h++)
+        for (int t = t0; t < t1; t++)
+            c->b->kr->to_f16(c->src + t * S + h * c->d,
+                             c->dst + ((int64_t)h * c->n_rows + t) * c->d, c->d);
+}
+
+void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,
+                        uint16_t *dst)
+{
+    struct heads_ctx c = {b, src, dst, n_rows, n_head, d, 0};
+    if (n_rows <= 0)
+        return;
+    sd_pool_run(b->pool, rows_tasks(b, n_rows, &c.rows_per_task), heads_task, &c);
 }
 
 /* ------------------------------------------------------------- conv */

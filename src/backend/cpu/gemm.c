@@ -18,11 +18,11 @@ static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0,
     for (int jp = 0; jp < nc; jp += SD_NR) {
         int nr = nc - jp < SD_NR ? nc - jp : SD_NR;
         float *dst = pb + (size_t)jp * kc;
-        if (g->b_kn) { /* B stored [k][n] (f32): each k contributes NR contiguous values */
-            const float *src = (const float *)g->b + (int64_t)p0 * g->ldb + j0 + jp;
+        if (g->b_kn) { /* B stored [k][n]: each k contributes NR contiguous values */
+            const uint8_t *src = b + ((int64_t)p0 * g->ldb + j0 + jp) * esize;
             for (int p = 0; p < kc; p++) {
-                memcpy(dst + (size_t)p * SD_NR, src + (int64_t)p * g->ldb,
-                       (size_t)nr * sizeof(float));
+                kr->to_f32(src + (int64_t)p * g->ldb * esize, g->btype, dst + (size_t)p * SD_NR,
+                           nr);
                 for (int c = nr; c < SD_NR; c++)
                     dst[(size_t)p * SD_NR + c] = 0.0f;
             }

@@ -167,14 +167,19 @@ AVX2 static inline float load_w1(const uint8_t *row, int64_t p, int f16)
 
 /* Four weight rows (columns of y) against up to two x rows: 8 independent FMA chains. */
 AVX2 static void gemv4x2(int mi, const float *x, int64_t ldx, const uint8_t *const wr[4],
-                         int f16, int64_t k, float out[2][4])
+                         int f16, int64_t k, float out[2][4], const uint8_t *ahead)
 {
     __m256 acc[2][4];
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 4; c++)
             acc[r][c] = _mm256_setzero_ps();
     int64_t p = 0;
+    int esize = f16 ? 2 : 4;
     for (; p + 8 <= k; p += 8) {
+        /* the 4 rows are contiguous: stream the group 8 rows ahead into cache */
+        _mm_prefetch((const char *)(ahead + p * 4 * esize), _MM_HINT_T0);
+        if (!f16)
+            _mm_prefetch((const char *)(ahead + p * 16 + 64), _MM_HINT_T0);
         __m256 w0 = load_w8(wr[0], p, f16), w1 = load_w8(wr[1], p, f16);
         __m256 w2 = load_w8(wr[2], p, f16), w3 = load_w8(wr[3], p, f16);
         __m256 x0 = _mm256_loadu_ps(x + p);
@@ -199,27 +204,106 @@ AVX2 static void gemv4x2(int mi, const float *x, int64_t ldx, const uint8_t *con
         }
 }
 
+/* Writes (or adds) out[r][c] + bias into y for a 4-column group. */
+static void gemv_store(int mi, int nc, int i, int j, float out[][4], const float *bias, float *y,
+                       int64_t ldy, int accumulate)
+{
+    for (int r = 0; r < mi; r++)
+        for (int c = 0; c < nc; c++) {
+            float v = out[r][c] + (bias ? bias[j + c] : 0.0f);
+            float *d = &y[(int64_t)(i + r) * ldy + j + c];
+            *d = accumulate ? *d + v : v;
+        }
+}
+
+/*
+ * m rows (3..6) against two weight rows, all 2*m accumulators in registers:
+ * one conversion of W feeds m FMAs. Generated per (rows, f16) so every loop
+ * has constant bounds and unrolls into registers.
+ */
+#define DEF_GEMV_ROWS(MI, F16)                                                                 \
+    AVX2 static void gemv_rows##MI##_##F16(const float *x, int64_t ldx, const uint8_t *w0,     \
+                                           const uint8_t *w1, int64_t k, float out[][2])       \
+    {                                                                                          \
+        const uint8_t *ahead = w0 + 8 * (w1 - w0);                                             \
+        __m256 a0[MI], a1[MI];                                                                 \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++) a0[r] = a1[r] = _mm256_setzero_ps(); \
+        int64_t p = 0;                                                                         \
+        for (; p + 8 <= k; p += 8) {                                                           \
+            _mm_prefetch((const char *)(ahead + p * (F16 ? 4 : 8)), _MM_HINT_T0);             \
+            __m256 v0 = load_w8(w0, p, F16), v1 = load_w8(w1, p, F16);                         \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                               \
+            {                                                                                  \
+                __m256 xv = _mm256_loadu_ps(x + r * ldx + p);                                  \
+                a0[r] = _mm256_fmadd_ps(xv, v0, a0[r]);                                        \
+                a1[r] = _mm256_fmadd_ps(xv, v1, a1[r]);                                        \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
+        {                                                                                      \
+            float s0 = hsum(a0[r]), s1 = hsum(a1[r]);                                          \
+            for (int64_t q = p; q < k; q++) {                                                  \
+                s0 += x[r * ldx + q] * load_w1(w0, q, F16);                                    \
+                s1 += x[r * ldx + q] * load_w1(w1, q, F16);                                    \
+            }                                                                                  \
+            out[r][0] = s0;                                                                    \
+            out[r][1] = s1;                                                                    \
+        }                                                                                      \
+    }
+DEF_GEMV_ROWS(3, 0)
+DEF_GEMV_ROWS(4, 0)
+DEF_GEMV_ROWS(5, 0)
+DEF_GEMV_ROWS(6, 0)
+DEF_GEMV_ROWS(3, 1)
+DEF_GEMV_ROWS(4, 1)
+DEF_GEMV_ROWS(5, 1)
+DEF_GEMV_ROWS(6, 1)
+
+typedef void (*gemv_rows_fn)(const float *, int64_t, const uint8_t *, const uint8_t *, int64_t,
+                             float[][2]);
+static const gemv_rows_fn GEMV_ROWS[2][7] = {
+    {NULL, NULL, NULL, gemv_rows3_0, gemv_rows4_0, gemv_rows5_0, gemv_rows6_0},
+    {NULL, NULL, NULL, gemv_rows3_1, gemv_rows4_1, gemv_rows5_1, gemv_rows6_1},
+};
+
+/*
+ * Small-m products, memory bound on W: m <= 2 streams four weight rows at a
+ * time with the f16->f32 conversion fused into the FMAs; 3 <= m < 8 keeps up
+ * to 6 rows x 2 columns of accumulators in registers per pass over W.
+ */
 AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
                            int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
     int f16 = w->type == SD_TYPE_F16;
     size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
     const uint8_t *base = w->data;
-    for (int j = n0; j < n1; j += 4) {
-        int nc = n1 - j < 4 ? n1 - j : 4;
-        const uint8_t *wr[4];
-        for (int c = 0; c < 4; c++)
-            wr[c] = base + (size_t)(j + (c < nc ? c : 0)) * row_bytes;
-        for (int i = 0; i < m; i += 2) {
-            int mi = m - i < 2 ? m - i : 2;
+    if (m <= 2) {
+        for (int j = n0; j < n1; j += 4) {
+            int nc = n1 - j < 4 ? n1 - j : 4;
+            const uint8_t *wr[4];
+            for (int c = 0; c < 4; c++)
+                wr[c] = base + (size_t)(j + (c < nc ? c : 0)) * row_bytes;
             float out[2][4];
-            gemv4x2(mi, x + (int64_t)i * ldx, ldx, wr, f16, w->k, out);
-            for (int r = 0; r < mi; r++)
-                for (int c = 0; c < nc; c++) {
-                    float v = out[r][c] + (bias ? bias[j + c] : 0.0f);
-                    float *d = &y[(int64_t)(i + r) * ldy + j + c];
-                    *d = accumulate ? *d + v : v;
-                }
+            gemv4x2(m, x, ldx, wr, f16, w->k, out, wr[0] + 8 * row_bytes);
+            gemv_store(m, nc, 0, j, out, bias, y, ldy, accumulate);
+        }
+        return;
+    }
+    for (int j = n0; j < n1; j += 2) {
+        int nc = n1 - j < 2 ? 1 : 2;
+        const uint8_t *w0 = base + (size_t)j * row_bytes;
+        const uint8_t *w1 = nc == 2 ? w0 + row_bytes : w0;
+        for (int i = 0; i < m;) {
+            int mi = m - i;
+            mi = mi > 6 ? (mi == 7 ? 4 : 6) : mi; /* 7 rows -> 4 + 3 */
+            float out[6][2], o4[6][4];
+            GEMV_ROWS[f16][mi](x + (int64_t)i * ldx, ldx, w0, w1, w->k, out);
+            for (int r = 0; r < mi; r++) {
+                o4[r][0] = out[r][0];
+                o4[r][1] = out[r][1];
+            }
+            gemv_store(mi, nc, i, j, o4, bias, y, ldy, accumulate);
+            i += mi;
         }
     }
 }
@@ -363,6 +447,104 @@ AVX2 static void layer_norm_avx2(const float *x, int n, const float *g, const fl
         y[i] = (x[i] - mean) * inv * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
 }
 
+/* 8 elements of K or V (f32 or f16) at element index i of row base */
+AVX2 static inline __m256 load_kv8(const void *base, int64_t i, int f16)
+{
+    return f16 ? load_h8((const uint8_t *)base + 2 * i)
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+/*
+ * Single-query attention for one head with d a multiple of 8 (<= 128):
+ * scores four keys at a time (8 independent FMA chains), then the weighted
+ * sum of V rows with the whole output row held in registers.
+ */
+AVX2 static void attn_row_fast(const float *q, const void *k, int64_t ldk, const void *v,
+                               int64_t ldv, int f16, int nk, int d, float scale, float *s,
+                               float *out)
+{
+    int j = 0;
+    for (; j + 4 <= nk; j += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int64_t r0 = (int64_t)j * ldk, r1 = r0 + ldk, r2 = r1 + ldk, r3 = r2 + ldk;
+        int c = 0;
+        for (; c + 16 <= d; c += 16) {
+            __m256 qa = _mm256_loadu_ps(q + c), qb = _mm256_loadu_ps(q + c + 8);
+            a0 = _mm256_fmadd_ps(qa, load_kv8(k, r0 + c, f16), a0);
+            b0 = _mm256_fmadd_ps(qb, load_kv8(k, r0 + c + 8, f16), b0);
+            a1 = _mm256_fmadd_ps(qa, load_kv8(k, r1 + c, f16), a1);
+            b1 = _mm256_fmadd_ps(qb, load_kv8(k, r1 + c + 8, f16), b1);
+            a2 = _mm256_fmadd_ps(qa, load_kv8(k, r2 + c, f16), a2);
+            b2 = _mm256_fmadd_ps(qb, load_kv8(k, r2 + c + 8, f16), b2);
+            a3 = _mm256_fmadd_ps(qa, load_kv8(k, r3 + c, f16), a3);
+            b3 = _mm256_fmadd_ps(qb, load_kv8(k, r3 + c + 8, f16), b3);
+        }
+        for (; c < d; c += 8) {
+            __m256 qa = _mm256_loadu_ps(q + c);
+            a0 = _mm256_fmadd_ps(qa, load_kv8(k, r0 + c, f16), a0);
+            a1 = _mm256_fmadd_ps(qa, load_kv8(k, r1 + c, f16), a1);
+            a2 = _mm256_fmadd_ps(qa, load_kv8(k, r2 + c, f16), a2);
+            a3 = _mm256_fmadd_ps(qa, load_kv8(k, r3 + c, f16), a3);
+        }
+        s[j] = hsum(_mm256_add_ps(a0, b0));
+        s[j + 1] = hsum(_mm256_add_ps(a1, b1));
+        s[j + 2] = hsum(_mm256_add_ps(a2, b2));
+        s[j + 3] = hsum(_mm256_add_ps(a3, b3));
+    }
+    for (; j < nk; j++) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int c = 0; c < d; c += 8)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), load_kv8(k, (int64_t)j * ldk + c, f16),
+                                 a0);
+        s[j] = hsum(a0);
+    }
+    float sum = softmax_exp_avx2(s, nk, scale);
+    __m256 acc[16];
+    int nv = d / 8;
+    for (int c = 0; c < 16; c++)
+        acc[c] = _mm256_setzero_ps();
+    if (nv == 8) { /* d_head 64, every Whisper model: constant bounds keep acc in registers */
+        for (j = 0; j < nk; j++) {
+            __m256 p = _mm256_broadcast_ss(s + j);
+            int64_t r = (int64_t)j * ldv;
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                acc[c] = _mm256_fmadd_ps(p, load_kv8(v, r + 8 * c, f16), acc[c]);
+        }
+    } else {
+        for (j = 0; j < nk; j++) {
+            __m256 p = _mm256_broadcast_ss(s + j);
+            for (int c = 0; c < nv; c++)
+                acc[c] = _mm256_fmadd_ps(p, load_kv8(v, (int64_t)j * ldv + 8 * c, f16), acc[c]);
+        }
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int c = 0; c < nv; c++)
+        _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], inv));
+}
+
+AVX2 static void attn_row_avx2(const float *q, const void *k, int64_t ldk, const void *v,
+                               int64_t ldv, enum sd_type t, int nk, int d, float scale, float *s,
+                               float *out)
+{
+    if (d % 8 == 0 && d <= 128) {
+        attn_row_fast(q, k, ldk, v, ldv, t == SD_TYPE_F16, nk, d, scale, s, out);
+        return;
+    }
+    sd_kernels_scalar.attn_row(q, k, ldk, v, ldv, t, nk, d, scale, s, out);
+}
+
+AVX2 static void to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 const struct sd_kernels sd_kernels_avx2 = {
     .name = "avx2",
     .micro = micro_avx2,
@@ -375,4 +557,6 @@ const struct sd_kernels sd_kernels_avx2 = {
     .gelu = gelu_avx2,
     .add = add_avx2,
     .layer_norm = layer_norm_avx2,
+    .attn_row = attn_row_avx2,
+    .to_f16 = to_f16_avx2,
 };

@@ -125,6 +125,44 @@ static void layer_norm_scalar(const float *x, int n, const float *g, const float
         y[i] = (x[i] - mu) * inv * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
 }
 
+static float elem_at(const void *base, enum sd_type t, int64_t i)
+{
+    if (t == SD_TYPE_F32) {
+        float v;
+        memcpy(&v, (const uint8_t *)base + 4 * i, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, (const uint8_t *)base + 2 * i, 2);
+    return sd_f16_to_f32(h);
+}
+
+static void attn_row_scalar(const float *q, const void *k, int64_t ldk, const void *v,
+                            int64_t ldv, enum sd_type t, int nk, int d, float scale, float *s,
+                            float *out)
+{
+    for (int j = 0; j < nk; j++) {
+        float acc = 0.0f;
+        for (int c = 0; c < d; c++)
+            acc += q[c] * elem_at(k, t, (int64_t)j * ldk + c);
+        s[j] = acc;
+    }
+    float sum = softmax_exp_scalar(s, nk, scale);
+    for (int c = 0; c < d; c++)
+        out[c] = 0.0f;
+    for (int j = 0; j < nk; j++)
+        for (int c = 0; c < d; c++)
+            out[c] += s[j] * elem_at(v, t, (int64_t)j * ldv + c);
+    for (int c = 0; c < d; c++)
+        out[c] /= sum;
+}
+
+static void to_f16_scalar(const float *src, uint16_t *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = sd_f32_to_f16(src[i]);
+}
+
 const struct sd_kernels sd_kernels_scalar = {
     .name = "scalar",
     .micro = micro_scalar,
@@ -137,4 +175,6 @@ const struct sd_kernels sd_kernels_scalar = {
     .gelu = gelu_scalar,
     .add = add_scalar,
     .layer_norm = layer_norm_scalar,
+    .attn_row = attn_row_scalar,
+    .to_f16 = to_f16_scalar,
 };

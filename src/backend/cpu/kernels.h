@@ -17,6 +17,8 @@
 #define SD_KC 256
 #define SD_MC 72
 #define SD_NC 512
+/* The small-m (matrix-vector) path handles m < SD_GEMV_MAX_M rows. */
+#define SD_GEMV_MAX_M 8
 
 struct sd_kernels {
     const char *name;
@@ -37,6 +39,14 @@ struct sd_kernels {
     void (*add)(float *y, const float *x, int64_t n);
     void (*layer_norm)(const float *x, int n, const float *g, const float *b, float eps,
                        float *y);
+    /*
+     * One query, one head: out[0..d) = softmax(scale * q . k_j) weighted sum of v_j over
+     * j < nk; k_j at k + j*ldk, v_j at v + j*ldv (elements of type t); s: nk floats scratch.
+     */
+    void (*attn_row)(const float *q, const void *k, int64_t ldk, const void *v, int64_t ldv,
+                     enum sd_type t, int nk, int d, float scale, float *s, float *out);
+    /* dst[0..n) = f16 of src */
+    void (*to_f16)(const float *src, uint16_t *dst, int64_t n);
 };
 
 extern const struct sd_kernels sd_kernels_scalar;
@@ -52,7 +62,7 @@ struct sd_gemm {
     enum sd_type btype; /* f32 or f16 */
     const void *b;
     int64_t ldb;
-    int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] (f32 only) */
+    int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] */
     const float *bias;  /* may be NULL */
     float *c;
     int64_t ldc;

@@ -1,18 +1,26 @@
 /*
  * pool.c - persistent worker threads for the CPU backend (see pool.h).
- * A job is published by bumping `gen`; workers claim task numbers from
- * `next` and the last one to finish signals the caller. Spinning first keeps
- * the per-op latency low in the decoder (dozens of ops per token); sleeping
- * afterwards keeps an idle service from burning a core.
+ *
+ * A job is published as one atomic word `next` = (job number << 32 | next
+ * task index); anyone (workers and the caller) claims a task with a CAS that
+ * only succeeds while the job number is unchanged, and the caller returns
+ * as soon as `done` reaches n_tasks. The caller therefore never waits for a
+ * worker that is descheduled (the machine is shared): it simply runs the
+ * remaining tasks itself. fn/ctx/n_tasks of a job are stable from its
+ * publication until its last task completes, and a task index below n_tasks
+ * can only be claimed in that window, so a claimant that read them before its
+ * successful CAS saw the right job. Idle workers spin briefly, then sleep.
  */
 #include "backend/cpu/pool.h"
 
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 20000 /* ~0.1 ms of pause instructions before sleeping */
 
 struct worker {
     struct sd_pool *pool;
@@ -25,23 +33,33 @@ struct sd_pool {
     struct worker *workers;
     int n_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_done;
-    atomic_uint gen;
-    atomic_int next;
-    atomic_int pending; /* workers that have not finished the current job */
+    pthread_cond_t cv;
+    _Atomic uint64_t next;  /* job << 32 | next task */
+    atomic_int done;        /* tasks finished in the current job */
+    atomic_int n_sleeping;
     atomic_int stop;
-    int n_tasks;
-    sd_pool_fn fn;
-    void *ctx;
+    _Atomic int n_tasks;
+    _Atomic(sd_pool_fn) fn;
+    _Atomic(void *) ctx;
 };
 
-static void run_tasks(struct sd_pool *p, int thread)
+/* Claims and runs tasks of job `job` until none are left or the job changed. */
+static void run_tasks(struct sd_pool *p, uint32_t job, int thread)
 {
     for (;;) {
-        int t = atomic_fetch_add(&p->next, 1);
-        if (t >= p->n_tasks)
-            break;
-        p->fn(p->ctx, t, thread);
+        uint64_t v = atomic_load(&p->next);
+        if ((uint32_t)(v >> 32) != job)
+            return;
+        int n = atomic_load(&p->n_tasks);
+        sd_pool_fn fn = atomic_load(&p->fn);
+        void *ctx = atomic_load(&p->ctx);
+        int t = (int)(uint32_t)v;
+        if (t >= n)
+            return;
+        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1))
+            continue;
+        fn(ctx, t, thread);
+        atomic_fetch_add(&p->done, 1);
     }
 }
 
@@ -49,30 +67,29 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct sd_pool *p = w->pool;
-    unsigned seen = 0;
+    uint32_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop) && spins < SPIN_ITERS) {
-            _mm_pause();
-            spins++;
-        }
-        if (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) {
+        uint32_t job;
+        while ((job = (uint32_t)(atomic_load(&p->next) >> 32)) == seen &&
+               !atomic_load(&p->stop)) {
+            if (++spins < SPIN_ITERS) {
+                _mm_pause();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
-                pthread_cond_wait(&p->cv_work, &p->mu);
+            atomic_fetch_add(&p->n_sleeping, 1);
+            while ((uint32_t)(atomic_load(&p->next) >> 32) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mu);
+            spins = 0;
         }
         if (atomic_load(&p->stop))
-            break;
-        seen = atomic_load(&p->gen);
-        run_tasks(p, w->id);
-        if (atomic_fetch_sub(&p->pending, 1) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
+            return NULL;
+        seen = job;
+        run_tasks(p, job, w->id);
     }
-    return NULL;
 }
 
 struct sd_pool *sd_pool_create(int n_threads)
@@ -84,12 +101,14 @@ struct sd_pool *sd_pool_create(int n_threads)
         return NULL;
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv_work, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
-    atomic_init(&p->gen, 0);
+    pthread_cond_init(&p->cv, NULL);
     atomic_init(&p->next, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->n_tasks, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->ctx, NULL);
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof(*p->workers));
         if (!p->workers) {
@@ -115,14 +134,13 @@ void sd_pool_destroy(struct sd_pool *p)
         return;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, 1);
-    pthread_cond_broadcast(&p->cv_work);
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n_started; i++)
         pthread_join(p->workers[i].th, NULL);
     free(p->workers);
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv);
     free(p);
 }
 
@@ -140,25 +158,24 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
             fn(ctx, t, 0);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->pending, p->n_started);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->gen, 1);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
-    run_tasks(p, 0);
-    int spins = 0;
-    while (atomic_load(&p->pending) > 0 && spins < SPIN_ITERS) {
-        _mm_pause();
-        spins++;
-    }
-    if (atomic_load(&p->pending) > 0) {
+    /* the previous job is complete: nobody can claim a task until `next` moves on */
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    uint32_t job = (uint32_t)(atomic_load(&p->next) >> 32) + 1;
+    atomic_store(&p->next, (uint64_t)job << 32);
+    if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0)
-            pthread_cond_wait(&p->cv_done, &p->mu);
+        pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
+    }
+    run_tasks(p, job, 0);
+    int spins = 0;
+    while (atomic_load(&p->done) < n_tasks) {
+        if (++spins < 2000)
+            _mm_pause();
+        else
+            sched_yield(); /* a worker mid-task may be waiting for this CPU */
     }
 }

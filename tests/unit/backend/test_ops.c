@@ -202,12 +202,36 @@ TEST(backend_layer_norm_gelu_add_softmax)
     free_backends(b, nb);
 }
 
-static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head, int d, int causal,
-                            int n_past)
+/* head_major_f16: K/V given as f16 [head][n_kv][d] (as the decoder's cross-attention cache). */
+static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_head, int d,
+                               int causal, int n_past, int head_major_f16)
 {
     int S = n_head * d, ld = S + 4;
     float *q = rand_vec((size_t)n_q * ld), *k = rand_vec((size_t)n_kv * ld);
     float *v = rand_vec((size_t)n_kv * ld), *out = rand_vec((size_t)n_q * ld);
+    uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)n_kv * S + 2);
+    uint16_t *vh = malloc(sizeof(uint16_t) * (size_t)n_kv * S + 2);
+    if (head_major_f16) { /* reference uses the f16-rounded values */
+        for (int j = 0; j < n_kv; j++)
+            for (int t = 0; t < S; t++) {
+                k[j * ld + t] = sd_f16_to_f32(sd_f32_to_f16(k[j * ld + t]));
+                v[j * ld + t] = sd_f16_to_f32(sd_f32_to_f16(v[j * ld + t]));
+            }
+        float *kd = malloc(sizeof(float) * (size_t)n_kv * S);
+        float *vd = malloc(sizeof(float) * (size_t)n_kv * S);
+        for (int j = 0; j < n_kv; j++)
+            for (int t = 0; t < S; t++) {
+                kd[j * S + t] = k[j * ld + t];
+                vd[j * S + t] = v[j * ld + t];
+            }
+        sd_op_to_f16_heads(b, kd, n_kv, n_head, d, kh);
+        sd_op_to_f16_heads(b, vd, n_kv, n_head, d, vh);
+        for (int h = 0; h < n_head; h++) /* layout check */
+            CHECK(sd_f16_to_f32(kh[((size_t)h * n_kv + n_kv - 1) * d + d - 1]) ==
+                  kd[(n_kv - 1) * S + h * d + d - 1]);
+        free(kd);
+        free(vd);
+    }
     double *want = malloc(sizeof(double) * (size_t)n_q * ld);
     double *p = malloc(sizeof(double) * (size_t)n_kv);
     float scale = 1.0f / sqrtf((float)d);
@@ -233,13 +257,28 @@ static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head,
             for (int t = S; t < ld; t++)
                 want[i * ld + t] = out[i * ld + t]; /* padding untouched */
         }
-    struct sd_attention a = {n_q, n_kv, n_head, d, q, k, v, ld, ld, ld, out, ld, scale, causal,
-                             n_past};
+    struct sd_attention a = {.n_q = n_q, .n_kv = n_kv, .n_head = n_head, .d_head = d, .q = q,
+                             .k = k, .v = v, .ldq = ld, .ldk = ld, .ldv = ld, .out = out,
+                             .ldo = ld, .scale = scale, .causal = causal, .n_past = n_past};
+    if (head_major_f16) {
+        a.k = kh;
+        a.v = vh;
+        a.ldk = a.ldv = d;
+        a.kv_type = SD_TYPE_F16;
+        a.k_head_stride = a.v_head_stride = (int64_t)n_kv * d;
+    }
     sd_op_attention(b, &a);
     double e = max_rel_err(out, want, (size_t)n_q * ld);
-    CHECK_MSG(e < 1e-5, "attention %s n_q=%d n_kv=%d causal=%d: err %g", sd_backend_simd(b), n_q,
-              n_kv, causal, e);
-    free(q), free(k), free(v), free(out), free(want), free(p);
+    CHECK_MSG(e < 1e-5, "attention %s n_q=%d n_kv=%d causal=%d f16=%d: err %g",
+              sd_backend_simd(b), n_q, n_kv, causal, head_major_f16, e);
+    free(q), free(k), free(v), free(out), free(want), free(p), free(kh), free(vh);
+}
+
+static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head, int d, int causal,
+                            int n_past)
+{
+    check_attention_kv(b, n_q, n_kv, n_head, d, causal, n_past, 0);
+    check_attention_kv(b, n_q, n_kv, n_head, d, causal, n_past, 1);
 }
 
 TEST(backend_attention)
@@ -254,6 +293,8 @@ TEST(backend_attention)
         check_attention(b[i], 2, 2, 2, 64, 1, 0);
         check_attention(b[i], 70, 75, 2, 32, 1, 5);
         check_attention(b[i], 9, 9, 1, 8, 1, 0);
+        check_attention(b[i], 3, 7, 2, 12, 0, 0); /* d not a multiple of 8 */
+        check_attention(b[i], 2, 33, 2, 128, 1, 31);
     }
     free_backends(b, nb);
 }
