@@ -60,6 +60,7 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     log_event(app.log, LOG_INFO, "server.signal",
               (struct log_field[]){LOG_I64("signal", stop_signal), LOG_END});
-    app_stop(&app);
+    if (!app_stop(&app))
+        _exit(0); /* runs still going were re-queued; the threads using them die with us */
     return 0;
 }

@@ -170,9 +170,7 @@ enum sd_err engine_worker_create(struct engine *e, struct engine_worker **out,
         return sd_fail(err, SD_ENOMEM, "engine worker");
     struct transcribe_params d = transcribe_params_default();
     w->e = e;
-    w->n_seq = d.beam_size > d.best_of ? d.beam_size : d.best_of;
-    if (w->n_seq < 1)
-        w->n_seq = 1;
+    w->n_seq = transcribe_n_seq(&d); /* beams + greedy companion, or best_of */
     enum sd_err rc = whisper_state_create(e->model, e->threads_per_worker, w->n_seq, &w->st, err);
     if (rc != SD_OK) {
         free(w);
@@ -205,7 +203,7 @@ static void apply_params(struct engine_worker *w, const struct job_params *jp,
         p->no_fallback = jp->temperature > 0;
     }
     if (jp->beam_size > 0)
-        p->beam_size = jp->beam_size < w->n_seq ? jp->beam_size : w->n_seq;
+        p->beam_size = jp->beam_size < w->n_seq - 1 ? jp->beam_size : w->n_seq - 1;
     if (jp->no_timestamps)
         p->timestamps = false;
     p->word_timestamps = jp->word_timestamps;

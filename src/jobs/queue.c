@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -317,4 +318,15 @@ int jobq_drain(struct job_queue *q, int timeout_ms, int grace_ms)
     int left = q->n_running;
     pthread_mutex_unlock(&q->mu);
     return left;
+}
+
+int jobq_running_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->o.n_workers && n < max; i++)
+        if (q->running[i] && !q->running[i]->sync)
+            snprintf(ids[n++], STORE_ID_MAX, "%s", q->running[i]->id);
+    pthread_mutex_unlock(&q->mu);
+    return n;
 }

@@ -115,11 +115,21 @@ fail:
 
 int jobs_drain(struct jobs *js, int timeout_ms)
 {
-    int left = jobq_drain(js->q, timeout_ms, 10000);
+    /* a run notices cancellation at its next window; 2 s covers a fast model */
+    int left = jobq_drain(js->q, timeout_ms, 2000);
     if (left)
         log_event(js->log, LOG_WARN, "jobs.drain_incomplete",
                   (struct log_field[]){LOG_I64("running", left), LOG_END});
     return left;
+}
+
+int jobs_abandon(struct jobs *js)
+{
+    char ids[64][STORE_ID_MAX];
+    int n = jobq_running_async(js->q, ids, 64), done = 0;
+    for (int i = 0; i < n; i++)
+        done += store_job_requeue(js->store, ids[i], NULL) == SD_OK;
+    return done;
 }
 
 void jobs_stop(struct jobs *js, int drain_timeout_ms)

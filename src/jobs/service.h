@@ -59,6 +59,12 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
                        struct metrics *m, struct jobs **out, struct sd_error *err);
 /* Stops claiming; waits for running jobs, then re-queues the rest. Returns jobs left running. */
 int jobs_drain(struct jobs *js, int timeout_ms);
+/*
+ * After a drain that timed out: puts the still-running async jobs back to
+ * QUEUED in the store so the next start runs them. The caller then exits
+ * without freeing (workers still use the engine). Returns jobs re-queued.
+ */
+int jobs_abandon(struct jobs *js);
 /* Drains (see jobq_drain), stops every thread and frees. */
 void jobs_stop(struct jobs *js, int drain_timeout_ms);
 

@@ -152,7 +152,7 @@ int app_port(const struct app *a)
     return http_port(a->http);
 }
 
-void app_stop(struct app *a)
+bool app_stop(struct app *a)
 {
     atomic_store(&a->draining, true);
     if (a->http)
@@ -160,7 +160,14 @@ void app_stop(struct app *a)
     if (a->jobs) {
         log_event(a->log, LOG_INFO, "server.draining",
                   (struct log_field[]){LOG_I64("timeout_s", a->cfg.drain_timeout_s), LOG_END});
-        jobs_drain(a->jobs, (int)a->cfg.drain_timeout_s * 1000);
+        int left = jobs_drain(a->jobs, (int)a->cfg.drain_timeout_s * 1000);
+        if (left > 0) {
+            int n = jobs_abandon(a->jobs);
+            log_event(a->log, LOG_WARN, "server.abandon",
+                      (struct log_field[]){LOG_I64("running", left), LOG_I64("requeued", n),
+                                           LOG_END});
+            return false;
+        }
     }
     /* connections waiting on sync jobs see the drain and answer before this returns */
     http_stop(a->http);
@@ -175,4 +182,5 @@ void app_stop(struct app *a)
     log_destroy(a->log);
     a->log = NULL;
     config_clear(&a->cfg);
+    return true;
 }

@@ -44,7 +44,11 @@ struct app {
 enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err);
 /* The bound TCP port (useful with --port 0). */
 int app_port(const struct app *a);
-/* Stop accepting, drain jobs within cfg.drain_timeout_s, close everything. */
-void app_stop(struct app *a);
+/*
+ * Stop accepting, drain jobs within cfg.drain_timeout_s (+2 s grace), close
+ * everything. Returns false if runs were still going at the bound: they were
+ * re-queued in the store, nothing was freed, and the caller must _exit().
+ */
+bool app_stop(struct app *a);
 
 #endif
