@@ -12,9 +12,9 @@
 #include "backend/cpu/pool.h"
 
 #define GEMV_COLS 64    /* columns per task in the small-m path */
-#define TILE_M 216      /* rows per GEMM task (3 x SD_MC) */
+#define TILE_M 432      /* rows per GEMM task (6 x SD_MC): each task repacks its B */
 #define TILE_N 256      /* columns per GEMM task */
-#define ATT_QB 64       /* query rows per attention task in the blocked path */
+#define ATT_QB 128      /* query rows per attention task in the blocked path */
 #define ATT_DIRECT 8    /* fewer queries than this: per-row dot products */
 
 struct sd_backend {

@@ -1,9 +1,10 @@
 /*
  * gemm.c - single-threaded blocked GEMM, C (+)= A . B^T (+ bias), in the
  * GotoBLAS/BLIS style: B is packed (and converted from f16) into KC x NC
- * panels of SD_NR columns, A into MC x KC panels of SD_MR rows, and the
- * ISA-specific micro-kernel computes SD_MR x SD_NR register tiles. The
- * thread split lives in backend.c; this file only walks one block.
+ * panels of SD_NR columns and the ISA-specific micro-kernel computes
+ * SD_MR x SD_NR register tiles, reading A in place (rows at stride lda; only a
+ * ragged last row panel is copied). The thread split lives in backend.c; this
+ * file only walks one block.
  */
 #include <string.h>
 
@@ -28,6 +29,11 @@ static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0,
             }
             continue;
         }
+        if (kr->pack_panel_nk) {
+            kr->pack_panel_nk(b + ((int64_t)(j0 + jp) * g->ldb + p0) * esize, g->btype, g->ldb,
+                              nr, kc, dst);
+            continue;
+        }
         float row[SD_KC];
         for (int c = 0; c < SD_NR; c++) {
             if (c < nr) {
@@ -42,22 +48,15 @@ static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0,
     }
 }
 
-/* Packs rows [i0, i0 + mc) x [p0, p0 + kc) of A as panels of [kc][MR] (rows past mc are 0). */
-static void pack_a(const struct sd_gemm *g, int i0, int mc, int p0, int kc, float *pa)
+/* Copies the last mr < SD_MR rows of an A panel into a zero-padded [SD_MR][kc] buffer. */
+static void pack_a_edge(const struct sd_gemm *g, int i0, int mr, int p0, int kc, float *pa)
 {
-    for (int ip = 0; ip < mc; ip += SD_MR) {
-        int mr = mc - ip < SD_MR ? mc - ip : SD_MR;
-        float *dst = pa + (size_t)ip * kc;
-        for (int r = 0; r < SD_MR; r++) {
-            if (r < mr) {
-                const float *src = g->a + (int64_t)(i0 + ip + r) * g->lda + p0;
-                for (int p = 0; p < kc; p++)
-                    dst[(size_t)p * SD_MR + r] = src[p];
-            } else {
-                for (int p = 0; p < kc; p++)
-                    dst[(size_t)p * SD_MR + r] = 0.0f;
-            }
-        }
+    for (int r = 0; r < SD_MR; r++) {
+        if (r < mr)
+            memcpy(pa + (size_t)r * kc, g->a + (int64_t)(i0 + r) * g->lda + p0,
+                   sizeof(float) * (size_t)kc);
+        else
+            memset(pa + (size_t)r * kc, 0, sizeof(float) * (size_t)kc);
     }
 }
 
@@ -72,15 +71,23 @@ void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0,
             pack_b(kr, g, jc, nc, pc, kc, pb);
             for (int ic = m0; ic < m1; ic += SD_MC) {
                 int mc = m1 - ic < SD_MC ? m1 - ic : SD_MC;
-                pack_a(g, ic, mc, pc, kc, pa);
+                int m_full = mc / SD_MR * SD_MR;
+                if (m_full < mc) /* A is read in place except a ragged last panel */
+                    pack_a_edge(g, ic + m_full, mc - m_full, pc, kc, pa);
                 for (int jr = 0; jr < nc; jr += SD_NR) {
                     int nr = nc - jr < SD_NR ? nc - jr : SD_NR;
                     const float *bias = first && g->bias ? g->bias + jc + jr : NULL;
                     for (int ir = 0; ir < mc; ir += SD_MR) {
                         int mr = mc - ir < SD_MR ? mc - ir : SD_MR;
                         float *c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
-                        kr->micro(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c,
-                                  g->ldc, mr, nr, !first || g->accumulate, bias);
+                        const float *a = g->a + (int64_t)(ic + ir) * g->lda + pc;
+                        int64_t lda = g->lda;
+                        if (mr < SD_MR) {
+                            a = pa;
+                            lda = kc;
+                        }
+                        kr->micro(kc, a, lda, pb + (size_t)jr * kc, c, g->ldc, mr, nr,
+                                  !first || g->accumulate, bias);
                     }
                 }
             }

@@ -62,33 +62,34 @@ AVX2 static inline __m256 exp8(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(n, 23)));
 }
 
-AVX2 static void micro_avx2(int kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                            int mr, int nr, int load_c, const float *bias)
+AVX2 static void micro_avx2(int kc, const float *a, int64_t lda, const float *bp, float *c,
+                            int64_t ldc, int mr, int nr, int load_c, const float *bias)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda, *a4 = a3 + lda;
+    const float *a5 = a4 + lda;
 #pragma GCC unroll 4
     for (int p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8), a;
-        a = _mm256_broadcast_ss(ap + 0);
-        c00 = _mm256_fmadd_ps(a, b0, c00);
-        c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(ap + 1);
-        c10 = _mm256_fmadd_ps(a, b0, c10);
-        c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(ap + 2);
-        c20 = _mm256_fmadd_ps(a, b0, c20);
-        c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(ap + 3);
-        c30 = _mm256_fmadd_ps(a, b0, c30);
-        c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(ap + 4);
-        c40 = _mm256_fmadd_ps(a, b0, c40);
-        c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(ap + 5);
-        c50 = _mm256_fmadd_ps(a, b0, c50);
-        c51 = _mm256_fmadd_ps(a, b1, c51);
-        ap += SD_MR;
+        __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8), av;
+        av = _mm256_broadcast_ss(a0 + p);
+        c00 = _mm256_fmadd_ps(av, b0, c00);
+        c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a1 + p);
+        c10 = _mm256_fmadd_ps(av, b0, c10);
+        c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a2 + p);
+        c20 = _mm256_fmadd_ps(av, b0, c20);
+        c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a3 + p);
+        c30 = _mm256_fmadd_ps(av, b0, c30);
+        c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a4 + p);
+        c40 = _mm256_fmadd_ps(av, b0, c40);
+        c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a5 + p);
+        c50 = _mm256_fmadd_ps(av, b0, c50);
+        c51 = _mm256_fmadd_ps(av, b1, c51);
         bp += SD_NR;
     }
     __m256 acc[SD_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
@@ -545,6 +546,63 @@ AVX2 static void to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
         dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
+/* In-register 8x8 transpose: r[i][j] <- r[j][i]. */
+AVX2 static inline void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* Packs a [kc][16] panel from 16 rows of B ([n][k] layout): 8x8 blocks converted and transposed. */
+AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
+                                    float *dst)
+{
+    int f16 = t == SD_TYPE_F16, es = f16 ? 2 : 4;
+    const uint8_t *base = b;
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                int c = h * 8 + i;
+                r[i] = c < nr ? load_kv8(base + (int64_t)c * ldb * es, p, f16)
+                              : _mm256_setzero_ps();
+            }
+            transpose8(r);
+            for (int i = 0; i < 8; i++)
+                _mm256_store_ps(dst + (size_t)(p + i) * SD_NR + h * 8, r[i]);
+        }
+    }
+    for (; p < kc; p++) /* k tail */
+        for (int c = 0; c < SD_NR; c++) {
+            float v = 0.0f;
+            if (c < nr) {
+                const uint8_t *e = base + ((int64_t)c * ldb + p) * es;
+                if (f16) {
+                    uint16_t hv;
+                    memcpy(&hv, e, 2);
+                    v = _cvtsh_ss(hv);
+                } else {
+                    memcpy(&v, e, 4);
+                }
+            }
+            dst[(size_t)p * SD_NR + c] = v;
+        }
+}
+
 const struct sd_kernels sd_kernels_avx2 = {
     .name = "avx2",
     .micro = micro_avx2,
@@ -559,4 +617,5 @@ const struct sd_kernels sd_kernels_avx2 = {
     .layer_norm = layer_norm_avx2,
     .attn_row = attn_row_avx2,
     .to_f16 = to_f16_avx2,
+    .pack_panel_nk = pack_panel_nk_avx2,
 };

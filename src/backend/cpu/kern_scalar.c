@@ -9,15 +9,15 @@
 
 #include "backend/cpu/kernels.h"
 
-static void micro_scalar(int kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
-                         int nr, int load_c, const float *bias)
+static void micro_scalar(int kc, const float *a, int64_t lda, const float *bp, float *c,
+                         int64_t ldc, int mr, int nr, int load_c, const float *bias)
 {
     float acc[SD_MR][SD_NR] = {{0}};
     for (int p = 0; p < kc; p++) {
-        const float *a = ap + (size_t)p * SD_MR, *b = bp + (size_t)p * SD_NR;
-        for (int r = 0; r < SD_MR; r++)
+        const float *b = bp + (size_t)p * SD_NR;
+        for (int r = 0; r < mr; r++)
             for (int j = 0; j < SD_NR; j++)
-                acc[r][j] += a[r] * b[j];
+                acc[r][j] += a[r * lda + p] * b[j];
     }
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++) {

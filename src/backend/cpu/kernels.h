@@ -22,9 +22,12 @@
 
 struct sd_kernels {
     const char *name;
-    /* C[mr][nr] (+)= Ap[kc][MR] . Bp[kc][NR] (+ bias[nr]); load_c adds to existing C. */
-    void (*micro)(int kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr, int nr,
-                  int load_c, const float *bias);
+    /*
+     * C[mr][nr] (+)= A[MR][kc] . Bp[kc][NR] (+ bias[nr]); load_c adds to existing C.
+     * A is read in place (SD_MR rows at stride lda, all readable); Bp is a packed panel.
+     */
+    void (*micro)(int kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
+                  int mr, int nr, int load_c, const float *bias);
     /* dst[0..n) = f32 of src (f32 or f16, any alignment) */
     void (*to_f32)(const void *src, enum sd_type type, float *dst, int64_t n);
     /* y[i][j] (+)= x[i] . W[j] + bias[j] for i < m, j in [n0, n1): the small-m path */
@@ -47,6 +50,13 @@ struct sd_kernels {
                      enum sd_type t, int nk, int d, float scale, float *s, float *out);
     /* dst[0..n) = f16 of src */
     void (*to_f16)(const float *src, uint16_t *dst, int64_t n);
+    /*
+     * Optional (NULL: generic code in gemm.c): packs nr <= SD_NR rows of a B stored
+     * [n][k] (row stride ldb elements of type t), k-range [0, kc), into one
+     * [kc][SD_NR] panel, zero-filling columns nr..SD_NR-1.
+     */
+    void (*pack_panel_nk)(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
+                          float *dst);
 };
 
 extern const struct sd_kernels sd_kernels_scalar;
@@ -71,7 +81,7 @@ struct sd_gemm {
 
 /*
  * Single-threaded blocked GEMM over rows [m0, m1) and columns [n0, n1) of g.
- * pack_a: SD_MC * SD_KC floats, pack_b: SD_KC * SD_NC floats, both 64-aligned.
+ * pack_a: SD_MR * SD_KC floats (edge rows), pack_b: SD_KC * SD_NC floats, both 64-aligned.
  */
 void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
                    int n1, float *pack_a, float *pack_b);
