@@ -35,6 +35,11 @@ struct upload {
     int n_fields;
     unsigned char head[SNIFF_BYTES];
     size_t head_len;
+    char delim[256];           /* "\r\n--BOUNDARY--": the end of the multipart body */
+    size_t delim_len;
+    char carry[256];           /* last delim_len - 1 bytes fed, to find a split delimiter */
+    size_t carry_len;
+    bool body_ended;           /* closing delimiter seen: the epilogue is ignored */
     enum sd_err rc;            /* first failure inside the iterator */
     struct sd_error err;
 };
@@ -148,6 +153,58 @@ static enum MHD_Result iterate(void *cls, enum MHD_ValueKind kind, const char *k
     return on_field_piece(u, key, data ? data : "", off, size);
 }
 
+/* Remembers the closing delimiter from Content-Type's boundary parameter. */
+static void set_delimiter(struct upload *u, const char *ctype)
+{
+    const char *b = ctype ? strcasestr(ctype, "boundary=") : NULL;
+    if (!b)
+        return;
+    b += 9;
+    bool quoted = *b == '"';
+    b += quoted;
+    size_t n = strcspn(b, quoted ? "\"" : "; \t");
+    if (n == 0 || n > 200)
+        return;
+    u->delim_len = (size_t)snprintf(u->delim, sizeof(u->delim), "\r\n--%.*s--", (int)n, b);
+}
+
+/*
+ * How many bytes of data belong to the body proper. MHD's post processor
+ * rejects an epilogue after the closing delimiter (the openai SDK sends
+ * "\r\n" there), so parsing stops at the delimiter's end.
+ */
+static size_t body_part(struct upload *u, const char *data, size_t n)
+{
+    size_t dl = u->delim_len;
+    if (dl == 0)
+        return n;
+    char win[512];
+    size_t take = n < dl - 1 ? n : dl - 1;
+    memcpy(win, u->carry, u->carry_len);
+    memcpy(win + u->carry_len, data, take);
+    const char *p = memmem(win, u->carry_len + take, u->delim, dl);
+    if (p) {
+        u->body_ended = true;
+        return (size_t)(p - win) + dl - u->carry_len;
+    }
+    p = memmem(data, n, u->delim, dl);
+    if (p) {
+        u->body_ended = true;
+        return (size_t)(p - data) + dl;
+    }
+    /* keep the last dl - 1 bytes of carry + data */
+    size_t total = u->carry_len + n, keep = total < dl - 1 ? total : dl - 1;
+    if (n >= keep) {
+        memcpy(u->carry, data + n - keep, keep);
+    } else {
+        size_t from_carry = keep - n;
+        memmove(u->carry, u->carry + u->carry_len - from_carry, from_carry);
+        memcpy(u->carry + from_carry, data, n);
+    }
+    u->carry_len = keep;
+    return n;
+}
+
 enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t max_file_bytes,
                           struct upload **out, struct sd_error *err)
 {
@@ -157,6 +214,8 @@ enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t ma
     u->fd = -1;
     u->max_file_bytes = max_file_bytes;
     snprintf(u->path, sizeof(u->path), "%s", path);
+    set_delimiter(u, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE));
     u->pp = MHD_create_post_processor(c, 64 * 1024, iterate, u);
     if (!u->pp) {
         free(u);
@@ -169,6 +228,9 @@ enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t ma
 
 enum sd_err upload_feed(struct upload *u, const char *data, size_t n, struct sd_error *err)
 {
+    if (u->body_ended)
+        return u->rc;
+    n = body_part(u, data, n);
     if (u->rc == SD_OK && MHD_post_process(u->pp, data, n) != MHD_YES && u->rc == SD_OK)
         fail(u, SD_EINVAL, "malformed multipart/form-data body");
     if (u->rc != SD_OK && err)
