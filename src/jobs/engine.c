@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobs/vad_filter.h"
 #include "vad/vad.h"
 #include "whisper/model.h"
 #include "whisper/tokenizer.h"
@@ -233,7 +234,9 @@ enum sd_err engine_run(struct engine_worker *w, const char *path, const struct j
     apply_params(w, jp, &p);
     p.progress = progress;
     p.progress_user = user;
-    rc = transcribe_pcm(w->st, w->e->tok, pcm, n, &p, out, err);
+    struct vad_params vp = vad_params_default();
+    const struct vad_model *vad = jp->no_vad ? NULL : w->e->vad;
+    rc = transcribe_pcm_vad(w->st, w->e->tok, vad, &vp, pcm, n, &p, out, err);
     free(pcm);
     if (rc == SD_OK)
         *audio_s = (double)n / AUDIO_SAMPLE_RATE;

@@ -33,6 +33,7 @@ struct job_params {
     bool stream;               /* SSE reply (sync only) */
     int beam_size;             /* 0 = engine default; 1 = greedy */
     bool no_timestamps;        /* whisper.cpp alias field */
+    bool no_vad;               /* skip the VAD filter even when a VAD model is loaded */
 };
 
 void job_params_init(struct job_params *p);

@@ -181,7 +181,13 @@ enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dial
         rc = parse_whisper_cpp(u, p, param, err);
     if (rc != SD_OK)
         return rc;
-    const char *v = upload_field(u, "stream");
+    const char *v = upload_field(u, d == FIELDS_WHISPER_CPP ? "vad" : "vad_filter");
+    bool vad = true;
+    if (v && !parse_bool(v, &vad))
+        return *param = d == FIELDS_WHISPER_CPP ? "vad" : "vad_filter",
+               sd_fail(err, SD_EINVAL, "vad_filter must be true or false");
+    p->no_vad = !vad;
+    v = upload_field(u, "stream");
     if (v && !parse_bool(v, &p->stream))
         return *param = "stream", sd_fail(err, SD_EINVAL, "stream must be true or false");
     if (d == FIELDS_JOB) {

@@ -109,3 +109,23 @@ def test_same_answer_twice(server, short_wav):
     a = transcribe(server, short_wav, {"response_format": "text"}).text
     b = transcribe(server, short_wav, {"response_format": "text"}).text
     assert a == b
+
+
+def test_vad_model_loaded_and_used(make_server, short_wav):
+    import os
+    from conftest import shared_dir
+    vad = os.path.join(shared_dir(), "models", "silero-v6.2.0.bin")
+    if not os.path.exists(vad):
+        pytest.skip("no Silero model in shared/models")
+    s = make_server(args=["--vad-model", vad])
+    assert requests.get(s.url("/health"), timeout=5).json()["vad_loaded"] is True
+    r = transcribe(s, short_wav, {"response_format": "verbose_json"})
+    assert r.status_code == 200, r.text
+    silence = os.path.join(shared_dir(), "reference", "d_silence.wav")
+    r = transcribe(s, silence, {"response_format": "json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["text"].strip() == ""
+    r = transcribe(s, short_wav, {"vad_filter": "false"})
+    assert r.status_code == 200, r.text
+    r = transcribe(s, short_wav, {"vad_filter": "sometimes"})
+    assert_openai_error(r, 400, "vad_filter")
