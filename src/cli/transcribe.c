@@ -202,10 +202,7 @@ static int run(const struct transcribe_cli *c)
     const struct whisper_hparams *hp = whisper_model_hparams(model);
     if (tok_create(whisper_model_vocab(model), whisper_model_special(model), hp->n_vocab, &tok, &err))
         goto fail;
-    int n_seq = c->params.beam_size > c->params.best_of ? c->params.beam_size : c->params.best_of;
-    if (n_seq < 1)
-        n_seq = 1;
-    if (whisper_state_create(model, c->threads, n_seq, &st, &err))
+    if (whisper_state_create(model, c->threads, transcribe_n_seq(&c->params), &st, &err))
         goto fail;
     if (c->vad_model_path && c->vad_filter) {
         if (vad_params_check(&c->vad, &err) || vad_model_load(c->vad_model_path, &vad, &err))

@@ -421,25 +421,59 @@ static void beam_pick(const struct search_window *w, struct beam_buffers *b, int
     finish_result(out);
 }
 
+/*
+ * The greedy companion: one extra hypothesis that always takes the arg-max,
+ * decoded in the same batch as the beams (slot beam_size). It competes in
+ * the final ranking, so beam search never returns a worse-scoring window than
+ * greedy decoding would (openai/whisper's beams can prune the greedy path and
+ * end in a worse repetition loop; users should never pay for a wider beam).
+ */
+struct greedy_companion {
+    struct search_seq seq;
+    bool live;
+    int slot;
+};
+
+static void companion_step(struct search_window *w, struct greedy_companion *g, int row)
+{
+    const int n_vocab = n_vocab_of(w);
+    float *lg = w->logits + (size_t)row * n_vocab, *lp = w->logprobs + (size_t)row * n_vocab;
+    (void)choose_token(w, &g->seq, lg, lp);
+    g->live = !g->seq.done;
+}
+
 enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
                         struct search_result *out, struct sd_error *err)
 {
+    const int n_vocab = n_vocab_of(w);
     int max_finished = (int)lround(beam_size * (patience > 0 ? patience : 1.0));
     if (max_finished < 1)
         max_finished = 1;
-    struct beam_buffers b;
+    struct beam_buffers b = {0};
+    struct greedy_companion *g = calloc(1, sizeof(*g));
     enum sd_err rc = SD_OK;
-    if (!beam_alloc(&b, beam_size, max_finished)) {
+    /* +1 row in the finished list for the companion. */
+    if (!g || !beam_alloc(&b, beam_size + 1, max_finished)) {
         beam_free(&b);
+        free(g);
         return sd_fail(err, SD_ENOMEM, "beam search buffers");
     }
     rc = decode_prompt(w, 0, &out->no_speech_prob, err);
     if (rc)
         goto done;
     seq_init(&b.beams[0]);
+    seq_init(&g->seq);
+    g->slot = beam_size;
     b.slot[0] = 0;
+    /* The companion starts from the prompt's logits (row 0) before the rules touch them. */
+    memcpy(w->logits + (size_t)beam_size * n_vocab, w->logits, (size_t)n_vocab * sizeof(float));
+    whisper_kv_copy(w->st, 0, g->slot, w->n_prompt);
+    int g_row = beam_size;
+    g->live = true;
     int n_beams = 1, n_finished = 0;
     for (;;) {
+        if (g->live)
+            companion_step(w, g, g_row);
         int n_cand = beam_propose(w, &b, n_beams, beam_size + 1);
         int n_next = 0;
         for (int c = 0; c < n_cand && n_next < beam_size; c++) {
@@ -454,8 +488,11 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
             }
             b.next_parent[n_next++] = cd->parent;
         }
-        if (n_finished >= max_finished || n_next == 0)
+        bool beams_over = n_finished >= max_finished || n_next == 0;
+        if (beams_over && !g->live)
             break;
+        if (beams_over)
+            n_next = 0; /* only the companion goes on */
         beam_assign_slots(w, &b, n_beams, n_next, beam_size);
         for (int j = 0; j < n_next; j++) {
             b.last_tok[j] = b.next[j].tokens[b.next[j].n_tokens - 1];
@@ -466,9 +503,18 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
         b.next = tmp;
         memcpy(b.slot, b.next_slot, (size_t)n_next * sizeof(int));
         n_beams = n_next;
-        rc = whisper_decode_batch(w->st, n_beams, b.slot, b.last_tok, b.pos, w->logits, err);
+        int n_batch = n_beams;
+        if (g->live) { /* the companion rides in the same batch, last row */
+            b.slot[n_batch] = g->slot;
+            b.last_tok[n_batch] = g->seq.tokens[g->seq.n_tokens - 1];
+            b.pos[n_batch] = w->n_prompt + g->seq.n_tokens - 1;
+            g_row = n_batch++;
+        }
+        rc = whisper_decode_batch(w->st, n_batch, b.slot, b.last_tok, b.pos, w->logits, err);
         if (rc)
             goto done;
+        if (beams_over)
+            n_beams = 0;
     }
     /* Not enough finished: the live beams compete as they are (openai adds them). */
     for (int j = 0; j < n_beams && n_finished < beam_size; j++)
@@ -478,11 +524,14 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
             if (f->result_len == 0 && !w->rules.timestamps)
                 f->result_len = f->n_tokens;
         }
+    if (g->seq.n_tokens > 0)
+        seq_copy(&b.finished[n_finished++], &g->seq);
     if (n_finished == 0)
         rc = sd_fail(err, SD_EINTERNAL, "beam search produced no sequence");
     else
         beam_pick(w, &b, n_finished, out);
 done:
     beam_free(&b);
+    free(g);
     return rc;
 }

@@ -47,6 +47,13 @@ struct transcribe_params transcribe_params_default(void)
     return p;
 }
 
+int transcribe_n_seq(const struct transcribe_params *p)
+{
+    int beams = p->beam_size > 1 ? p->beam_size + 1 : 1;
+    int n = beams > p->best_of ? beams : p->best_of;
+    return n > 0 ? n : 1;
+}
+
 /* Everything one run needs, owned here and freed by run_free(). */
 struct run {
     struct whisper_state *st;
@@ -144,7 +151,7 @@ static enum sd_err run_init(struct run *r, struct whisper_state *st, const struc
                      err);
     if (rc)
         return rc;
-    r->n_seq = p->beam_size > p->best_of ? p->beam_size : p->best_of;
+    r->n_seq = transcribe_n_seq(p);
     size_t n_vocab = (size_t)r->hp->n_vocab;
     r->window_mel = malloc((size_t)n_mels * FRAMES_PER_WINDOW * sizeof(float));
     r->logits = malloc((size_t)r->n_seq * n_vocab * sizeof(float));

@@ -70,6 +70,12 @@ struct transcribe_params {
 struct transcribe_params transcribe_params_default(void);
 
 /*
+ * Decoder sequences a whisper_state needs for these parameters: the beams
+ * plus beam search's greedy companion, or the best_of samples.
+ */
+int transcribe_n_seq(const struct transcribe_params *p);
+
+/*
  * Transcribes pcm[0..n_samples) with state st (whose model matches tok).
  * On SD_OK the caller owns *out: transcript_destroy(). A cancelled run
  * returns SD_ECANCELLED.

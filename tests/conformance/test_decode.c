@@ -170,6 +170,8 @@ static int first_fragile_step(json_t *steps)
 static void compare_windows(const char *what, const char *clip, json_t *ref, const struct trace_log *log,
                             const struct transcript *t)
 {
+    bool timestamps = !json_is_true(json_object_get(json_object_get(ref, "full_params"),
+                                                    "no_timestamps"));
     json_t *windows = json_object_get(ref, "windows");
     int fragile = first_fragile_step(json_object_get(ref, "steps"));
     int k = 0, matched = 0, compared_windows = 0;
@@ -213,11 +215,14 @@ static void compare_windows(const char *what, const char *clip, json_t *ref, con
         CHECK_EQ_INT(t->n_segments, json_array_size(segs));
         for (int s = 0; s < t->n_segments && s < (int)json_array_size(segs); s++) {
             json_t *rs = json_array_get(segs, (size_t)s);
-            if (json_integer_value(json_object_get(rs, "t0_cs")) >= 0 || t->segments[s].start > 0)
+            /* Without timestamps the reference's t0 comes from a zero tid (-100726 cs):
+             * ours is the window start; times are compared only with timestamps on. */
+            if (timestamps) {
                 CHECK_EQ_INT(lround(t->segments[s].start * 100),
                              json_integer_value(json_object_get(rs, "t0_cs")));
-            CHECK_EQ_INT(lround(t->segments[s].end * 100),
-                         json_integer_value(json_object_get(rs, "t1_cs")));
+                CHECK_EQ_INT(lround(t->segments[s].end * 100),
+                             json_integer_value(json_object_get(rs, "t1_cs")));
+            }
             json_t *ids = json_object_get(rs, "token_ids");
             CHECK_EQ_INT(t->segments[s].n_tokens, json_array_size(ids));
         }
@@ -415,12 +420,12 @@ TEST(decode_beam_scores_at_least_reference_and_greedy)
 {
     static struct beam_fx b;
     memset(&b, 0, sizeof(b));
-    if (fx_open(&b.f, "micro-en.f16.bin", 5))
+    if (fx_open(&b.f, "micro-en.f16.bin", 6))
         return;
     const struct whisper_hparams *hp = whisper_model_hparams(b.f.m);
     b.window = malloc((size_t)hp->n_mels * 3000 * sizeof(float));
-    b.logits = malloc((size_t)5 * hp->n_vocab * sizeof(float));
-    b.logprobs = malloc((size_t)5 * hp->n_vocab * sizeof(float));
+    b.logits = malloc((size_t)6 * hp->n_vocab * sizeof(float));
+    b.logprobs = malloc((size_t)6 * hp->n_vocab * sizeof(float));
     for (int c = 0; c < N_CLIPS; c++)
         beam_clip(&b, clips[c]);
     free(b.window);
@@ -446,7 +451,7 @@ TEST(decode_rejects_bad_parameters)
     cases[n].what = "best_of"; cases[n++].p.best_of = 0;
     static char long_prompt[4000];
     for (int i = 0; i < 3990; i += 4)
-        memcpy(long_prompt + i, " ab", 4);
+        memcpy(long_prompt + i, " ab ", 4);
     cases[n].what = "prompt"; cases[n++].p.prompt = long_prompt;
     for (int i = 0; i < n; i++) {
         struct transcript *t = NULL;
