@@ -38,9 +38,11 @@ struct audio_info {
  */
 struct audio_decode_opts {
     double max_duration_s;  /* enforced while decoding; default 4 h */
-    const char *allowed;    /* comma list of allowed formats ("mp3,wav,m4a"), NULL = all; aliases:
-                               mpeg/mpga = mp3, m4a and mp4 both admit the MP4 family, oga/opus =
-                               ogg, wave = wav, matroska = mkv, aif = aiff */
+    const char *allowed;    /* comma list of allowed formats ("mp3,wav,m4a"), case-insensitive;
+                               NULL or empty = all; aliases: mpeg/mpga = mp3, m4a and mp4 both
+                               admit the MP4 family, oga/opus = ogg, wave = wav, matroska = mkv,
+                               aif = aiff; unknown names match nothing (validate the config
+                               value once with audio_formats_check) */
     int raw_pcm_s16le;      /* input is headerless s16le 16 kHz mono (the caller says so);
                                converted in-process, no FFmpeg involved */
     int sandbox;            /* 1 = decode in the limited child process (default); 0 = decode in

@@ -218,6 +218,8 @@ static _Noreturn void sb_child_main(int in_fd, int out_fd, const struct audio_de
 {
     struct sd_error e = {0};
     sb_child_reset_signals();
+    /* Own process group: a Ctrl-C meant for the server is the server's to handle. */
+    setpgid(0, 0);
     sb_close_other_fds(in_fd, out_fd);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_DUMPABLE, 0);
@@ -323,7 +325,11 @@ static enum sd_err sb_status_error(int status, const struct audio_decode_opts *o
         if (sig == SIGSYS)
             return sd_fail(err, SD_EFORMAT, "the decoder was stopped for a forbidden system call "
                            "(malformed input)");
-        return sd_fail(err, SD_EFORMAT, "the decoder crashed on this file (%s)", strsignal(sig));
+        if (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE)
+            return sd_fail(err, SD_EFORMAT, "the decoder crashed on this file (%s)",
+                           strsignal(sig));
+        return sd_fail(err, SD_EINTERNAL, "the decoder was stopped from outside (%s)",
+                       strsignal(sig));
     }
     return sd_fail(err, SD_EFORMAT, "the decoder failed on this file (exit %d)",
                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);

@@ -43,6 +43,8 @@ $FF -i mp4_video_aac.mp4 -vn -ac 1 -ar 16000 -f f32le mp4_video_aac.mp4.ref.f32
 # Like Chromium's MediaRecorder: webm written to a pipe, so no duration and no cues.
 $FF -i src.wav -ac 1 -c:a libopus -f webm - > webm_live_opus.webm
 $FF -i webm_live_opus.webm -ac 1 -ar 16000 -f f32le webm_live_opus.webm.ref.f32
+# Rate and channel layout change mid-stream (44.1 kHz stereo, then 22.05 kHz mono).
+cat mp3_44k_stereo.mp3 mp3_22k_mono.mp3 > changes_midway.mp3
 # Raw s16le 16 kHz mono for raw_pcm_s16le.
 $FF -i src.wav -ar 16000 -ac 1 -f s16le raw_s16le_16k.pcm
 

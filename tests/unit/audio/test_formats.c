@@ -92,6 +92,26 @@ CLIP_TEST(webm_live_opus, {"webm_live_opus.webm", "webm", "opus", 48000, 1, 0.99
  * half-sample offset alone costs ~2% correlation with the source. */
 CLIP_TEST(aac_adts_44k, {"aac_adts_44k.aac", "aac", "aac", 44100, 1, 0.95})
 
+/* The resampler is rebuilt when the rate or layout changes between frames. */
+TEST(audio_rate_and_layout_change_midway)
+{
+    char p[4200], r[4200];
+    struct sd_error err = {0};
+    float *pcm = NULL;
+    size_t n = 0, n_src = 0;
+    struct audio_info info;
+    CHECK_OK(audio_decode_file(afx_path("changes_midway.mp3", p, sizeof(p)), NULL, &pcm, &n, &info,
+                               &err), &err);
+    float *src = afx_read_f32(afx_path("src16k.f32", r, sizeof(r)), &n_src);
+    CHECK_NEAR((double)n, 2.0 * (double)n_src, 0.1 * AUDIO_SAMPLE_RATE);
+    if (pcm && src && n > n_src + MAX_LAG) {
+        CHECK(afx_xcorr(pcm, n_src, src, n_src, MAX_LAG) > 0.99);
+        CHECK(afx_xcorr(pcm + (n - n_src), n_src, src, n_src, MAX_LAG) > 0.99);
+    }
+    free(pcm);
+    free(src);
+}
+
 TEST(audio_raw_pcm_s16le)
 {
     char p[4200], r[4200];
@@ -252,10 +272,8 @@ static void *decode_thread(void *arg)
         free(pcm);
         pcm = NULL;
         j->rc = audio_decode_file(j->file, NULL, &pcm, &j->n, NULL, &err);
-        if (j->rc != SD_OK) {
-            fprintf(stderr, "    %s: %d %s\n", j->file, j->rc, err.msg);
+        if (j->rc != SD_OK)
             break;
-        }
     }
     free(pcm);
     return NULL;
@@ -298,6 +316,9 @@ TEST(audio_formats_list_names)
     CHECK_OK(audio_probe_file(afx_path("mp3_22k_mono.mp3", p, sizeof(p)), &o, &info, &err), &err);
     o.allowed = "mp4";
     CHECK_OK(audio_probe_file(afx_path("m4a_16k_mono.m4a", p, sizeof(p)), &o, &info, &err), &err);
+    /* An unknown name matches nothing rather than failing every request. */
     o.allowed = "wav,nonsense";
-    CHECK_EQ_INT(audio_probe_file(p, &o, &info, &err), SD_EINVAL);
+    CHECK_EQ_INT(audio_probe_file(p, &o, &info, &err), SD_EUNSUPPORTED);
+    o.allowed = " , "; /* lists nothing: same as NULL */
+    CHECK_OK(audio_probe_file(p, &o, &info, &err), &err);
 }

@@ -4,13 +4,14 @@
  * audio_info says, the outcome and the peak RSS of this process and of the
  * decoder child. Not part of the service; the unit tests do not need it.
  *
- *   build/tests/audio_decode [--stream] [--in-process] [--allowed LIST]
- *                            [--max-duration S] [--max-memory MB] [--raw] FILE [OUT.f32]
+ *   build/tests/audio_decode [--stream] [--in-process] [--allowed LIST] [--max-duration S]
+ *                            [--max-memory MB] [--raw] [--ballast MB] FILE [OUT.f32]
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "audio/audio.h"
 
@@ -47,6 +48,13 @@ int main(int argc, char **argv)
             o.max_duration_s = atof(argv[++i]);
         else if (strcmp(argv[i], "--max-memory") == 0 && i + 1 < argc)
             o.max_memory_mb = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--ballast") == 0 && i + 1 < argc) {
+            /* Touched heap, like a loaded model: shows what fork() costs in a big process. */
+            size_t mb = (size_t)atol(argv[++i]);
+            char *b = malloc(mb << 20);
+            if (b)
+                memset(b, 1, mb << 20);
+        }
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -64,6 +72,8 @@ int main(int argc, char **argv)
     struct audio_info info = {0};
     struct sd_error err = {0};
     enum sd_err rc;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (stream) {
         rc = audio_decode_stream(argv[i], &o, on_chunk, &s, &info, &err);
     } else {
@@ -73,6 +83,7 @@ int main(int argc, char **argv)
             fwrite(pcm, sizeof(float), s.n, s.out);
         free(pcm);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (s.out)
         fclose(s.out);
     struct rusage self, kids;
@@ -83,6 +94,8 @@ int main(int argc, char **argv)
                info.format, info.codec, info.sample_rate, info.channels, info.duration_s, s.n);
     else
         printf("error %s: %s\n", sd_err_name(rc), err.msg);
-    printf("maxrss_kib self=%ld decoder=%ld\n", self.ru_maxrss, kids.ru_maxrss);
+    printf("decode_ms=%.1f maxrss_kib self=%ld decoder=%ld\n",
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+           self.ru_maxrss, kids.ru_maxrss);
     return rc == SD_OK ? 0 : 1;
 }
