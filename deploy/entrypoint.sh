@@ -39,9 +39,10 @@ fi
 # Root only long enough to give a root-owned volume (Fly.io mounts them so) to
 # the service user; then re-run this script as that user.
 if [ "$(id -u)" = 0 ] && [ "${SCRIBED_ALLOW_ROOT:-0}" != 1 ]; then
+    run_gid=$(id -g "$RUN_USER")
     mkdir -p "$DATA"
-    find "$DATA" -xdev ! -user "$RUN_USER" -exec chown "$RUN_USER:$RUN_USER" {} +
-    exec setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups \
+    find "$DATA" -xdev ! -user "$RUN_USER" -exec chown "$RUN_USER:$run_gid" {} +
+    exec setpriv --reuid="$RUN_USER" --regid="$run_gid" --init-groups \
         --inh-caps=-all --no-new-privs -- /bin/sh "$0" "$@"
 fi
 

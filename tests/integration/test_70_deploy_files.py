@@ -545,9 +545,9 @@ def nginx_or_skip():
     return exe
 
 
-def nginx_local_conf(tmp_path, https_port=None, http_port=None):
-    """deploy/nginx.conf with its absolute paths moved under tmp_path and a
-    self-signed certificate, so it runs without root and without /etc."""
+def nginx_local_conf(tmp_path, https_port, http_port):
+    """deploy/nginx.conf with its absolute paths moved under tmp_path, a
+    self-signed certificate and local ports, so it runs without root."""
     certs = tmp_path / "certs"
     for d in ("certs", "log", "lib", "www"):
         (tmp_path / d).mkdir(exist_ok=True)
@@ -562,11 +562,11 @@ def nginx_local_conf(tmp_path, https_port=None, http_port=None):
         assert a in text, f"{a} no longer in nginx.conf: update the test's substitutions"
         text = text.replace(a, b)
     text = re.sub(r"^user .*;$", "", text, flags=re.M)  # only root can switch users
-    if https_port:
-        text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
-        text = text.replace("listen [::]:443 ssl http2;", "")
-        text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
-        text = text.replace("listen [::]:80;", "")
+    for a, b in {"listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
+                 "listen [::]:443 ssl http2;": "", "listen 80;": f"listen 127.0.0.1:{http_port};",
+                 "listen [::]:80;": ""}.items():
+        assert a in text, f"{a} no longer in nginx.conf: update the test"
+        text = text.replace(a, b)
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
     return conf
@@ -574,7 +574,8 @@ def nginx_local_conf(tmp_path, https_port=None, http_port=None):
 
 def test_nginx_t(tmp_path):
     exe = nginx_or_skip()
-    conf = nginx_local_conf(tmp_path)
+    # nginx -t binds the listen addresses: free local ports instead of 80/443
+    conf = nginx_local_conf(tmp_path, free_port(), free_port())
     r = subprocess.run([exe, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
