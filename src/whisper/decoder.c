@@ -21,18 +21,20 @@ static void self_attention(struct whisper_state *s, int l, const struct dec_grou
     const struct whisper_hparams *h = &s->m->hp;
     int S = h->n_text_state, d = S / h->n_text_head;
     for (int i = 0; i < n_g; i++) {
-        float *kc = whisper_kv_at(s->kv_k, s, g[i].seq, l);
-        float *vc = whisper_kv_at(s->kv_v, s, g[i].seq, l);
-        size_t n = (size_t)g[i].n_rows * (size_t)S * sizeof(float);
-        memcpy(kc + (size_t)g[i].n_past * S, s->dk + (size_t)g[i].row0 * S, n);
-        memcpy(vc + (size_t)g[i].n_past * S, s->dv + (size_t)g[i].row0 * S, n);
+        uint16_t *kc = whisper_kv_at(s->kv_k, s, g[i].seq, l);
+        uint16_t *vc = whisper_kv_at(s->kv_v, s, g[i].seq, l);
+        /* append this step's K/V rows to the f16 cache (one "head" of S values per row) */
+        sd_op_to_f16_heads(s->be, s->dk + (size_t)g[i].row0 * S, g[i].n_rows, 1, S,
+                           kc + (size_t)g[i].n_past * S);
+        sd_op_to_f16_heads(s->be, s->dv + (size_t)g[i].row0 * S, g[i].n_rows, 1, S,
+                           vc + (size_t)g[i].n_past * S);
         struct sd_attention att = {.n_q = g[i].n_rows, .n_kv = g[i].n_past + g[i].n_rows,
                                    .n_head = h->n_text_head, .d_head = d,
                                    .q = s->dq + (size_t)g[i].row0 * S, .k = kc, .v = vc,
                                    .ldq = S, .ldk = S, .ldv = S,
                                    .out = s->da + (size_t)g[i].row0 * S, .ldo = S,
                                    .scale = 1.0f / sqrtf((float)d), .causal = 1,
-                                   .n_past = g[i].n_past};
+                                   .n_past = g[i].n_past, .kv_type = SD_TYPE_F16};
         sd_op_attention(s->be, &att);
     }
 }

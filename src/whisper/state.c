@@ -47,8 +47,8 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     s->enc_out = alloc_floats(T * S);
     s->cross_k = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
     s->cross_v = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
-    s->kv_k = alloc_floats((size_t)n_seq * L * C * S);
-    s->kv_v = alloc_floats((size_t)n_seq * L * C * S);
+    s->kv_k = (uint16_t *)alloc_floats(((size_t)n_seq * L * C * S + 1) / 2);
+    s->kv_v = (uint16_t *)alloc_floats(((size_t)n_seq * L * C * S + 1) / 2);
     s->dx = alloc_floats(R * S);
     s->dh = alloc_floats(R * S);
     s->dq = alloc_floats(R * S);
@@ -103,7 +103,7 @@ void whisper_kv_copy(struct whisper_state *s, int src_seq, int dst_seq, int n_po
         return;
     if (n_pos > h->n_text_ctx)
         n_pos = h->n_text_ctx;
-    size_t n = (size_t)n_pos * (size_t)h->n_text_state * sizeof(float);
+    size_t n = (size_t)n_pos * (size_t)h->n_text_state * sizeof(uint16_t);
     for (int l = 0; l < h->n_text_layer; l++) {
         memcpy(whisper_kv_at(s->kv_k, s, dst_seq, l), whisper_kv_at(s->kv_k, s, src_seq, l), n);
         memcpy(whisper_kv_at(s->kv_v, s, dst_seq, l), whisper_kv_at(s->kv_v, s, src_seq, l), n);

@@ -32,8 +32,8 @@ struct whisper_state {
      */
     uint16_t *cross_k, *cross_v;
 
-    /* self-attention caches [n_seq][n_text_layer][n_text_ctx][S] */
-    float *kv_k, *kv_v;
+    /* self-attention caches, f16 (as whisper.cpp's): [n_seq][n_text_layer][n_text_ctx][S] */
+    uint16_t *kv_k, *kv_v;
 
     /* decoder scratch, dec_rows = max(n_text_ctx, n_seq) rows */
     int dec_rows;
@@ -42,7 +42,8 @@ struct whisper_state {
 };
 
 /* Start of the cache rows of (seq, layer): [n_text_ctx][S]. */
-static inline float *whisper_kv_at(float *base, const struct whisper_state *s, int seq, int layer)
+static inline uint16_t *whisper_kv_at(uint16_t *base, const struct whisper_state *s, int seq,
+                                      int layer)
 {
     const struct whisper_hparams *h = &s->m->hp;
     return base + ((size_t)seq * (size_t)h->n_text_layer + (size_t)layer) *
