@@ -64,7 +64,9 @@ COPY --from=build /opt/scribed /opt/scribed
 COPY deploy/entrypoint.sh /usr/local/bin/scribed-entrypoint
 
 # Defaults sized for one shared vCPU and 1.8 GB with base.en: one inference
-# worker, few malloc arenas, big buffers returned to the kernel when freed.
+# worker; audio up to 2 h (a job holds its decoded audio, ~380 MB per hour,
+# so the 4 h default would not fit); few malloc arenas, big buffers handed
+# back to the kernel when freed (docs/DEPLOYMENT.md, "Memory").
 ENV SCRIBED_HOST=0.0.0.0 \
     SCRIBED_PORT=8080 \
     SCRIBED_DATA_DIR=/data \
@@ -72,6 +74,7 @@ ENV SCRIBED_HOST=0.0.0.0 \
     SCRIBED_VAD_NAME=silero-v6.2.0 \
     SCRIBED_WORKERS=1 \
     SCRIBED_MAX_FILE_SIZE_MB=500 \
+    SCRIBED_MAX_AUDIO_S=7200 \
     MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=1048576 \
     MALLOC_TRIM_THRESHOLD_=4194304

@@ -127,6 +127,47 @@ def start_with_env(tmp_path, env, name):
         s.check_log_clean()
 
 
+# Memory model of one deployment, from peak RSS measured on this machine
+# (/usr/bin/time -v, `scribed transcribe`, MALLOC_ARENA_MAX=2):
+#   base-size model (random weights, 148 MB f16, mmapped), beam 5, 120 s of
+#   audio: 325 MB -> model pages 148 MB + ~180 MB of activations per worker;
+#   micro model on 1 h of audio: 390 MB -> ~380 MB per hour of audio held by
+#   a job (16 kHz float PCM + log-mel).
+MODEL_MB, WORKER_MB, PER_AUDIO_HOUR_MB = 148, 180, 380
+
+
+def peak_mb(env):
+    # the server's default is a worker per core: a memory-capped deployment must say
+    workers = int(env["SCRIBED_WORKERS"])
+    assert workers >= 1
+    hours = int(env.get("SCRIBED_MAX_AUDIO_S", OPTS["SCRIBED_MAX_AUDIO_S"]["default"])) / 3600
+    return MODEL_MB + workers * (WORKER_MB + PER_AUDIO_HOUR_MB * hours)
+
+
+def test_defaults_fit_the_small_vm(fly, compose):
+    """With base.en, the worker count and audio cap the files set keep the
+    worst case (every worker on a longest-allowed file) under 85 % of the
+    memory limit; the server's own defaults would not (4 h of audio)."""
+    dockerfile_env = {}
+    for i in stages(dockerfile())[-1][2]:
+        if i.op == "ENV":
+            dockerfile_env.update(t.partition("=")[::2] for t in shlex.split(i.args))
+    unit_env = dict(e.split("=", 1) for e in unit_directives(UNIT)["Environment"])
+    vm = fly["vm"][0]
+    limits = {
+        "fly.toml": (fly["env"], size_mb(vm["memory"]) if "memory" in vm else vm["memory_mb"]),
+        "compose": (compose["services"]["scribed"]["environment"],
+                    size_mb(compose["services"]["scribed"]["deploy"]["resources"]["limits"]["memory"])),
+        "Dockerfile": (dockerfile_env, SMALL_VM_MB),
+        "scribed.service": (unit_env, size_mb(unit_directives(UNIT)["MemoryMax"][0])),
+    }
+    for where, (env, limit) in limits.items():
+        assert env.get("SCRIBED_MODEL_NAME", "base.en") == "base.en", where
+        assert peak_mb(env) <= 0.85 * limit, f"{where}: {peak_mb(env):.0f} MB of {limit:.0f}"
+    assert peak_mb({"SCRIBED_WORKERS": "1"}) > 0.85 * SMALL_VM_MB, \
+        "the server's own 4 h limit fits now: the deployment cap may be raised"
+
+
 # ---------------------------------------------------------------- fly.toml --
 
 @pytest.fixture(scope="module")
@@ -729,7 +770,9 @@ def test_unit_hardening():
     assert size_mb(d["MemoryMax"][0]) <= SMALL_VM_MB
     assert d["CapabilityBoundingSet"] == [""]
     assert duration_s(d["TimeoutStopSec"][0]) > DRAIN_S
-    assert d["ExecStart"][0].split()[1] == "serve"
+    exec_start = d["ExecStart"][0].split()
+    assert exec_start == ["/bin/sh", "/usr/local/lib/scribed/entrypoint.sh", "serve"]
+    assert env["SCRIBED_BIN"] == "/usr/local/bin/scribed"
     # the audio decoder installs a seccomp filter: the allow-list must permit it
     audio = " ".join(p.read_text() for p in (ROOT / "src" / "audio").glob("*.c"))
     if "seccomp_load" in audio:
