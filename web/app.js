@@ -510,7 +510,8 @@ function onLiveDone(msg) {
 
 function setRecording(on) {
     const b = $("record");
-    b.setAttribute("aria-pressed", on ? "true" : "false");
+    /* the label says what a press does (Record / Stop); no aria-pressed on top of that */
+    b.dataset.recording = on ? "true" : "false";
     $("record-label").textContent = on ? "Stop" : "Record";
 }
 

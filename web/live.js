@@ -48,7 +48,15 @@ export class LiveSession {
         this.h.onState("connecting");
         try {
             this.stream = await navigator.mediaDevices.getUserMedia({
-                audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
+                /*
+                 * Raw microphone: the browser's echo canceller, noise suppressor and
+                 * gain control reshape speech that Whisper handles better untouched
+                 * (and the page plays nothing while it records).
+                 */
+                audio: {
+                    channelCount: 1, echoCancellation: false, noiseSuppression: false,
+                    autoGainControl: false,
+                },
             });
         } catch (e) {
             throw new Error(`no microphone: ${e.message || e.name}`);

@@ -164,6 +164,71 @@ async function uploadAndWait(page) {
     await page.waitForSelector("#segments .seg", { timeout: 120000 });
 }
 
+/* 16-bit mono samples of a PCM WAV file (the data chunk). */
+function wavSamples(file) {
+    const b = fs.readFileSync(file);
+    let o = 12;
+    while (o + 8 <= b.length) {
+        const id = b.toString("ascii", o, o + 4);
+        const n = b.readUInt32LE(o + 4);
+        if (id === "data")
+            return new Int16Array(b.buffer.slice(b.byteOffset + o + 8, b.byteOffset + o + 8 + n));
+        o += 8 + n + (n & 1);
+    }
+    throw new Error(`${file}: no data chunk`);
+}
+
+/*
+ * How well one second of what the page sent matches the microphone's source
+ * file (looped by Chromium): the best normalized correlation over all
+ * alignments, found coarsely on 10 ms energy envelopes, then per sample.
+ */
+function matchSource(sent, src) {
+    const W = 16000;
+    const r0 = Math.min(8000, sent.length - W);
+    assert.ok(r0 >= 0, `only ${sent.length} samples were sent`);
+    const at = (i) => src[((i % src.length) + src.length) % src.length];
+    const env = (get, n) => Array.from({ length: n }, (_, k) => {
+        let e = 0;
+        for (let i = 0; i < 160; i++)
+            e += get(k * 160 + i) ** 2;
+        return Math.sqrt(e);
+    });
+    const we = env((i) => sent[r0 + i], W / 160);
+    const se = env(at, Math.ceil(src.length / 160));
+    let coarse = 0;
+    let bestE = -1;
+    for (let k = 0; k < se.length; k++) {
+        let num = 0;
+        let den = 0;
+        for (let i = 0; i < we.length; i++) {
+            const v = se[(k + i) % se.length];
+            num += v * we[i];
+            den += v * v;
+        }
+        const score = num / Math.sqrt(den + 1e-9);
+        if (score > bestE) {
+            bestE = score;
+            coarse = k * 160;
+        }
+    }
+    let best = -1;
+    for (let off = coarse - 320; off <= coarse + 320; off++) {
+        let num = 0;
+        let a2 = 0;
+        let b2 = 0;
+        for (let i = 0; i < W; i++) {
+            const a = sent[r0 + i];
+            const b = at(off + i);
+            num += a * b;
+            a2 += a * a;
+            b2 += b * b;
+        }
+        best = Math.max(best, num / Math.sqrt(a2 * b2 + 1e-9));
+    }
+    return best;
+}
+
 /* Layout facts the screenshots should show, measured in the page. */
 async function layout(page) {
     return page.evaluate(() => {
@@ -323,7 +388,7 @@ test("record via the fake microphone: partial then final text", async (t) => {
         sockets.push(s);
     });
     await page.click("#record");
-    assert.equal(await page.getAttribute("#record", "aria-pressed"), "true");
+    assert.equal(await page.getAttribute("#record", "data-recording"), "true");
     await page.waitForFunction(() => /Listening/.test(document.getElementById("live-status").textContent),
         null, { timeout: 20000 });
     /* speak for a while: text (partial or final) should show up while recording */
@@ -331,7 +396,7 @@ test("record via the fake microphone: partial then final text", async (t) => {
         .catch(() => {});
     await page.waitForTimeout(3000);
     await page.click("#record"); /* stop: the server finishes and sends "done" */
-    await page.waitForFunction(() => document.getElementById("record").getAttribute("aria-pressed") === "false"
+    await page.waitForFunction(() => document.getElementById("record").dataset.recording === "false"
         && !document.getElementById("record").disabled, null, { timeout: 90000 });
     const finals = await page.$$eval("#live-text .final", (els) => els.map((e) => e.textContent.trim()));
     const status = await page.textContent("#live-status");
@@ -356,9 +421,9 @@ test("record via the fake microphone: partial then final text", async (t) => {
  * scribed has /v1/realtime: config first, 16 kHz s16le audio at the real
  * rate, partial text grey, final text black, {"type":"end"} -> "done".
  */
-test("record against a scripted /v1/realtime: 16 kHz PCM out, partial grey, final black", async () => {
+test("record against a scripted /v1/realtime: 16 kHz PCM out, partial grey, final black", async (t) => {
     const { page, context, errors } = await newPage();
-    const seen = { config: null, bytes: 0, firstAt: 0, lastAt: 0, end: false, sumSq: 0, n: 0 };
+    const seen = { config: null, bytes: 0, firstAt: 0, lastAt: 0, end: false, sumSq: 0, n: 0, pcm: [] };
     await context.routeWebSocket(/\/v1\/realtime/, (ws) => {
         let step = 0;
         ws.onMessage((m) => {
@@ -384,6 +449,7 @@ test("record against a scripted /v1/realtime: 16 kHz PCM out, partial grey, fina
                 seen.firstAt = now;
             seen.lastAt = now;
             seen.bytes += m.length;
+            seen.pcm.push(Buffer.from(m));
             for (let i = 0; i + 1 < m.length; i += 2) {
                 const v = m.readInt16LE(i) / 32768;
                 seen.sumSq += v * v;
@@ -418,7 +484,7 @@ test("record against a scripted /v1/realtime: 16 kHz PCM out, partial grey, fina
     await page.setViewportSize({ width: 390, height: 844 });
     await page.locator("#live").screenshot({ path: path.join(SHOTS, "live-390.png") });
     await page.keyboard.press("Enter"); /* focus is still on the button: stop */
-    await page.waitForFunction(() => document.getElementById("record").getAttribute("aria-pressed") === "false");
+    await page.waitForFunction(() => document.getElementById("record").dataset.recording === "false");
     assert.equal(await page.textContent("#live-text"), "alpha beta gamma ");
     assert.equal(await page.$$eval("#live-text .partial", (e) => e.length), 0);
     assert.match(await page.textContent("#live-status"), /Done/);
@@ -430,6 +496,12 @@ test("record against a scripted /v1/realtime: 16 kHz PCM out, partial grey, fina
     assert.ok(secs > 1.5 && rate > 12000 && rate < 20000,
         `audio arrives at ~16000 samples/s (got ${Math.round(rate)} over ${secs.toFixed(1)} s)`);
     const rms = Math.sqrt(seen.sumSq / seen.n);
+    const all = Buffer.concat(seen.pcm);
+    const sent = new Int16Array(all.buffer.slice(all.byteOffset, all.byteOffset + (all.length & ~1)));
+    const corr = matchSource(sent, wavSamples(MIC_WAV));
+    t.diagnostic(`PCM: ${seen.bytes} bytes in ${secs.toFixed(2)} s = ${Math.round(rate)} samples/s, `
+        + `RMS ${rms.toFixed(4)}, correlation with the microphone's source ${corr.toFixed(4)}`);
+    assert.ok(corr > 0.95, `the audio sent is the microphone's, at 16 kHz (correlation ${corr.toFixed(4)})`);
     assert.ok(rms > 0.005, `the fake microphone's speech came through (RMS ${rms.toFixed(4)})`);
     assert.deepEqual(errors, []);
     await context.close();

@@ -6,7 +6,8 @@ The node test uploads a file and checks the transcript and segment times,
 downloads txt/srt/vtt/json, records through Chromium's fake microphone (a
 sub-test that reports "skipped" while /v1/realtime answers 404), checks the
 API-key field, keyboard reach, the layout at 1280/390/360 px with screenshots
-(tests/browser/screenshots/), and that no request leaves localhost.
+(tests/browser/screenshots/), and that no request leaves localhost;
+resampler.test.mjs checks the recorder worklet's 16 kHz resampling in node.
 Needs: chromium (in .ci/packages.txt), node >= 20, and npm for the first
 `npm ci --prefix tests/browser` (playwright-core from package-lock.json).
 """
@@ -51,12 +52,13 @@ def test_web_page_in_chromium(make_server):
         "CHROMIUM": CHROMIUM,
         "SCREENSHOT_DIR": env.get("SCREENSHOT_DIR", os.path.join(BROWSER_DIR, "screenshots")),
     })
-    r = subprocess.run([node, "--test", "--test-reporter=tap", "page.test.mjs"], cwd=BROWSER_DIR,
+    r = subprocess.run([node, "--test", "--test-reporter=tap", "page.test.mjs", "resampler.test.mjs"],
+                       cwd=BROWSER_DIR,
                        env=env, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     print(out)
     assert r.returncode == 0, f"browser test failed (rc {r.returncode}):\n{out[-8000:]}"
     passed = re.search(r"^# pass (\d+)", out, re.M)
-    assert passed and int(passed.group(1)) >= 6, f"too few browser sub-tests passed:\n{out[-4000:]}"
+    assert passed and int(passed.group(1)) >= 12, f"too few browser sub-tests passed:\n{out[-4000:]}"
     for reason in re.findall(r"^ok \d+ - (.*?) # SKIP (.*)$", out, re.M):
         warnings.warn(f"browser sub-test skipped: {reason[0]} ({reason[1]})")
