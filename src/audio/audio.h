@@ -7,8 +7,9 @@
  * from the file name. This module does not log and keeps no global state.
  *
  * Threads: every function here may be called from several threads at once.
- * The sandboxed path fork()s the calling process (no exec); the caller must
- * not set SIGCHLD to SIG_IGN (the child is reaped with waitpid).
+ * The sandboxed path fork()s the calling process, or posix_spawn()s
+ * opts.helper_exe; the caller must not set SIGCHLD to SIG_IGN (the child is
+ * reaped with waitpid).
  */
 #ifndef SD_AUDIO_AUDIO_H
 #define SD_AUDIO_AUDIO_H
@@ -51,6 +52,12 @@ struct audio_decode_opts {
     int max_cpu_s;          /* CPU seconds of the child; default 300 (-> SD_ETIMEOUT) */
     int timeout_ms;         /* wall-clock time spent waiting for the child, not counting time
                                spent in the caller's callback; default 600000 (-> SD_ETIMEOUT) */
+    const char *helper_exe; /* NULL: the child is a fork() of this process (inherits a copy of
+                               its memory). Set (e.g. "/proc/self/exe"): the child is that program
+                               run via posix_spawn as `exe __audio-decode ...`, a fresh image that
+                               holds none of the server's memory, locks or secrets and costs the
+                               same whatever the server's size; its main() must start with
+                               audio_helper_maybe_run(). */
 };
 
 struct audio_decode_opts audio_decode_opts_default(void);
@@ -92,6 +99,15 @@ enum sd_err audio_decode_stream(const char *path, const struct audio_decode_opts
  */
 enum sd_err audio_probe_file(const char *path, const struct audio_decode_opts *opts,
                              struct audio_info *info, struct sd_error *err);
+
+#define AUDIO_HELPER_ARG "__audio-decode"
+
+/*
+ * For programs used as helper_exe: call first thing in main(). When argv is
+ * a helper invocation (argv[1] == AUDIO_HELPER_ARG) it decodes and _exit()s;
+ * otherwise it returns at once and does nothing.
+ */
+void audio_helper_maybe_run(int argc, char **argv);
 
 /*
  * Silences FFmpeg's process-wide logger (it prints to stderr by default).

@@ -9,6 +9,7 @@
 #define SD_AUDIO_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "audio/audio.h"
 
@@ -41,6 +42,18 @@ int audio_format_allowed(const char *format, const char *allowed);
  */
 enum sd_err audio_sandbox_decode(int fd, const struct audio_decode_opts *opts, int probe_only,
                                  const struct audio_sink *sink, struct sd_error *err);
+
+/*
+ * The child's whole life after fork (or in the exec'd helper): limits,
+ * seccomp, decode in_fd, records to out_fd, _exit. Never returns.
+ */
+_Noreturn void audio_sandbox_child_main(int in_fd, int out_fd, const struct audio_decode_opts *o,
+                                        int probe_only);
+
+/* posix_spawn()s exe as the helper (helper.c) with in_fd and out_fd as its fds 3 and 4. */
+enum sd_err audio_helper_spawn(const char *exe, int in_fd, int out_fd,
+                               const struct audio_decode_opts *o, int probe_only, pid_t *pid,
+                               struct sd_error *err);
 
 /*
  * The parent's half of the pipe protocol: reads records from fd (within

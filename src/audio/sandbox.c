@@ -7,7 +7,9 @@
  * and only then lets FFmpeg see a byte. Results come back over the pipe as
  * records (audio_internal.h); the parent reads them under a wall-clock
  * budget, enforces the duration limit itself and kills the child on any
- * violation. Deliberately no exec: the library cannot rely on a helper binary.
+ * violation. By default no exec (the library cannot count on a helper
+ * binary); with opts.helper_exe the same child code runs in a freshly
+ * exec'd image instead (helper.c), which is the better choice for a server.
  *
  * Fork from a multi-threaded server: only the forking thread exists in the
  * child. glibc makes malloc usable after fork; the child touches no stdio
@@ -213,8 +215,8 @@ static void sb_child_fail(int fd, const struct sd_error *e)
     sb_send(fd, AUDIO_REC_ERR, rec, (uint32_t)(4 + n));
 }
 
-static _Noreturn void sb_child_main(int in_fd, int out_fd, const struct audio_decode_opts *o,
-                                    int probe_only)
+_Noreturn void audio_sandbox_child_main(int in_fd, int out_fd, const struct audio_decode_opts *o,
+                                        int probe_only)
 {
     struct sd_error e = {0};
     sb_child_reset_signals();
@@ -439,17 +441,23 @@ enum sd_err audio_sandbox_decode(int fd, const struct audio_decode_opts *opts, i
     if (pipe2(p, O_CLOEXEC) != 0)
         return sd_fail(err, SD_EINTERNAL, "cannot create a pipe for the decoder: %s",
                        strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) {
+    pid_t pid = -1;
+    if (opts->helper_exe) {
+        enum sd_err e = audio_helper_spawn(opts->helper_exe, fd, p[1], opts, probe_only, &pid, err);
+        if (e != SD_OK) {
+            close(p[0]);
+            close(p[1]);
+            return e;
+        }
+    } else if ((pid = fork()) < 0) {
         int e = errno;
         close(p[0]);
         close(p[1]);
         return sd_fail(err, e == EAGAIN || e == ENOMEM ? SD_EBUSY : SD_EINTERNAL,
                        "cannot start the decoder process: %s", strerror(e));
-    }
-    if (pid == 0) {
+    } else if (pid == 0) {
         close(p[0]);
-        sb_child_main(fd, p[1], opts, probe_only);
+        audio_sandbox_child_main(fd, p[1], opts, probe_only);
     }
     close(p[1]);
     int state = AUDIO_RELAY_RUNNING;

@@ -5,7 +5,7 @@
  * decoder child. Not part of the service; the unit tests do not need it.
  *
  *   build/tests/audio_decode [--stream] [--in-process] [--allowed LIST] [--max-duration S]
- *                            [--max-memory MB] [--raw] [--ballast MB] FILE [OUT.f32]
+ *                            [--max-memory MB] [--raw] [--ballast MB] [--helper] FILE [OUT.f32]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +33,7 @@ static enum sd_err on_chunk(void *user, const struct audio_info *info, const flo
 
 int main(int argc, char **argv)
 {
+    audio_helper_maybe_run(argc, argv);
     struct audio_decode_opts o = audio_decode_opts_default();
     int stream = 0, i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
             stream = 1;
         else if (strcmp(argv[i], "--in-process") == 0)
             o.sandbox = 0;
+        else if (strcmp(argv[i], "--helper") == 0)
+            o.helper_exe = "/proc/self/exe";
         else if (strcmp(argv[i], "--raw") == 0)
             o.raw_pcm_s16le = 1;
         else if (strcmp(argv[i], "--allowed") == 0 && i + 1 < argc)
