@@ -44,6 +44,7 @@ static void usage(FILE *f, const struct transcribe_params *d)
             "  --temperature T               first temperature (default %.1f)\n"
             "  --temperature-inc T           fallback step (default %.1f)\n"
             "  --no-fallback                 decode each window once\n"
+            "  --no-repetition-fallback      do not re-decode windows that end in a loop\n"
             "  --compression-ratio-threshold X  fallback when above (default %.1f)\n"
             "  --logprob-threshold X         fallback when average log-prob below (default %.1f)\n"
             "  --no-speech-threshold X       silence when no-speech prob above (default %.1f)\n"
@@ -54,6 +55,7 @@ static void usage(FILE *f, const struct transcribe_params *d)
             "  --no-timestamps               decode without timestamp tokens\n"
             "  --max-tokens N                tokens per window, 0 = no limit (default 0)\n"
             "  --word-timestamps             word-level times\n"
+            "  --suppress-non-speech         never emit symbol-only tokens (music notes, brackets)\n"
             "  --seed N                      sampling seed (default 0)\n"
             "  --vad-model PATH              Silero VAD model: decode speech only (vad filter on)\n"
             "  --no-vad-filter               keep the VAD model unused\n"
@@ -69,7 +71,7 @@ enum { OPT_MODEL = 256, OPT_THREADS, OPT_FORMAT, OPT_LANGUAGE, OPT_TASK, OPT_BEA
        OPT_PATIENCE, OPT_TEMP, OPT_TEMP_INC, OPT_NO_FALLBACK, OPT_CR, OPT_LOGPROB, OPT_NOSPEECH,
        OPT_PROMPT, OPT_CARRY, OPT_COND, OPT_NO_CONTEXT, OPT_NO_TS, OPT_MAX_TOKENS, OPT_WORDS,
        OPT_SEED, OPT_VAD_MODEL, OPT_NO_VAD, OPT_VAD_THRESHOLD, OPT_VAD_SILENCE, OPT_VAD_PAD,
-       OPT_HELP };
+       OPT_NON_SPEECH, OPT_NO_REP, OPT_HELP };
 
 static const struct option long_opts[] = {
     {"model", required_argument, 0, OPT_MODEL},
@@ -99,6 +101,8 @@ static const struct option long_opts[] = {
     {"vad-threshold", required_argument, 0, OPT_VAD_THRESHOLD},
     {"vad-min-silence-ms", required_argument, 0, OPT_VAD_SILENCE},
     {"vad-speech-pad-ms", required_argument, 0, OPT_VAD_PAD},
+    {"suppress-non-speech", no_argument, 0, OPT_NON_SPEECH},
+    {"no-repetition-fallback", no_argument, 0, OPT_NO_REP},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -168,6 +172,8 @@ static int parse_option(struct transcribe_cli *c, int opt, const char *arg)
     case OPT_NO_TS: p->timestamps = false; return 0;
     case OPT_MAX_TOKENS: return parse_int("max-tokens", arg, &p->max_tokens);
     case OPT_WORDS: p->word_timestamps = true; return 0;
+    case OPT_NON_SPEECH: p->suppress_non_speech = true; return 0;
+    case OPT_NO_REP: p->repetition_fallback = false; return 0;
     case OPT_VAD_MODEL: c->vad_model_path = arg; return 0;
     case OPT_NO_VAD: c->vad_filter = false; return 0;
     case OPT_VAD_THRESHOLD: return parse_float("vad-threshold", arg, &c->vad.threshold);

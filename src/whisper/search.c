@@ -168,6 +168,12 @@ static int32_t choose_token(struct search_window *w, struct search_seq *s, float
     return tok;
 }
 
+static void note_candidate(struct search_result *out, double score)
+{
+    if (out->n_candidates < SEARCH_MAX_CANDIDATES)
+        out->candidate_scores[out->n_candidates++] = score;
+}
+
 static void finish_result(struct search_result *out)
 {
     struct search_seq *s = &out->seq;
@@ -180,6 +186,7 @@ enum sd_err search_greedy(struct search_window *w, struct search_result *out, st
 {
     struct search_seq *s = &out->seq;
     seq_init(s);
+    out->n_candidates = 0;
     enum sd_err rc = decode_prompt(w, 0, &out->no_speech_prob, err);
     if (rc)
         return rc;
@@ -246,8 +253,10 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
     }
     int best = -1;
     double best_score = -INFINITY;
+    out->n_candidates = 0;
     for (int j = 0; j < best_of; j++) {
         double sc = search_score(w, &seqs[j]);
+        note_candidate(out, sc);
         bool better = best < 0 || (seqs[best].failed && !seqs[j].failed) ||
                       (seqs[best].failed == seqs[j].failed && sc > best_score);
         if (better) {
@@ -408,8 +417,10 @@ static void beam_pick(const struct search_window *w, struct beam_buffers *b, int
 {
     int best = 0;
     double best_score = -INFINITY;
+    out->n_candidates = 0;
     for (int j = 0; j < n_finished; j++) {
         double sc = search_score(w, &b->finished[j]);
+        note_candidate(out, sc);
         bool better = (b->finished[best].failed && !b->finished[j].failed) ||
                       (b->finished[best].failed == b->finished[j].failed && sc > best_score);
         if (j == 0 || better) {

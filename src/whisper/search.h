@@ -53,9 +53,14 @@ struct search_window {
     float *logprobs;        /* scratch: n_seq x n_vocab */
 };
 
+#define SEARCH_MAX_CANDIDATES 24
+
 struct search_result {
     struct search_seq seq;  /* the chosen sequence; cut to result_len unless it failed */
     float no_speech_prob;
+    /* Scores of every sequence that competed (best_of samples, finished beams). */
+    double candidate_scores[SEARCH_MAX_CANDIDATES];
+    int n_candidates;
 };
 
 /* Temperature 0: greedy. Temperature > 0: one sample. */

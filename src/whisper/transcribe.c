@@ -35,6 +35,7 @@ struct transcribe_params transcribe_params_default(void)
         .length_penalty = -1.0f,
         .temperature = 0.0f,
         .temperature_inc = 0.2f,
+        .repetition_fallback = true,
         .compression_ratio_threshold = 2.4f,
         .logprob_threshold = -1.0f,
         .no_speech_threshold = 0.6f,
@@ -71,6 +72,7 @@ struct run {
     int32_t past[PROMPT_CAP * 2];
     int n_past;
     struct sd_rng rng;
+    uint8_t *suppress;            /* n_vocab flags: non-speech tokens, or NULL */
     int32_t last_prompt[PROMPT_CAP];
     int n_last_prompt;
     struct transcript *out;
@@ -84,6 +86,7 @@ static void run_free(struct run *r)
     free(r->logits);
     free(r->logprobs);
     free(r->initial);
+    free(r->suppress);
     transcript_destroy(r->out);
 }
 
@@ -114,6 +117,8 @@ static enum sd_err check_params(const struct transcribe_params *p, const struct 
                        p->language, whisper_model_describe(m));
     return SD_OK;
 }
+
+static enum sd_err build_non_speech_mask(struct run *r, struct sd_error *err);
 
 static enum sd_err run_init(struct run *r, struct whisper_state *st, const struct tokenizer *tok,
                             const float *pcm, size_t n_samples, const struct transcribe_params *p,
@@ -151,6 +156,11 @@ static enum sd_err run_init(struct run *r, struct whisper_state *st, const struc
                      err);
     if (rc)
         return rc;
+    if (p->suppress_non_speech) {
+        rc = build_non_speech_mask(r, err);
+        if (rc)
+            return rc;
+    }
     r->n_seq = transcribe_n_seq(p);
     size_t n_vocab = (size_t)r->hp->n_vocab;
     r->window_mel = malloc((size_t)n_mels * FRAMES_PER_WINDOW * sizeof(float));
@@ -161,6 +171,67 @@ static enum sd_err run_init(struct run *r, struct whisper_state *st, const struc
         return sd_fail(err, SD_ENOMEM, "transcription buffers");
     r->out->duration = (double)n_samples / MEL_SAMPLE_RATE;
     return SD_OK;
+}
+
+/*
+ * Tokens that are only symbols or music notes, never speech (openai/whisper's
+ * suppress_tokens="-1" list): each symbol alone or after a space when it is a
+ * single token, plus " -" and " '".
+ */
+static enum sd_err build_non_speech_mask(struct run *r, struct sd_error *err)
+{
+    static const char *const symbols[] = {
+        "\"", "#", "(", ")", "*", "+", "/", ":", ";", "<", "=", ">", "@", "[", "\\", "]", "^",
+        "_", "`", "{", "|", "}", "~", "\u300c", "\u300d", "\u300e", "\u300f", "<<", ">>", "<<<",
+        ">>>", "--", "---", "-(", "-[", "('", "(\"", "((", "))", "(((", ")))", "[[", "]]", "{{",
+        "}}", "\u266a\u266a", "\u266a\u266a\u266a"};
+    static const char *const music[] = {"\u2669", "\u266a", "\u266b", "\u266c", "\u266d",
+                                        "\u266e", "\u266f"};
+    r->suppress = calloc((size_t)r->hp->n_vocab, 1);
+    if (!r->suppress)
+        return sd_fail(err, SD_ENOMEM, "non-speech token list");
+    const size_t n_sym = sizeof(symbols) / sizeof(symbols[0]);
+    const size_t n_all = n_sym + sizeof(music) / sizeof(music[0]) + 1;
+    for (size_t i = 0; i < n_all; i++) {
+        bool is_music = i >= n_sym && i + 1 < n_all;
+        const char *sym = i < n_sym ? symbols[i] : is_music ? music[i - n_sym] : NULL;
+        for (int spaced = 0; spaced < 2; spaced++) {
+            char text[32];
+            if (sym)
+                snprintf(text, sizeof(text), "%s%s", spaced ? " " : "", sym);
+            else
+                snprintf(text, sizeof(text), "%s", spaced ? " '" : " -");
+            int32_t *ids = NULL;
+            int n = 0;
+            enum sd_err rc = tok_encode(r->tok, text, strlen(text), &ids, &n, err);
+            if (rc)
+                return rc;
+            if (n > 0 && (n == 1 || is_music || !sym) && ids[0] < r->sp->eot)
+                r->suppress[ids[0]] = 1;
+            free(ids);
+        }
+    }
+    return SD_OK;
+}
+
+/*
+ * A decoding stuck in a loop: the result ends with one short n-gram repeated
+ * at least 4 times over at least 16 tokens. Treated like a high compression
+ * ratio: the window is decoded again at the next temperature.
+ */
+static bool has_repetition_loop(const int32_t *tokens, int n)
+{
+    for (int period = 1; period <= 8; period++) {
+        int repeats = 1;
+        for (int end = n - period; end - period >= 0; end -= period) {
+            if (memcmp(tokens + end - period, tokens + end, (size_t)period * sizeof(int32_t)) != 0)
+                break;
+            repeats++;
+        }
+        if (repeats >= 4 && repeats * period >= 16)
+            return true;
+    }
+    return false;
 }
 
 static void past_reset(struct run *r)
@@ -263,6 +334,7 @@ struct window_outcome {
     float temperature;
     float avg_logprob;
     float compression_ratio;
+    bool loop;              /* ends in a repeated n-gram */
 };
 
 /* One search at one temperature, with the statistics the fallback rules read. */
@@ -285,7 +357,7 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
             .max_initial_ts_steps = p->max_initial_timestamp >= 0
                                         ? (int)lroundf(p->max_initial_timestamp / 0.02f) : -1,
             .max_tokens = p->max_tokens > 0 ? p->max_tokens - 1 : 0,
-            .suppress = NULL,
+            .suppress = r->suppress,
         },
         .prompt = prompt,
         .n_prompt = n_prompt,
@@ -317,6 +389,7 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
     o->avg_logprob = (float)(sum / (s->n_tokens > 0 ? s->n_tokens : 1));
     char *text = tok_decode(r->tok, s->tokens, s->n_tokens);
     o->compression_ratio = text ? compression_ratio(text) : 0.0f;
+    o->loop = has_repetition_loop(s->tokens, s->n_tokens);
     free(text);
     return SD_OK;
 }
@@ -352,7 +425,8 @@ static bool needs_fallback(const struct run *r, const struct window_outcome *o)
 {
     if (is_silence(r, o))
         return false;
-    return o->res.seq.failed || o->compression_ratio > r->p->compression_ratio_threshold ||
+    return o->res.seq.failed || (o->loop && r->p->repetition_fallback) ||
+           o->compression_ratio > r->p->compression_ratio_threshold ||
            o->avg_logprob < r->p->logprob_threshold;
 }
 

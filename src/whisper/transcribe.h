@@ -45,6 +45,7 @@ struct transcribe_params {
     float temperature;          /* first temperature: 0.0 */
     float temperature_inc;      /* 0.2; fallback runs temperature, +inc, ... <= 1.0 */
     bool no_fallback;           /* only the first temperature */
+    bool repetition_fallback;   /* true: a window ending in a repeated n-gram loop falls back too */
     float compression_ratio_threshold; /* 2.4 */
     float logprob_threshold;    /* -1.0 */
     float no_speech_threshold;  /* 0.6 */
