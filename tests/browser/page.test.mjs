@@ -368,6 +368,19 @@ test("a file dropped on the drop zone is chosen", async () => {
     await context.close();
 });
 
+test("a file the server refuses gets its error message, and the form stays usable", async () => {
+    const { page, context } = await newPage();
+    await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not audio") });
+    await page.click("#submit");
+    await page.waitForSelector("#upload-status.error");
+    const msg = await page.textContent("#upload-status");
+    assert.match(msg, /^Upload failed: .*(not accepted|audio)/, msg);
+    assert.equal(await page.isEnabled("#submit"), true);
+    assert.equal(await page.isHidden("#cancel"), true);
+    assert.equal(await page.isHidden("#result"), true);
+    await context.close(); /* the 415 in the console is expected here */
+});
+
 test("record via the fake microphone: partial then final text", async (t) => {
     const probe = await fetch(`${SERVER}/v1/realtime`);
     if (probe.status === 404) {
