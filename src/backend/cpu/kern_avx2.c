@@ -166,44 +166,54 @@ AVX2 static inline float load_w1(const uint8_t *row, int64_t p, int f16)
     return v;
 }
 
-/* Four weight rows (columns of y) against up to two x rows: 8 independent FMA chains. */
-AVX2 static void gemv4x2(int mi, const float *x, int64_t ldx, const uint8_t *const wr[4],
-                         int f16, int64_t k, float out[2][4], const uint8_t *ahead)
-{
-    __m256 acc[2][4];
-    for (int r = 0; r < 2; r++)
-        for (int c = 0; c < 4; c++)
-            acc[r][c] = _mm256_setzero_ps();
-    int64_t p = 0;
-    int esize = f16 ? 2 : 4;
-    for (; p + 8 <= k; p += 8) {
-        /* the 4 rows are contiguous: stream the group 8 rows ahead into cache */
-        _mm_prefetch((const char *)(ahead + p * 4 * esize), _MM_HINT_T0);
-        if (!f16)
-            _mm_prefetch((const char *)(ahead + p * 16 + 64), _MM_HINT_T0);
-        __m256 w0 = load_w8(wr[0], p, f16), w1 = load_w8(wr[1], p, f16);
-        __m256 w2 = load_w8(wr[2], p, f16), w3 = load_w8(wr[3], p, f16);
-        __m256 x0 = _mm256_loadu_ps(x + p);
-        acc[0][0] = _mm256_fmadd_ps(x0, w0, acc[0][0]);
-        acc[0][1] = _mm256_fmadd_ps(x0, w1, acc[0][1]);
-        acc[0][2] = _mm256_fmadd_ps(x0, w2, acc[0][2]);
-        acc[0][3] = _mm256_fmadd_ps(x0, w3, acc[0][3]);
-        if (mi == 2) {
-            __m256 x1 = _mm256_loadu_ps(x + ldx + p);
-            acc[1][0] = _mm256_fmadd_ps(x1, w0, acc[1][0]);
-            acc[1][1] = _mm256_fmadd_ps(x1, w1, acc[1][1]);
-            acc[1][2] = _mm256_fmadd_ps(x1, w2, acc[1][2]);
-            acc[1][3] = _mm256_fmadd_ps(x1, w3, acc[1][3]);
-        }
+/*
+ * 1 or 2 x rows against 8 consecutive weight rows (columns of y), the
+ * f16->f32 conversion fused into the FMAs: the memory-bound decoder path.
+ * The 8 rows are contiguous in W, so `ahead` (the group 16 rows on) is
+ * prefetched at the rate this group is consumed. Generated per (rows, f16)
+ * with constant loop bounds so all accumulators stay in registers.
+ */
+#define DEF_GEMV_COLS(MI, F16)                                                                 \
+    AVX2 static void gemv_cols##MI##_##F16(const float *x, int64_t ldx, const uint8_t *w0,     \
+                                           size_t row_bytes, int64_t k, float out[][8],        \
+                                           const uint8_t *ahead)                               \
+    {                                                                                          \
+        __m256 acc[MI][8];                                                                     \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
+            _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) acc[r][c] = _mm256_setzero_ps(); \
+        int64_t p = 0;                                                                         \
+        for (; p + 8 <= k; p += 8) {                                                           \
+            /* this step consumes 64 * esize bytes of the group: prefetch as much ahead */      \
+            _mm_prefetch((const char *)(ahead + p * (F16 ? 16 : 32)), _MM_HINT_T0);            \
+            _mm_prefetch((const char *)(ahead + p * (F16 ? 16 : 32) + 64), _MM_HINT_T0);       \
+            if (!F16) {                                                                        \
+                _mm_prefetch((const char *)(ahead + p * 32 + 128), _MM_HINT_T0);               \
+                _mm_prefetch((const char *)(ahead + p * 32 + 192), _MM_HINT_T0);               \
+            }                                                                                  \
+            __m256 x0 = _mm256_loadu_ps(x + p), x1 = x0;                                       \
+            if (MI == 2)                                                                       \
+                x1 = _mm256_loadu_ps(x + ldx + p);                                             \
+            _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)                                \
+            {                                                                                  \
+                __m256 wv = load_w8(w0 + c * row_bytes, p, F16);                               \
+                acc[0][c] = _mm256_fmadd_ps(x0, wv, acc[0][c]);                                \
+                if (MI == 2)                                                                   \
+                    acc[MI - 1][c] = _mm256_fmadd_ps(x1, wv, acc[MI - 1][c]);                  \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
+            _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++)                                \
+        {                                                                                      \
+            float sum = hsum(acc[r][c]);                                                       \
+            for (int64_t q = p; q < k; q++)                                                    \
+                sum += x[r * ldx + q] * load_w1(w0 + c * row_bytes, q, F16);                   \
+            out[r][c] = sum;                                                                   \
+        }                                                                                      \
     }
-    for (int r = 0; r < mi; r++)
-        for (int c = 0; c < 4; c++) {
-            float s = hsum(acc[r][c]);
-            for (int64_t q = p; q < k; q++)
-                s += x[r * ldx + q] * load_w1(wr[c], q, f16);
-            out[r][c] = s;
-        }
-}
+DEF_GEMV_COLS(1, 0)
+DEF_GEMV_COLS(2, 0)
+DEF_GEMV_COLS(1, 1)
+DEF_GEMV_COLS(2, 1)
 
 /* Writes (or adds) out[r][c] + bias into y for a 4-column group. */
 static void gemv_store(int mi, int nc, int i, int j, float out[][4], const float *bias, float *y,
@@ -267,8 +277,32 @@ static const gemv_rows_fn GEMV_ROWS[2][7] = {
     {NULL, NULL, NULL, gemv_rows3_1, gemv_rows4_1, gemv_rows5_1, gemv_rows6_1},
 };
 
+/* The last < 8 columns for m <= 2: plain dot products. */
+AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struct sd_weight *w,
+                                 int n0, int n1, const float *bias, float *y, int64_t ldy,
+                                 int accumulate)
+{
+    int f16 = w->type == SD_TYPE_F16;
+    size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
+    for (int j = n0; j < n1; j++) {
+        const uint8_t *wr = (const uint8_t *)w->data + (size_t)j * row_bytes;
+        for (int r = 0; r < m; r++) {
+            __m256 acc = _mm256_setzero_ps();
+            int64_t p = 0;
+            for (; p + 8 <= w->k; p += 8)
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + p), load_w8(wr, p, f16), acc);
+            float sum = hsum(acc);
+            for (; p < w->k; p++)
+                sum += x[r * ldx + p] * load_w1(wr, p, f16);
+            float v = sum + (bias ? bias[j] : 0.0f);
+            float *d = &y[(int64_t)r * ldy + j];
+            *d = accumulate ? *d + v : v;
+        }
+    }
+}
+
 /*
- * Small-m products, memory bound on W: m <= 2 streams four weight rows at a
+ * Small-m products, memory bound on W: m <= 2 streams eight weight rows at a
  * time with the f16->f32 conversion fused into the FMAs; 3 <= m < 8 keeps up
  * to 6 rows x 2 columns of accumulators in registers per pass over W.
  */
@@ -279,15 +313,25 @@ AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_w
     size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
     const uint8_t *base = w->data;
     if (m <= 2) {
-        for (int j = n0; j < n1; j += 4) {
-            int nc = n1 - j < 4 ? n1 - j : 4;
-            const uint8_t *wr[4];
-            for (int c = 0; c < 4; c++)
-                wr[c] = base + (size_t)(j + (c < nc ? c : 0)) * row_bytes;
-            float out[2][4];
-            gemv4x2(m, x, ldx, wr, f16, w->k, out, wr[0] + 8 * row_bytes);
-            gemv_store(m, nc, 0, j, out, bias, y, ldy, accumulate);
+        int j = n0;
+        for (; j + 8 <= n1; j += 8) {
+            const uint8_t *w0 = base + (size_t)j * row_bytes;
+            float out[2][8];
+            if (m == 1)
+                (f16 ? gemv_cols1_1 : gemv_cols1_0)(x, ldx, w0, row_bytes, w->k, out,
+                                                    w0 + 16 * row_bytes);
+            else
+                (f16 ? gemv_cols2_1 : gemv_cols2_0)(x, ldx, w0, row_bytes, w->k, out,
+                                                    w0 + 16 * row_bytes);
+            for (int r = 0; r < m; r++)
+                for (int c = 0; c < 8; c++) {
+                    float v = out[r][c] + (bias ? bias[j + c] : 0.0f);
+                    float *d = &y[(int64_t)r * ldy + j + c];
+                    *d = accumulate ? *d + v : v;
+                }
         }
+        if (j < n1) /* fewer than 8 columns left: the row-tiled kernel handles them */
+            gemv_small_rest(m, x, ldx, w, j, n1, bias, y, ldy, accumulate);
         return;
     }
     for (int j = n0; j < n1; j += 2) {
