@@ -40,6 +40,8 @@ def test_job_lifecycle_and_every_format(server, short_wav):
     r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), params={"format": "docx"},
                      timeout=10)
     assert_openai_error(r, 400, "format")
+    # cancelling something finished is refused
+    assert_openai_error(requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5), 400)
 
 
 def test_unknown_job(server):
@@ -86,12 +88,8 @@ def test_cancel_queued_and_running(make_server, short_wav, long_wav):
     done = wait_job(s, first)
     assert done["status"] == "cancelled"
     assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 400)
-    # cancelling something finished is refused
-    third = submit_job(s, short_wav).json()["id"]
-    assert wait_job(s, third)["status"] == "succeeded"
-    assert_openai_error(requests.delete(s.url(f"/v1/jobs/{third}"), timeout=5), 400)
-    # the worker is free again: the cancelled run really stopped
     assert requests.get(s.url("/health"), timeout=5).json()["queue_depth"] == 0
+    # the run itself stops at its next progress check (the end of a 30 s window)
 
 
 class Hook:
