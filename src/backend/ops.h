@@ -39,8 +39,13 @@ int sd_backend_n_threads(const struct sd_backend *b);
 /* "avx2" or "scalar": which kernels this backend runs. */
 const char *sd_backend_simd(const struct sd_backend *b);
 
-/* Makes sd_op_attention usable for up to n_kv_max keys (allocates per-thread scratch). */
-enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, struct sd_error *err);
+/*
+ * Makes sd_op_attention usable for up to n_kv_max keys (per-thread scratch) and
+ * lets it pre-pack K and V once per call for up to n_kv_max x n_state_max
+ * (n_head * d_head) values; larger calls still work, packing per task.
+ */
+enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int n_state_max,
+                                         struct sd_error *err);
 
 /*
  * A weight matrix of n rows by k columns (row stride ld elements) of type

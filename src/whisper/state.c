@@ -64,7 +64,7 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
                        "(%d sequences)", n_seq);
     }
     int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
-    if ((rc = sd_backend_reserve_attention(s->be, kv_max, err))) {
+    if ((rc = sd_backend_reserve_attention(s->be, kv_max, h->n_audio_state, err))) {
         whisper_state_destroy(s);
         return rc;
     }

@@ -23,6 +23,8 @@ struct sd_backend {
     struct sd_pool *pool;
     float **pack_a, **pack_b, **attn;
     int kv_max;
+    float *kv_packed;      /* shared: K and V of every head packed once per attention call */
+    size_t kv_packed_cap;  /* floats */
 };
 
 static void free_per_thread(float **v, int n)
@@ -82,6 +84,7 @@ void sd_backend_destroy(struct sd_backend *b)
     free_per_thread(b->pack_a, b->n_threads);
     free_per_thread(b->pack_b, b->n_threads);
     free_per_thread(b->attn, b->n_threads);
+    free(b->kv_packed);
     free(b);
 }
 
@@ -95,16 +98,31 @@ const char *sd_backend_simd(const struct sd_backend *b)
     return b->kr->name;
 }
 
-enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, struct sd_error *err)
+enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int n_state_max,
+                                         struct sd_error *err)
 {
-    if (n_kv_max <= b->kv_max)
-        return SD_OK;
-    float **v = alloc_per_thread(b->n_threads, (size_t)ATT_QB * (size_t)n_kv_max);
-    if (!v)
-        return sd_fail(err, SD_ENOMEM, "out of memory reserving attention scratch");
-    free_per_thread(b->attn, b->n_threads);
-    b->attn = v;
-    b->kv_max = n_kv_max;
+    if (n_kv_max > b->kv_max) {
+        float **v = alloc_per_thread(b->n_threads, (size_t)ATT_QB * (size_t)n_kv_max);
+        if (!v)
+            return sd_fail(err, SD_ENOMEM, "out of memory reserving attention scratch");
+        free_per_thread(b->attn, b->n_threads);
+        b->attn = v;
+        b->kv_max = n_kv_max;
+    }
+    /*
+     * Per head K takes ceil(n_kv/16)*16*d floats and V ceil(d/16)*16*n_kv; summed over
+     * heads that is at most (n_kv+16)*S + 2*S*n_kv when d >= 16. sd_op_attention checks
+     * the actual need and packs per task when this is not enough.
+     */
+    size_t cap = 3 * ((size_t)n_kv_max + SD_NR) * (size_t)n_state_max;
+    if (n_state_max > 0 && cap > b->kv_packed_cap) {
+        float *p = aligned_alloc(64, (cap * sizeof(float) + 63) / 64 * 64);
+        if (!p)
+            return sd_fail(err, SD_ENOMEM, "out of memory reserving attention scratch");
+        free(b->kv_packed);
+        b->kv_packed = p;
+        b->kv_packed_cap = cap;
+    }
     return SD_OK;
 }
 
@@ -148,8 +166,11 @@ void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
                   const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
                   int accumulate)
 {
-    struct mm_ctx c = {b, {m, (int)w->n, (int)w->k, x, ldx, w->type, w->data, w->ld, 0, bias, y,
-                           ldy, accumulate}, w, 0};
+    struct mm_ctx c = {b,
+                       {.m = m, .n = (int)w->n, .k = (int)w->k, .a = x, .lda = ldx,
+                        .btype = w->type, .b = w->data, .ldb = w->ld, .bias = bias, .c = y,
+                        .ldc = ldy, .accumulate = accumulate},
+                       w, 0};
     if (m <= 0 || w->n <= 0)
         return;
     if (m < SD_GEMV_MAX_M) {
@@ -286,6 +307,8 @@ struct att_ctx {
     struct sd_backend *b;
     const struct sd_attention *a;
     int n_qb;
+    float *packed;           /* NULL: every task packs its own K/V */
+    size_t packed_per_head;  /* floats */
 };
 
 static int att_n_keys(const struct sd_attention *a, int i)
@@ -320,21 +343,69 @@ static void att_direct_task(void *arg, int task, int thread)
                        a->out + (int64_t)i * a->ldo + h * d);
 }
 
+/* The two GEMMs of head h: S = Q_h K_h^T for rows [i0, i1), then O = P V_h. */
+static struct sd_gemm att_scores_gemm(const struct sd_attention *a, int h, int i0, int i1,
+                                      int nk_max, float *s)
+{
+    int d = a->d_head;
+    size_t es = kv_esize(a);
+    const uint8_t *k = (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) * es;
+    return (struct sd_gemm){.m = i1 - i0, .n = nk_max, .k = d,
+                            .a = a->q + (int64_t)i0 * a->ldq + h * d, .lda = a->ldq,
+                            .btype = a->kv_type, .b = k, .ldb = a->ldk, .c = s, .ldc = nk_max};
+}
+
+static struct sd_gemm att_values_gemm(const struct sd_attention *a, int h, int i0, int i1,
+                                      int nk_max, const float *s)
+{
+    int d = a->d_head;
+    size_t es = kv_esize(a);
+    const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
+    return (struct sd_gemm){.m = i1 - i0, .n = d, .k = nk_max, .a = s, .lda = nk_max,
+                            .btype = a->kv_type, .b = v, .ldb = a->ldv, .b_kn = 1,
+                            .c = a->out + (int64_t)i0 * a->ldo + h * d, .ldc = a->ldo};
+}
+
+/* Shared pre-packed K and V of head h (when att_ctx.packed is set). */
+static float *att_packed_k(const struct att_ctx *c, int h)
+{
+    return c->packed + (size_t)h * c->packed_per_head;
+}
+
+static float *att_packed_v(const struct att_ctx *c, int h)
+{
+    return att_packed_k(c, h) + sd_gemm_packed_floats(c->a->n_kv, c->a->d_head);
+}
+
+/* Task 2h packs K of head h, task 2h+1 its V, for all query blocks to share. */
+static void att_pack_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct att_ctx *c = arg;
+    const struct sd_attention *a = c->a;
+    int h = task / 2;
+    if (task % 2 == 0) {
+        struct sd_gemm g = att_scores_gemm(a, h, 0, 1, a->n_kv, NULL);
+        sd_gemm_pack_b(c->b->kr, &g, att_packed_k(c, h));
+    } else {
+        struct sd_gemm g = att_values_gemm(a, h, 0, 1, a->n_kv, NULL);
+        sd_gemm_pack_b(c->b->kr, &g, att_packed_v(c, h));
+    }
+}
+
 /* One (head, block of ATT_QB queries): S = Q K^T by GEMM, softmax rows, O = P V by GEMM. */
 static void att_block_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
     const struct sd_attention *a = c->a;
     const struct sd_kernels *kr = c->b->kr;
-    int h = task / c->n_qb, qb = task % c->n_qb, d = a->d_head;
+    int h = task / c->n_qb, qb = task % c->n_qb;
     int i0 = qb * ATT_QB, i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
     int nk_max = att_n_keys(a, i1 - 1);
-    size_t es = kv_esize(a);
-    const uint8_t *k = (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) * es;
-    const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
     float *s = c->b->attn[thread];
-    struct sd_gemm g = {i1 - i0, nk_max, d, a->q + (int64_t)i0 * a->ldq + h * d, a->ldq,
-                        a->kv_type, k, a->ldk, 0, NULL, s, nk_max, 0};
+    struct sd_gemm g = att_scores_gemm(a, h, i0, i1, nk_max, s);
+    if (c->packed)
+        g.b_packed = att_packed_k(c, h); /* keys past nk_max are packed but not computed */
     sd_gemm_block(kr, &g, 0, g.m, 0, g.n, c->b->pack_a[thread], c->b->pack_b[thread]);
     for (int r = 0; r < i1 - i0; r++) {
         float *row = s + (int64_t)r * nk_max;
@@ -343,20 +414,28 @@ static void att_block_task(void *arg, int task, int thread)
         kr->scale(1.0f / sum, row, nk);
         memset(row + nk, 0, sizeof(float) * (size_t)(nk_max - nk));
     }
-    struct sd_gemm g2 = {i1 - i0, d, nk_max, s, nk_max, a->kv_type, v, a->ldv, 1,
-                         NULL, a->out + (int64_t)i0 * a->ldo + h * d, a->ldo, 0};
+    struct sd_gemm g2 = att_values_gemm(a, h, i0, i1, nk_max, s);
+    if (c->packed && nk_max == a->n_kv)
+        g2.b_packed = att_packed_v(c, h); /* packed over all n_kv keys: only when k matches */
     sd_gemm_block(kr, &g2, 0, g2.m, 0, g2.n, c->b->pack_a[thread], c->b->pack_b[thread]);
 }
 
 void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
 {
-    struct att_ctx c = {b, a, (a->n_q + ATT_QB - 1) / ATT_QB};
+    struct att_ctx c = {b, a, (a->n_q + ATT_QB - 1) / ATT_QB, NULL, 0};
     if (a->n_q <= 0 || a->n_kv > b->kv_max)
         return; /* n_kv beyond the reservation is a caller bug; whisper.c checks it */
-    if (a->n_q < ATT_DIRECT)
+    if (a->n_q < ATT_DIRECT) {
         sd_pool_run(b->pool, a->n_head * a->n_q, att_direct_task, &c);
-    else
-        sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
+        return;
+    }
+    c.packed_per_head = sd_gemm_packed_floats(a->n_kv, a->d_head) +
+                        sd_gemm_packed_floats(a->d_head, a->n_kv);
+    if (c.n_qb > 1 && c.packed_per_head * (size_t)a->n_head <= b->kv_packed_cap) {
+        c.packed = b->kv_packed;
+        sd_pool_run(b->pool, 2 * a->n_head, att_pack_task, &c);
+    }
+    sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
 }
 
 struct heads_ctx {

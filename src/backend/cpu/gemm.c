@@ -68,7 +68,8 @@ void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0,
         for (int pc = 0; pc < g->k; pc += SD_KC) {
             int kc = g->k - pc < SD_KC ? g->k - pc : SD_KC;
             int first = pc == 0;
-            pack_b(kr, g, jc, nc, pc, kc, pb);
+            if (!g->b_packed)
+                pack_b(kr, g, jc, nc, pc, kc, pb);
             for (int ic = m0; ic < m1; ic += SD_MC) {
                 int mc = m1 - ic < SD_MC ? m1 - ic : SD_MC;
                 int m_full = mc / SD_MR * SD_MR;
@@ -86,11 +87,32 @@ void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0,
                             a = pa;
                             lda = kc;
                         }
-                        kr->micro(kc, a, lda, pb + (size_t)jr * kc, c, g->ldc, mr, nr,
-                                  !first || g->accumulate, bias);
+                        const float *panel =
+                            g->b_packed ? g->b_packed + (size_t)((jc + jr) / SD_NR) * g->k * SD_NR +
+                                              (size_t)pc * SD_NR
+                                        : pb + (size_t)jr * kc;
+                        kr->micro(kc, a, lda, panel, c, g->ldc, mr, nr, !first || g->accumulate,
+                                  bias);
                     }
                 }
             }
+        }
+    }
+}
+
+size_t sd_gemm_packed_floats(int n, int k)
+{
+    return (size_t)((n + SD_NR - 1) / SD_NR) * (size_t)k * SD_NR;
+}
+
+void sd_gemm_pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, float *dst)
+{
+    for (int j0 = 0; j0 < g->n; j0 += SD_NR) {
+        int nc = g->n - j0 < SD_NR ? g->n - j0 : SD_NR;
+        float *panel = dst + (size_t)(j0 / SD_NR) * g->k * SD_NR;
+        for (int pc = 0; pc < g->k; pc += SD_KC) {
+            int kc = g->k - pc < SD_KC ? g->k - pc : SD_KC;
+            pack_b(kr, g, j0, nc, pc, kc, panel + (size_t)pc * SD_NR);
         }
     }
 }

@@ -73,6 +73,7 @@ struct sd_gemm {
     const void *b;
     int64_t ldb;
     int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] */
+    const float *b_packed; /* NULL, or B already packed by sd_gemm_pack_b (then b is unused) */
     const float *bias;  /* may be NULL */
     float *c;
     int64_t ldc;
@@ -85,5 +86,13 @@ struct sd_gemm {
  */
 void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
                    int n1, float *pack_a, float *pack_b);
+
+/*
+ * Packs all of g's B once, as ceil(n / SD_NR) panels of [k][SD_NR] floats
+ * (sd_gemm_packed_floats(n, k) of them), for reuse by many sd_gemm_block calls
+ * through g->b_packed (which then needs n0 to be a multiple of SD_NR).
+ */
+size_t sd_gemm_packed_floats(int n, int k);
+void sd_gemm_pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, float *dst);
 
 #endif

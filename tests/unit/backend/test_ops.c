@@ -40,7 +40,7 @@ static int make_backends(struct sd_backend *out[4])
         for (int t = 1; t <= 3; t += 2) {
             CHECK_OK(sd_backend_create(t, simd ? 0 : SD_BACKEND_FORCE_SCALAR, &out[n], &err),
                      &err);
-            CHECK_OK(sd_backend_reserve_attention(out[n], 1600, &err), &err);
+            CHECK_OK(sd_backend_reserve_attention(out[n], 1600, n == 1 ? 64 : 512, &err), &err);
             n++;
         }
     }
