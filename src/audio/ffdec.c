@@ -117,8 +117,8 @@ static const char *ff_format_name(const struct ffdec *d, const AVInputFormat *if
     return NULL;
 }
 
-static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o, struct audio_info *info,
-                           struct sd_error *err)
+static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o,
+                           struct audio_info *info, struct sd_error *err)
 {
     char eb[128];
     unsigned char *buf = av_malloc(FF_IO_BUF);
@@ -132,7 +132,7 @@ static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o, s
     const AVInputFormat *ifmt = NULL;
     int rc = av_probe_input_buffer2(d->avio, &ifmt, "", NULL, 0, 0);
     if (rc < 0 || !ifmt)
-        return sd_fail(err, SD_EUNSUPPORTED, "not a recognised audio format");
+        return sd_fail(err, ff_code(rc, SD_EUNSUPPORTED), "not a recognised audio format");
     const char *name = ff_format_name(d, ifmt);
     if (!name)
         return sd_fail(err, SD_EUNSUPPORTED, "%s is not an accepted audio format", ifmt->name);
@@ -153,11 +153,11 @@ static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o, s
     av_dict_set(&fo, "max_streams", "64", 0);
     rc = avformat_open_input(&d->fmt, "", ifmt, &fo);
     av_dict_free(&fo);
-    if (rc < 0) /* avformat_open_input frees the context on failure */
-        return sd_fail(err, ff_code(rc, SD_EFORMAT), "corrupt %s file: %s", name, ff_errstr(rc, eb, sizeof(eb)));
-    rc = avformat_find_stream_info(d->fmt, NULL);
-    if (rc < 0)
-        return sd_fail(err, ff_code(rc, SD_EFORMAT), "corrupt %s file: %s", name, ff_errstr(rc, eb, sizeof(eb)));
+    if (rc >= 0)
+        rc = avformat_find_stream_info(d->fmt, NULL);
+    if (rc < 0) /* avformat_open_input freed and cleared d->fmt if it failed */
+        return sd_fail(err, ff_code(rc, SD_EFORMAT), "corrupt %s file: %s", name,
+                       ff_errstr(rc, eb, sizeof(eb)));
     if (strcmp(name, "mp4") == 0) {
         AVDictionaryEntry *e = av_dict_get(d->fmt->metadata, "major_brand", NULL, 0);
         if (e && (strncmp(e->value, "M4A", 3) == 0 || strncmp(e->value, "M4B", 3) == 0))
@@ -206,7 +206,8 @@ static enum sd_err ff_open_codec(struct ffdec *d, struct audio_info *info, struc
     rc = avcodec_open2(d->dec, codec, &co);
     av_dict_free(&co);
     if (rc < 0)
-        return sd_fail(err, ff_code(rc, SD_EFORMAT), "cannot decode %s: %s", codec->name, ff_errstr(rc, eb, sizeof(eb)));
+        return sd_fail(err, ff_code(rc, SD_EFORMAT), "cannot decode %s: %s", codec->name,
+                       ff_errstr(rc, eb, sizeof(eb)));
     return SD_OK;
 }
 
@@ -231,8 +232,9 @@ static double ff_wav_declared_s(int fd)
         if (pread(fd, h, 16, at) < 8)
             return 0;
         uint32_t size = ff_le32(h + 4);
-        if (memcmp(h, "fmt ", 4) == 0 && size >= 16 && pread(fd, h, 16, at + 8) == 16)
-            byte_rate = ff_le32(h + 8);
+        unsigned char fmt[16];
+        if (memcmp(h, "fmt ", 4) == 0 && size >= 16 && pread(fd, fmt, 16, at + 8) == 16)
+            byte_rate = ff_le32(fmt + 8);
         if (memcmp(h, "data", 4) == 0) {
             if (!byte_rate || size == 0 || size >= 0x7FFFF000u)
                 return 0;
@@ -365,7 +367,8 @@ static enum sd_err ff_drain(struct ffdec *d, struct sd_error *err)
     }
 }
 
-static enum sd_err ff_decode_all(struct ffdec *d, const struct audio_info *info, struct sd_error *err)
+static enum sd_err ff_decode_all(struct ffdec *d, const struct audio_info *info,
+                                 struct sd_error *err)
 {
     char eb[128];
     enum sd_err e;
@@ -453,7 +456,8 @@ enum sd_err audio_ff_decode_fd(int fd, const struct audio_decode_opts *opts, int
         return sd_fail(err, SD_EIO, "cannot seek in the audio file: %s", strerror(errno));
     d.max_out = (uint64_t)(opts->max_duration_s * AUDIO_SAMPLE_RATE);
 
-    if ((e = ff_open(&d, opts, &info, err)) != SD_OK || (e = ff_open_codec(&d, &info, err)) != SD_OK)
+    if ((e = ff_open(&d, opts, &info, err)) != SD_OK ||
+        (e = ff_open_codec(&d, &info, err)) != SD_OK)
         goto done;
     double declared_s = ff_declared_s(&d, &info);
     if (declared_s > opts->max_duration_s + 1) {
