@@ -5,7 +5,8 @@
  * decoder child. Not part of the service; the unit tests do not need it.
  *
  *   build/tests/audio_decode [--stream] [--in-process] [--allowed LIST] [--max-duration S]
- *                            [--max-memory MB] [--raw] [--ballast MB] [--helper] FILE [OUT.f32]
+ *                            [--max-memory MB] [--max-cpu S] [--raw] [--ballast MB] [--helper]
+ *                            FILE [OUT.f32]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
             stream = 1;
         else if (strcmp(argv[i], "--in-process") == 0)
             o.sandbox = 0;
+        else if (strcmp(argv[i], "--max-cpu") == 0 && i + 1 < argc)
+            o.max_cpu_s = atoi(argv[++i]);
         else if (strcmp(argv[i], "--helper") == 0)
             o.helper_exe = "/proc/self/exe";
         else if (strcmp(argv[i], "--raw") == 0)
