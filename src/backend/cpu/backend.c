@@ -174,12 +174,29 @@ void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
     if (m <= 0 || w->n <= 0)
         return;
     if (m < SD_GEMV_MAX_M) {
-        sd_pool_run(b->pool, (int)((w->n + GEMV_COLS - 1) / GEMV_COLS), mm_gemv_task, &c);
+        sd_pool_run_small(b->pool, (int)((w->n + GEMV_COLS - 1) / GEMV_COLS), mm_gemv_task, &c);
         return;
     }
     c.n_tiles_n = (int)((w->n + TILE_N - 1) / TILE_N);
     int n_tiles_m = (m + TILE_M - 1) / TILE_M;
     sd_pool_run(b->pool, n_tiles_m * c.n_tiles_n, mm_tile_task, &c);
+}
+
+/*
+ * Dispatch by the size of a cheap (memory-bound) job in elements: tiny ones
+ * are not worth waking a worker for, small ones (decoder steps) fall back to
+ * the caller alone while the machine is oversubscribed.
+ */
+static void run_sized(struct sd_backend *b, int n_tasks, sd_pool_fn fn, void *ctx, size_t work)
+{
+    if (work < 16384) {
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+    } else if (work < 262144) {
+        sd_pool_run_small(b->pool, n_tasks, fn, ctx);
+    } else {
+        sd_pool_run(b->pool, n_tasks, fn, ctx);
+    }
 }
 
 /* --------------------------------------------------- row-wise ops */
@@ -220,7 +237,7 @@ void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const 
                          .eps = eps};
     if (m <= 0)
         return;
-    sd_pool_run(b->pool, rows_tasks(b, m, &c.rows_per_task), ln_task, &c);
+    run_sized(b, rows_tasks(b, m, &c.rows_per_task), ln_task, &c, (size_t)m * (size_t)n);
 }
 
 static void softmax_task(void *arg, int task, int thread)
@@ -241,7 +258,7 @@ void sd_op_softmax(struct sd_backend *b, float *x, int m, int n)
     struct rows_ctx c = {.b = b, .y = x, .m = m, .n = n};
     if (m <= 0 || n <= 0)
         return;
-    sd_pool_run(b->pool, rows_tasks(b, m, &c.rows_per_task), softmax_task, &c);
+    run_sized(b, rows_tasks(b, m, &c.rows_per_task), softmax_task, &c, (size_t)m * (size_t)n);
 }
 
 static void get_rows_task(void *arg, int task, int thread)
@@ -292,13 +309,13 @@ static void add_task(void *arg, int task, int thread)
 void sd_op_gelu(struct sd_backend *b, float *x, size_t n)
 {
     struct ew_ctx c = {b, x, NULL, n};
-    sd_pool_run(b->pool, (int)((n + EW_CHUNK - 1) / EW_CHUNK), gelu_task, &c);
+    run_sized(b, (int)((n + EW_CHUNK - 1) / EW_CHUNK), gelu_task, &c, n);
 }
 
 void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n)
 {
     struct ew_ctx c = {b, y, x, n};
-    sd_pool_run(b->pool, (int)((n + EW_CHUNK - 1) / EW_CHUNK), add_task, &c);
+    run_sized(b, (int)((n + EW_CHUNK - 1) / EW_CHUNK), add_task, &c, n);
 }
 
 /* --------------------------------------------------------- attention */
@@ -426,7 +443,7 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
     if (a->n_q <= 0 || a->n_kv > b->kv_max)
         return; /* n_kv beyond the reservation is a caller bug; whisper.c checks it */
     if (a->n_q < ATT_DIRECT) {
-        sd_pool_run(b->pool, a->n_head * a->n_q, att_direct_task, &c);
+        sd_pool_run_small(b->pool, a->n_head * a->n_q, att_direct_task, &c);
         return;
     }
     c.packed_per_head = sd_gemm_packed_floats(a->n_kv, a->d_head) +
@@ -464,7 +481,8 @@ void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int 
     struct heads_ctx c = {b, src, dst, n_rows, n_head, d, 0};
     if (n_rows <= 0)
         return;
-    sd_pool_run(b->pool, rows_tasks(b, n_rows, &c.rows_per_task), heads_task, &c);
+    run_sized(b, rows_tasks(b, n_rows, &c.rows_per_task), heads_task, &c,
+              (size_t)n_rows * (size_t)n_head * (size_t)d);
 }
 
 /* ------------------------------------------------------------- conv */

@@ -19,8 +19,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define SPIN_ITERS 20000 /* ~0.1 ms of pause instructions before sleeping */
+#define LATE_NS 300000   /* waiting this long for a worker's task means it was descheduled */
+#define SOLO_JOBS 2000   /* small jobs run inline after a late worker (a few decoder steps) */
 
 struct worker {
     struct sd_pool *pool;
@@ -41,6 +44,7 @@ struct sd_pool {
     _Atomic int n_tasks;
     _Atomic(sd_pool_fn) fn;
     _Atomic(void *) ctx;
+    int solo_left;          /* caller-only: small jobs still to run inline */
 };
 
 /* Claims and runs tasks of job `job` until none are left or the job changed. */
@@ -172,10 +176,32 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
     }
     run_tasks(p, job, 0);
     int spins = 0;
+    struct timespec t0 = {0, 0};
     while (atomic_load(&p->done) < n_tasks) {
-        if (++spins < 2000)
+        if (++spins < 2000) {
             _mm_pause();
-        else
-            sched_yield(); /* a worker mid-task may be waiting for this CPU */
+            continue;
+        }
+        if (spins == 2000)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+        sched_yield(); /* a worker mid-task may be waiting for this CPU */
+        if (p->solo_left == 0 && (spins & 63) == 0) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+            if (ns > LATE_NS)
+                p->solo_left = SOLO_JOBS;
+        }
     }
+}
+
+void sd_pool_run_small(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
+{
+    if (p->solo_left > 0) {
+        p->solo_left--;
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
+    sd_pool_run(p, n_tasks, fn, ctx);
 }

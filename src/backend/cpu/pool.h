@@ -19,4 +19,12 @@ int sd_pool_n_threads(const struct sd_pool *p);
 /* Runs fn for tasks 0 .. n_tasks-1 across the pool and returns when all are done. */
 void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx);
 
+/*
+ * The same for a job of well under a millisecond (decoder ops). When a worker
+ * was recently caught descheduled in the middle of a task (the machine is
+ * oversubscribed), such jobs run on the calling thread alone for a while: a
+ * stalled task costs a whole scheduler time slice, far more than the job.
+ */
+void sd_pool_run_small(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx);
+
 #endif
