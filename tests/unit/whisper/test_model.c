@@ -5,6 +5,7 @@
  * empty, text, quantized) each fail with one error naming the file.
  * Multilingual layouts are made by widening the token embedding of a copy.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "check.h"
 #include "whisper/model.h"
+#include "whisper/whisper.h"
 
 struct rec {
     size_t hdr, data, n_bytes;
@@ -358,4 +360,103 @@ TEST(model_f16_roundtrip)
     CHECK(sd_type_traits(SD_TYPE_Q8_0) && sd_type_traits(SD_TYPE_Q8_0)->block_bytes == 34);
     CHECK(sd_type_traits(4) == NULL);
     CHECK_EQ_INT(sd_type_bytes(SD_TYPE_Q4_0, 64), 36);
+}
+
+/* Appends n bytes to a growing buffer. */
+static void put(uint8_t **buf, size_t *len, const void *src, size_t n)
+{
+    *buf = realloc(*buf, *len + n);
+    if (n)
+        memcpy(*buf + *len, src, n);
+    *len += n;
+}
+
+/*
+ * A large-v3-shaped variant of the micro model: 128 mel bins (filters and
+ * conv1 widened by repeating rows) and 51866 tokens. Checks it loads with the
+ * large-v3 special tokens and that the engine encodes a 128-bin window and
+ * decodes to finite logits.
+ */
+TEST(model_128_mels_and_v3_vocab_run)
+{
+    char path[512];
+    struct file f;
+    if (!load_micro(&f, path, sizeof(path)))
+        return;
+    uint8_t *o = NULL;
+    size_t n = 0;
+    put(&o, &n, f.buf, 48);
+    put_i32(o + 4, 51866);
+    put_i32(o + 4 * 10, 128);
+    int32_t nm = 128, nf = 201;
+    put(&o, &n, &nm, 4);
+    put(&o, &n, &nf, 4);
+    put(&o, &n, f.buf + 56, 80 * 201 * 4);
+    put(&o, &n, f.buf + 56, 48 * 201 * 4); /* 48 more filter rows */
+    size_t vocab_at = 56 + 80 * 201 * 4;
+    put(&o, &n, f.buf + vocab_at, f.first_tensor - vocab_at);
+    for (int i = 0; i < f.n_recs; i++) {
+        const struct rec *r = &f.recs[i];
+        size_t hdr_len = r->data - r->hdr;
+        size_t at = n;
+        put(&o, &n, f.buf + r->hdr, hdr_len);
+        if (strcmp(r->name, "encoder.conv1.weight") == 0) {
+            put_i32(o + at + 16, 128); /* ne = [3, 128, 64] */
+            for (int oc = 0; oc < 64; oc++) {
+                const uint8_t *src = f.buf + r->data + (size_t)oc * 80 * 3 * 2;
+                put(&o, &n, src, 80 * 3 * 2);
+                put(&o, &n, src, 48 * 3 * 2);
+            }
+        } else if (strcmp(r->name, "decoder.token_embedding.weight") == 0) {
+            put_i32(o + at + 16, 51866);
+            put(&o, &n, f.buf + r->data, r->n_bytes);
+            put(&o, &n, f.buf + r->data, 2 * 64 * 2); /* two more rows */
+        } else {
+            put(&o, &n, f.buf + r->data, r->n_bytes);
+        }
+    }
+    char dir[] = "/tmp/sd_model_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p2[128];
+    snprintf(p2, sizeof(p2), "%s/v3ish.bin", dir);
+    write_file(p2, o, n);
+    struct whisper_model *m = NULL;
+    struct whisper_state *st = NULL;
+    struct sd_error err = {0};
+    CHECK_OK(whisper_model_load(p2, &m, &err), &err);
+    if (m) {
+        const struct whisper_special_tokens *s = whisper_model_special(m);
+        CHECK_EQ_INT(whisper_model_hparams(m)->n_mels, 128);
+        CHECK_EQ_INT(s->sot, 50258);
+        CHECK_EQ_INT(s->n_langs, 100);
+        CHECK_EQ_INT(s->translate, 50359);
+        CHECK_EQ_INT(s->timestamp_begin, 50365);
+        int nmel = 0;
+        const float *fb = whisper_model_mel_filters(m, &nmel, NULL);
+        CHECK_EQ_INT(nmel, 128);
+        CHECK(fb[80 * 201 + 7] == fb[7]);
+        CHECK_OK(whisper_state_create(m, 2, 1, &st, &err), &err);
+    }
+    if (st) {
+        float *mel = malloc(sizeof(float) * 128 * 3000);
+        float *logits = malloc(sizeof(float) * 51866);
+        for (int i = 0; i < 128 * 3000; i++)
+            mel[i] = (float)(((long long)i * 7919) % 200) / 100.0f - 1.0f;
+        CHECK_OK(whisper_encode(st, mel, 3000, &err), &err);
+        int32_t prompt[2] = {50258, 50364};
+        CHECK_OK(whisper_decode(st, 0, prompt, 2, 0, logits, &err), &err);
+        int finite = 1;
+        for (int i = 0; i < 51866; i++)
+            finite &= isfinite(logits[i]);
+        CHECK(finite);
+        CHECK(whisper_encode(st, mel, 2999, &err) == SD_EINVAL);
+        free(mel);
+        free(logits);
+        whisper_state_destroy(st);
+    }
+    whisper_model_free(m);
+    unlink(p2);
+    rmdir(dir);
+    free(o);
+    free(f.buf);
 }
