@@ -460,3 +460,84 @@ TEST(model_128_mels_and_v3_vocab_run)
     free(o);
     free(f.buf);
 }
+
+/*
+ * The micro model rewritten as an f32 file (ftype 0, every f16 tensor widened
+ * exactly) must load, and since the values are identical the engine must give
+ * the same encoder output and logits as from the f16 file.
+ */
+TEST(model_f32_file_matches_f16)
+{
+    char path[512];
+    struct file f;
+    if (!load_micro(&f, path, sizeof(path)))
+        return;
+    uint8_t *o = NULL;
+    size_t n = 0;
+    put(&o, &n, f.buf, f.first_tensor);
+    put_i32(o + 4 * 11, 0);
+    for (int i = 0; i < f.n_recs; i++) {
+        const struct rec *r = &f.recs[i];
+        size_t at = n;
+        put(&o, &n, f.buf + r->hdr, r->data - r->hdr);
+        if (r->ttype != 1) {
+            put(&o, &n, f.buf + r->data, r->n_bytes);
+            continue;
+        }
+        put_i32(o + at + 8, 0);
+        float *wide = malloc(r->n_bytes * 2);
+        for (size_t e = 0; e < r->n_bytes / 2; e++) {
+            uint16_t h;
+            memcpy(&h, f.buf + r->data + 2 * e, 2);
+            wide[e] = sd_f16_to_f32(h);
+        }
+        put(&o, &n, wide, r->n_bytes * 2);
+        free(wide);
+    }
+    char dir[] = "/tmp/sd_model_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p2[128];
+    snprintf(p2, sizeof(p2), "%s/micro-f32.bin", dir);
+    write_file(p2, o, n);
+    struct whisper_model *m[2] = {NULL, NULL};
+    struct whisper_state *st[2] = {NULL, NULL};
+    struct sd_error err = {0};
+    CHECK_OK(whisper_model_load(path, &m[0], &err), &err);
+    CHECK_OK(whisper_model_load(p2, &m[1], &err), &err);
+    float *mel = malloc(sizeof(float) * 80 * 3000);
+    float *logits[2] = {malloc(sizeof(float) * 51864), malloc(sizeof(float) * 51864)};
+    for (int i = 0; i < 80 * 3000; i++)
+        mel[i] = (float)(((long long)i * 7919) % 200) / 100.0f - 1.0f;
+    for (int k = 0; k < 2 && m[0] && m[1]; k++) {
+        CHECK_OK(whisper_state_create(m[k], 2, 1, &st[k], &err), &err);
+        if (!st[k])
+            continue;
+        CHECK_OK(whisper_encode(st[k], mel, 3000, &err), &err);
+        int32_t prompt[3] = {50257, 50362, 383};
+        CHECK_OK(whisper_decode(st[k], 0, prompt, 3, 0, logits[k], &err), &err);
+    }
+    if (m[1]) {
+        CHECK_STR(whisper_model_describe(m[1]), "custom-64x2+2.en f32");
+        CHECK_EQ_INT(whisper_model_tensor(m[1], "encoder.blocks.0.mlp.0.weight")->type,
+                     SD_TYPE_F32);
+    }
+    if (st[0] && st[1]) {
+        const float *e0 = whisper_encoder_output(st[0]), *e1 = whisper_encoder_output(st[1]);
+        double d = 0;
+        for (int i = 0; i < 1500 * 64; i++)
+            d = fmax(d, fabs(e0[i] - e1[i]));
+        for (int i = 0; i < 51864; i++)
+            d = fmax(d, fabs(logits[0][i] - logits[1][i]));
+        CHECK_MSG(d <= 1e-5, "f32 vs f16 file: max diff %g", d);
+    }
+    for (int k = 0; k < 2; k++) {
+        whisper_state_destroy(st[k]);
+        whisper_model_free(m[k]);
+        free(logits[k]);
+    }
+    free(mel);
+    unlink(p2);
+    rmdir(dir);
+    free(o);
+    free(f.buf);
+}
