@@ -25,7 +25,6 @@ COPY Makefile ./
 COPY src ./src
 COPY tools ./tools
 COPY web ./web
-COPY tests/check.h tests/check.c ./tests/
 COPY deploy/runtime-deps.sh ./deploy/
 RUN make -j"$(nproc)" build/scribed \
  && strip --strip-debug build/scribed \

@@ -385,6 +385,39 @@ def test_dockerfile_copies_exist_in_context():
     assert {"Makefile", "src", "tools", "web"} <= copied
 
 
+def test_build_stage_builds_from_the_context(tmp_path):
+    """The build stage's RUN line, run on a copy of exactly what the Dockerfile
+    COPYs into /src (after .dockerignore): the context is complete, the binary
+    starts, and runtime-deps.sh lists its packages. -O0 keeps it quick."""
+    if not shutil.which("make") or not shutil.which("cc"):
+        pytest.skip("no toolchain")
+    build = stages(dockerfile())[0][2]
+    ctx = tmp_path / "src"
+    ctx.mkdir()
+    for i in build:
+        if i.op != "COPY" or "--from=" in i.args:
+            continue
+        *srcs, dst = i.args.split()
+        if not dst.startswith("./"):
+            continue  # /tmp/packages.txt: not part of /src
+        for src in srcs:  # Docker: a folder's contents go to dst; a file into dst/ or to dst
+            if (ROOT / src).is_dir():
+                shutil.copytree(ROOT / src, ctx / dst, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("*.o", "*.d"))
+            else:
+                target = ctx / dst / Path(src).name if dst.endswith("/") else ctx / dst
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / src, target)
+    run = [i.args for i in build if i.op == "RUN" and "make " in i.args]
+    assert len(run) == 1
+    env = dict(os.environ, MAKEFLAGS="OPT=-O0", OMP_NUM_THREADS="2")  # nproc honours it
+    r = subprocess.run(["/bin/sh", "-ec", run[0]], cwd=ctx, capture_output=True, text=True,
+                       env=env, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    pkgs = (ctx / "build" / "runtime-packages.txt").read_text().split()
+    assert "libmicrohttpd12" in pkgs and "libsqlite3-0" in pkgs
+
+
 def test_runtime_deps_script():
     """The runtime stage installs what deploy/runtime-deps.sh derives from the binary."""
     if not os.path.exists(scribed_bin()):
