@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audio/audio.h"
 #include "cli/cli.h"
 
 #ifndef SCRIBED_VERSION
@@ -39,6 +40,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* When started as the sandboxed audio decoder (see audio.h), this never returns. */
+    audio_helper_maybe_run(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

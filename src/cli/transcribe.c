@@ -203,6 +203,7 @@ static int run(const struct transcribe_cli *c)
     struct audio_info info;
     int status = 1;
     struct audio_decode_opts aopts = audio_decode_opts_default();
+    aopts.helper_exe = "/proc/self/exe";
     if (whisper_model_load(c->model_path, &model, &err))
         goto fail;
     const struct whisper_hparams *hp = whisper_model_hparams(model);
@@ -214,8 +215,14 @@ static int run(const struct transcribe_cli *c)
         if (vad_params_check(&c->vad, &err) || vad_model_load(c->vad_model_path, &vad, &err))
             goto fail;
     }
-    if (audio_decode_file(c->file, &aopts, &pcm, &n_samples, &info, &err))
+    if (audio_decode_file(c->file, &aopts, &pcm, &n_samples, &info, &err)) {
+        if (!strstr(err.msg, c->file)) {
+            char msg[sizeof(err.msg)];
+            snprintf(msg, sizeof(msg), "%s: %s", c->file, err.msg);
+            memcpy(err.msg, msg, sizeof(msg));
+        }
         goto fail;
+    }
     struct transcribe_params p = c->params;
     p.n_threads = c->threads;
     if (transcribe_pcm_vad(st, tok, vad, &c->vad, pcm, n_samples, &p, &t, &err))

@@ -224,6 +224,8 @@ enum sd_err engine_run(struct engine_worker *w, const char *path, const struct j
     if (w->e->max_audio_s > 0)
         ao.max_duration_s = w->e->max_audio_s;
     ao.allowed = w->e->allowed;
+    /* A freshly exec'd decoder holds none of the server's memory, locks or secrets. */
+    ao.helper_exe = "/proc/self/exe";
     enum sd_err rc = audio_decode_file(path, &ao, &pcm, &n, &info, err);
     if (rc != SD_OK)
         return rc;
