@@ -217,9 +217,9 @@ static int run(const struct transcribe_cli *c)
     }
     if (audio_decode_file(c->file, &aopts, &pcm, &n_samples, &info, &err)) {
         if (!strstr(err.msg, c->file)) {
-            char msg[sizeof(err.msg)];
+            char msg[2 * sizeof(err.msg) + 8];
             snprintf(msg, sizeof(msg), "%s: %s", c->file, err.msg);
-            memcpy(err.msg, msg, sizeof(msg));
+            snprintf(err.msg, sizeof(err.msg), "%.*s", (int)sizeof(err.msg) - 1, msg);
         }
         goto fail;
     }
