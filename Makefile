@@ -30,7 +30,7 @@ CFLAGS  += -Werror
 endif
 
 # Areas in link order (a library may only use those to its right).
-AREAS := cli server web jobs store output vad audio whisper backend util
+AREAS := cli server realtime web jobs store output vad audio whisper backend util
 
 # What each area's unit tests link (itself first, then its dependencies).
 DEPS_util    := util
@@ -41,7 +41,8 @@ DEPS_vad     := vad backend util
 DEPS_output  := output whisper backend util
 DEPS_store   := store util
 DEPS_jobs    := jobs store output vad audio whisper backend util
-DEPS_server  := server web jobs store output vad audio whisper backend util
+DEPS_server  := server realtime web jobs store output vad audio whisper backend util
+DEPS_realtime := realtime jobs store output vad audio whisper backend util
 DEPS_web     := web util
 DEPS_cli     := $(AREAS)
 DEPS_conformance := output vad audio whisper backend util
