@@ -166,10 +166,14 @@ AVX2 static inline float load_w1(const uint8_t *row, int64_t p, int f16)
     return v;
 }
 
+#ifndef GEMV_PF_ROWS
+#define GEMV_PF_ROWS 16 /* prefetch distance of the decoder matrix-vector kernel, in W rows */
+#endif
+
 /*
  * 1 or 2 x rows against 8 consecutive weight rows (columns of y), the
  * f16->f32 conversion fused into the FMAs: the memory-bound decoder path.
- * The 8 rows are contiguous in W, so `ahead` (the group 16 rows on) is
+ * The 8 rows are contiguous in W, so `ahead` (GEMV_PF_ROWS rows on) is
  * prefetched at the rate this group is consumed. Generated per (rows, f16)
  * with constant loop bounds so all accumulators stay in registers.
  */
@@ -319,10 +323,10 @@ AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_w
             float out[2][8];
             if (m == 1)
                 (f16 ? gemv_cols1_1 : gemv_cols1_0)(x, ldx, w0, row_bytes, w->k, out,
-                                                    w0 + 16 * row_bytes);
+                                                    w0 + GEMV_PF_ROWS * row_bytes);
             else
                 (f16 ? gemv_cols2_1 : gemv_cols2_0)(x, ldx, w0, row_bytes, w->k, out,
-                                                    w0 + 16 * row_bytes);
+                                                    w0 + GEMV_PF_ROWS * row_bytes);
             for (int r = 0; r < m; r++)
                 for (int c = 0; c < 8; c++) {
                     float v = out[r][c] + (bias ? bias[j + c] : 0.0f);
