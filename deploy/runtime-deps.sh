@@ -8,9 +8,11 @@
 set -euo pipefail
 bin=${1:?usage: runtime-deps.sh BINARY}
 arch=$(dpkg --print-architecture)
+# read once: an early-exiting reader on a live `ldconfig -p` pipe would SIGPIPE it
+cache=$(ldconfig -p)
 
 readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | while read -r soname; do
-    path=$(ldconfig -p | awk -v so="$soname" '$1 == so { print $NF; exit }')
+    path=$(awk -v so="$soname" '$1 == so && !found { print $NF; found = 1 }' <<<"$cache")
     if [ -z "$path" ]; then
         echo "runtime-deps.sh: $soname not found by ldconfig" >&2
         exit 1
