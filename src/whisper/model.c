@@ -458,7 +458,7 @@ enum sd_err whisper_model_load(const char *path, struct whisper_model **out, str
         free(m);
         return sd_fail(err, SD_ENOMEM, "model %s: out of memory", path);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) {
         int e = errno;
         rc = sd_fail(err, e == ENOENT ? SD_ENOTFOUND : SD_EIO, "model %s: cannot open: %s", path,
@@ -484,6 +484,7 @@ enum sd_err whisper_model_load(const char *path, struct whisper_model **out, str
         rc = sd_fail(err, SD_EIO, "model %s: cannot map: %s", path, strerror(errno));
         goto fail;
     }
+    madvise(m->map, m->map_size, MADV_WILLNEED); /* start reading ahead; a hint only */
     struct reader r = {m->map, m->map_size, 0, path, err};
     if ((rc = read_hparams(&r, m)) || (rc = read_filters_vocab(&r, m)))
         goto fail;

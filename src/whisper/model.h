@@ -50,6 +50,9 @@ struct whisper_model;
  * Loads a model file. On failure returns an error whose message names the
  * file and what is wrong (missing, truncated, bad magic, bad shape, ...).
  * On SD_OK the caller owns *out: whisper_model_free().
+ * The file is memory-mapped and its weights are used in place: replace a
+ * model file atomically (write elsewhere, rename over it), never rewrite it
+ * in place while a process has it loaded (that process would get SIGBUS).
  */
 enum sd_err whisper_model_load(const char *path, struct whisper_model **out, struct sd_error *err);
 void whisper_model_free(struct whisper_model *m);

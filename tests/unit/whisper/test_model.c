@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -195,6 +196,23 @@ TEST(model_missing_file)
     CHECK_EQ_INT(rc, SD_ENOTFOUND);
     CHECK(strstr(err.msg, "/nonexistent/dir/ggml-base.bin") != NULL);
     CHECK(m == NULL);
+}
+
+TEST(model_not_a_regular_file)
+{
+    char dir[] = "/tmp/sd_model_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char fifo[128];
+    snprintf(fifo, sizeof(fifo), "%s/pipe.bin", dir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    struct whisper_model *m = NULL;
+    struct sd_error err = {0};
+    CHECK_EQ_INT(whisper_model_load(fifo, &m, &err), SD_EIO); /* must not block */
+    CHECK(strstr(err.msg, "not a regular file") != NULL);
+    CHECK_EQ_INT(whisper_model_load(dir, &m, &err), SD_EIO);
+    CHECK(strstr(err.msg, dir) != NULL);
+    unlink(fifo);
+    rmdir(dir);
 }
 
 TEST(model_empty_and_text_files)
