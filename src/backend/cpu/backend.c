@@ -351,7 +351,8 @@ static void att_direct_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
     const struct sd_attention *a = c->a;
-    int h = task % a->n_head, i = task / a->n_head, d = a->d_head;
+    /* queries of one head are consecutive tasks: its K/V stay in cache between them */
+    int h = task / a->n_q, i = task % a->n_q, d = a->d_head;
     size_t es = kv_esize(a);
     const uint8_t *k = (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) * es;
     const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
