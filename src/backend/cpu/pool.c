@@ -22,8 +22,11 @@
 #include <time.h>
 
 #define SPIN_ITERS 20000 /* ~0.1 ms of pause instructions before sleeping */
-#define LATE_NS 300000   /* waiting this long for a worker's task means it was descheduled */
-#define SOLO_JOBS 2000   /* small jobs run inline after a late worker (a few decoder steps) */
+#ifndef LATE_NS
+#define LATE_NS 1000000 /* waiting this long for a worker's task means it was descheduled */
+#endif
+#define LATE_WINDOW 1000 /* two late workers within this many jobs: the machine is busy */
+#define SOLO_JOBS 1000   /* small jobs then run inline (~15 decoder steps), then retry */
 
 struct worker {
     struct sd_pool *pool;
@@ -45,6 +48,7 @@ struct sd_pool {
     _Atomic(sd_pool_fn) fn;
     _Atomic(void *) ctx;
     int solo_left;          /* caller-only: small jobs still to run inline */
+    int since_late;         /* caller-only: jobs since a worker was last late */
 };
 
 /* Claims and runs tasks of job `job` until none are left or the job changed. */
@@ -113,6 +117,7 @@ struct sd_pool *sd_pool_create(int n_threads)
     atomic_init(&p->n_tasks, 0);
     atomic_init(&p->fn, NULL);
     atomic_init(&p->ctx, NULL);
+    p->since_late = LATE_WINDOW; /* one late worker alone is not a trend */
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof(*p->workers));
         if (!p->workers) {
@@ -175,8 +180,10 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     run_tasks(p, job, 0);
-    int spins = 0;
+    int spins = 0, late = 0;
     struct timespec t0 = {0, 0};
+    if (p->since_late < LATE_WINDOW)
+        p->since_late++;
     while (atomic_load(&p->done) < n_tasks) {
         if (++spins < 2000) {
             _mm_pause();
@@ -185,13 +192,17 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
         if (spins == 2000)
             clock_gettime(CLOCK_MONOTONIC, &t0);
         sched_yield(); /* a worker mid-task may be waiting for this CPU */
-        if (p->solo_left == 0 && (spins & 63) == 0) {
+        if (!late && (spins & 63) == 0) {
             struct timespec t1;
             clock_gettime(CLOCK_MONOTONIC, &t1);
             long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
-            if (ns > LATE_NS)
-                p->solo_left = SOLO_JOBS;
+            late = ns > LATE_NS;
         }
+    }
+    if (late) {
+        if (p->since_late < LATE_WINDOW)
+            p->solo_left = SOLO_JOBS;
+        p->since_late = 0;
     }
 }
 
