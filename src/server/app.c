@@ -54,12 +54,28 @@ static void choose_model(struct app *a)
                  a->cfg.data_dir);
     if (access(a->model_path, R_OK) != 0) {
         snprintf(a->model_hint, sizeof(a->model_hint),
-                 "No model at %s: download one with `scribed model download base.en` "
-                 "(into %s/models) or pass --model PATH",
+                 "No model at %s: download one with `scribed model download base.en "
+                 "--data-dir %s` or pass --model PATH",
                  a->model_path, a->cfg.data_dir);
         log_event(a->log, LOG_WARN, "model.missing",
                   (struct log_field[]){LOG_STR("path", a->model_path),
                                        LOG_STR("hint", a->model_hint), LOG_END});
+    }
+}
+
+/* Without --vad-model, a Silero model downloaded into the data dir is used. */
+static void choose_vad(struct app *a)
+{
+    if (a->cfg.vad_model && *a->cfg.vad_model)
+        return;
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/models/ggml-silero-v6.2.0.bin", a->cfg.data_dir);
+    if (access(path, R_OK) == 0) {
+        char *p = strdup(path);
+        if (p) {
+            free(a->cfg.vad_model);
+            a->cfg.vad_model = p;
+        }
     }
 }
 
@@ -130,6 +146,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     if ((rc = store_open_sqlite(db, &a->store, err)) != SD_OK)
         goto fail;
     choose_model(a);
+    choose_vad(a);
     if ((rc = start_jobs(a, err)) != SD_OK)
         goto fail;
     if ((rc = http_start(a, a->cfg.host, (int)a->cfg.port, &a->http, err)) != SD_OK)

@@ -421,7 +421,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     const char *route = r->route ? r->route->name : "unmatched";
     metrics_http(a->metrics, route, status);
     double ms = (mono_s() - r->t0) * 1000.0;
-    enum log_level lv = status >= 500 ? LOG_ERROR : LOG_INFO;
+    /* 503 is a state (loading, draining), not a fault */
+    enum log_level lv = status == 503 ? LOG_WARN : status >= 500 ? LOG_ERROR : LOG_INFO;
     /* health probes every 30 s would drown the log: debug level unless they fail */
     if (r->route && strcmp(route, "health") == 0 && status == 200)
         lv = LOG_DEBUG;
