@@ -286,18 +286,25 @@ TEST(engine_long_prompt_equals_incremental)
         eng_close(&e);
         return;
     }
-    int V = e.n_vocab, n = 40;
-    int32_t toks[40];
+    int V = e.n_vocab;
+    int32_t toks[200];
     toks[0] = 50257;
     toks[1] = 50362;
-    for (int i = 2; i < n; i++)
+    for (int i = 2; i < 200; i++)
         toks[i] = (int32_t)((i * 7919) % 50000);
     float *all = malloc(sizeof(float) * (size_t)V);
-    CHECK_OK(whisper_decode(e.st, 0, toks, n, 0, all, &err), &err); /* blocked attention path */
-    for (int i = 0; i < n; i++)
+    /* 40 tokens at once (blocked causal attention, one query block) */
+    CHECK_OK(whisper_decode(e.st, 0, toks, 40, 0, all, &err), &err);
+    for (int i = 0; i < 40; i++)
         CHECK_OK(whisper_decode(e.st, 1, &toks[i], 1, i, e.logits, &err), &err);
     double d = max_diff(all, e.logits, V);
     CHECK_MSG(d <= 1e-3, "40-token prompt vs incremental: max diff %g", d);
+    /* then 160 more at once after that history (several query blocks, shared packed K) */
+    CHECK_OK(whisper_decode(e.st, 0, toks + 40, 160, 40, all, &err), &err);
+    for (int i = 40; i < 200; i++)
+        CHECK_OK(whisper_decode(e.st, 1, &toks[i], 1, i, e.logits, &err), &err);
+    d = max_diff(all, e.logits, V);
+    CHECK_MSG(d <= 1e-3, "160 tokens after 40 vs incremental: max diff %g", d);
     free(all);
     eng_close(&e);
 }
