@@ -11,7 +11,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SANITIZE ?=
 
-PKGS := libmicrohttpd jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl
+PKGS := libmicrohttpd nettle jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -19,7 +19,7 @@ CFLAGS  := -std=c17 -D_GNU_SOURCE -Isrc -Itests $(OPT) -g -fno-strict-aliasing \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
            -MMD -MP -pthread $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
-LDLIBS  := $(PKG_LIBS) -lm
+LDLIBS  := $(PKG_LIBS) -lwslay -lm
 
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

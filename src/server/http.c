@@ -34,6 +34,8 @@ struct http_server {
     bool quiesced;
 };
 
+struct upgrade_ctx;
+
 struct http_request {
     struct app *app;
     struct MHD_Connection *conn;
@@ -51,6 +53,7 @@ struct http_request {
     struct upload *up;
     int64_t body_bytes;
     enum MHD_Result result;
+    struct upgrade_ctx *upgrade; /* 101 queued: on_upgraded takes it, or on_completed drops it */
 };
 
 static double mono_s(void)
@@ -243,6 +246,51 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
     return MHD_NO;
 }
 
+/* ---- protocol upgrade (WebSocket, server/ws.c) ---- */
+
+struct upgrade_ctx {
+    http_upgrade_fn fn;
+    void (*drop)(void *user);
+    void *user;
+};
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct upgrade_ctx *u = cls;
+    (void)c, (void)req_cls;
+    /* ownership of user passes to fn; MHD reports COMPLETED_OK just before this */
+    struct upgrade_ctx copy = *u;
+    free(u);
+    copy.fn(copy.user, (int)sock, extra_in, extra_in_size, urh);
+}
+
+void http_reply_upgrade(struct http_request *r, const char *const *headers, http_upgrade_fn fn,
+                        void (*drop)(void *user), void *user)
+{
+    struct upgrade_ctx *u = r->status ? NULL : malloc(sizeof(*u));
+    struct MHD_Response *resp = u ? MHD_create_response_for_upgrade(on_upgraded, u) : NULL;
+    if (!resp) {
+        free(u);
+        if (drop)
+            drop(user);
+        if (!r->status)
+            r->result = MHD_NO;
+        return;
+    }
+    *u = (struct upgrade_ctx){fn, drop, user};
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    r->upgrade = u;
+    queue(r, 101, resp);
+}
+
+void http_upgrade_close(void *handle)
+{
+    MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
 /* ---- request lifecycle ---- */
 
 static bool valid_request_id(const char *s)
@@ -433,6 +481,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                                    LOG_I64("bytes_in", r->body_bytes),
                                    LOG_BOOL("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK),
                                    LOG_END});
+    if (r->upgrade && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* the 101 never went out: the upgrade handler will not run */
+        if (r->upgrade->drop)
+            r->upgrade->drop(r->upgrade->user);
+        free(r->upgrade);
+    }
     upload_destroy(r->up);
     free(r);
 }
@@ -466,7 +520,7 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     }
     s->app = app;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(

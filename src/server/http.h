@@ -60,6 +60,19 @@ struct upload *http_upload(struct http_request *r);
 /* True when the client closed its side (a waiting sync request should give up). */
 bool http_client_gone(struct http_request *r);
 
+/*
+ * Protocol upgrade (WebSocket): answers 101 with headers (name, value, ...,
+ * NULL). Once the 101 is out, fn(user, fd, extra, n_extra, handle) runs on the
+ * connection's thread and owns user and the socket until it calls
+ * http_upgrade_close(handle) (which closes fd). If the upgrade never happens,
+ * drop(user) runs instead (drop may be NULL).
+ */
+typedef void (*http_upgrade_fn)(void *user, int fd, const char *extra, size_t n_extra,
+                                void *handle);
+void http_reply_upgrade(struct http_request *r, const char *const *headers, http_upgrade_fn fn,
+                        void (*drop)(void *user), void *user);
+void http_upgrade_close(void *handle);
+
 /* Replies (each takes ownership of what it is given; one reply per request). */
 void http_reply_json(struct http_request *r, int status, json_t *body);
 void http_reply_body(struct http_request *r, int status, const char *content_type, char *body,

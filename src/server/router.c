@@ -20,6 +20,7 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/{id}", "job_get", route_job_get, 0},
     {"DELETE", "/v1/jobs/{id}", "job_delete", route_job_delete, 0},
     {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
+    {"GET", "/v1/realtime", "realtime", route_realtime, 0},
     /*
      * Reserved for the realtime issue: GET /v1/realtime (WebSocket upgrade via
      * MHD_create_response_for_upgrade + wslay, in server/ws.c) and GET / (the

@@ -21,6 +21,8 @@ void route_jobs_list(struct http_request *r);
 void route_job_get(struct http_request *r);
 void route_job_result(struct http_request *r);
 void route_job_delete(struct http_request *r);
+/* route_realtime.c: live transcription over a WebSocket */
+void route_realtime(struct http_request *r);
 
 
 /* fields.c: request fields of the multipart endpoints -> job parameters */
