@@ -40,6 +40,15 @@ int sd_backend_n_threads(const struct sd_backend *b);
 const char *sd_backend_simd(const struct sd_backend *b);
 
 /*
+ * Compute buffers: the engine allocates every activation, cache and scratch
+ * buffer through these so that a device backend can place them in its own
+ * memory (the CPU returns 64-byte aligned, zeroed host memory). NULL when
+ * out of memory. Free with sd_backend_free on the same backend.
+ */
+void *sd_backend_alloc(struct sd_backend *b, size_t n_bytes);
+void sd_backend_free(struct sd_backend *b, void *p);
+
+/*
  * Makes sd_op_attention usable for up to n_kv_max keys (per-thread scratch) and
  * lets it pre-pack K and V once per call for up to n_kv_max x n_state_max
  * (n_head * d_head) values; larger calls still work, packing per task.

@@ -9,12 +9,14 @@
 
 #include "whisper/state_internal.h"
 
-static float *alloc_floats(size_t n)
+static float *alloc_floats(struct whisper_state *s, size_t n)
 {
-    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-    if (p)
-        memset(p, 0, n * sizeof(float));
-    return p;
+    return sd_backend_alloc(s->be, n * sizeof(float));
+}
+
+static uint16_t *alloc_halves(struct whisper_state *s, size_t n)
+{
+    return sd_backend_alloc(s->be, n * sizeof(uint16_t));
 }
 
 enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, int n_seq,
@@ -40,22 +42,22 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     s->dec_rows = h->n_text_ctx > n_seq ? h->n_text_ctx : n_seq;
     size_t col1 = 2 * T * 3 * (size_t)h->n_mels, col2 = T * 3 * S;
     size_t R = (size_t)s->dec_rows;
-    s->enc_col = alloc_floats(col1 > col2 ? col1 : col2);
-    s->enc_x = alloc_floats(T * S);
-    s->enc_h = alloc_floats(T * S);
-    s->enc_big = alloc_floats(T * 4 * S);
-    s->enc_out = alloc_floats(T * S);
-    s->cross_k = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
-    s->cross_v = (uint16_t *)alloc_floats((L * T * S + 1) / 2);
-    s->kv_k = (uint16_t *)alloc_floats(((size_t)n_seq * L * C * S + 1) / 2);
-    s->kv_v = (uint16_t *)alloc_floats(((size_t)n_seq * L * C * S + 1) / 2);
-    s->dx = alloc_floats(R * S);
-    s->dh = alloc_floats(R * S);
-    s->dq = alloc_floats(R * S);
-    s->dk = alloc_floats(R * S);
-    s->dv = alloc_floats(R * S);
-    s->da = alloc_floats(R * S);
-    s->dmlp = alloc_floats(R * 4 * S);
+    s->enc_col = alloc_floats(s, col1 > col2 ? col1 : col2);
+    s->enc_x = alloc_floats(s, T * S);
+    s->enc_h = alloc_floats(s, T * S);
+    s->enc_big = alloc_floats(s, T * 4 * S);
+    s->enc_out = alloc_floats(s, T * S);
+    s->cross_k = alloc_halves(s, L * T * S);
+    s->cross_v = alloc_halves(s, L * T * S);
+    s->kv_k = alloc_halves(s, (size_t)n_seq * L * C * S);
+    s->kv_v = alloc_halves(s, (size_t)n_seq * L * C * S);
+    s->dx = alloc_floats(s, R * S);
+    s->dh = alloc_floats(s, R * S);
+    s->dq = alloc_floats(s, R * S);
+    s->dk = alloc_floats(s, R * S);
+    s->dv = alloc_floats(s, R * S);
+    s->da = alloc_floats(s, R * S);
+    s->dmlp = alloc_floats(s, R * 4 * S);
     if (!s->enc_col || !s->enc_x || !s->enc_h || !s->enc_big || !s->enc_out || !s->cross_k ||
         !s->cross_v || !s->kv_k || !s->kv_v || !s->dx || !s->dh || !s->dq || !s->dk || !s->dv ||
         !s->da || !s->dmlp) {
@@ -76,12 +78,12 @@ void whisper_state_destroy(struct whisper_state *s)
 {
     if (!s)
         return;
-    sd_backend_destroy(s->be);
     void *bufs[] = {s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out, s->cross_k,
                     s->cross_v, s->kv_k, s->kv_v, s->dx, s->dh, s->dq, s->dk, s->dv, s->da,
-                     s->dmlp};
-    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-        free(bufs[i]);
+                    s->dmlp};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]) && s->be; i++)
+        sd_backend_free(s->be, bufs[i]);
+    sd_backend_destroy(s->be);
     free(s);
 }
 

@@ -126,6 +126,22 @@ enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int
     return SD_OK;
 }
 
+void *sd_backend_alloc(struct sd_backend *b, size_t n_bytes)
+{
+    (void)b;
+    size_t rounded = (n_bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p)
+        memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+void sd_backend_free(struct sd_backend *b, void *p)
+{
+    (void)b;
+    free(p);
+}
+
 struct sd_weight sd_weight_of(const struct sd_tensor *t)
 {
     struct sd_weight w = {t->type, t->data, t->ne[t->n_dims - 1], 1, 0};
