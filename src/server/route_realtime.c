@@ -98,7 +98,7 @@ struct session {
 
 static void send_json(struct session *s, json_t *o)
 {
-    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(o);
     struct sd_error err = {0};
     if (!txt || ws_conn_send_text(s->ws, txt, strlen(txt), &err) != SD_OK)
@@ -122,9 +122,10 @@ static void send_error(struct session *s, const char *code, const char *msg, uin
 
 static json_t *segment_json(const struct rt_event *ev, bool final)
 {
+    /* microseconds: start * 16000 rounds back to the exact sample of the span */
     return json_pack("{s:I, s:f, s:f, s:s, s:b}", "id", (json_int_t)ev->utt_id, "start",
-                     round((double)ev->start / RT_SAMPLE_RATE * 1000) / 1000, "end",
-                     round((double)ev->end / RT_SAMPLE_RATE * 1000) / 1000, "text",
+                     round((double)ev->start / RT_SAMPLE_RATE * 1e6) / 1e6, "end",
+                     round((double)ev->end / RT_SAMPLE_RATE * 1e6) / 1e6, "text",
                      ev->text ? ev->text : "", "final", final);
 }
 
