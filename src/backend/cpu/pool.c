@@ -1,15 +1,16 @@
 /*
  * pool.c - persistent worker threads for the CPU backend (see pool.h).
  *
- * A job is published as one atomic word `next` = (job number << 32 | next
- * task index); anyone (workers and the caller) claims a task with a CAS that
- * only succeeds while the job number is unchanged, and the caller returns
- * as soon as `done` reaches n_tasks. The caller therefore never waits for a
- * worker that is descheduled (the machine is shared): it simply runs the
- * remaining tasks itself. fn/ctx/n_tasks of a job are stable from its
- * publication until its last task completes, and a task index below n_tasks
- * can only be claimed in that window, so a claimant that read them before its
- * successful CAS saw the right job. Idle workers spin briefly, then sleep.
+ * A job is published as one atomic word `next` = job number (24 bits) |
+ * n_tasks (20 bits) | next task index (20 bits). Anyone (workers and the
+ * caller) claims a task with a CAS on that word, which only succeeds while
+ * the job is unchanged and the index is below n_tasks taken from the SAME
+ * word; fn/ctx are read after a successful claim, when the job cannot be
+ * replaced (the caller publishes the next job only after `done` reaches
+ * n_tasks, which needs this task). The caller returns as soon as all tasks
+ * are done, so it never waits for a worker that is descheduled before
+ * claiming anything: it simply runs the remaining tasks itself. Idle workers
+ * spin briefly, then sleep on a condition variable.
  */
 #include "backend/cpu/pool.h"
 
@@ -40,32 +41,39 @@ struct sd_pool {
     int n_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    _Atomic uint64_t next;  /* job << 32 | next task */
+    _Atomic uint64_t next;  /* job << 40 | n_tasks << 20 | next task */
     atomic_int done;        /* tasks finished in the current job */
     atomic_int n_sleeping;
     atomic_int stop;
-    _Atomic int n_tasks;
     _Atomic(sd_pool_fn) fn;
     _Atomic(void *) ctx;
     int solo_left;          /* caller-only: small jobs still to run inline */
     int since_late;         /* caller-only: jobs since a worker was last late */
 };
 
+#define JOB_SHIFT 40
+#define N_SHIFT 20
+#define FIELD_MASK ((1u << 20) - 1)
+
+static uint32_t job_of(uint64_t v)
+{
+    return (uint32_t)(v >> JOB_SHIFT);
+}
+
 /* Claims and runs tasks of job `job` until none are left or the job changed. */
 static void run_tasks(struct sd_pool *p, uint32_t job, int thread)
 {
     for (;;) {
         uint64_t v = atomic_load(&p->next);
-        if ((uint32_t)(v >> 32) != job)
+        if (job_of(v) != job)
             return;
-        int n = atomic_load(&p->n_tasks);
-        sd_pool_fn fn = atomic_load(&p->fn);
-        void *ctx = atomic_load(&p->ctx);
-        int t = (int)(uint32_t)v;
+        int n = (int)((v >> N_SHIFT) & FIELD_MASK), t = (int)(v & FIELD_MASK);
         if (t >= n)
             return;
         if (!atomic_compare_exchange_weak(&p->next, &v, v + 1))
             continue;
+        sd_pool_fn fn = atomic_load(&p->fn); /* stable: the job cannot end before this task */
+        void *ctx = atomic_load(&p->ctx);
         fn(ctx, t, thread);
         atomic_fetch_add(&p->done, 1);
     }
@@ -79,7 +87,7 @@ static void *worker_main(void *arg)
     for (;;) {
         int spins = 0;
         uint32_t job;
-        while ((job = (uint32_t)(atomic_load(&p->next) >> 32)) == seen &&
+        while ((job = job_of(atomic_load(&p->next))) == seen &&
                !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERS) {
                 _mm_pause();
@@ -87,7 +95,7 @@ static void *worker_main(void *arg)
             }
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
-            while ((uint32_t)(atomic_load(&p->next) >> 32) == seen && !atomic_load(&p->stop))
+            while (job_of(atomic_load(&p->next)) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->cv, &p->mu);
             atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mu);
@@ -114,7 +122,6 @@ struct sd_pool *sd_pool_create(int n_threads)
     atomic_init(&p->done, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, 0);
-    atomic_init(&p->n_tasks, 0);
     atomic_init(&p->fn, NULL);
     atomic_init(&p->ctx, NULL);
     p->since_late = LATE_WINDOW; /* one late worker alone is not a trend */
@@ -167,13 +174,17 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
             fn(ctx, t, 0);
         return;
     }
+    if (n_tasks > (int)FIELD_MASK) { /* never in practice; stay correct anyway */
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
     /* the previous job is complete: nobody can claim a task until `next` moves on */
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
-    atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->done, 0);
-    uint32_t job = (uint32_t)(atomic_load(&p->next) >> 32) + 1;
-    atomic_store(&p->next, (uint64_t)job << 32);
+    uint32_t job = (job_of(atomic_load(&p->next)) + 1) & 0xffffffu;
+    atomic_store(&p->next, (uint64_t)job << JOB_SHIFT | (uint64_t)n_tasks << N_SHIFT);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
