@@ -204,11 +204,20 @@ static void write_all(int fd, const char *buf, size_t n)
  * Mid-body error: status line, headers and JSON error straight onto the
  * socket, then a lingering read (bounded) so the client reads the answer.
  */
-static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const char *msg)
+static const char *reason(int status)
 {
-    int status = errors_http_status(code);
-    json_t *b = errors_body(msg, errors_http_type(code), code == SD_ETOOBIG ? "file" : NULL,
-                            sd_err_name(code));
+    switch (status) {
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 503: return "Service Unavailable";
+    }
+    return "Bad Request";
+}
+
+static enum MHD_Result abort_raw_json(struct http_request *r, int status, json_t *b)
+{
     char *body = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(b);
     int fd = conn_fd(r);
@@ -219,8 +228,7 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
         int hn = snprintf(head, sizeof(head),
                           "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                           "Content-Length: %zu\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
-                          status, status == 413 ? "Payload Too Large" : "Bad Request",
-                          strlen(body), r->id);
+                          status, reason(status), strlen(body), r->id);
         write_all(fd, head, (size_t)hn);
         write_all(fd, body, strlen(body));
         shutdown(fd, SHUT_WR);
@@ -244,6 +252,13 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
     }
     free(body);
     return MHD_NO;
+}
+
+static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const char *msg)
+{
+    return abort_raw_json(r, errors_http_status(code),
+                          errors_body(msg, errors_http_type(code),
+                                      code == SD_ETOOBIG ? "file" : NULL, sd_err_name(code)));
 }
 
 /* ---- protocol upgrade (WebSocket, server/ws.c) ---- */
@@ -428,7 +443,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             if (upload_feed(r->up, upload_data, n, &err) != SD_OK)
                 return abort_raw(r, err.code, err.msg);
         } else if (r->body_bytes > (1 << 20)) {
-            /* a body nobody will read (wrong route, not multipart): stop early */
+            /* a body nobody will read: answer the pending error now, not after all of it */
+            if (r->pending_cond != HTTP_COND_NONE)
+                return abort_raw_json(r, errors_condition_status(r->pending_cond),
+                                      errors_body(r->pending_msg,
+                                                  errors_condition_type(r->pending_cond), NULL,
+                                                  errors_condition_code(r->pending_cond)));
+            if (r->pending_err != SD_OK)
+                return abort_raw(r, r->pending_err, r->pending_msg);
             return abort_raw(r, SD_ETOOBIG, "unexpected request body");
         }
         return MHD_YES;

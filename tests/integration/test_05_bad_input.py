@@ -201,3 +201,12 @@ def test_no_upload_files_left_behind(server):
             break
         time.sleep(0.1)
     assert left == []
+
+
+def test_big_body_on_unknown_route_gets_its_404_early(server):
+    try:
+        r = requests.post(server.url("/v1/nope"), data=b"x" * (4 << 20), timeout=10)
+        assert_openai_error(r, 404)
+    except requests.exceptions.ConnectionError:
+        pass  # the answer went out before the body did; the client may only see the close
+    assert requests.get(server.url("/health"), timeout=5).status_code == 200
