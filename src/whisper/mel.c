@@ -41,8 +41,9 @@ struct mel_job {
     const struct fft_plan *plan;
     int frame_begin, frame_end; /* this job's frames */
     int n_frames;               /* row stride of data */
+    int frame_base;             /* frame f is written at column f - frame_base */
     int n_frames_computed;      /* frames at or past this are pure padding: -10 */
-    float *data;
+    float *data;                /* NULL: only find the maximum */
     double max_log;             /* out: max over this job's frames */
 };
 
@@ -78,9 +79,10 @@ static void *mel_worker(void *arg)
     double max_log = MEL_LOG_FLOOR;
 
     for (int f = j->frame_begin; f < j->frame_end; f++) {
+        const int col = f - j->frame_base;
         if (f >= j->n_frames_computed) {
-            for (int m = 0; m < j->n_mels; m++)
-                j->data[(size_t)m * j->n_frames + f] = (float)MEL_LOG_FLOOR;
+            for (int m = 0; j->data && m < j->n_mels; m++)
+                j->data[(size_t)m * j->n_frames + col] = (float)MEL_LOG_FLOOR;
             continue;
         }
         mel_load_frame(j, f, x);
@@ -95,7 +97,8 @@ static void *mel_worker(void *arg)
             double v = log10(sum > 1e-10 ? sum : 1e-10);
             if (v > max_log)
                 max_log = v;
-            j->data[(size_t)m * j->n_frames + f] = (float)v;
+            if (j->data)
+                j->data[(size_t)m * j->n_frames + col] = (float)v;
         }
     }
     j->max_log = max_log;
@@ -220,17 +223,131 @@ fail:
     return rc;
 }
 
+/* What a lazy spec keeps to compute windows later (mel_prepare). */
+struct mel_lazy {
+    const float *pcm;       /* borrowed */
+    int64_t n_samples;
+    const float *filters;   /* borrowed */
+    struct mel_band *bands;
+    struct fft_plan *plan;
+    double hann[MEL_N_FFT];
+    int n_threads;
+    int n_computed;
+    float lo;               /* global max - 8 */
+};
+
+static void mel_lazy_free(struct mel_lazy *z)
+{
+    if (!z)
+        return;
+    free(z->bands);
+    fft_plan_free(z->plan);
+    free(z);
+}
+
+/* Splits frames [begin, end) of one computation between z->n_threads jobs. */
+static void mel_lazy_run(const struct mel_lazy *z, int n_mels, int begin, int end, float *data,
+                         int stride, double *max_log)
+{
+    struct mel_job jobs[MEL_MAX_THREADS];
+    int n_threads = z->n_threads;
+    if (n_threads > end - begin)
+        n_threads = end - begin > 0 ? end - begin : 1;
+    for (int t = 0; t < n_threads; t++)
+        jobs[t] = (struct mel_job){
+            .pcm = z->pcm, .n_samples = z->n_samples, .filters = z->filters, .n_mels = n_mels,
+            .bands = z->bands, .hann = z->hann, .plan = z->plan, .n_frames = stride,
+            .frame_base = data ? begin : 0, .n_frames_computed = z->n_computed, .data = data,
+            .frame_begin = begin + (int)((int64_t)(end - begin) * t / n_threads),
+            .frame_end = begin + (int)((int64_t)(end - begin) * (t + 1) / n_threads),
+        };
+    mel_run_jobs(jobs, n_threads);
+    double m = MEL_LOG_FLOOR;
+    for (int t = 0; t < n_threads; t++)
+        if (jobs[t].max_log > m)
+            m = jobs[t].max_log;
+    *max_log = m;
+}
+
+enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters, int n_mels,
+                        int n_threads, struct mel_spec *out, struct sd_error *err)
+{
+    enum sd_err rc = mel_check_args(pcm, n_samples, filters, n_mels, out, err);
+    if (rc != SD_OK)
+        return rc;
+    const int64_t ns = (int64_t)n_samples;
+    struct mel_lazy *z = calloc(1, sizeof(*z));
+    if (!z)
+        return sd_fail(err, SD_ENOMEM, "log-mel state");
+    z->pcm = pcm;
+    z->n_samples = ns;
+    z->filters = filters;
+    z->n_threads = n_threads < 1 ? 1 : n_threads > MEL_MAX_THREADS ? MEL_MAX_THREADS : n_threads;
+    z->n_computed = (int)((ns + MEL_PAD_HEAD) / MEL_HOP + 1);
+    z->bands = malloc(sizeof(*z->bands) * (size_t)n_mels);
+    rc = fft_plan_create(MEL_N_FFT, &z->plan, err);
+    if (rc == SD_OK && !z->bands)
+        rc = sd_fail(err, SD_ENOMEM, "log-mel bands");
+    if (rc != SD_OK) {
+        mel_lazy_free(z);
+        return rc;
+    }
+    mel_find_bands(filters, n_mels, z->bands);
+    for (int k = 0; k < MEL_N_FFT; k++)
+        z->hann[k] = 0.5 * (1.0 - cos(2.0 * M_PI * (double)k / MEL_N_FFT));
+    /* Pass 1: the global maximum (padding frames are -10 and cannot raise it). */
+    double max_log = MEL_LOG_FLOOR;
+    mel_lazy_run(z, n_mels, 0, z->n_computed, NULL, 0, &max_log);
+    z->lo = (float)(max_log - 8.0);
+    int64_t n_audio = 1 + (ns + MEL_PAD_HEAD - MEL_N_FFT) / MEL_HOP;
+    const float floor_v = (float)MEL_LOG_FLOOR < z->lo ? z->lo : (float)MEL_LOG_FLOOR;
+    *out = (struct mel_spec){
+        .n_mels = n_mels, .n_frames = (int)((ns + MEL_PAD_TAIL_SAMPLES) / MEL_HOP),
+        .n_frames_audio = n_audio < 0 ? 0 : (int)n_audio, .pad_value = (floor_v + 4.0f) / 4.0f,
+        .data = NULL, .lazy = z,
+    };
+    return SD_OK;
+}
+
+/* Computes one window of a lazy spec, normalised exactly as mel_compute does. */
+static void mel_lazy_window(const struct mel_spec *m, int offset, float *window)
+{
+    const struct mel_lazy *z = m->lazy;
+    const int w = MEL_FRAMES_PER_WINDOW;
+    int begin = offset < 0 ? 0 : offset;
+    int end = offset + w < m->n_frames ? offset + w : m->n_frames;
+    for (size_t i = 0; i < (size_t)m->n_mels * w; i++)
+        window[i] = m->pad_value;
+    if (begin >= end)
+        return;
+    double unused;
+    mel_lazy_run(z, m->n_mels, begin, end, window + (begin - offset), w, &unused);
+    for (int r = 0; r < m->n_mels; r++) {
+        float *row = window + (size_t)r * w;
+        for (int i = begin - offset; i < end - offset; i++) {
+            float v = row[i] < z->lo ? z->lo : row[i];
+            row[i] = (v + 4.0f) / 4.0f;
+        }
+    }
+}
+
 void mel_spec_free(struct mel_spec *m)
 {
     if (!m)
         return;
     free(m->data);
+    mel_lazy_free(m->lazy);
     m->data = NULL;
+    m->lazy = NULL;
     m->n_frames = 0;
 }
 
 void mel_window(const struct mel_spec *m, int offset, float *window)
 {
+    if (m->lazy) {
+        mel_lazy_window(m, offset, window);
+        return;
+    }
     const int w = MEL_FRAMES_PER_WINDOW;
     for (int r = 0; r < m->n_mels; r++) {
         float *dst = window + (size_t)r * w;

@@ -21,7 +21,8 @@ struct mel_spec {
     int n_frames;       /* n_len: (n_samples + 480000) / 160 */
     int n_frames_audio; /* n_len_org = 1 + (n_samples + 200 - 400) / 160: where audio ends */
     float pad_value;    /* what an all-zero (padding) frame normalises to */
-    float *data;        /* [n_mels][n_frames] row-major, owned */
+    float *data;        /* [n_mels][n_frames] row-major, owned; NULL for a lazy spec */
+    struct mel_lazy *lazy; /* mel_prepare: what mel_window needs to compute frames on demand */
 };
 
 /*
@@ -35,6 +36,16 @@ struct mel_spec {
 enum sd_err mel_compute(const float *pcm, size_t n_samples, const float *filters, int n_mels,
                         int n_threads, struct mel_spec *out, struct sd_error *err);
 void mel_spec_free(struct mel_spec *m);
+
+/*
+ * Like mel_compute, but keeps only the clip's global maximum (one pass over
+ * all frames) and computes each window's frames when mel_window asks, so a
+ * long recording costs no whole-file spectrogram. The values are bit-identical
+ * to mel_compute's. pcm and filters are borrowed and must outlive the spec.
+ * On SD_OK the caller owns the spec: mel_spec_free().
+ */
+enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters, int n_mels,
+                        int n_threads, struct mel_spec *out, struct sd_error *err);
 
 /*
  * Copies frames [offset, offset + MEL_FRAMES_PER_WINDOW) into window

@@ -152,7 +152,7 @@ static enum sd_err run_init(struct run *r, struct whisper_state *st, const struc
     }
     int n_mels = 0, n_bins = 0;
     const float *filters = whisper_model_mel_filters(m, &n_mels, &n_bins);
-    rc = mel_compute(pcm, n_samples, filters, n_mels, p->n_threads > 0 ? p->n_threads : 1, &r->mel,
+    rc = mel_prepare(pcm, n_samples, filters, n_mels, p->n_threads > 0 ? p->n_threads : 1, &r->mel,
                      err);
     if (rc)
         return rc;
