@@ -77,6 +77,21 @@ void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
                   const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
                   int accumulate);
 
+/*
+ * Several products of the same x in one parallel job (e.g. the q, k and v
+ * projections): outs[p].y = x W_p^T + b_p, each as sd_op_matmul. All W_p.k equal.
+ * Fewer synchronisation points than n separate calls.
+ */
+struct sd_matmul_out {
+    const struct sd_weight *w;
+    const float *bias;  /* may be NULL */
+    float *y;
+    int64_t ldy;
+    int accumulate;
+};
+void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx, int n,
+                        const struct sd_matmul_out *outs);
+
 /* y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta per row of n; x may equal y. */
 void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const float *gamma,
                       const float *beta, float eps, float *y);

@@ -51,9 +51,9 @@ static void decoder_block(struct whisper_state *s, int l, int n, const struct de
     struct sd_weight wq = sd_weight_of(A->q_w), wk = sd_weight_of(A->k_w);
     struct sd_weight wv = sd_weight_of(A->v_w), wo = sd_weight_of(A->o_w);
     sd_op_layer_norm(be, s->dx, n, S, A->ln_w->data, A->ln_b->data, WHISPER_LN_EPS, s->dh);
-    sd_op_matmul(be, s->dh, n, S, &wq, A->q_b->data, s->dq, S, 0);
-    sd_op_matmul(be, s->dh, n, S, &wk, NULL, s->dk, S, 0);
-    sd_op_matmul(be, s->dh, n, S, &wv, A->v_b->data, s->dv, S, 0);
+    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->data, s->dq, S, 0}, {&wk, NULL, s->dk, S, 0},
+                                   {&wv, A->v_b->data, s->dv, S, 0}};
+    sd_op_matmul_multi(be, s->dh, n, S, 3, qkv);
     self_attention(s, l, g, n_g);
     sd_op_matmul(be, s->da, n, S, &wo, A->o_b->data, s->dx, S, 1);
 

@@ -23,9 +23,9 @@ static void encoder_block(struct whisper_state *s, const struct whisper_enc_laye
     struct sd_weight wv = sd_weight_of(A->v_w), wo = sd_weight_of(A->o_w);
 
     sd_op_layer_norm(be, x, T, S, A->ln_w->data, A->ln_b->data, WHISPER_LN_EPS, hb);
-    sd_op_matmul(be, hb, T, S, &wq, A->q_b->data, q, S, 0);
-    sd_op_matmul(be, hb, T, S, &wk, NULL, k, S, 0);
-    sd_op_matmul(be, hb, T, S, &wv, A->v_b->data, v, S, 0);
+    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->data, q, S, 0}, {&wk, NULL, k, S, 0},
+                                   {&wv, A->v_b->data, v, S, 0}};
+    sd_op_matmul_multi(be, hb, T, S, 3, qkv);
     int d = S / h->n_audio_head;
     struct sd_attention att = {.n_q = T, .n_kv = T, .n_head = h->n_audio_head, .d_head = d,
                                .q = q, .k = k, .v = v, .ldq = S, .ldk = S, .ldv = S, .out = a,
@@ -70,15 +70,15 @@ enum sd_err whisper_encode(struct whisper_state *s, const float *mel, int n_fram
     sd_op_layer_norm(be, s->enc_x, T, S, m->ln_post_w->data, m->ln_post_b->data,
                      WHISPER_LN_EPS, s->enc_out);
 
-    float *tmp = s->enc_big;
+    float *tk = s->enc_big, *tv = tk + TS;
     for (int l = 0; l < h->n_text_layer; l++) {
         const struct whisper_attn_weights *X = &m->dec[l].cross;
         struct sd_weight wk = sd_weight_of(X->k_w), wv = sd_weight_of(X->v_w);
         int nh = h->n_text_head, d = S / nh;
-        sd_op_matmul(be, s->enc_out, T, S, &wk, NULL, tmp, S, 0);
-        sd_op_to_f16_heads(be, tmp, T, nh, d, s->cross_k + (size_t)l * TS);
-        sd_op_matmul(be, s->enc_out, T, S, &wv, X->v_b->data, tmp, S, 0);
-        sd_op_to_f16_heads(be, tmp, T, nh, d, s->cross_v + (size_t)l * TS);
+        struct sd_matmul_out kv[2] = {{&wk, NULL, tk, S, 0}, {&wv, X->v_b->data, tv, S, 0}};
+        sd_op_matmul_multi(be, s->enc_out, T, S, 2, kv);
+        sd_op_to_f16_heads(be, tk, T, nh, d, s->cross_k + (size_t)l * TS);
+        sd_op_to_f16_heads(be, tv, T, nh, d, s->cross_v + (size_t)l * TS);
     }
     s->encoded = 1;
     return SD_OK;

@@ -153,49 +153,85 @@ struct sd_weight sd_weight_of(const struct sd_tensor *t)
 
 /* ------------------------------------------------------------ matmul */
 
+#define MM_MAX 4 /* products per sd_op_matmul_multi call */
+
 struct mm_ctx {
     struct sd_backend *b;
-    struct sd_gemm g;
-    const struct sd_weight *w;
-    int n_tiles_n;
+    int n;                      /* products */
+    struct sd_gemm g[MM_MAX];
+    const struct sd_weight *w[MM_MAX];
+    int n_tiles_n[MM_MAX];
+    int first_task[MM_MAX + 1]; /* tasks of product p: [first_task[p], first_task[p+1]) */
 };
+
+static int mm_product(const struct mm_ctx *c, int *task)
+{
+    int p = 0;
+    while (*task >= c->first_task[p + 1])
+        p++;
+    *task -= c->first_task[p];
+    return p;
+}
 
 static void mm_gemv_task(void *arg, int task, int thread)
 {
     (void)thread;
     struct mm_ctx *c = arg;
-    int n0 = task * GEMV_COLS, n1 = n0 + GEMV_COLS < c->g.n ? n0 + GEMV_COLS : c->g.n;
-    c->b->kr->gemv(c->g.m, c->g.a, c->g.lda, c->w, n0, n1, c->g.bias, c->g.c, c->g.ldc,
-                   c->g.accumulate);
+    int p = mm_product(c, &task);
+    const struct sd_gemm *g = &c->g[p];
+    int n0 = task * GEMV_COLS, n1 = n0 + GEMV_COLS < g->n ? n0 + GEMV_COLS : g->n;
+    c->b->kr->gemv(g->m, g->a, g->lda, c->w[p], n0, n1, g->bias, g->c, g->ldc, g->accumulate);
 }
 
 static void mm_tile_task(void *arg, int task, int thread)
 {
     struct mm_ctx *c = arg;
-    int tm = task / c->n_tiles_n, tn = task % c->n_tiles_n;
-    int m0 = tm * TILE_M, m1 = m0 + TILE_M < c->g.m ? m0 + TILE_M : c->g.m;
-    int n0 = tn * TILE_N, n1 = n0 + TILE_N < c->g.n ? n0 + TILE_N : c->g.n;
-    sd_gemm_block(c->b->kr, &c->g, m0, m1, n0, n1, c->b->pack_a[thread], c->b->pack_b[thread]);
+    int p = mm_product(c, &task);
+    const struct sd_gemm *g = &c->g[p];
+    int tm = task / c->n_tiles_n[p], tn = task % c->n_tiles_n[p];
+    int m0 = tm * TILE_M, m1 = m0 + TILE_M < g->m ? m0 + TILE_M : g->m;
+    int n0 = tn * TILE_N, n1 = n0 + TILE_N < g->n ? n0 + TILE_N : g->n;
+    sd_gemm_block(c->b->kr, g, m0, m1, n0, n1, c->b->pack_a[thread], c->b->pack_b[thread]);
+}
+
+void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx, int n,
+                        const struct sd_matmul_out *outs)
+{
+    if (n > MM_MAX) { /* split: a fixed-size context keeps this allocation-free */
+        sd_op_matmul_multi(b, x, m, ldx, MM_MAX, outs);
+        sd_op_matmul_multi(b, x, m, ldx, n - MM_MAX, outs + MM_MAX);
+        return;
+    }
+    struct mm_ctx c = {.b = b, .n = n};
+    int small = m < SD_GEMV_MAX_M, n_tasks = 0;
+    for (int p = 0; p < n; p++) {
+        const struct sd_weight *w = outs[p].w;
+        c.g[p] = (struct sd_gemm){.m = m, .n = (int)w->n, .k = (int)w->k, .a = x, .lda = ldx,
+                                  .btype = w->type, .b = w->data, .ldb = w->ld,
+                                  .bias = outs[p].bias, .c = outs[p].y, .ldc = outs[p].ldy,
+                                  .accumulate = outs[p].accumulate};
+        c.w[p] = w;
+        c.n_tiles_n[p] = (int)((w->n + TILE_N - 1) / TILE_N);
+        c.first_task[p] = n_tasks;
+        if (m > 0)
+            n_tasks += small ? (int)((w->n + GEMV_COLS - 1) / GEMV_COLS)
+                             : c.n_tiles_n[p] * ((m + TILE_M - 1) / TILE_M);
+    }
+    c.first_task[n] = n_tasks;
+    if (n_tasks == 0)
+        return;
+    if (small)
+        sd_pool_run_small(b->pool, n_tasks, mm_gemv_task, &c);
+    else
+        sd_pool_run(b->pool, n_tasks, mm_tile_task, &c);
 }
 
 void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
                   const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
                   int accumulate)
 {
-    struct mm_ctx c = {b,
-                       {.m = m, .n = (int)w->n, .k = (int)w->k, .a = x, .lda = ldx,
-                        .btype = w->type, .b = w->data, .ldb = w->ld, .bias = bias, .c = y,
-                        .ldc = ldy, .accumulate = accumulate},
-                       w, 0};
-    if (m <= 0 || w->n <= 0)
-        return;
-    if (m < SD_GEMV_MAX_M) {
-        sd_pool_run_small(b->pool, (int)((w->n + GEMV_COLS - 1) / GEMV_COLS), mm_gemv_task, &c);
-        return;
-    }
-    c.n_tiles_n = (int)((w->n + TILE_N - 1) / TILE_N);
-    int n_tiles_m = (m + TILE_M - 1) / TILE_M;
-    sd_pool_run(b->pool, n_tiles_m * c.n_tiles_n, mm_tile_task, &c);
+    struct sd_matmul_out o = {w, bias, y, ldy, accumulate};
+    sd_op_matmul_multi(b, x, m, ldx, 1, &o);
 }
 
 /*

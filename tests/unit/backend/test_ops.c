@@ -138,6 +138,37 @@ TEST(backend_matmul)
     free_backends(b, nb);
 }
 
+TEST(backend_matmul_multi_equals_single)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    for (int i = 0; i < nb; i++)
+        for (int m = 1; m <= 40; m += 39) {
+            int k = 72, ns[6] = {16, 33, 64, 5, 80, 7};
+            float *x = rand_vec((size_t)m * k);
+            struct sd_weight w[6];
+            struct sd_matmul_out outs[6];
+            float *wd[6], *bias[6], *single[6];
+            for (int p = 0; p < 6; p++) {
+                wd[p] = rand_vec((size_t)ns[p] * k);
+                bias[p] = rand_vec(ns[p]);
+                w[p] = (struct sd_weight){SD_TYPE_F32, wd[p], ns[p], k, k};
+                outs[p] = (struct sd_matmul_out){&w[p], p % 2 ? bias[p] : NULL,
+                                                 rand_vec((size_t)m * ns[p]), ns[p], p == 3};
+                single[p] = malloc(sizeof(float) * (size_t)m * ns[p]);
+                memcpy(single[p], outs[p].y, sizeof(float) * (size_t)m * ns[p]);
+                sd_op_matmul(b[i], x, m, k, &w[p], outs[p].bias, single[p], ns[p], p == 3);
+            }
+            sd_op_matmul_multi(b[i], x, m, k, 6, outs); /* more than one job's worth */
+            for (int p = 0; p < 6; p++) {
+                CHECK(memcmp(single[p], outs[p].y, sizeof(float) * (size_t)m * ns[p]) == 0);
+                free(wd[p]), free(bias[p]), free(single[p]), free(outs[p].y);
+            }
+            free(x);
+        }
+    free_backends(b, nb);
+}
+
 TEST(backend_layer_norm_gelu_add_softmax)
 {
     struct sd_backend *b[4];
