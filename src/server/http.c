@@ -273,9 +273,12 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *req_cls, cons
                         size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
     struct upgrade_ctx *u = cls;
-    (void)c, (void)req_cls;
-    /* ownership of user passes to fn; MHD reports COMPLETED_OK just before this */
+    struct http_request *r = req_cls;
+    (void)c;
+    /* ownership of user passes to fn; on_completed (at the connection's end) must not drop it */
     struct upgrade_ctx copy = *u;
+    if (r)
+        r->upgrade = NULL;
     free(u);
     copy.fn(copy.user, (int)sock, extra_in, extra_in_size, urh);
 }

@@ -91,7 +91,7 @@ struct session {
     json_t *partial;           /* the utterance in progress, or NULL */
     char *sent_delta;          /* openai: text already sent as deltas for the current item */
     int64_t audio_samples;
-    double t_start, t_last_msg;
+    double t_start, t_last_msg, t_closing;
 };
 
 /* ---- sending ---- */
@@ -604,8 +604,14 @@ static void session_loop(struct session *s)
             s->closing = true;
         }
         bool paused = s->closing ? false : check_limits(s, now);
-        if (s->closing && ws_conn_close_sent(s->ws) && !ws_conn_want_write(s->ws) &&
-            (ws_conn_close_received(s->ws) || now - s->t_last_msg > 2.0))
+        if (paused)
+            s->t_last_msg = now; /* not reading is our choice, not the client's idleness */
+        if (s->closing && s->t_closing == 0)
+            s->t_closing = now;
+        /* a close handshake gets 2 s once our close is out, 5 s in all (a client not reading) */
+        if (s->closing && ((ws_conn_close_sent(s->ws) && !ws_conn_want_write(s->ws) &&
+                            (ws_conn_close_received(s->ws) || now - s->t_closing > 2.0)) ||
+                           now - s->t_closing > 5.0))
             break;
         struct pollfd p = {.fd = ws_conn_fd(s->ws)};
         if (ws_conn_want_read(s->ws) && !paused)
