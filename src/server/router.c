@@ -21,11 +21,11 @@ static const struct route routes[] = {
     {"DELETE", "/v1/jobs/{id}", "job_delete", route_job_delete, 0},
     {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
     {"GET", "/v1/realtime", "realtime", route_realtime, 0},
-    /*
-     * Reserved for the realtime issue: GET /v1/realtime (WebSocket upgrade via
-     * MHD_create_response_for_upgrade + wslay, in server/ws.c) and GET / (the
-     * web page). Add them here; http.c needs MHD_ALLOW_UPGRADE for the first.
-     */
+    /* The web page: last, so every API route above matches first. */
+    {"GET", "/", "web", route_web, 0},
+    {"HEAD", "/", "web", route_web, 0},
+    {"GET", "/{asset}", "web", route_web, 0},
+    {"HEAD", "/{asset}", "web", route_web, 0},
 };
 
 /* Compares one pattern with a path; copies the {param} segment on a match. */

@@ -23,6 +23,8 @@ void route_job_result(struct http_request *r);
 void route_job_delete(struct http_request *r);
 /* route_realtime.c: live transcription over a WebSocket */
 void route_realtime(struct http_request *r);
+/* route_web.c: the web page at / (files compiled in from web/). */
+void route_web(struct http_request *r);
 
 
 /* fields.c: request fields of the multipart endpoints -> job parameters */
