@@ -105,6 +105,16 @@ double search_score(const struct search_window *w, const struct search_seq *s)
     return sum / penalty;
 }
 
+#define CANCEL_CHECK_STEPS 8
+
+/* Lets a client that went away stop a window mid-way instead of at its end. */
+static enum sd_err check_cancel(const struct search_window *w, int step, struct sd_error *err)
+{
+    if (w->keep_going && step % CANCEL_CHECK_STEPS == 0 && !w->keep_going(w->keep_going_user))
+        return sd_fail(err, SD_ECANCELLED, "transcription cancelled");
+    return SD_OK;
+}
+
 static int n_vocab_of(const struct search_window *w)
 {
     return w->rules.n_vocab;
@@ -191,6 +201,9 @@ enum sd_err search_greedy(struct search_window *w, struct search_result *out, st
     if (rc)
         return rc;
     for (;;) {
+        rc = check_cancel(w, s->n_tokens + 1, err);
+        if (rc)
+            return rc;
         int32_t tok = choose_token(w, s, w->logits, w->logprobs);
         if (s->done)
             break;
@@ -225,7 +238,10 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
             memcpy(w->logits + (size_t)j * n_vocab, w->logits, (size_t)n_vocab * sizeof(float));
         }
     }
-    for (;;) {
+    for (int step = 1;; step++) {
+        rc = check_cancel(w, step, err);
+        if (rc)
+            goto done;
         int n_live = 0;
         for (int j = 0; j < best_of; j++) {
             if (seqs[j].done)
@@ -482,7 +498,10 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
     int g_row = beam_size;
     g->live = true;
     int n_beams = 1, n_finished = 0;
-    for (;;) {
+    for (int step = 1;; step++) {
+        rc = check_cancel(w, step, err);
+        if (rc)
+            goto done;
         if (g->live)
             companion_step(w, g, g_row);
         int n_cand = beam_propose(w, &b, n_beams, beam_size + 1);

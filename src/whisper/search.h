@@ -49,6 +49,9 @@ struct search_window {
     float temperature;
     float length_penalty;   /* < 0: divide by length (openai's default) */
     struct sd_rng *rng;
+    /* Asked every few steps; false stops the search with SD_ECANCELLED. May be NULL. */
+    bool (*keep_going)(void *user);
+    void *keep_going_user;
     float *logits;          /* scratch: n_seq x n_vocab */
     float *logprobs;        /* scratch: n_seq x n_vocab */
 };

@@ -75,6 +75,7 @@ struct run {
     uint8_t *suppress;            /* n_vocab flags: non-speech tokens, or NULL */
     int32_t last_prompt[PROMPT_CAP];
     int n_last_prompt;
+    float fraction_done;          /* progress reported to p->progress */
     struct transcript *out;
     int cap_segments;
 };
@@ -337,6 +338,13 @@ struct window_outcome {
     bool loop;              /* ends in a repeated n-gram */
 };
 
+/* The caller's progress hook doubles as "keep going?" inside a window. */
+static bool run_keep_going(void *user)
+{
+    const struct run *r = user;
+    return r->p->progress(r->p->progress_user, r->fraction_done);
+}
+
 /* One search at one temperature, with the statistics the fallback rules read. */
 static enum sd_err decode_window(struct run *r, int seek, float temperature,
                                  struct window_outcome *o, struct sd_error *err)
@@ -369,6 +377,8 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
         .temperature = temperature,
         .length_penalty = p->length_penalty,
         .rng = &r->rng,
+        .keep_going = p->progress ? run_keep_going : NULL,
+        .keep_going_user = r,
         .logits = r->logits,
         .logprobs = r->logprobs,
     };
@@ -628,8 +638,8 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
             else
                 past_reset(&r);
         }
-        if (p->progress && !p->progress(p->progress_user, seek >= seek_end ? 1.0f
-                                                           : (float)seek / (float)seek_end)) {
+        r.fraction_done = seek >= seek_end ? 1.0f : (float)seek / (float)seek_end;
+        if (p->progress && !p->progress(p->progress_user, r.fraction_done)) {
             rc = sd_fail(err, SD_ECANCELLED, "transcription cancelled");
             goto done;
         }

@@ -237,3 +237,29 @@ TEST(sampling_best_of_keeps_best_score)
     mel_spec_free(&mel);
     fb_close(&f);
 }
+
+static bool stop_on_second_call(void *user, float fraction)
+{
+    (void)fraction;
+    int *calls = user;
+    return ++*calls < 2;
+}
+
+TEST(transcribe_cancels_inside_a_window)
+{
+    struct fb_fx f;
+    if (fb_open(&f, "b_sentence"))
+        return;
+    struct transcribe_params p = fb_params();
+    p.max_tokens = 0; /* up to 220 tokens: the cancel must not wait for the window's end */
+    int calls = 0;
+    p.progress = stop_on_second_call;
+    p.progress_user = &calls;
+    struct transcript *t = NULL;
+    struct sd_error err = {0};
+    enum sd_err rc = transcribe_pcm(f.st, f.tok, f.pcm, f.n, &p, &t, &err);
+    CHECK_EQ_INT(rc, SD_ECANCELLED);
+    CHECK(t == NULL);
+    CHECK_EQ_INT(calls, 2); /* asked at steps 8 and 16 of the first window */
+    fb_close(&f);
+}
