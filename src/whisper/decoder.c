@@ -62,6 +62,8 @@ static void decoder_block(struct whisper_state *s, int l, int n, const struct de
     size_t TS = (size_t)h->n_audio_ctx * (size_t)S;
     sd_op_layer_norm(be, s->dx, n, S, X->ln_w->data, X->ln_b->data, WHISPER_LN_EPS, s->dh);
     sd_op_matmul(be, s->dh, n, S, &xq, X->q_b->data, s->dq, S, 0);
+    if (s->capture)
+        whisper_capture_cross_qk(s, l, n); /* word alignment (align.c) */
     int64_t hs = (int64_t)h->n_audio_ctx * d; /* head-major f16 cache, see state_internal.h */
     struct sd_attention att = {n, h->n_audio_ctx, h->n_text_head, d, s->dq,
                                s->cross_k + (size_t)l * TS, s->cross_v + (size_t)l * TS, S, d, d,

@@ -35,11 +35,25 @@ struct whisper_state {
     /* self-attention caches, f16 (as whisper.cpp's): [n_seq][n_text_layer][n_text_ctx][S] */
     uint16_t *kv_k, *kv_v;
 
+    /* set only during whisper_decode_cross_attention (align.c): copy out cross-attention logits */
+    struct whisper_xattn_capture *capture;
+
     /* decoder scratch, dec_rows = max(n_text_ctx, n_seq) rows */
     int dec_rows;
     float *dx, *dh, *dq, *dk, *dv, *da; /* [dec_rows][S] */
     float *dmlp;                        /* [dec_rows][4S] */
 };
+
+/* What whisper_decode_cross_attention asks the decoder to copy out. */
+struct whisper_xattn_capture {
+    const int *layer_head;  /* n_heads (layer, head) pairs */
+    int n_heads;
+    int n_frames;           /* audio frames kept (<= n_audio_ctx) */
+    float *out;             /* [n_heads][n_rows][n_frames]: q.k / sqrt(d_head), before softmax */
+};
+
+/* align.c: called by the decoder after layer l's cross-attention queries are in s->dq. */
+void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows);
 
 /* Start of the cache rows of (seq, layer): [n_text_ctx][S]. */
 static inline uint16_t *whisper_kv_at(uint16_t *base, const struct whisper_state *s, int seq,

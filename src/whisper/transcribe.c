@@ -19,6 +19,7 @@
 
 #include "whisper/mel.h"
 #include "whisper/search.h"
+#include "whisper/words.h"
 
 #define FRAMES_PER_WINDOW 3000
 #define MAX_PAST_TOKENS 223     /* n_text_ctx / 2 - 1 */
@@ -543,6 +544,77 @@ static enum sd_err window_segments(struct run *r, const struct window_outcome *o
     return SD_OK;
 }
 
+/* Gives each segment of this window its words (and start/end from them). */
+static void attach_words(struct run *r, int first_seg, struct word_timing *w, int n_words)
+{
+    int text_pos = 0, wi = 0;
+    for (int si = first_seg; si < r->out->n_segments; si++) {
+        struct transcript_segment *seg = &r->out->segments[si];
+        int n_text = 0;
+        for (int k = 0; k < seg->n_tokens; k++)
+            n_text += seg->tokens[k] < r->sp->eot;
+        int end = text_pos + n_text, n = 0;
+        while (wi + n < n_words && w[wi + n].token_begin < end)
+            n++;
+        if (n > 0) {
+            seg->words = calloc((size_t)n, sizeof(*seg->words));
+            for (int k = 0; seg->words && k < n; k++) {
+                seg->words[k].word = w[wi + k].word;
+                w[wi + k].word = NULL; /* moved */
+                seg->words[k].start = w[wi + k].start;
+                seg->words[k].end = w[wi + k].end;
+                seg->words[k].probability = w[wi + k].probability;
+            }
+            if (seg->words) {
+                seg->n_words = n;
+                seg->start = seg->words[0].start;
+                seg->end = seg->words[n - 1].end;
+            }
+        }
+        wi += n;
+        text_pos = end;
+    }
+}
+
+/* Word-level timestamps for the segments window_segments just added. */
+static enum sd_err window_words(struct run *r, const struct window_outcome *o, int seek,
+                                int first_seg, struct sd_error *err)
+{
+    const struct search_seq *s = &o->res.seq;
+    int32_t text[SEARCH_MAX_TOKENS];
+    float logprob[SEARCH_MAX_TOKENS];
+    int n_text = 0;
+    for (int i = 0; i < s->n_tokens; i++)
+        if (s->tokens[i] < r->sp->eot) {
+            text[n_text] = s->tokens[i];
+            logprob[n_text++] = s->plog[i];
+        }
+    if (n_text == 0 || first_seg == r->out->n_segments)
+        return SD_OK;
+    int32_t sot_seq[3] = {r->sp->sot};
+    int n_sot = 1;
+    if (r->lang_token >= 0) {
+        sot_seq[n_sot++] = r->lang_token;
+        sot_seq[n_sot++] = r->p->task == TASK_TRANSLATE ? r->sp->translate : r->sp->transcribe;
+    }
+    int left = r->mel.n_frames_audio - seek;
+    struct words_input in = {
+        .st = r->st, .tok = r->tok, .sot_seq = sot_seq, .n_sot = n_sot, .text = text,
+        .text_logprob = logprob, .n_text = n_text,
+        .n_mel_frames = left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW,
+        .offset_s = seek / 100.0,
+        .language = r->lang_token >= 0 ? tok_language_code(r->tok, r->lang_token) : "en",
+    };
+    struct word_timing *w = NULL;
+    int n_words = 0;
+    enum sd_err rc = words_align(&in, &w, &n_words, err);
+    if (rc)
+        return rc;
+    attach_words(r, first_seg, w, n_words);
+    words_free(w, n_words);
+    return SD_OK;
+}
+
 /* How far the window advances (a lone final timestamp means "to the end of the window"). */
 static int window_advance(const struct run *r, const struct search_seq *s, int seek)
 {
@@ -626,7 +698,10 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
             seek += advance;
             past_reset(&r);
         } else {
+            int first_seg = r.out->n_segments;
             rc = window_segments(&r, &o, seek, err);
+            if (rc == SD_OK && p->word_timestamps)
+                rc = window_words(&r, &o, seek, first_seg, err);
             if (rc)
                 goto done;
             int advance = window_advance(&r, &o.res.seq, seek);

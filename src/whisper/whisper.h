@@ -51,6 +51,18 @@ enum sd_err whisper_decode_batch(struct whisper_state *s, int n, const int *seqs
                                  const int32_t *tokens, const int *n_past, float *logits,
                                  struct sd_error *err);
 
+/*
+ * For word-level timestamps: decodes tokens[0..n_tokens) of sequence seq from
+ * position 0 and writes, for each (layer, head) pair in layer_head[2 * n_heads],
+ * the cross-attention logits q.k / sqrt(d_head) of every token over the first
+ * n_frames audio frames: qk[n_heads][n_tokens][n_frames]. Overwrites seq's
+ * KV cache. Needs a prior whisper_encode.
+ */
+enum sd_err whisper_decode_cross_attention(struct whisper_state *s, int seq,
+                                           const int32_t *tokens, int n_tokens,
+                                           const int *layer_head, int n_heads, int n_frames,
+                                           float *qk, struct sd_error *err);
+
 /* Copies the first n_pos self-attention cache positions of src_seq into dst_seq. */
 void whisper_kv_copy(struct whisper_state *s, int src_seq, int dst_seq, int n_pos);
 

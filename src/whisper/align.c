@@ -1,0 +1,64 @@
+/*
+ * align.c - the decoder's cross-attention, copied out for word-level
+ * timestamps (whisper.h: whisper_decode_cross_attention). The decoder calls
+ * whisper_capture_cross_qk after each layer's cross-attention queries; here
+ * the logits of the requested heads are recomputed from the f16 cross K.
+ * Runs once per window, so plain loops are fast enough.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "whisper/state_internal.h"
+
+void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows)
+{
+    const struct whisper_xattn_capture *c = s->capture;
+    const struct whisper_hparams *h = &s->m->hp;
+    const int S = h->n_text_state, d = S / h->n_text_head, T = h->n_audio_ctx;
+    const float scale = 1.0f / sqrtf((float)d);
+    for (int a = 0; a < c->n_heads; a++) {
+        if (c->layer_head[2 * a] != layer)
+            continue;
+        int head = c->layer_head[2 * a + 1];
+        /* head-major cache: [layer][head][n_audio_ctx][d] (state_internal.h) */
+        const uint16_t *k = s->cross_k + ((size_t)layer * h->n_text_head + (size_t)head) * T * d;
+        for (int r = 0; r < n_rows; r++) {
+            const float *q = s->dq + (size_t)r * S + (size_t)head * d;
+            float *out = c->out + ((size_t)a * n_rows + r) * c->n_frames;
+            for (int t = 0; t < c->n_frames; t++) {
+                const uint16_t *kt = k + (size_t)t * d;
+                float dot = 0.0f;
+                for (int i = 0; i < d; i++)
+                    dot += q[i] * sd_f16_to_f32(kt[i]);
+                out[t] = dot * scale;
+            }
+        }
+    }
+}
+
+enum sd_err whisper_decode_cross_attention(struct whisper_state *s, int seq,
+                                           const int32_t *tokens, int n_tokens,
+                                           const int *layer_head, int n_heads, int n_frames,
+                                           float *qk, struct sd_error *err)
+{
+    if (!s || !layer_head || !qk || n_heads < 1)
+        return sd_fail(err, SD_EINVAL, "whisper_decode_cross_attention: missing argument");
+    const struct whisper_hparams *h = &s->m->hp;
+    if (n_frames < 1 || n_frames > h->n_audio_ctx)
+        return sd_fail(err, SD_EINVAL, "whisper_decode_cross_attention: %d frames out of range",
+                       n_frames);
+    for (int a = 0; a < n_heads; a++)
+        if (layer_head[2 * a] < 0 || layer_head[2 * a] >= h->n_text_layer ||
+            layer_head[2 * a + 1] < 0 || layer_head[2 * a + 1] >= h->n_text_head)
+            return sd_fail(err, SD_EINVAL, "alignment head (%d, %d) is not in the model",
+                           layer_head[2 * a], layer_head[2 * a + 1]);
+    float *logits = malloc((size_t)h->n_vocab * sizeof(float));
+    if (!logits)
+        return sd_fail(err, SD_ENOMEM, "alignment logits");
+    struct whisper_xattn_capture c = {layer_head, n_heads, n_frames, qk};
+    s->capture = &c;
+    enum sd_err rc = whisper_decode(s, seq, tokens, n_tokens, 0, logits, err);
+    s->capture = NULL;
+    free(logits);
+    return rc;
+}
