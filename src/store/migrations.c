@@ -42,6 +42,15 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (job_id, format));",
     /* 2: retention scans finished jobs by age */
     "CREATE INDEX jobs_by_finished ON jobs(finished_ms);",
+    /* 3: API keys, stored as SHA-256 hashes (server/auth.c, cli/keys.c) */
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  prefix TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  last_used_ms INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0);",
 };
 
 int store_migration_count(void)

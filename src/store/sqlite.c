@@ -744,6 +744,138 @@ static enum sd_err sq_count(struct store *s, enum job_status js, int64_t *n, str
     return rc;
 }
 
+/* ---- API keys (see store/keys.c) ---- */
+
+static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+static enum sd_err sq_key_insert(struct store *s, const struct store_key *k, struct sd_error *err)
+{
+    struct sqlite_store *st = impl(s);
+    sqlite3_stmt *q = NULL;
+    enum sd_err rc = SD_OK;
+
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO api_keys (id, name, prefix, hash, created_ms)"
+                           " VALUES (?, ?, ?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(st, err, "insert key");
+        goto out;
+    }
+    sqlite3_bind_text(q, 1, k->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, k->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, k->prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, k->hash_hex, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, k->created_ms);
+    if (sqlite3_step(q) != SQLITE_DONE) {
+        rc = sqlite3_errcode(st->db) == SQLITE_CONSTRAINT
+                 ? sd_fail(err, SD_EINVAL, "key %s already exists", k->id)
+                 : db_fail(st, err, "insert key");
+    }
+out:
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static enum sd_err sq_key_list(struct store *s, struct store_key **out, int *n,
+                               struct sd_error *err)
+{
+    struct sqlite_store *st = impl(s);
+    sqlite3_stmt *q = NULL;
+    struct store_key *keys = NULL;
+    int count = 0, cap = 0, step;
+    enum sd_err rc = SD_OK;
+
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id, name, prefix, hash, created_ms, last_used_ms, revoked_ms"
+                           " FROM api_keys ORDER BY created_ms, id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(st, err, "list keys");
+        goto out;
+    }
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (count == cap) {
+            int ncap = cap ? cap * 2 : 16;
+            struct store_key *nk = realloc(keys, (size_t)ncap * sizeof(*nk));
+            if (!nk) {
+                rc = sd_fail(err, SD_ENOMEM, "list keys");
+                goto out;
+            }
+            keys = nk;
+            cap = ncap;
+        }
+        struct store_key *k = &keys[count++];
+        memset(k, 0, sizeof(*k));
+        copy_text(k->id, sizeof(k->id), q, 0);
+        copy_text(k->name, sizeof(k->name), q, 1);
+        copy_text(k->prefix, sizeof(k->prefix), q, 2);
+        copy_text(k->hash_hex, sizeof(k->hash_hex), q, 3);
+        k->created_ms = sqlite3_column_int64(q, 4);
+        k->last_used_ms = sqlite3_column_int64(q, 5);
+        k->revoked_ms = sqlite3_column_int64(q, 6);
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(st, err, "list keys");
+out:
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&st->mu);
+    if (rc != SD_OK) {
+        free(keys);
+        return rc;
+    }
+    *out = keys;
+    *n = count;
+    return SD_OK;
+}
+
+/* One UPDATE of a key row by id; SD_ENOTFOUND when no row has that id. */
+static enum sd_err key_update(struct sqlite_store *st, const char *sql, const char *id,
+                              int64_t ms, const char *what, struct sd_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum sd_err rc = SD_OK;
+
+    pthread_mutex_lock(&st->mu);
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        rc = db_fail(st, err, what);
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, ms);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE)
+        rc = db_fail(st, err, what);
+    else if (sqlite3_changes(st->db) == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "no API key with id '%s'", id);
+out:
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static enum sd_err sq_key_revoke(struct store *s, const char *id, int64_t now_ms,
+                                 struct sd_error *err)
+{
+    /* the first revocation time stays: revoking twice is not an error */
+    return key_update(impl(s),
+                      "UPDATE api_keys SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?"
+                      " ELSE revoked_ms END WHERE id = ?",
+                      id, now_ms, "revoke key", err);
+}
+
+static enum sd_err sq_key_touch(struct store *s, const char *id, int64_t used_ms,
+                                struct sd_error *err)
+{
+    return key_update(impl(s),
+                      "UPDATE api_keys SET last_used_ms = max(last_used_ms, ?) WHERE id = ?", id,
+                      used_ms, "touch key", err);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -762,6 +894,10 @@ static const struct store_ops sqlite_ops = {
     .purge = sq_purge,
     .backup = sq_backup,
     .count = sq_count,
+    .key_insert = sq_key_insert,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .key_touch = sq_key_touch,
 };
 
 enum sd_err store_open_sqlite(const char *db_path, struct store **out, struct sd_error *err)

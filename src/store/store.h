@@ -81,6 +81,20 @@ struct store_purge {
     int n_results_deleted;    /* jobs whose results were removed */
 };
 
+/*
+ * An API key as stored: never the key itself, only its SHA-256 (hex) and a
+ * short non-secret prefix so people can recognise it in `scribed keys list`.
+ */
+struct store_key {
+    char id[STORE_ID_MAX];    /* "key_..." (public: logged, used to revoke) */
+    char name[64];            /* label given at creation */
+    char prefix[24];          /* first characters of the key */
+    char hash_hex[65];        /* SHA-256 of the whole key, lowercase hex */
+    int64_t created_ms;
+    int64_t last_used_ms;     /* 0: never (updated lazily, seconds late) */
+    int64_t revoked_ms;       /* 0: active */
+};
+
 struct store;
 
 struct store_ops {
@@ -111,6 +125,14 @@ struct store_ops {
                          struct store_purge *out, struct sd_error *err);
     enum sd_err (*backup)(struct store *s, const char *dest_path, struct sd_error *err);
     enum sd_err (*count)(struct store *s, enum job_status st, int64_t *n, struct sd_error *err);
+    /* API keys (store/keys.c documents them); NULL in a store without keys */
+    enum sd_err (*key_insert)(struct store *s, const struct store_key *k, struct sd_error *err);
+    enum sd_err (*key_list)(struct store *s, struct store_key **out, int *n,
+                            struct sd_error *err);
+    enum sd_err (*key_revoke)(struct store *s, const char *id, int64_t now_ms,
+                              struct sd_error *err);
+    enum sd_err (*key_touch)(struct store *s, const char *id, int64_t used_ms,
+                             struct sd_error *err);
 };
 
 struct store {
@@ -179,5 +201,17 @@ void store_purge_clear(struct store_purge *p);
 /* A consistent online copy of the whole store into dest_path (overwritten). */
 enum sd_err store_backup(struct store *s, const char *dest_path, struct sd_error *err);
 enum sd_err store_count(struct store *s, enum job_status st, int64_t *n, struct sd_error *err);
+
+/* API keys (store/keys.c). SD_EUNSUPPORTED from a store without them. */
+/* Inserts a new key row; SD_EINVAL if the id or hash already exists. */
+enum sd_err store_key_insert(struct store *s, const struct store_key *k, struct sd_error *err);
+/* Every key row, revoked ones too, oldest first. Caller owns *out: free(). */
+enum sd_err store_key_list(struct store *s, struct store_key **out, int *n, struct sd_error *err);
+/* Marks a key revoked at now_ms (a second revoke keeps the first time); SD_ENOTFOUND if unknown. */
+enum sd_err store_key_revoke(struct store *s, const char *id, int64_t now_ms,
+                             struct sd_error *err);
+/* Records that the key was used at used_ms (only ever moves forward). */
+enum sd_err store_key_touch(struct store *s, const char *id, int64_t used_ms,
+                            struct sd_error *err);
 
 #endif
