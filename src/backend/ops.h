@@ -134,6 +134,15 @@ struct sd_attention {
 void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
 
 /*
+ * Raw attention logits of one head, no mask and no softmax (for word-level
+ * alignment): out[i][j] = scale * q_head[i] . k_head[j] for i < n_q, j < n_kv,
+ * row stride ldo. Reads n_q, n_kv, d_head, q/ldq, k/ldk, kv_type,
+ * k_head_stride and scale of a (v and out of a are not used).
+ */
+void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, int head,
+                            float *out, int64_t ldo);
+
+/*
  * dst[h][t][0..d) = f16 of src[t][h*d .. h*d + d) for t < n_rows, h < n_head:
  * re-lays a projection's output as a head-major f16 K/V cache.
  */

@@ -508,6 +508,20 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
     sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
 }
 
+void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, int head,
+                            float *out, int64_t ldo)
+{
+    int d = a->d_head;
+    if (a->n_q <= 0 || a->n_kv <= 0)
+        return;
+    const uint8_t *k =
+        (const uint8_t *)a->k + (size_t)(head * head_stride(a->k_head_stride, d)) * kv_esize(a);
+    struct sd_weight w = {a->kv_type, k, a->n_kv, d, a->ldk};
+    sd_op_matmul(b, a->q + (int64_t)head * d, a->n_q, a->ldq, &w, NULL, out, ldo, 0);
+    for (int i = 0; i < a->n_q; i++)
+        b->kr->scale(a->scale, out + (int64_t)i * ldo, a->n_kv);
+}
+
 struct heads_ctx {
     struct sd_backend *b;
     const float *src;

@@ -330,6 +330,38 @@ TEST(backend_attention)
     free_backends(b, nb);
 }
 
+TEST(backend_attention_logits)
+{
+    struct sd_backend *b[4];
+    int nb = make_backends(b);
+    int n_head = 3, d = 64, n_kv = 300, S = n_head * d;
+    for (int i = 0; i < nb; i++)
+        for (int n_q = 1; n_q <= 21; n_q += 20) {
+            float *q = rand_vec((size_t)n_q * S), *kd = rand_vec((size_t)n_kv * S);
+            uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)n_kv * S);
+            sd_op_to_f16_heads(b[i], kd, n_kv, n_head, d, kh);
+            struct sd_attention a = {.n_q = n_q, .n_kv = n_kv, .n_head = n_head, .d_head = d,
+                                     .q = q, .k = kh, .ldq = S, .ldk = d, .scale = 0.125f,
+                                     .kv_type = SD_TYPE_F16,
+                                     .k_head_stride = (int64_t)n_kv * d};
+            int ldo = n_kv + 5;
+            float *out = calloc((size_t)n_q * ldo, sizeof(float));
+            double *want = malloc(sizeof(double) * (size_t)n_q * ldo);
+            sd_op_attention_logits(b[i], &a, 2, out, ldo);
+            for (int r = 0; r < n_q; r++)
+                for (int j = 0; j < ldo; j++) {
+                    double s = 0;
+                    for (int t = 0; j < n_kv && t < d; t++)
+                        s += (double)q[r * S + 2 * d + t] *
+                             sd_f16_to_f32(sd_f32_to_f16(kd[j * S + 2 * d + t]));
+                    want[r * ldo + j] = j < n_kv ? 0.125 * s : out[r * ldo + j];
+                }
+            CHECK(max_rel_err(out, want, (size_t)n_q * ldo) < 1e-5);
+            free(q), free(kd), free(kh), free(out), free(want);
+        }
+    free_backends(b, nb);
+}
+
 TEST(backend_conv1d_and_rows)
 {
     struct sd_backend *b[4];
