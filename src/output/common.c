@@ -4,6 +4,7 @@
  * refuse), trimming, subtitle timestamps. No transcript logic here.
  */
 #include "output/output_internal.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -81,29 +82,8 @@ char *out_buf_take(struct out_buf *b)
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t out_utf8_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, v = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return len;
+    uint32_t cp;
+    return sd_utf8_char(s, n, &cp);
 }
 
 char *out_utf8_repair(const char *s)

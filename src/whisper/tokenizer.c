@@ -10,6 +10,7 @@
  * parsing in text ("<|endoftext|>" typed by a user is ordinary text).
  */
 #include "whisper/tokenizer.h"
+#include "util/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,32 +395,7 @@ static enum tok_class tok_class_of(uint32_t cp)
 /* Length of the valid UTF-8 character at s[0..n), or 0 if it is not one; *cp gets it. */
 static size_t tok_utf8_char(const uint8_t *s, size_t n, uint32_t *cp)
 {
-    uint8_t c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
+    return sd_utf8_char(s, n, cp);
 }
 
 /* Class and byte length of the character at p (an invalid byte is one OTHER character). */

@@ -5,6 +5,7 @@
  * (50 audio frames per second, median width 7, the punctuation sets) are its.
  */
 #include "whisper/words.h"
+#include "util/utf8.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -202,17 +203,10 @@ struct word_span {
 
 static bool utf8_complete(const uint8_t *b, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = b[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (len == 0 || i + len > n)
+    uint32_t cp;
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = sd_utf8_char(b + i, n - i, &cp)) == 0)
             return false;
-        for (size_t k = 1; k < len; k++)
-            if ((b[i + k] & 0xC0) != 0x80)
-                return false;
-        i += len;
-    }
     return true;
 }
 

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "whisper/model.h"
+#include "whisper/tokenizer.h"
+#include "whisper/whisper.h"
 
 const char *ref_path(char *buf, size_t n, const char *rel)
 {
@@ -68,4 +71,26 @@ json_t *ref_read_json(const char *path)
     json_t *j = json_load_file(path, 0, &jerr);
     CHECK_MSG(j != NULL, "%s: %s (line %d)", path, jerr.text, jerr.line);
     return j;
+}
+
+int ref_engine_open(struct ref_engine *e, const char *model_rel, int n_seq)
+{
+    char path[512];
+    struct sd_error err = {0};
+    memset(e, 0, sizeof(*e));
+    CHECK_OK(whisper_model_load(ref_path(path, sizeof(path), model_rel), &e->m, &err), &err);
+    if (!e->m)
+        return -1;
+    const struct whisper_hparams *hp = whisper_model_hparams(e->m);
+    CHECK_OK(tok_create(whisper_model_vocab(e->m), whisper_model_special(e->m), hp->n_vocab, &e->tok,
+                        &err), &err);
+    CHECK_OK(whisper_state_create(e->m, 2, n_seq, &e->st, &err), &err);
+    return e->tok && e->st ? 0 : -1;
+}
+
+void ref_engine_close(struct ref_engine *e)
+{
+    whisper_state_destroy(e->st);
+    tok_destroy(e->tok);
+    whisper_model_free(e->m);
 }

@@ -19,4 +19,18 @@ int32_t *ref_read_i32(const char *path, size_t *n);
 /* Parsed JSON (json_decref when done); NULL on failure. */
 json_t *ref_read_json(const char *path);
 
+struct whisper_model;
+struct tokenizer;
+struct whisper_state;
+
+/* A loaded reference model with its tokenizer and a 2-thread state of n_seq sequences. */
+struct ref_engine {
+    struct whisper_model *m;
+    struct tokenizer *tok;
+    struct whisper_state *st;
+};
+/* model_rel is relative to reference/; 0 on success (failures are CHECKs). */
+int ref_engine_open(struct ref_engine *e, const char *model_rel, int n_seq);
+void ref_engine_close(struct ref_engine *e);
+
 #endif

@@ -21,34 +21,6 @@
 static const char *const clips[] = {"a_short", "b_sentence", "c_passage", "d_silence", "e_noise"};
 #define N_CLIPS 5
 
-struct fx {
-    struct whisper_model *m;
-    struct tokenizer *tok;
-    struct whisper_state *st;
-};
-
-static int fx_open(struct fx *f, const char *model_rel, int n_seq)
-{
-    char path[512];
-    struct sd_error err = {0};
-    memset(f, 0, sizeof(*f));
-    CHECK_OK(whisper_model_load(ref_path(path, sizeof(path), model_rel), &f->m, &err), &err);
-    if (!f->m)
-        return -1;
-    const struct whisper_hparams *hp = whisper_model_hparams(f->m);
-    CHECK_OK(tok_create(whisper_model_vocab(f->m), whisper_model_special(f->m), hp->n_vocab, &f->tok,
-                        &err), &err);
-    CHECK_OK(whisper_state_create(f->m, 2, n_seq, &f->st, &err), &err);
-    return f->tok && f->st ? 0 : -1;
-}
-
-static void fx_close(struct fx *f)
-{
-    whisper_state_destroy(f->st);
-    tok_destroy(f->tok);
-    whisper_model_free(f->m);
-}
-
 struct trace_window {
     int seek, n_prompt, n_sampled, result_len, seek_delta, advance;
     int32_t prompt[256];
@@ -76,7 +48,7 @@ static void on_window(void *user, const struct transcribe_window_trace *t)
     w->advance = t->advance;
 }
 
-static struct transcript *run_clip(struct fx *f, const char *clip, struct transcribe_params *p,
+static struct transcript *run_clip(struct ref_engine *f, const char *clip, struct transcribe_params *p,
                                    struct trace_log *log)
 {
     char rel[128], path[512];
@@ -109,8 +81,8 @@ static struct transcribe_params greedy_params(void)
 
 TEST(decode_greedy_tokens_match_reference)
 {
-    struct fx f;
-    if (fx_open(&f, "micro-en.f16.bin", 1))
+    struct ref_engine f;
+    if (ref_engine_open(&f, "micro-en.f16.bin", 1))
         return;
     for (int c = 0; c < N_CLIPS; c++) {
         struct transcribe_params p = greedy_params();
@@ -136,11 +108,11 @@ TEST(decode_greedy_tokens_match_reference)
         free(ref);
         transcript_destroy(t);
     }
-    fx_close(&f);
+    ref_engine_close(&f);
 }
 
 /* Our parameters from the reference run's whisper_full_params. */
-static struct transcribe_params params_from_json(json_t *fp, struct fx *f)
+static struct transcribe_params params_from_json(json_t *fp, struct ref_engine *f)
 {
     struct transcribe_params p = greedy_params();
     p.timestamps = !json_is_true(json_object_get(fp, "no_timestamps"));
@@ -233,8 +205,8 @@ static void compare_windows(const char *what, const char *clip, json_t *ref, con
 
 static void run_mode(const char *model_rel, const char *mode)
 {
-    struct fx f;
-    if (fx_open(&f, model_rel, 1))
+    struct ref_engine f;
+    if (ref_engine_open(&f, model_rel, 1))
         return;
     for (int c = 0; c < N_CLIPS; c++) {
         char rel[128], path[512];
@@ -250,7 +222,7 @@ static void run_mode(const char *model_rel, const char *mode)
         transcript_destroy(t);
         json_decref(ref);
     }
-    fx_close(&f);
+    ref_engine_close(&f);
 }
 
 TEST(decode_timestamps_match_reference)
@@ -275,8 +247,8 @@ TEST(decode_multilingual_translate_matches_reference)
 
 TEST(decode_language_probabilities_match_reference)
 {
-    struct fx f;
-    if (fx_open(&f, "decoding/nano4-ml.f16.bin", 1))
+    struct ref_engine f;
+    if (ref_engine_open(&f, "decoding/nano4-ml.f16.bin", 1))
         return;
     for (int c = 0; c < N_CLIPS; c++) {
         char rel[128], path[512];
@@ -308,13 +280,13 @@ TEST(decode_language_probabilities_match_reference)
         json_decref(lj);
         free(ref);
     }
-    fx_close(&f);
+    ref_engine_close(&f);
 }
 
 /* ---- beam search: judged by score ----------------------------------------- */
 
 struct beam_fx {
-    struct fx f;
+    struct ref_engine f;
     struct mel_spec mel;
     float *window, *logits, *logprobs;
     int32_t prompt[300];
@@ -420,7 +392,7 @@ TEST(decode_beam_scores_at_least_reference_and_greedy)
 {
     static struct beam_fx b;
     memset(&b, 0, sizeof(b));
-    if (fx_open(&b.f, "micro-en.f16.bin", 6))
+    if (ref_engine_open(&b.f, "micro-en.f16.bin", 6))
         return;
     const struct whisper_hparams *hp = whisper_model_hparams(b.f.m);
     b.window = malloc((size_t)hp->n_mels * 3000 * sizeof(float));
@@ -431,13 +403,13 @@ TEST(decode_beam_scores_at_least_reference_and_greedy)
     free(b.window);
     free(b.logits);
     free(b.logprobs);
-    fx_close(&b.f);
+    ref_engine_close(&b.f);
 }
 
 TEST(decode_rejects_bad_parameters)
 {
-    struct fx f;
-    if (fx_open(&f, "micro-en.f16.bin", 1))
+    struct ref_engine f;
+    if (ref_engine_open(&f, "micro-en.f16.bin", 1))
         return;
     float pcm[1600] = {0};
     struct { const char *what; struct transcribe_params p; } cases[8];
@@ -462,5 +434,5 @@ TEST(decode_rejects_bad_parameters)
                   "%s: message '%s' does not name the parameter", cases[i].what, err.msg);
         transcript_destroy(t);
     }
-    fx_close(&f);
+    ref_engine_close(&f);
 }

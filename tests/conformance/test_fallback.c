@@ -16,7 +16,8 @@
 #include "whisper/transcribe.h"
 
 struct fb_fx {
-    struct whisper_model *m;
+    struct ref_engine e;
+    struct whisper_model *m;   /* = e.m, e.tok, e.st */
     struct tokenizer *tok;
     struct whisper_state *st;
     float *pcm;
@@ -26,25 +27,21 @@ struct fb_fx {
 static int fb_open(struct fb_fx *f, const char *clip)
 {
     char path[512], rel[64];
-    struct sd_error err = {0};
     memset(f, 0, sizeof(*f));
-    CHECK_OK(whisper_model_load(ref_path(path, sizeof(path), "micro-en.f16.bin"), &f->m, &err), &err);
-    if (!f->m)
+    if (ref_engine_open(&f->e, "micro-en.f16.bin", 6))
         return -1;
-    CHECK_OK(tok_create(whisper_model_vocab(f->m), whisper_model_special(f->m),
-                        whisper_model_hparams(f->m)->n_vocab, &f->tok, &err), &err);
-    CHECK_OK(whisper_state_create(f->m, 2, 6, &f->st, &err), &err);
+    f->m = f->e.m;
+    f->tok = f->e.tok;
+    f->st = f->e.st;
     snprintf(rel, sizeof(rel), "%s.wav", clip);
     f->pcm = ref_read_wav(ref_path(path, sizeof(path), rel), &f->n);
-    return f->tok && f->st && f->pcm ? 0 : -1;
+    return f->pcm ? 0 : -1;
 }
 
 static void fb_close(struct fb_fx *f)
 {
     free(f->pcm);
-    whisper_state_destroy(f->st);
-    tok_destroy(f->tok);
-    whisper_model_free(f->m);
+    ref_engine_close(&f->e);
 }
 
 /* One window, greedy, no timestamps, only the rule under test active. */

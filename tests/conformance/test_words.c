@@ -34,37 +34,10 @@ TEST(words_dtw_follows_the_cheap_diagonal)
     }
 }
 
-struct words_fx {
-    struct whisper_model *m;
-    struct tokenizer *tok;
-    struct whisper_state *st;
-};
-
-static int words_fx_open(struct words_fx *f)
-{
-    char path[512];
-    struct sd_error err = {0};
-    memset(f, 0, sizeof(*f));
-    CHECK_OK(whisper_model_load(ref_path(path, sizeof(path), "micro-en.f16.bin"), &f->m, &err), &err);
-    if (!f->m)
-        return -1;
-    CHECK_OK(tok_create(whisper_model_vocab(f->m), whisper_model_special(f->m),
-                        whisper_model_hparams(f->m)->n_vocab, &f->tok, &err), &err);
-    CHECK_OK(whisper_state_create(f->m, 2, 6, &f->st, &err), &err);
-    return f->tok && f->st ? 0 : -1;
-}
-
-static void words_fx_close(struct words_fx *f)
-{
-    whisper_state_destroy(f->st);
-    tok_destroy(f->tok);
-    whisper_model_free(f->m);
-}
-
 TEST(words_split_merge_punctuation_and_numbers)
 {
-    struct words_fx f;
-    if (words_fx_open(&f))
+    struct ref_engine f;
+    if (ref_engine_open(&f, "micro-en.f16.bin", 6))
         return;
     struct sd_error err = {0};
     char path[512];
@@ -105,13 +78,13 @@ TEST(words_split_merge_punctuation_and_numbers)
     free(window);
     mel_spec_free(&mel);
     free(pcm);
-    words_fx_close(&f);
+    ref_engine_close(&f);
 }
 
 TEST(words_transcript_words_spell_each_segment)
 {
-    struct words_fx f;
-    if (words_fx_open(&f))
+    struct ref_engine f;
+    if (ref_engine_open(&f, "micro-en.f16.bin", 6))
         return;
     char path[512];
     size_t n = 0;
@@ -139,5 +112,5 @@ TEST(words_transcript_words_spell_each_segment)
     CHECK(total > 0);
     transcript_destroy(t);
     free(pcm);
-    words_fx_close(&f);
+    ref_engine_close(&f);
 }
