@@ -25,6 +25,8 @@
 
 #include "jobs/job.h"
 #include "server/app.h"
+#include "server/auth.h"
+#include "server/ratelimit.h"
 #include "server/upload.h"
 
 struct http_server {
@@ -32,6 +34,8 @@ struct http_server {
     struct app *app;
     int port;
     bool quiesced;
+    struct auth_gate *gate;    /* rate limits, credentials, upload caps (server/auth.c) */
+    struct conn_guard *guard;  /* slow headers / bodies (server/ratelimit.c) */
 };
 
 struct upgrade_ctx;
@@ -54,6 +58,9 @@ struct http_request {
     int64_t body_bytes;
     enum MHD_Result result;
     struct upgrade_ctx *upgrade; /* 101 queued: on_upgraded takes it, or on_completed drops it */
+    struct http_server *srv;
+    struct guard_conn *guard;    /* this connection's slow-client clock (may be NULL) */
+    struct auth_admission adm;   /* the gate's decision; adm.status != 0: refused */
 };
 
 static double mono_s(void)
@@ -95,6 +102,18 @@ struct upload *http_upload(struct http_request *r)
     return r->up;
 }
 
+const char *http_principal(struct http_request *r)
+{
+    return r->adm.principal;
+}
+
+char *http_security_metrics(struct http_request *r)
+{
+    uint64_t slow_headers = 0, slow_bodies = 0;
+    conn_guard_counts(r->srv->guard, &slow_headers, &slow_bodies);
+    return auth_gate_metrics(r->srv->gate, slow_headers, slow_bodies);
+}
+
 static int conn_fd(struct http_request *r)
 {
     const union MHD_ConnectionInfo *ci =
@@ -128,8 +147,13 @@ static void queue(struct http_request *r, int status, struct MHD_Response *resp)
         r->result = MHD_NO;
         return;
     }
-    if (status == 429)
-        MHD_add_response_header(resp, "Retry-After", "5");
+    if (status == 429) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", r->adm.retry_after_s > 0 ? r->adm.retry_after_s : 5);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"scribed\"");
     if (status == 503)
         MHD_add_response_header(resp, "Retry-After", "10");
     r->status = status;
@@ -207,10 +231,13 @@ static void write_all(int fd, const char *buf, size_t n)
 static const char *reason(int status)
 {
     switch (status) {
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
+    case 408: return "Request Timeout";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     }
     return "Bad Request";
@@ -301,6 +328,7 @@ void http_reply_upgrade(struct http_request *r, const char *const *headers, http
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     r->upgrade = u;
+    conn_guard_upgraded(r->srv->guard, r->guard); /* a live stream is not a slow client */
     queue(r, 101, resp);
 }
 
@@ -352,13 +380,18 @@ static enum sd_err check_protocol(struct http_request *r, const char *version, c
     return SD_OK;
 }
 
-static struct http_request *request_new(struct app *app, struct MHD_Connection *c,
+static struct http_request *request_new(struct http_server *srv, struct MHD_Connection *c,
                                         const char *url, const char *method)
 {
     struct http_request *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->app = app;
+    r->app = srv->app;
+    r->srv = srv;
+    const union MHD_ConnectionInfo *sc =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->guard = sc ? sc->socket_context : NULL;
+    conn_guard_headers_done(srv->guard, r->guard);
     r->conn = c;
     r->t0 = mono_s();
     r->result = MHD_YES;
@@ -402,6 +435,33 @@ static enum MHD_Result begin_multipart(struct http_request *r)
     return MHD_YES;
 }
 
+/* The gate's refusal (401 / 429) as an error body from the one status table. */
+static void reply_denied(struct http_request *r)
+{
+    enum sd_err code = r->adm.status == 401 ? SD_EAUTH : SD_EBUSY;
+    http_reply_json(r, errors_http_status(code),
+                    errors_body(r->adm.message, errors_http_type(code), NULL, r->adm.code));
+}
+
+/*
+ * THE authentication and rate-limit check: every request, before routing
+ * decides anything else and before any handler runs. Unknown paths count
+ * as protected routes, so they answer 401 rather than reveal the API.
+ */
+static bool admit(struct http_request *r)
+{
+    char peer[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof(peer));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof(peer));
+    auth_gate_admit(r->srv->gate, r, peer, r->route ? r->route->flags : 0, &r->adm);
+    return r->adm.status == 0;
+}
+
 static enum MHD_Result first_call(struct http_request *r, const char *version)
 {
     char msg[256];
@@ -414,6 +474,15 @@ static enum MHD_Result first_call(struct http_request *r, const char *version)
     char path[256];
     snprintf(path, sizeof(path), "%s", r->path);
     r->route = router_match(r->method, path, r->param, sizeof(r->param), &wrong_method);
+    if (!admit(r)) {
+        /* a refused upload is answered before its body (which is then not read) */
+        if (http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+            http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+            reply_denied(r);
+            return r->result;
+        }
+        return MHD_YES; /* answered on the next call, keeping the connection alive */
+    }
     if (!r->route) {
         r->pending_cond = wrong_method ? HTTP_COND_METHOD : HTTP_COND_NO_ROUTE;
         snprintf(r->pending_msg, sizeof(r->pending_msg), "%s %.160s: %s", r->method, r->path,
@@ -431,7 +500,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 {
     struct http_request *r = *ctx;
     if (!r) {
-        r = request_new(cls, c, url, method);
+        r = request_new((struct http_server *)cls, c, url, method);
         if (!r)
             return MHD_NO;
         *ctx = r;
@@ -441,6 +510,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->body_bytes += (int64_t)n;
+        if (!conn_guard_body(r->srv->guard, r->guard, n))
+            return abort_raw_json(r, 408,
+                                  errors_body("the request body is arriving too slowly",
+                                              "invalid_request_error", NULL, "request_timeout"));
         if (r->up) {
             struct sd_error err = {0};
             if (upload_feed(r->up, upload_data, n, &err) != SD_OK)
@@ -460,6 +533,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     if (r->status)
         return MHD_YES;
+    if (r->adm.status) {
+        reply_denied(r);
+        return r->result;
+    }
     if (r->pending_cond != HTTP_COND_NONE) {
         http_reply_condition(r, r->pending_cond, r->pending_msg);
         return r->result;
@@ -475,6 +552,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             return r->result;
         }
     }
+    conn_guard_handler(r->srv->guard, r->guard);
     r->route->fn(r);
     if (!r->status)
         http_reply_error(r, SD_EINTERNAL, "the handler gave no answer", NULL);
@@ -504,6 +582,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                                    LOG_STR("path", r->path), LOG_STR("route", route),
                                    LOG_I64("status", status), LOG_F64("ms", ms),
                                    LOG_I64("bytes_in", r->body_bytes),
+                                   LOG_STR("key", r->adm.principal[0] ? r->adm.principal : NULL),
+                                   LOG_STR("deny", r->adm.deny),
                                    LOG_BOOL("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK),
                                    LOG_END});
     if (r->upgrade && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
@@ -513,7 +593,24 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         free(r->upgrade);
     }
     upload_destroy(r->up);
+    auth_gate_release(r->srv->gate, &r->adm);
+    conn_guard_request_done(r->srv->guard, r->guard);
     free(r);
+}
+
+/* Each connection's slow-client clock lives from accept to close (before MHD closes the fd). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = conn_guard_open(s->guard, ci ? (int)ci->connect_fd : -1);
+    } else {
+        conn_guard_close(s->guard, *socket_ctx);
+        *socket_ctx = NULL;
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -544,19 +641,34 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
         return sd_fail(err, SD_ENOMEM, "http server");
     }
     s->app = app;
+    struct conn_guard_opts go = {.header_timeout_s = (double)app->cfg.header_timeout_s,
+                                 .body_timeout_s = (double)app->cfg.body_timeout_s,
+                                 .body_min_rate = (double)app->cfg.body_min_rate};
+    enum sd_err rc = auth_gate_create(&app->cfg, app->store, app->log, &s->gate, err);
+    if (rc == SD_OK)
+        rc = conn_guard_start(&go, &s->guard, err);
+    if (rc != SD_OK) {
+        auth_gate_destroy(s->gate);
+        free(s);
+        freeaddrinfo(ai);
+        return rc;
+    }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_access, app, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)app->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)app->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)app->cfg.max_connections_per_ip, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
+        conn_guard_stop(s->guard);
+        auth_gate_destroy(s->gate);
         free(s);
         return sd_fail(err, SD_EIO, "cannot listen on %s:%d (address in use?)", host, port);
     }
@@ -586,5 +698,7 @@ void http_stop(struct http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->d);
+    conn_guard_stop(s->guard);
+    auth_gate_destroy(s->gate);
     free(s);
 }

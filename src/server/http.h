@@ -28,6 +28,9 @@ typedef void (*route_fn)(struct http_request *r);
 
 enum route_flags {
     ROUTE_MULTIPART = 1,   /* body is multipart/form-data with an upload */
+    ROUTE_OPEN = 2,        /* no API key needed (the web page); still rate-limited per address */
+    ROUTE_PROBE = 4,       /* no key, no rate limit (/health) */
+    ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
 };
 
 struct route {
@@ -57,6 +60,10 @@ const char *http_path_param(struct http_request *r);
 const char *http_query(struct http_request *r, const char *key);
 const char *http_header(struct http_request *r, const char *name);
 struct upload *http_upload(struct http_request *r);
+/* Who is calling: an API key id, "static", "jwt:SUB", or "" (auth off, open route). */
+const char *http_principal(struct http_request *r);
+/* Prometheus text of the auth, rate-limit and slow-client counters (caller frees; NULL: ENOMEM). */
+char *http_security_metrics(struct http_request *r);
 /* True when the client closed its side (a waiting sync request should give up). */
 bool http_client_gone(struct http_request *r);
 

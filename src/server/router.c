@@ -2,15 +2,17 @@
  * router.c - the route table: method + path pattern -> handler. Patterns are
  * literal segments plus at most one {param} segment. Matching is a linear
  * scan (a dozen routes); the table is the API's table of contents.
+ * Every route needs an API key (while auth is on) unless flagged ROUTE_OPEN
+ * or ROUTE_PROBE; http.c checks that before any handler runs.
  */
 #include <string.h>
 
 #include "server/routes.h"
 
 static const struct route routes[] = {
-    {"GET", "/health", "health", route_health, 0},
-    {"HEAD", "/health", "health", route_health, 0},
-    {"GET", "/metrics", "metrics", route_metrics, 0},
+    {"GET", "/health", "health", route_health, ROUTE_PROBE},
+    {"HEAD", "/health", "health", route_health, ROUTE_PROBE},
+    {"GET", "/metrics", "metrics", route_metrics, ROUTE_METRICS},
     {"GET", "/v1/models", "models", route_models, 0},
     {"POST", "/v1/audio/transcriptions", "transcriptions", route_transcriptions, ROUTE_MULTIPART},
     {"POST", "/v1/audio/translations", "translations", route_translations, ROUTE_MULTIPART},
@@ -22,10 +24,10 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
     {"GET", "/v1/realtime", "realtime", route_realtime, 0},
     /* The web page: last, so every API route above matches first. */
-    {"GET", "/", "web", route_web, 0},
-    {"HEAD", "/", "web", route_web, 0},
-    {"GET", "/{asset}", "web", route_web, 0},
-    {"HEAD", "/{asset}", "web", route_web, 0},
+    {"GET", "/", "web", route_web, ROUTE_OPEN},
+    {"HEAD", "/", "web", route_web, ROUTE_OPEN},
+    {"GET", "/{asset}", "web", route_web, ROUTE_OPEN},
+    {"HEAD", "/{asset}", "web", route_web, ROUTE_OPEN},
 };
 
 /* Compares one pattern with a path; copies the {param} segment on a match. */
