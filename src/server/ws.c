@@ -25,6 +25,7 @@ struct ws_conn {
     char *extra;
     size_t n_extra, extra_off;
     bool peer_gone;
+    size_t read_budget;        /* bytes one ws_conn_read may still take from the socket */
     /* wslay sends control frames before queued data: a close waits for the data to go */
     bool close_pending;
     uint16_t close_code;
@@ -62,12 +63,21 @@ static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         c->extra_off += k;
         return (ssize_t)k;
     }
+    if (c->read_budget == 0) {
+        /* wslay reads until the socket runs dry; a fast sender would never let it */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > c->read_budget)
+        len = c->read_budget;
     ssize_t r;
     do
         r = recv(c->fd, buf, len, 0);
     while (r < 0 && errno == EINTR);
-    if (r > 0)
+    if (r > 0) {
+        c->read_budget -= (size_t)r;
         return r;
+    }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     } else {
@@ -159,6 +169,7 @@ int ws_conn_fd(const struct ws_conn *c)
 
 enum sd_err ws_conn_read(struct ws_conn *c, struct sd_error *err)
 {
+    c->read_budget = 256 * 1024;
     if (wslay_event_recv(c->ctx) != 0 || c->peer_gone)
         return sd_fail(err, SD_EIO, "the client went away");
     return SD_OK;

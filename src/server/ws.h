@@ -47,7 +47,11 @@ enum sd_err ws_conn_new(int fd, const char *extra, size_t n_extra, size_t max_ms
 void ws_conn_free(struct ws_conn *c);
 int ws_conn_fd(const struct ws_conn *c);
 
-/* Reads what the socket has, dispatching whole messages. SD_EIO when the peer is gone. */
+/*
+ * Reads what the socket has (at most 256 KiB per call, so the owner's
+ * back-pressure checks run between reads), dispatching whole messages.
+ * SD_EIO when the peer is gone.
+ */
 enum sd_err ws_conn_read(struct ws_conn *c, struct sd_error *err);
 /* Writes what it can without blocking. SD_EIO when the peer is gone. */
 enum sd_err ws_conn_flush(struct ws_conn *c, struct sd_error *err);

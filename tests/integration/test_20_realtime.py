@@ -321,3 +321,82 @@ def test_realtime_openai_manual_commit(rt_server):
     seen = asyncio.run(run())
     types = [e["type"] for e in seen]
     assert "input_audio_buffer.committed" in types, types
+
+
+def test_realtime_idle_and_session_limits(make_server):
+    """Idle streams and streams past the session limit are closed cleanly, with a message."""
+    s = make_server(args=["--workers", "1", "--vad-model", VAD],
+                    env={"SCRIBED_REALTIME_IDLE_S": "2", "SCRIBED_REALTIME_MAX_SESSION_S": "4"})
+    pcm = read_pcm(SENTENCE)
+
+    async def idle():
+        async with websockets.connect(ws_url(s)) as ws:
+            await ws.send(json.dumps({"language": "en"}))
+            msgs = []
+            t0 = time.monotonic()
+            try:
+                async for m in ws:
+                    msgs.append(json.loads(m))
+            except websockets.ConnectionClosed:
+                pass
+            return msgs, ws.close_code, time.monotonic() - t0
+
+    msgs, code, took = asyncio.run(idle())
+    assert [m["type"] for m in msgs] == ["ready", "error"], msgs
+    assert msgs[1]["code"] == "idle_timeout" and code == 1000 and 1.5 < took < 10
+
+    async def too_long():
+        async with websockets.connect(ws_url(s), max_size=None) as ws:
+            await ws.send(json.dumps({"language": "en"}))
+            msgs = []
+
+            async def reader():
+                async for m in ws:
+                    msgs.append(json.loads(m))
+
+            task = asyncio.create_task(reader())
+            try:
+                for _ in range(100):  # keeps talking well past the 4 s limit
+                    for i in range(0, len(pcm), CHUNK):
+                        await ws.send(pcm[i:i + CHUNK])
+                        await asyncio.sleep(0.1)
+            except websockets.ConnectionClosed:
+                pass
+            await asyncio.wait_for(task, 60)
+            return msgs, ws.close_code
+
+    msgs, code = asyncio.run(too_long())
+    types = [m["type"] for m in msgs]
+    assert "error" in types and types[-1] == "done", types
+    assert [m for m in msgs if m["type"] == "error"][0]["code"] == "session_too_long"
+    assert code == 1000
+    assert msgs[-1]["duration"] < 10
+
+
+def test_realtime_backlog_stops_reading(make_server):
+    """A client sending far faster than the server decodes is not buffered without bound:
+    past the backlog limit the server stops reading, so the client's sends stall."""
+    s = make_server(args=["--workers", "1", "--vad-model", VAD],
+                    env={"SCRIBED_REALTIME_MAX_BACKLOG_S": "5"})
+    pcm = read_pcm(PASSAGE)
+    chunk = pcm[:32000 * 10]  # 10 s per message
+
+    async def flood():
+        async with websockets.connect(ws_url(s), max_size=None, write_limit=2 ** 16) as ws:
+            await ws.send(json.dumps({"language": "en"}))
+            assert json.loads(await ws.recv())["type"] == "ready"
+            sent = 0
+            t0 = time.monotonic()
+            try:
+                while time.monotonic() - t0 < 4:
+                    await asyncio.wait_for(ws.send(chunk), 4)
+                    sent += len(chunk)
+            except asyncio.TimeoutError:
+                pass
+            return sent / 32000
+
+    sent_s = asyncio.run(flood())
+    print(f"audio accepted in 4 s of flooding: {sent_s:.0f} s")
+    # socket buffers take some megabytes, but not 4 s of unthrottled localhost sending
+    assert sent_s < 300, f"{sent_s:.0f} s of audio went in without back-pressure"
+    assert requests.get(s.url("/health"), timeout=5).status_code == 200
