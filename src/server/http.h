@@ -31,6 +31,7 @@ enum route_flags {
     ROUTE_OPEN = 2,        /* no API key needed (the web page); still rate-limited per address */
     ROUTE_PROBE = 4,       /* no key, no rate limit (/health) */
     ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
+    ROUTE_FALLBACK = 16,   /* catch-all (the web page's files): another method is a 404, not a 405 */
 };
 
 struct route {

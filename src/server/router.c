@@ -26,8 +26,8 @@ static const struct route routes[] = {
     /* The web page: last, so every API route above matches first. */
     {"GET", "/", "web", route_web, ROUTE_OPEN},
     {"HEAD", "/", "web", route_web, ROUTE_OPEN},
-    {"GET", "/{asset}", "web", route_web, ROUTE_OPEN},
-    {"HEAD", "/{asset}", "web", route_web, ROUTE_OPEN},
+    {"GET", "/{asset}", "web", route_web, ROUTE_OPEN | ROUTE_FALLBACK},
+    {"HEAD", "/{asset}", "web", route_web, ROUTE_OPEN | ROUTE_FALLBACK},
 };
 
 /* Compares one pattern with a path; copies the {param} segment on a match. */
@@ -66,7 +66,8 @@ const struct route *router_match(const char *method, const char *path, char *par
             continue;
         if (strcmp(routes[i].method, method) == 0)
             return &routes[i];
-        *method_mismatch = true;
+        if (!(routes[i].flags & ROUTE_FALLBACK))
+            *method_mismatch = true;
     }
     param[0] = '\0';
     return NULL;

@@ -82,7 +82,12 @@ TEST(router_matches_routes_and_params)
     CHECK(r == NULL && wrong);
     r = router_match("GET", "/v1/jobs//result", param, sizeof(param), &wrong);
     CHECK(r == NULL);
+    /* unknown single-segment paths go to the web page's catch-all (which answers 404) */
     r = router_match("GET", "/nothing", param, sizeof(param), &wrong);
+    CHECK(r && strcmp(r->name, "web") == 0);
+    r = router_match("POST", "/nothing", param, sizeof(param), &wrong);
+    CHECK(r == NULL && !wrong);
+    r = router_match("GET", "/no/such/path", param, sizeof(param), &wrong);
     CHECK(r == NULL && !wrong);
     char longid[200];
     memset(longid, 'a', sizeof(longid));
