@@ -387,7 +387,7 @@ void auth_flush(struct auth *a)
 /* Under a->mu. */
 static void refresh_locked(struct auth *a, int64_t now_ms)
 {
-    if (now_ms - a->loaded_ms >= a->refresh_ms) {
+    if (now_ms - a->loaded_ms >= a->refresh_ms || now_ms < a->loaded_ms) {
         struct sd_error err = {0};
         reload_locked(a, now_ms, &err); /* a busy database: keep serving the old cache */
     }
@@ -442,7 +442,8 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
             o = AUTH_REVOKED;
         } else {
             o = AUTH_OK;
-            a->keys[match].used_ms = wall;
+            if (wall > a->keys[match].used_ms)
+                a->keys[match].used_ms = wall;
         }
     } else if (static_ok) {
         snprintf(principal, principal_n, "static");
