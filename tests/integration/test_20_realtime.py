@@ -400,3 +400,20 @@ def test_realtime_backlog_stops_reading(make_server):
     # socket buffers take some megabytes, but not 4 s of unthrottled localhost sending
     assert sent_s < 300, f"{sent_s:.0f} s of audio went in without back-pressure"
     assert requests.get(s.url("/health"), timeout=5).status_code == 200
+
+
+def test_realtime_needs_the_api_key_when_one_is_set(make_server):
+    s = make_server(args=["--workers", "1"], env={"SCRIBED_API_KEY": "sk-test-realtime-0123456789"})
+
+    async def connect(query, headers=None):
+        try:
+            async with websockets.connect(ws_url(s, query), extra_headers=headers or {}) as ws:
+                await ws.send(json.dumps({"language": "en"}))
+                return json.loads(await ws.recv())["type"]
+        except websockets.InvalidStatusCode as e:
+            return e.status_code
+
+    assert asyncio.run(connect("")) == 401
+    assert asyncio.run(connect("?api_key=wrong")) == 401
+    assert asyncio.run(connect("?api_key=sk-test-realtime-0123456789")) == "ready"
+    assert asyncio.run(connect("", {"Authorization": "Bearer sk-test-realtime-0123456789"})) == "ready"
