@@ -8,7 +8,7 @@ sub-test that reports "skipped" while /v1/realtime answers 404), checks the
 API-key field, keyboard reach, the layout at 1280/390/360 px with screenshots
 (tests/browser/screenshots/), and that no request leaves localhost;
 resampler.test.mjs checks the recorder worklet's 16 kHz resampling in node.
-Needs: chromium (in .ci/packages.txt), node >= 20, and npm for the first
+Needs: chromium (in .ci/packages-test.txt), node >= 20, and npm for the first
 `npm ci --prefix tests/browser` (playwright-core from package-lock.json).
 """
 import os
@@ -39,7 +39,7 @@ def test_web_page_in_chromium(make_server):
     if not os.path.exists(micro_model()):
         pytest.skip(f"no reference model at {micro_model()} (set SCRIBED_SHARED)")
     assert os.access(CHROMIUM, os.X_OK), (
-        f"{CHROMIUM} is missing: install Debian's chromium package (listed in .ci/packages.txt)")
+        f"{CHROMIUM} is missing: install Debian's chromium package (listed in .ci/packages-test.txt)")
     node = shutil.which("node")
     assert node, "node (>= 20) is needed for the browser test"
     ensure_node_modules()

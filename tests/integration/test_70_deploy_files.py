@@ -613,7 +613,7 @@ def test_nginx_structure(nginx_tree):
 def nginx_or_skip():
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if not exe:
-        pytest.skip("nginx is not installed (Debian package nginx, in .ci/packages.txt)")
+        pytest.skip("nginx is not installed (Debian package nginx, in .ci/packages-test.txt)")
     if not shutil.which("openssl"):
         pytest.skip("openssl is not installed")
     return exe
@@ -718,7 +718,7 @@ def test_nginx_in_front_of_scribed(tmp_path, short_wav):
 def caddy_or_skip():
     exe = shutil.which("caddy")
     if not exe:
-        pytest.skip("caddy is not installed (Debian package caddy, in .ci/packages.txt)")
+        pytest.skip("caddy is not installed (Debian package caddy, in .ci/packages-test.txt)")
     return exe
 
 
@@ -855,8 +855,8 @@ def test_unit_env_starts_the_server(tmp_path):
 
 
 def test_packages_listed():
-    """The tools these tests use are in the CI package list."""
-    pkgs = set((ROOT / ".ci" / "packages.txt").read_text().split())
+    """The tools these tests use are in the CI test package list."""
+    pkgs = set((ROOT / ".ci" / "packages-test.txt").read_text().split())
     assert {"nginx", "caddy", "python3-yaml", "bubblewrap", "openssl", "prometheus"} <= pkgs
 
 
