@@ -40,7 +40,7 @@ struct rt_stream {
 
     bool in_utt, confirmed;
     int64_t cur_id, cur_start, speech_start, temp_end;
-    int64_t last_end;          /* end of the previous utterance: the next starts here at the earliest */
+    int64_t last_end;          /* previous utterance's end: the next starts here at the earliest */
     int64_t next_id;
     int64_t last_partial_end;
     char *prev_text, *stable;

@@ -98,7 +98,8 @@ struct session {
 
 static void send_json(struct session *s, json_t *o)
 {
-    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
+    char *txt = o ? json_dumps(o, flags) : NULL;
     json_decref(o);
     struct sd_error err = {0};
     if (!txt || ws_conn_send_text(s->ws, txt, strlen(txt), &err) != SD_OK)
@@ -275,7 +276,8 @@ static enum sd_err vad_options(struct session *s, json_t *v, struct sd_error *er
         s->rp.use_vad = json_is_true(x);
     if ((x = json_object_get(v, "threshold")))
         s->rp.vad.threshold = (float)json_number_value(x);
-    if ((x = json_object_get(v, "min_silence_ms")) || (x = json_object_get(v, "silence_duration_ms")))
+    if ((x = json_object_get(v, "min_silence_ms")) ||
+        (x = json_object_get(v, "silence_duration_ms")))
         s->rp.vad.min_silence_ms = (int)json_number_value(x);
     if ((x = json_object_get(v, "speech_pad_ms")) || (x = json_object_get(v, "prefix_padding_ms")))
         s->rp.vad.speech_pad_ms = (int)json_number_value(x);
