@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"transcribe", cmd_transcribe, "transcribe an audio file"},
     {"vad", cmd_vad, "print the speech segments of an audio file"},
     {"bench", cmd_bench, "measure encoder and decoder speed"},
+    {"quantize", cmd_quantize, "convert an f16 model to q8_0/q5_0/q5_1/q4_0/q4_1"},
     {"model", cmd_model, "download models (whisper, silero VAD) with checksums"},
     {"keys", cmd_keys, "create, list and revoke API keys"},
     {"backup", cmd_backup, "online copy of the database"},

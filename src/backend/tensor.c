@@ -2,7 +2,7 @@
  * tensor.c - the element-type table shared by the model loader and the
  * kernels, and portable half-precision conversions. The table already lists
  * ggml's quantized block formats so the loader can size and name them; the
- * kernels mark them unsupported until they can compute with them.
+ * block codecs live in quant.c.
  */
 #include "backend/tensor.h"
 
@@ -11,11 +11,11 @@
 static const struct sd_type_traits TYPE_TABLE[] = {
     [SD_TYPE_F32] = {"f32", 1, 4, 1},
     [SD_TYPE_F16] = {"f16", 1, 2, 1},
-    [SD_TYPE_Q4_0] = {"q4_0", 32, 18, 0},
-    [SD_TYPE_Q4_1] = {"q4_1", 32, 20, 0},
-    [SD_TYPE_Q5_0] = {"q5_0", 32, 22, 0},
-    [SD_TYPE_Q5_1] = {"q5_1", 32, 24, 0},
-    [SD_TYPE_Q8_0] = {"q8_0", 32, 34, 0},
+    [SD_TYPE_Q4_0] = {"q4_0", 32, 18, 1},
+    [SD_TYPE_Q4_1] = {"q4_1", 32, 20, 1},
+    [SD_TYPE_Q5_0] = {"q5_0", 32, 22, 1},
+    [SD_TYPE_Q5_1] = {"q5_1", 32, 24, 1},
+    [SD_TYPE_Q8_0] = {"q8_0", 32, 34, 1},
 };
 
 const struct sd_type_traits *sd_type_traits(int type)

@@ -36,8 +36,7 @@ struct sd_tensor {
 /*
  * Static description of an element type: `block_size` elements are stored in
  * `block_bytes` bytes (1 / 4 for f32, 32 / 34 for q8_0). `supported` says
- * whether the kernels of this build can compute with it (quantized types: not
- * yet). Returns NULL for a type number that is not in the table.
+ * whether the kernels of this build can compute with it (all listed types). Returns NULL for a type number that is not in the table.
  */
 struct sd_type_traits {
     const char *name;
@@ -49,6 +48,22 @@ const struct sd_type_traits *sd_type_traits(int type);
 
 /* Bytes of n elements of type t (n a multiple of the block size); 0 for an unknown type. */
 size_t sd_type_bytes(int type, int64_t n);
+
+/* 1 for the block-quantized types (q4_0 ... q8_0), 0 for f32/f16. */
+int sd_type_is_quantized(enum sd_type t);
+
+/*
+ * dst[0..n) = float values of n elements of type t stored at src (block start;
+ * n a multiple of the block size). Portable reference code (backend/quant.c).
+ */
+void sd_dequantize(enum sd_type t, const void *src, float *dst, int64_t n);
+
+/*
+ * Encodes n floats (a multiple of the block size) as type t at dst, ggml's
+ * round-to-nearest block quantizers; returns the bytes written
+ * (sd_type_bytes(t, n)), 0 if n or t is invalid.
+ */
+size_t sd_quantize(enum sd_type t, const float *src, void *dst, int64_t n);
 
 /* IEEE half <-> float conversions (round-to-nearest-even), portable C. */
 float sd_f16_to_f32(uint16_t h);

@@ -377,8 +377,12 @@ static enum sd_err read_tensor(struct reader *r, struct whisper_model *m, const 
         return sd_fail(r->err, SD_EFORMAT, "model %s: tensor '%s' has unknown type %d", r->path,
                        shown, ttype);
     if (!tt->supported)
-        return sd_fail(r->err, SD_EUNSUPPORTED, "model %s: tensor '%s' is %s; quantized "
-                       "tensors are not supported yet", r->path, shown, tt->name);
+        return sd_fail(r->err, SD_EUNSUPPORTED, "model %s: tensor '%s' is %s, which this build "
+                       "cannot compute with", r->path, shown, tt->name);
+    if (ne[0] % tt->block_size)
+        return sd_fail(r->err, SD_EFORMAT, "model %s: tensor '%s' is %s but its rows of %lld "
+                       "values are not whole %d-value blocks", r->path, shown, tt->name,
+                       (long long)ne[0], tt->block_size);
     if (kinds[idx] == KIND_F32 && ttype != SD_TYPE_F32)
         return sd_fail(r->err, SD_EFORMAT, "model %s: tensor '%s' is %s, expected f32", r->path,
                        shown, tt->name);

@@ -318,8 +318,8 @@ static void get_rows_task(void *arg, int task, int thread)
     (void)thread;
     struct rows_ctx *c = arg;
     const struct sd_weight *w = c->w;
-    size_t esize = w->type == SD_TYPE_F16 ? 2 : 4;
-    const uint8_t *src = (const uint8_t *)w->data + (size_t)c->ids[task] * (size_t)w->ld * esize;
+    size_t row_bytes = sd_type_bytes(w->type, w->ld);
+    const uint8_t *src = (const uint8_t *)w->data + (size_t)c->ids[task] * row_bytes;
     c->b->kr->to_f32(src, w->type, c->y + (int64_t)task * w->k, w->k);
 }
 

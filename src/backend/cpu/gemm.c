@@ -14,7 +14,9 @@
 static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0, int nc, int p0,
                    int kc, float *pb)
 {
-    int esize = g->btype == SD_TYPE_F16 ? 2 : 4;
+    /* byte offsets through the type table: quantized rows are runs of 32-value blocks */
+    size_t row_bytes = sd_type_bytes(g->btype, g->ldb);
+    int esize = g->btype == SD_TYPE_F16 ? 2 : 4; /* [k][n] layouts are f32 or f16 only */
     const uint8_t *b = g->b;
     for (int jp = 0; jp < nc; jp += SD_NR) {
         int nr = nc - jp < SD_NR ? nc - jp : SD_NR;
@@ -30,14 +32,15 @@ static void pack_b(const struct sd_kernels *kr, const struct sd_gemm *g, int j0,
             continue;
         }
         if (kr->pack_panel_nk) {
-            kr->pack_panel_nk(b + ((int64_t)(j0 + jp) * g->ldb + p0) * esize, g->btype, g->ldb,
-                              nr, kc, dst);
+            kr->pack_panel_nk(b + (size_t)(j0 + jp) * row_bytes + sd_type_bytes(g->btype, p0),
+                              g->btype, g->ldb, nr, kc, dst);
             continue;
         }
         float row[SD_KC];
         for (int c = 0; c < SD_NR; c++) {
             if (c < nr) {
-                const uint8_t *src = b + ((int64_t)(j0 + jp + c) * g->ldb + p0) * esize;
+                const uint8_t *src =
+                    b + (size_t)(j0 + jp + c) * row_bytes + sd_type_bytes(g->btype, p0);
                 kr->to_f32(src, g->btype, row, kc);
             } else {
                 memset(row, 0, sizeof(float) * (size_t)kc);

@@ -138,6 +138,10 @@ AVX2 static void to_f32_avx2(const void *src, enum sd_type type, float *dst, int
         memcpy(dst, src, (size_t)n * sizeof(float));
         return;
     }
+    if (sd_type_is_quantized(type)) {
+        sd_quant_to_f32_avx2(src, type, dst, n);
+        return;
+    }
     const uint8_t *s = src;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -313,6 +317,10 @@ AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struc
 AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
                            int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
+    if (sd_type_is_quantized(w->type)) {
+        sd_quant_gemv_avx2(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
+        return;
+    }
     int f16 = w->type == SD_TYPE_F16;
     size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
     const uint8_t *base = w->data;
@@ -618,6 +626,10 @@ AVX2 static inline void transpose8(__m256 r[8])
 AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                                     float *dst)
 {
+    if (sd_type_is_quantized(t)) {
+        sd_quant_pack_panel_avx2(b, t, ldb, nr, kc, dst);
+        return;
+    }
     int f16 = t == SD_TYPE_F16, es = f16 ? 2 : 4;
     const uint8_t *base = b;
     int p = 0;

@@ -32,6 +32,10 @@ static void to_f32_scalar(const void *src, enum sd_type type, float *dst, int64_
         memcpy(dst, src, (size_t)n * sizeof(float));
         return;
     }
+    if (sd_type_is_quantized(type)) {
+        sd_dequantize(type, src, dst, n);
+        return;
+    }
     const uint8_t *s = src;
     for (int64_t i = 0; i < n; i++) {
         uint16_t h;
@@ -40,29 +44,28 @@ static void to_f32_scalar(const void *src, enum sd_type type, float *dst, int64_
     }
 }
 
-static float weight_at(const struct sd_weight *w, int64_t j, int64_t p)
-{
-    const uint8_t *base = w->data;
-    if (w->type == SD_TYPE_F32) {
-        float v;
-        memcpy(&v, base + 4 * (j * w->ld + p), 4);
-        return v;
-    }
-    uint16_t h;
-    memcpy(&h, base + 2 * (j * w->ld + p), 2);
-    return sd_f16_to_f32(h);
-}
+#define GEMV_CHUNK 256 /* weights converted per step: a multiple of every block size */
 
+/* Each weight row is converted GEMV_CHUNK values at a time; sums run in index order. */
 static void gemv_scalar(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
                         int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
-    for (int j = n0; j < n1; j++)
-        for (int i = 0; i < m; i++) {
-            float s = bias ? bias[j] : 0.0f;
-            for (int64_t p = 0; p < w->k; p++)
-                s += x[i * ldx + p] * weight_at(w, j, p);
-            y[i * ldy + j] = accumulate ? y[i * ldy + j] + s : s;
+    float s[SD_GEMV_MAX_M], wbuf[GEMV_CHUNK];
+    size_t row_bytes = sd_type_bytes(w->type, w->ld);
+    for (int j = n0; j < n1; j++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)j * row_bytes;
+        for (int i = 0; i < m; i++)
+            s[i] = bias ? bias[j] : 0.0f;
+        for (int64_t p0 = 0; p0 < w->k; p0 += GEMV_CHUNK) {
+            int64_t n = w->k - p0 < GEMV_CHUNK ? w->k - p0 : GEMV_CHUNK;
+            to_f32_scalar(row + sd_type_bytes(w->type, p0), w->type, wbuf, n);
+            for (int i = 0; i < m; i++)
+                for (int64_t p = 0; p < n; p++)
+                    s[i] += x[i * ldx + p0 + p] * wbuf[p];
         }
+        for (int i = 0; i < m; i++)
+            y[i * ldy + j] = accumulate ? y[i * ldy + j] + s[i] : s[i];
+    }
 }
 
 static float dot_scalar(const float *a, const float *b, int n)

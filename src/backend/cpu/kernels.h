@@ -59,6 +59,18 @@ struct sd_kernels {
                           float *dst);
 };
 
+/*
+ * Quantized-weight kernels (kern_quant_avx2.c), called by the AVX2 table for
+ * block types: conversion (n a multiple of 32, src at a block start), the
+ * small-m product (same contract as sd_kernels.gemv) and B-panel packing
+ * (kc a multiple of 32, <= SD_KC).
+ */
+void sd_quant_to_f32_avx2(const void *src, enum sd_type t, float *dst, int64_t n);
+void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+                        int n1, const float *bias, float *y, int64_t ldy, int accumulate);
+void sd_quant_pack_panel_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
+                              float *dst);
+
 extern const struct sd_kernels sd_kernels_scalar;
 extern const struct sd_kernels sd_kernels_avx2;
 /* 1 if this CPU runs sd_kernels_avx2 (AVX2, FMA and F16C). */
@@ -69,7 +81,7 @@ struct sd_gemm {
     int m, n, k;
     const float *a;
     int64_t lda;
-    enum sd_type btype; /* f32 or f16 */
+    enum sd_type btype; /* f32, f16, or a quantized type (then b_kn = 0, k % 32 == 0) */
     const void *b;
     int64_t ldb;
     int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] */
