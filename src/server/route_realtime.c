@@ -151,17 +151,22 @@ static void on_event_openai(struct session *s, const struct rt_event *ev)
     char item[64], prev[64];
     item_id(s, ev->utt_id, item, sizeof(item));
     int ms_start = (int)(ev->start * 1000 / RT_SAMPLE_RATE);
+    /* without server VAD (turn_detection null) OpenAI reports commits, not speech */
+    bool vad = s->rp.use_vad && s->vad;
     switch (ev->type) {
     case RT_EV_SPEECH_STARTED:
         free(s->sent_delta);
         s->sent_delta = NULL;
-        send_json(s, json_pack("{s:s, s:i, s:s}", "type", "input_audio_buffer.speech_started",
-                               "audio_start_ms", ms_start, "item_id", item));
+        if (vad)
+            send_json(s, json_pack("{s:s, s:i, s:s}", "type",
+                                   "input_audio_buffer.speech_started", "audio_start_ms",
+                                   ms_start, "item_id", item));
         break;
     case RT_EV_SPEECH_STOPPED:
-        send_json(s, json_pack("{s:s, s:i, s:s}", "type", "input_audio_buffer.speech_stopped",
-                               "audio_end_ms", (int)(ev->end * 1000 / RT_SAMPLE_RATE), "item_id",
-                               item));
+        if (vad)
+            send_json(s, json_pack("{s:s, s:i, s:s}", "type", "input_audio_buffer.speech_stopped",
+                                   "audio_end_ms", (int)(ev->end * 1000 / RT_SAMPLE_RATE),
+                                   "item_id", item));
         if (ev->utt_id > 0)
             item_id(s, ev->utt_id - 1, prev, sizeof(prev));
         send_json(s, json_pack("{s:s, s:o, s:s}", "type", "input_audio_buffer.committed",

@@ -321,6 +321,7 @@ def test_realtime_openai_manual_commit(rt_server):
     seen = asyncio.run(run())
     types = [e["type"] for e in seen]
     assert "input_audio_buffer.committed" in types, types
+    assert "input_audio_buffer.speech_started" not in types, types  # no server VAD
 
 
 def test_realtime_idle_and_session_limits(make_server):
@@ -417,3 +418,30 @@ def test_realtime_needs_the_api_key_when_one_is_set(make_server):
     assert asyncio.run(connect("?api_key=wrong")) == 401
     assert asyncio.run(connect("?api_key=sk-test-realtime-0123456789")) == "ready"
     assert asyncio.run(connect("", {"Authorization": "Bearer sk-test-realtime-0123456789"})) == "ready"
+
+
+def test_realtime_shutdown_closes_streams(make_server):
+    """SIGTERM with a live stream open: the client is told and the server exits in time."""
+    s = make_server(args=["--workers", "1", "--vad-model", VAD])
+    pcm = read_pcm(SENTENCE)
+
+    async def run():
+        async with websockets.connect(ws_url(s), max_size=None) as ws:
+            await ws.send(json.dumps({"language": "en"}))
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(pcm[:CHUNK * 10])
+            t0 = time.monotonic()
+            s.proc.send_signal(15)
+            msgs = []
+            try:
+                async for m in ws:
+                    msgs.append(json.loads(m))
+            except websockets.ConnectionClosed:
+                pass
+            return msgs, ws.close_code, time.monotonic() - t0
+
+    msgs, code, took = asyncio.run(run())
+    errors = [m for m in msgs if m["type"] == "error"]
+    assert errors and errors[-1]["code"] == "shutting_down", msgs
+    assert code == 1001 and took < 10
+    assert s.proc.wait(timeout=30) == 0
