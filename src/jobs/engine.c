@@ -212,8 +212,8 @@ static void apply_params(struct engine_worker *w, const struct job_params *jp,
 }
 
 enum sd_err engine_run(struct engine_worker *w, const char *path, const struct job_params *jp,
-                       engine_progress_fn progress, void *user, struct transcript **out,
-                       double *audio_s, struct sd_error *err)
+                       engine_progress_fn progress, engine_segment_fn on_segment, void *user,
+                       struct transcript **out, double *audio_s, struct sd_error *err)
 {
     struct audio_decode_opts ao = audio_decode_opts_default();
     struct audio_info info = {0};
@@ -236,6 +236,8 @@ enum sd_err engine_run(struct engine_worker *w, const char *path, const struct j
     apply_params(w, jp, &p);
     p.progress = progress;
     p.progress_user = user;
+    p.on_segment = on_segment;
+    p.on_segment_user = user;
     struct vad_params vp = vad_params_default();
     const struct vad_model *vad = jp->no_vad ? NULL : w->e->vad;
     rc = transcribe_pcm_vad(w->st, w->e->tok, vad, &vp, pcm, n, &p, out, err);

@@ -49,13 +49,15 @@ void engine_worker_destroy(struct engine_worker *w);
 
 /* Cancel/progress hook: return false to stop (the run then fails with SD_ECANCELLED). */
 typedef bool (*engine_progress_fn)(void *user, float fraction);
+/* Called as each segment becomes final (same user as progress); may be NULL. */
+typedef void (*engine_segment_fn)(void *user, const struct transcript_segment *s);
 
 /*
  * Decodes the audio file at path and transcribes it with request fields p.
  * On SD_OK the caller owns *out (transcript_destroy); *audio_s = seconds of audio.
  */
 enum sd_err engine_run(struct engine_worker *w, const char *path, const struct job_params *p,
-                       engine_progress_fn progress, void *user, struct transcript **out,
-                       double *audio_s, struct sd_error *err);
+                       engine_progress_fn progress, engine_segment_fn on_segment, void *user,
+                       struct transcript **out, double *audio_s, struct sd_error *err);
 
 #endif

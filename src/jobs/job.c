@@ -132,6 +132,7 @@ void job_free(struct job *j)
     free(j->upload_path);
     free(j->callback_url);
     transcript_destroy(j->transcript);
+    job_stream_free(j->stream);
     free(j);
 }
 

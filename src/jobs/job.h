@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "jobs/stream.h"
 #include "output/format.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -66,6 +67,7 @@ struct job {
     enum sd_err rc;
     struct sd_error err;
     struct transcript *transcript; /* sync jobs: the result (owned) */
+    struct job_stream *stream;     /* sync SSE jobs: events as segments become final (owned) */
     double audio_s, run_s;
 };
 

@@ -189,6 +189,10 @@ enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_p
     enum sd_err rc = job_create(id, true, p, upload_path, bytes, NULL, &j, err);
     if (rc != SD_OK)
         return rc;
+    if (p->stream && !(j->stream = job_stream_create())) {
+        job_free(j);
+        return sd_fail(err, SD_ENOMEM, "stream buffer");
+    }
     rc = jobq_push(js->q, j, false, err);
     if (rc != SD_OK) {
         jobq_release(js->q, j);

@@ -114,6 +114,23 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
     return final;
 }
 
+/* SSE: one transcript.text.delta event per final segment (OpenAI's stream shape). */
+static void on_segment(void *user, const struct transcript_segment *s)
+{
+    struct progress_ctx *c = user;
+    if (!c->j->stream || !s->text)
+        return;
+    json_t *ev = json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta", s->text);
+    char *txt = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ev);
+    if (!txt)
+        return; /* not valid UTF-8: the final "done" event still carries the whole text */
+    job_stream_append(c->j->stream, "data: ", 6);
+    job_stream_append(c->j->stream, txt, strlen(txt));
+    job_stream_append(c->j->stream, "\n\n", 2);
+    free(txt);
+}
+
 static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
 {
     struct sd_error err = {0};
@@ -130,8 +147,8 @@ static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
               (struct log_field[]){LOG_STR("job", j->id), LOG_BOOL("sync", j->sync),
                                    LOG_I64("bytes", j->upload_bytes), LOG_END});
     double t0 = mono_s();
-    enum sd_err rc = engine_run(w, j->upload_path, &j->params, on_progress, &pc, &t, &audio_s,
-                                &err);
+    enum sd_err rc = engine_run(w, j->upload_path, &j->params, on_progress, on_segment, &pc, &t,
+                                &audio_s, &err);
     double run_s = mono_s() - t0;
     enum job_status final;
     if (j->sync) {

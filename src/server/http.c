@@ -161,6 +161,54 @@ static void queue(struct http_request *r, int status, struct MHD_Response *resp)
     MHD_destroy_response(resp);
 }
 
+struct stream_reply {
+    http_stream_fn fn;
+    void (*done)(void *user);
+    void *user;
+};
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_reply *s = cls;
+    (void)pos;
+    long n = s->fn(s->user, buf, max);
+    if (n > 0)
+        return (ssize_t)n;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_reply *s = cls;
+    s->done(s->user);
+    free(s);
+}
+
+void http_reply_stream(struct http_request *r, int status, const char *content_type,
+                       http_stream_fn fn, void (*done)(void *user), void *user)
+{
+    struct stream_reply *s = r->status ? NULL : malloc(sizeof(*s));
+    if (!s) {
+        done(user);
+        if (!r->status)
+            r->result = MHD_NO;
+        return;
+    }
+    *s = (struct stream_reply){fn, done, user};
+    /* MHD owns s from here: stream_free runs when the response is destroyed */
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, s,
+                                          stream_free);
+    if (!resp) {
+        stream_free(s);
+        r->result = MHD_NO;
+        return;
+    }
+    add_common_headers(r, resp, content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    queue(r, status, resp);
+}
+
 void http_reply_body(struct http_request *r, int status, const char *content_type, char *body,
                      size_t len)
 {

@@ -85,6 +85,15 @@ void http_upgrade_close(void *handle);
 void http_reply_json(struct http_request *r, int status, json_t *body);
 void http_reply_body(struct http_request *r, int status, const char *content_type, char *body,
                      size_t len);
+/*
+ * A body produced while it is sent (server-sent events): fn fills up to max
+ * bytes and returns the count (it may block until it has some), 0 at the end,
+ * -1 to abort the connection. done(user) runs exactly once, when the reply is
+ * over or the client has gone.
+ */
+typedef long (*http_stream_fn)(void *user, char *buf, size_t max);
+void http_reply_stream(struct http_request *r, int status, const char *content_type,
+                       http_stream_fn fn, void (*done)(void *user), void *user);
 void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
                       const char *param);
 void http_reply_condition(struct http_request *r, enum http_condition c, const char *message);

@@ -55,6 +55,89 @@ static char *render_sse(const struct transcript *t)
     return out;
 }
 
+/* ---- stream=true: events as segments become final ------------------------ */
+
+struct sse_reply {
+    struct app *a;
+    struct job *j;      /* one reference, released in sse_done */
+    size_t offset;      /* bytes of j->stream already sent */
+    bool finished;      /* the closing event is in the stream */
+    double deadline;
+};
+
+static void sse_append_json(struct job_stream *st, json_t *ev)
+{
+    char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ev);
+    if (s) {
+        job_stream_append(st, "data: ", 6);
+        job_stream_append(st, s, strlen(s));
+        job_stream_append(st, "\n\n", 2);
+    }
+    free(s);
+}
+
+/* The job is over: transcript.text.done with the whole text, or an error event. */
+static void sse_finish(struct sse_reply *c, enum sd_err rc, const char *msg)
+{
+    const struct job *j = c->j;
+    if (rc == SD_OK && j->status == JOB_SUCCEEDED && j->transcript)
+        sse_append_json(j->stream, json_pack("{s:s, s:s}", "type", "transcript.text.done", "text",
+                                             j->transcript->text ? j->transcript->text : ""));
+    else {
+        enum sd_err code = rc ? rc : j->rc ? j->rc : SD_EINTERNAL;
+        const char *why = msg ? msg : j->err.msg[0] ? j->err.msg : "transcription failed";
+        sse_append_json(j->stream, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
+                                             "message", why, "type", errors_http_type(code),
+                                             "code", sd_err_name(code)));
+    }
+    job_stream_close(j->stream);
+    c->finished = true;
+}
+
+static long sse_next(void *user, char *buf, size_t max)
+{
+    struct sse_reply *c = user;
+    for (;;) {
+        bool eof = false;
+        size_t n = job_stream_read(c->j->stream, c->offset, buf, max, 200, &eof);
+        if (n > 0) {
+            c->offset += n;
+            return (long)n;
+        }
+        if (eof)
+            return 0;
+        if (!c->finished && jobq_wait(c->a->jobs->q, c->j, 0)) {
+            sse_finish(c, SD_OK, NULL);
+        } else if (!c->finished && mono_s() > c->deadline) {
+            jobq_cancel(c->a->jobs->q, c->j->id);
+            sse_finish(c, SD_ETIMEOUT, "the transcription took longer than the synchronous "
+                                       "limit; use POST /v1/jobs");
+        }
+    }
+}
+
+static void sse_done(void *user)
+{
+    struct sse_reply *c = user;
+    if (!jobq_wait(c->a->jobs->q, c->j, 0))
+        jobq_cancel(c->a->jobs->q, c->j->id); /* the client went away */
+    jobq_release(c->a->jobs->q, c->j);
+    free(c);
+}
+
+/* Hands the job to a streaming reply; false if that could not start (j untouched). */
+static bool reply_streaming(struct http_request *r, struct job *j)
+{
+    struct app *a = http_app(r);
+    struct sse_reply *c = calloc(1, sizeof(*c));
+    if (!c)
+        return false;
+    *c = (struct sse_reply){a, j, 0, false, mono_s() + (double)a->cfg.sync_timeout_s};
+    http_reply_stream(r, 200, "text/event-stream", sse_next, sse_done, c);
+    return true;
+}
+
 static void reply_transcript(struct http_request *r, const struct job *j)
 {
     char *body;
@@ -124,6 +207,10 @@ static void transcribe_sync(struct http_request *r, enum fields_dialect d)
     if (jobs_submit_sync(a->jobs, http_request_id(r), &p, upload_path(u), upload_file_bytes(u),
                          &j, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    if (j->stream && reply_streaming(r, j)) {
+        j = NULL; /* the streaming reply holds the reference now */
         goto out;
     }
     if (!wait_for(r, j))

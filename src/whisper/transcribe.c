@@ -704,6 +704,8 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
                 rc = window_words(&r, &o, seek, first_seg, err);
             if (rc)
                 goto done;
+            for (int i = first_seg; p->on_segment && i < r.out->n_segments; i++)
+                p->on_segment(p->on_segment_user, &r.out->segments[i]);
             int advance = window_advance(&r, &o.res.seq, seek);
             int n_result = o.res.seq.n_tokens;
             trace_window(&r, seek, advance, &o);

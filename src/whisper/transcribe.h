@@ -63,6 +63,9 @@ struct transcribe_params {
     /* Called after each window with progress in [0, 1]; return false to cancel. */
     bool (*progress)(void *user, float fraction);
     void *progress_user;
+    /* Optional: called for each segment once it is final (streaming replies). */
+    void (*on_segment)(void *user, const struct transcript_segment *s);
+    void *on_segment_user;
     /* Optional: called after each window with what it decoded. */
     void (*on_window)(void *user, const struct transcribe_window_trace *w);
     void *on_window_user;

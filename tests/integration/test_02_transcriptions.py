@@ -1,11 +1,12 @@
 """Synchronous endpoints: every response format, translations, whisper.cpp's
 /inference alias, word timestamps, SSE streaming."""
 import json
+import os
 
 import pytest
 import requests
 
-from conftest import assert_openai_error, transcribe
+from conftest import assert_openai_error, shared_dir, transcribe
 
 
 def test_json_default(server, short_wav):
@@ -131,3 +132,27 @@ def test_vad_model_loaded_and_used(make_server, short_wav):
     assert r.status_code == 200, r.text
     r = transcribe(s, short_wav, {"vad_filter": "sometimes"})
     assert_openai_error(r, 400, "vad_filter")
+
+
+def test_stream_sse_sends_segments_as_they_finish(server):
+    """A multi-window file streams one delta per segment in chunks, then done;
+    a client that leaves mid-stream does not hurt the server."""
+    clip = os.path.join(shared_dir(), "reference", "c_passage.wav")
+    with open(clip, "rb") as f:
+        r = requests.post(server.url("/v1/audio/transcriptions"),
+                          data={"model": "whisper-1", "stream": "true"},
+                          files={"file": ("c.wav", f, "audio/wav")}, stream=True, timeout=300)
+    assert r.status_code == 200
+    assert r.headers.get("Transfer-Encoding") == "chunked"
+    events = [json.loads(line[len(b"data: "):]) for line in r.iter_lines()
+              if line.startswith(b"data: ")]
+    assert events[-1]["type"] == "transcript.text.done"
+    deltas = [e for e in events if e["type"] == "transcript.text.delta"]
+    assert len(deltas) >= 2, events
+    assert "".join(e["delta"] for e in deltas).strip() == events[-1]["text"].strip()
+    with open(clip, "rb") as f:
+        r = requests.post(server.url("/v1/audio/transcriptions"),
+                          data={"model": "whisper-1", "stream": "true"},
+                          files={"file": ("c.wav", f, "audio/wav")}, stream=True, timeout=300)
+    r.close()  # leave before the first event
+    assert requests.get(server.url("/health"), timeout=10).status_code == 200

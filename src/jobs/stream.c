@@ -1,0 +1,100 @@
+/* stream.c - growing byte buffer with one writer and one blocking reader (stream.h). */
+#include "jobs/stream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct job_stream {
+    pthread_mutex_t mu;  /* guards everything below */
+    pthread_cond_t more; /* signalled on append and close */
+    char *buf;
+    size_t len, cap;
+    bool closed;
+};
+
+struct job_stream *job_stream_create(void)
+{
+    struct job_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->more, &ca);
+    pthread_condattr_destroy(&ca);
+    return s;
+}
+
+void job_stream_free(struct job_stream *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->more);
+    free(s->buf);
+    free(s);
+}
+
+bool job_stream_append(struct job_stream *s, const char *data, size_t n)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        ok = false;
+    } else if (s->len + n > s->cap) {
+        size_t cap = (s->len + n) * 2 + 256;
+        char *grown = realloc(s->buf, cap);
+        if (!grown)
+            ok = false;
+        else {
+            s->buf = grown;
+            s->cap = cap;
+        }
+    }
+    if (ok) {
+        memcpy(s->buf + s->len, data, n);
+        s->len += n;
+        pthread_cond_signal(&s->more);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+void job_stream_close(struct job_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closed = true;
+    pthread_cond_signal(&s->more);
+    pthread_mutex_unlock(&s->mu);
+}
+
+size_t job_stream_read(struct job_stream *s, size_t offset, char *buf, size_t max, int timeout_ms,
+                       bool *eof)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    size_t n = 0;
+    *eof = false;
+    pthread_mutex_lock(&s->mu);
+    while (offset >= s->len && !s->closed)
+        if (pthread_cond_timedwait(&s->more, &s->mu, &until) == ETIMEDOUT)
+            break;
+    if (offset < s->len) {
+        n = s->len - offset < max ? s->len - offset : max;
+        memcpy(buf, s->buf + offset, n);
+    } else if (s->closed) {
+        *eof = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}

@@ -1,0 +1,29 @@
+/*
+ * stream.h - the bytes a streaming reply (SSE) sends while its job runs: the
+ * worker appends events as segments become final, the connection's thread
+ * reads them as they arrive. One writer and one reader; thread-safe.
+ */
+#ifndef SD_JOBS_STREAM_H
+#define SD_JOBS_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct job_stream;
+
+/* NULL when out of memory. Caller owns: job_stream_free(). */
+struct job_stream *job_stream_create(void);
+void job_stream_free(struct job_stream *s);
+/* Appends bytes (copied) and wakes the reader; false when out of memory or closed. */
+bool job_stream_append(struct job_stream *s, const char *data, size_t n);
+/* No more bytes will come. */
+void job_stream_close(struct job_stream *s);
+/*
+ * Copies up to max bytes starting at offset into buf, waiting up to
+ * timeout_ms for some to arrive. Returns the count; 0 with *eof set when the
+ * stream is closed and everything was read, 0 without it on timeout.
+ */
+size_t job_stream_read(struct job_stream *s, size_t offset, char *buf, size_t max, int timeout_ms,
+                       bool *eof);
+
+#endif
