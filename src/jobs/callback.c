@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "jobs/service.h"
+#include "util/netaddr.h"
 
 struct delivery {
     char id[STORE_ID_MAX];
@@ -85,6 +86,24 @@ static char *payload(struct jobs *js, const struct store_job *j)
     return s;
 }
 
+/*
+ * Every address curl is about to connect to passes here, after DNS: a
+ * webhook may only reach the public internet unless the operator allows
+ * internal targets, so a caller cannot aim the server at its own network or
+ * the cloud metadata service, and DNS tricks (rebinding) cannot either.
+ */
+static curl_socket_t open_public_socket(void *clientp, curlsocktype purpose,
+                                        struct curl_sockaddr *address)
+{
+    bool *refused = clientp;
+    (void)purpose;
+    if (!sd_addr_is_public(&address->addr)) {
+        *refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
 /* One POST; true on a 2xx answer. */
 static bool post_once(struct jobs *js, const struct store_job *j, long *status, char *why,
                       size_t why_n)
@@ -108,9 +127,17 @@ static bool post_once(struct jobs *js, const struct store_job *j, long *status, 
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    bool refused = false;
+    if (!js->o.callback_allow_private) {
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &refused);
+    }
     CURLcode cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
-        snprintf(why, why_n, "%s", curl_easy_strerror(cc));
+        snprintf(why, why_n, "%s", refused ? "the callback address is not public (set "
+                                             "SCRIBED_CALLBACK_ALLOW_PRIVATE=1 for internal "
+                                             "services)"
+                                           : curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);

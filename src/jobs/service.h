@@ -31,6 +31,7 @@ struct jobs_opts {
     int callback_max_attempts;
     int callback_backoff_ms;      /* first retry delay; doubles each time */
     int callback_timeout_ms;
+    bool callback_allow_private;  /* else only public addresses (no SSRF into the network) */
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;

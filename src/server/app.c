@@ -103,6 +103,7 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .callback_max_attempts = (int)a->cfg.callback_attempts,
         .callback_backoff_ms = (int)a->cfg.callback_backoff_ms,
         .callback_timeout_ms = (int)a->cfg.callback_timeout_ms,
+        .callback_allow_private = a->cfg.callback_allow_private != 0,
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,

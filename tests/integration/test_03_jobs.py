@@ -129,7 +129,9 @@ def wait_for(cond, timeout=30):
     return False
 
 
-def test_callback_delivered_once(server, short_wav):
+def test_callback_delivered_once(make_server, short_wav):
+    # the receiver is on loopback: internal targets must be allowed explicitly
+    server = make_server(args=["--callback-allow-private", "1"])
     hook = Hook()
     try:
         r = submit_job(server, short_wav, {"callback_url": hook.url, "response_format": "json"})
@@ -148,7 +150,8 @@ def test_callback_delivered_once(server, short_wav):
 
 
 def test_callback_retries_with_backoff(make_server, short_wav):
-    s = make_server(args=["--callback-backoff-ms", "100", "--callback-attempts", "4"])
+    s = make_server(args=["--callback-backoff-ms", "100", "--callback-attempts", "4",
+                          "--callback-allow-private", "1"])
     hook = Hook(fail_first=2)
     try:
         jid = submit_job(s, short_wav, {"callback_url": hook.url}).json()["id"]
@@ -164,12 +167,31 @@ def test_callback_retries_with_backoff(make_server, short_wav):
 
 
 def test_callback_gives_up(make_server, short_wav):
-    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "2"])
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "2",
+                          "--callback-allow-private", "1"])
     jid = submit_job(s, short_wav, {"callback_url": "http://127.0.0.1:9/nothing"}).json()["id"]
     assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
                     .json()["callback_status"] == "failed")
     # the job itself still succeeded
     assert requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()["status"] == "succeeded"
+
+
+def test_callback_to_internal_address_refused_by_default(make_server, short_wav):
+    """No SSRF: by default a webhook may not reach loopback, private or metadata addresses."""
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "1"])
+    hook = Hook()
+    try:
+        for url in (hook.url, "http://169.254.169.254/latest/meta-data/",
+                    "http://localhost:%d/hook" % hook.httpd.server_port):
+            jid = submit_job(s, short_wav, {"callback_url": url}).json()["id"]
+            assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
+                            .json()["callback_status"] == "failed"), url
+        time.sleep(0.3)
+        assert hook.received == []
+        refused = [e for e in s.events("callback.attempt") if not e["delivered"]]
+        assert refused and all("not public" in e.get("error", "") for e in refused), refused
+    finally:
+        hook.close()
 
 
 def test_bad_callback_url(server, short_wav):
