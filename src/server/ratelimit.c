@@ -10,6 +10,8 @@
 #include "server/ratelimit.h"
 
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +260,8 @@ struct guard_conn {
     enum guard_state state;
     double since;          /* start of the current state */
     uint64_t body_bytes;
+    bool kept_alive;       /* waiting for the next request on a reused connection */
+    double next_began;     /* when that request's first byte came (0: not yet) */
     bool cut;              /* shut down already */
     struct guard_conn *prev, *next;
 };
@@ -285,13 +289,45 @@ static double body_deadline(const struct conn_guard *g, const struct guard_conn 
     return c->since + g->o.body_timeout_s + extra;
 }
 
+/* Seconds since data last arrived on a TCP socket; < 0 if the kernel cannot say. */
+static double idle_recv_s(int fd)
+{
+    struct tcp_info ti;
+    socklen_t n = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0 || n < sizeof(ti))
+        return -1;
+    return ti.tcpi_last_data_recv / 1000.0;
+}
+
+/*
+ * When the headers being waited for began to arrive. A new connection's clock
+ * starts at accept (as nginx's client_header_timeout). On a kept-alive one it
+ * starts at the next request's first byte, seen through TCP_INFO: an idle
+ * connection is left to libmicrohttpd's idle timeout, longer than a proxy's
+ * upstream keep-alive, so the proxy never reuses a connection being closed.
+ * Returns < 0 while an idle kept-alive connection has received nothing.
+ */
+static double headers_began(struct guard_conn *c, double now)
+{
+    if (!c->kept_alive || c->next_began > 0)
+        return c->kept_alive ? c->next_began : c->since;
+    double idle = idle_recv_s(c->fd);
+    if (idle < 0)
+        return c->since; /* not TCP: the strict clock */
+    if (now - idle <= c->since)
+        return -1;
+    c->next_began = now - idle;
+    return c->next_began;
+}
+
 /* Under g->mu. The MHD thread sees the socket end and closes the connection itself. */
 static void guard_scan(struct conn_guard *g, double now)
 {
     for (struct guard_conn *c = g->head; c; c = c->next) {
         if (c->cut)
             continue;
-        if (c->state == G_HEADERS && now - c->since > g->o.header_timeout_s) {
+        double began = c->state == G_HEADERS ? headers_began(c, now) : 0;
+        if (c->state == G_HEADERS && began >= 0 && now - began > g->o.header_timeout_s) {
             g->n_slow_headers++;
         } else if (c->state == G_BODY && now > body_deadline(g, c) + 2.0) {
             /* a body that stopped: http.c answers 408 to one that still trickles */
@@ -405,6 +441,8 @@ static void set_state(struct conn_guard *g, struct guard_conn *c, enum guard_sta
         c->state = st;
         c->since = now_mono();
         c->body_bytes = 0;
+        c->kept_alive = st == G_HEADERS;
+        c->next_began = 0;
     }
     pthread_mutex_unlock(&g->mu);
 }

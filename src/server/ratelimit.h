@@ -51,7 +51,7 @@ struct conn_guard;
 struct guard_conn;
 
 struct conn_guard_opts {
-    double header_timeout_s;  /* request line + headers, from accept or the previous answer */
+    double header_timeout_s;  /* request line + headers, from accept or (kept alive) first byte */
     double body_timeout_s;    /* body, from the end of the headers ... */
     double body_min_rate;     /* ... plus 1 s per this many bytes received (0: no extension) */
     double tick_s;            /* how often the watchdog looks (0: 0.25 s) */
@@ -75,7 +75,11 @@ void conn_guard_headers_done(struct conn_guard *g, struct guard_conn *c);
 bool conn_guard_body(struct conn_guard *g, struct guard_conn *c, size_t n);
 /* The handler runs (may take an hour): no clock. */
 void conn_guard_handler(struct conn_guard *g, struct guard_conn *c);
-/* The answer is out: the header clock starts for the next request on the connection. */
+/*
+ * The answer is out: the connection waits for its next request. Idle, it is
+ * left to libmicrohttpd's idle timeout; once bytes of a request arrive (seen
+ * through TCP_INFO), the header clock runs. Not a TCP socket: it runs at once.
+ */
 void conn_guard_request_done(struct conn_guard *g, struct guard_conn *c);
 /* The connection became a WebSocket: never timed again here. */
 void conn_guard_upgraded(struct conn_guard *g, struct guard_conn *c);
