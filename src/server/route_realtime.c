@@ -313,6 +313,10 @@ static enum sd_err parse_config(struct session *s, json_t *o, struct sd_error *e
     json_t *v;
     if (!json_is_object(o))
         return sd_fail(err, SD_EINVAL, "the first message must be a JSON config object");
+    if ((v = json_object_get(o, "type")) &&
+        !(json_is_string(v) && strcmp(json_string_value(v), "config") == 0))
+        return sd_fail(err, SD_EINVAL, "the first message must be the config, not a %s message",
+                       json_is_string(v) ? json_string_value(v) : "typed");
     if (set_language(s, json_object_get(o, "language"), err) != SD_OK)
         return err->code;
     if ((v = json_object_get(o, "task"))) {

@@ -196,6 +196,7 @@ async def expect_error_close(server, first, second=None):
     json.dumps({"task": "summarise"}),
     json.dumps({"language": "en; rm -rf"}),
     json.dumps({"vad": {"threshold": 7}}),
+    json.dumps({"type": "end"}),
 ])
 def test_realtime_bad_config_errors_and_closes(rt_server, config):
     first = config if isinstance(config, str) else config.decode()
