@@ -139,7 +139,7 @@ def test_kept_alive_connection_idle_vs_trickling(make_server):
         sock.sendall(req)
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         t0 = time.time()
-        for ch in REQUEST[:10]:  # the next request, one byte a second
+        for ch in REQUEST[:12]:  # the next request, one byte a second
             try:
                 sock.send(bytes([ch]))
             except OSError:
@@ -153,7 +153,7 @@ def test_kept_alive_connection_idle_vs_trickling(make_server):
             except OSError:
                 break
         took = time.time() - t0
-        assert 1.8 <= took < 5, took
+        assert 1.8 <= took < 8, took  # 2 s after its first or (racing the answer) second byte
     finally:
         sock.close()
 

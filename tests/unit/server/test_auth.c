@@ -113,7 +113,10 @@ TEST(auth_stored_keys_create_revoke_refresh)
     int n = 0;
     CHECK_OK(store_key_list(s, &ks, &n, e), e);
     CHECK_EQ_INT(n, 2);
-    CHECK_EQ_INT(ks[0].last_used_ms, 42000);
+    int i1 = strcmp(ks[0].id, id1) == 0 ? 0 : 1; /* same created_ms: the order is by id */
+    CHECK_STR(ks[i1].id, id1);
+    CHECK_EQ_INT(ks[i1].last_used_ms, 42000);
+    CHECK_EQ_INT(ks[1 - i1].last_used_ms, 0);
     free(ks);
     auth_destroy(a);
     /* revoking every key keeps auth on */
