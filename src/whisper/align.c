@@ -2,8 +2,8 @@
  * align.c - the decoder's cross-attention, copied out for word-level
  * timestamps (whisper.h: whisper_decode_cross_attention). The decoder calls
  * whisper_capture_cross_qk after each layer's cross-attention queries; here
- * the logits of the requested heads are recomputed from the f16 cross K.
- * Runs once per window, so plain loops are fast enough.
+ * the logits of the requested heads are recomputed from the f16 cross K with
+ * sd_op_attention_logits (the backend's GEMM; a device backend does it there).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -15,24 +15,17 @@ void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows)
     const struct whisper_xattn_capture *c = s->capture;
     const struct whisper_hparams *h = &s->m->hp;
     const int S = h->n_text_state, d = S / h->n_text_head, T = h->n_audio_ctx;
-    const float scale = 1.0f / sqrtf((float)d);
-    for (int a = 0; a < c->n_heads; a++) {
-        if (c->layer_head[2 * a] != layer)
+    /* head-major cache: [layer][head][n_audio_ctx][d] (state_internal.h) */
+    struct sd_attention a = {.n_q = n_rows, .n_kv = c->n_frames, .n_head = h->n_text_head,
+                             .d_head = d, .q = s->dq, .ldq = S,
+                             .k = s->cross_k + (size_t)layer * h->n_text_head * T * d, .ldk = d,
+                             .scale = 1.0f / sqrtf((float)d), .kv_type = SD_TYPE_F16,
+                             .k_head_stride = (int64_t)T * d};
+    for (int i = 0; i < c->n_heads; i++) {
+        if (c->layer_head[2 * i] != layer)
             continue;
-        int head = c->layer_head[2 * a + 1];
-        /* head-major cache: [layer][head][n_audio_ctx][d] (state_internal.h) */
-        const uint16_t *k = s->cross_k + ((size_t)layer * h->n_text_head + (size_t)head) * T * d;
-        for (int r = 0; r < n_rows; r++) {
-            const float *q = s->dq + (size_t)r * S + (size_t)head * d;
-            float *out = c->out + ((size_t)a * n_rows + r) * c->n_frames;
-            for (int t = 0; t < c->n_frames; t++) {
-                const uint16_t *kt = k + (size_t)t * d;
-                float dot = 0.0f;
-                for (int i = 0; i < d; i++)
-                    dot += q[i] * sd_f16_to_f32(kt[i]);
-                out[t] = dot * scale;
-            }
-        }
+        float *out = c->out + (size_t)i * n_rows * c->n_frames;
+        sd_op_attention_logits(s->be, &a, c->layer_head[2 * i + 1], out, c->n_frames);
     }
 }
 
