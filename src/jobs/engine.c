@@ -207,6 +207,10 @@ static void apply_params(struct engine_worker *w, const struct job_params *jp,
         p->beam_size = jp->beam_size < w->n_seq - 1 ? jp->beam_size : w->n_seq - 1;
     if (jp->no_timestamps)
         p->timestamps = false;
+    if (jp->no_fallback)
+        p->no_fallback = true;
+    if (jp->max_tokens > 0)
+        p->max_tokens = jp->max_tokens;
     p->word_timestamps = jp->word_timestamps;
     p->n_threads = w->e->threads_per_worker;
 }

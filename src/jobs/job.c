@@ -49,6 +49,8 @@ char *job_params_to_json(const struct job_params *p)
     if (p->prompt)
         json_object_set_new(o, "prompt", json_string(p->prompt));
     json_object_set_new(o, "vad_filter", json_boolean(!p->no_vad));
+    json_object_set_new(o, "no_fallback", json_boolean(p->no_fallback));
+    json_object_set_new(o, "max_tokens", json_integer(p->max_tokens));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -60,17 +62,19 @@ enum sd_err job_params_from_json(const char *json, struct job_params *p, struct 
     json_t *o = json_loads(json ? json : "", 0, &je);
     const char *task = "transcribe", *model = "", *language = "", *format = "json";
     const char *prompt = NULL;
-    int word = 0, stream = 0, has_t = 0, beam = 0, no_ts = 0, vad = 1;
+    int word = 0, stream = 0, has_t = 0, beam = 0, no_ts = 0, vad = 1, no_fb = 0, max_tok = 0;
     double t = 0;
     enum sd_err rc = SD_OK;
 
     if (!o)
         return sd_fail(err, SD_EFORMAT, "stored job parameters: %s", je.text);
-    if (json_unpack_ex(o, &je, 0, "{s?s, s?s, s?s, s?s, s?b, s?b, s?b, s?i, s?b, s?F, s?s, s?b}",
+    if (json_unpack_ex(o, &je, 0,
+                       "{s?s, s?s, s?s, s?s, s?b, s?b, s?b, s?i, s?b, s?F, s?s, s?b, s?b, s?i}",
                        "task", &task, "model", &model, "language", &language, "response_format",
                        &format, "word_timestamps", &word, "stream", &stream, "has_temperature",
                        &has_t, "beam_size", &beam, "no_timestamps", &no_ts, "temperature", &t,
-                       "prompt", &prompt, "vad_filter", &vad) != 0) {
+                       "prompt", &prompt, "vad_filter", &vad, "no_fallback", &no_fb,
+                       "max_tokens", &max_tok) != 0) {
         rc = sd_fail(err, SD_EFORMAT, "stored job parameters: %s", je.text);
         goto out;
     }
@@ -87,6 +91,8 @@ enum sd_err job_params_from_json(const char *json, struct job_params *p, struct 
     p->beam_size = beam;
     p->no_timestamps = no_ts;
     p->no_vad = !vad;
+    p->no_fallback = no_fb;
+    p->max_tokens = max_tok < 0 ? 0 : max_tok;
     free(p->prompt);
     p->prompt = NULL;
     if (prompt && !(p->prompt = strdup(prompt)))

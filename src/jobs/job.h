@@ -35,6 +35,8 @@ struct job_params {
     int beam_size;             /* 0 = engine default; 1 = greedy */
     bool no_timestamps;        /* whisper.cpp alias field */
     bool no_vad;               /* skip the VAD filter even when a VAD model is loaded */
+    bool no_fallback;          /* decode each window once (live streams: latency first) */
+    int max_tokens;            /* tokens per window, 0 = engine default */
 };
 
 void job_params_init(struct job_params *p);

@@ -164,6 +164,31 @@ static enum sd_err parse_whisper_cpp(const struct upload *u, struct job_params *
     return SD_OK;
 }
 
+/*
+ * Decoding controls beyond OpenAI's fields (scribed extensions, any endpoint):
+ * beam_size (1..16), no_fallback (one temperature), max_tokens per window.
+ */
+static enum sd_err parse_extensions(const struct upload *u, enum fields_dialect d,
+                                    struct job_params *p, const char **param,
+                                    struct sd_error *err)
+{
+    const char *v;
+    float f;
+    if (d != FIELDS_WHISPER_CPP && (v = upload_field(u, "beam_size")) && *v) {
+        if (!parse_float(v, 1, 16, &f) || f != (float)(int)f)
+            return *param = "beam_size", sd_fail(err, SD_EINVAL, "beam_size must be 1..16");
+        p->beam_size = (int)f;
+    }
+    if ((v = upload_field(u, "no_fallback")) && !parse_bool(v, &p->no_fallback))
+        return *param = "no_fallback", sd_fail(err, SD_EINVAL, "no_fallback must be true/false");
+    if ((v = upload_field(u, "max_tokens")) && *v) {
+        if (!parse_float(v, 0, 224, &f) || f != (float)(int)f)
+            return *param = "max_tokens", sd_fail(err, SD_EINVAL, "max_tokens must be 0..224");
+        p->max_tokens = (int)f;
+    }
+    return SD_OK;
+}
+
 enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dialect d,
                          struct job_params *p, const char **callback_url, const char **param,
                          struct sd_error *err)
@@ -179,6 +204,8 @@ enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dial
         rc = parse_granularities(u, p, param, err);
     if (rc == SD_OK && d == FIELDS_WHISPER_CPP)
         rc = parse_whisper_cpp(u, p, param, err);
+    if (rc == SD_OK)
+        rc = parse_extensions(u, d, p, param, err);
     if (rc != SD_OK)
         return rc;
     const char *v = upload_field(u, d == FIELDS_WHISPER_CPP ? "vad" : "vad_filter");

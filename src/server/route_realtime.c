@@ -571,6 +571,13 @@ static void pump_decodes(struct session *s)
         return;
     if (!rt_stream_next_decode(s->st, &req))
         return;
+    /*
+     * Live decodes put latency first: one temperature, and at most 8 tokens plus
+     * 6 per second of speech (people say 2-4 tokens a second), which also cuts
+     * any repetition loop short. File jobs keep the full fallback.
+     */
+    s->jp.no_fallback = true;
+    s->jp.max_tokens = 8 + (int)(6.0 * (double)req.n / 16000.0);
     if (rt_decode_start(s->a->jobs, s->a->uploads_dir, &s->jp, req.pcm, req.n, &s->dec, &err) !=
         SD_OK) {
         s->dec = NULL;
