@@ -314,7 +314,9 @@ static double headers_began(struct guard_conn *c, double now)
     double idle = idle_recv_s(c->fd);
     if (idle < 0)
         return c->since; /* not TCP: the strict clock */
-    if (now - idle <= c->since)
+    /* the kernel counts in jiffies (4 ms and more): bytes within 0.1 s of the answer
+     * may be the previous request's, so the clock starts with the next ones */
+    if (now - idle <= c->since + 0.1)
         return -1;
     c->next_began = now - idle;
     return c->next_began;

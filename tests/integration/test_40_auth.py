@@ -152,19 +152,22 @@ def test_query_key_only_for_websockets(authed):
 
 
 def test_upload_without_key_refused_before_body(authed, short_wav):
-    with open(short_wav, "rb") as f:
-        r = requests.post(authed.url("/v1/audio/transcriptions"), data={"model": "whisper-1"},
-                          files={"file": ("a.wav", f, "audio/wav")}, timeout=30)
+    big = b"RIFF" + bytes(4 << 20)
+    r = requests.post(authed.url("/v1/audio/transcriptions"), data={"model": "whisper-1"},
+                      files={"file": ("a.wav", big, "audio/wav")}, timeout=30)
     assert_openai_error(r, 401)
+    refused_id = r.headers["X-Request-Id"]
     with open(short_wav, "rb") as f:
         r = requests.post(authed.url("/v1/audio/transcriptions"), data={"model": "whisper-1"},
                           files={"file": ("a.wav", f, "audio/wav")}, headers=bearer(authed.good),
                           timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["text"]
-    # a refused upload left no file behind
+    # the refused upload was never written (its body was not read)
     assert not [p for p in os.listdir(os.path.join(authed.data_dir, "uploads"))
-                if p.endswith(".part")]
+                if p.startswith(refused_id)]
+    refused = [e for e in authed.events("http.request") if e.get("req") == refused_id]
+    assert refused and refused[0]["bytes_in"] == 0
 
 
 def test_websocket_needs_key(authed):
