@@ -494,8 +494,14 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
         return rc;
     }
     /* what is on, never with what: no secret, no hash */
-    log_event(log, LOG_INFO, "auth.config",
-              (struct log_field[]){LOG_BOOL("required", auth_required(g->auth, mono_ms())),
+    bool on = auth_required(g->auth, mono_ms());
+    log_event(log, on ? LOG_INFO : LOG_WARN, "auth.config",
+              (struct log_field[]){LOG_BOOL("required", on),
+                                   LOG_STR("hint", on ? NULL
+                                                      : "the API is open to anyone who can reach "
+                                                        "it: create a key with `scribed keys "
+                                                        "create` (taken up within seconds) or "
+                                                        "set SCRIBED_API_KEY"),
                                    LOG_BOOL("static_key", g->auth->has_static),
                                    LOG_BOOL("jwt", g->auth->jwt_secret != NULL),
                                    LOG_I64("stored_keys", g->auth->n_keys),
