@@ -94,9 +94,13 @@ def wav_bytes(pcm):
 
 
 def file_text(server, pcm, start_s, end_s):
+    """The same span through the file endpoint with the live decoding settings:
+    greedy, one temperature, 8 + 6 tokens per second of audio."""
     a, b = round(start_s * 16000), round(end_s * 16000)
+    max_tokens = 8 + int(6.0 * (b - a) / 16000.0)
     r = requests.post(server.url("/v1/audio/transcriptions"),
                       data={"model": "whisper-1", "language": "en", "beam_size": "1",
+                            "no_fallback": "true", "max_tokens": str(max_tokens),
                             "vad_filter": "false", "response_format": "json"},
                       files={"file": ("span.wav", wav_bytes(pcm[2 * a:2 * b]), "audio/wav")},
                       timeout=300)
