@@ -9,9 +9,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/avx2.h"
 #include "backend/cpu/kernels.h"
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 int sd_cpu_has_avx2(void)
 {
@@ -602,25 +602,6 @@ AVX2 static void to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
         dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
-/* In-register 8x8 transpose: r[i][j] <- r[j][i]. */
-AVX2 static inline void transpose8(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
-}
 
 /* Packs a [kc][16] panel from 16 rows of B ([n][k] layout): 8x8 blocks converted and transposed. */
 AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
@@ -641,7 +622,7 @@ AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, 
                 r[i] = c < nr ? load_kv8(base + (int64_t)c * ldb * es, p, f16)
                               : _mm256_setzero_ps();
             }
-            transpose8(r);
+            avx2_transpose8(r);
             for (int i = 0; i < 8; i++)
                 _mm256_store_ps(dst + (size_t)(p + i) * SD_NR + h * 8, r[i]);
         }

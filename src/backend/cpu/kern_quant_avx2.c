@@ -12,9 +12,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "backend/cpu/avx2.h"
 #include "backend/cpu/kernels.h"
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE AVX2 static inline __attribute__((always_inline))
 
 INLINE float half_of(const uint8_t *p)
@@ -322,24 +322,6 @@ AVX2 void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd
 
 /* ------------------------------------------------------------ packing */
 
-AVX2 static inline void transpose8q(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
-}
 
 /*
  * A [kc][SD_NR] panel from nr <= 16 quantized rows ([n][k], row stride ldb
@@ -362,7 +344,7 @@ AVX2 void sd_quant_pack_panel_avx2(const void *b, enum sd_type t, int64_t ldb, i
             __m256 r[8];
             for (int i = 0; i < 8; i++)
                 r[i] = _mm256_load_ps(&tmp[h * 8 + i][p]);
-            transpose8q(r);
+            avx2_transpose8(r);
             for (int i = 0; i < 8; i++)
                 _mm256_store_ps(dst + (size_t)(p + i) * SD_NR + h * 8, r[i]);
         }
