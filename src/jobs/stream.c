@@ -1,4 +1,4 @@
-/* stream.c - growing byte buffer with one writer and one blocking reader (stream.h). */
+/* stream.c - growing byte buffer with one writer and one blocking reader, and SSE framing (stream.h). */
 #include "jobs/stream.h"
 
 #include <errno.h>
@@ -97,4 +97,40 @@ size_t job_stream_read(struct job_stream *s, size_t offset, char *buf, size_t ma
     }
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+char *sse_event(json_t *ev)
+{
+    char *json = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ev);
+    if (!json)
+        return NULL;
+    size_t n = strlen(json);
+    char *out = malloc(n + 9);
+    if (out) {
+        memcpy(out, "data: ", 6);
+        memcpy(out + 6, json, n);
+        memcpy(out + 6 + n, "\n\n", 3);
+    }
+    free(json);
+    return out;
+}
+
+char *sse_delta_event(const char *delta)
+{
+    return sse_event(json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta",
+                               delta ? delta : ""));
+}
+
+char *sse_done_event(const char *text)
+{
+    return sse_event(json_pack("{s:s, s:s}", "type", "transcript.text.done", "text",
+                               text ? text : ""));
+}
+
+bool job_stream_append_event(struct job_stream *s, char *event)
+{
+    bool ok = event && job_stream_append(s, event, strlen(event));
+    free(event);
+    return ok;
 }

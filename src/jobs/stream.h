@@ -6,6 +6,7 @@
 #ifndef SD_JOBS_STREAM_H
 #define SD_JOBS_STREAM_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,5 +26,17 @@ void job_stream_close(struct job_stream *s);
  */
 size_t job_stream_read(struct job_stream *s, size_t offset, char *buf, size_t max, int timeout_ms,
                        bool *eof);
+
+/*
+ * Server-sent events: ev as compact JSON framed "data: ...\n\n". Each takes
+ * ownership of nothing but ev; the result is malloc'd (caller frees), NULL
+ * when out of memory or when the text is not valid UTF-8.
+ */
+char *sse_event(json_t *ev);
+/* OpenAI's transcription stream: one delta per segment, then done with the whole text. */
+char *sse_delta_event(const char *delta);
+char *sse_done_event(const char *text);
+/* Appends an event from the functions above and frees it; false if event is NULL or on failure. */
+bool job_stream_append_event(struct job_stream *s, char *event);
 
 #endif

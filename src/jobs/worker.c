@@ -120,15 +120,8 @@ static void on_segment(void *user, const struct transcript_segment *s)
     struct progress_ctx *c = user;
     if (!c->j->stream || !s->text)
         return;
-    json_t *ev = json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta", s->text);
-    char *txt = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(ev);
-    if (!txt)
-        return; /* not valid UTF-8: the final "done" event still carries the whole text */
-    job_stream_append(c->j->stream, "data: ", 6);
-    job_stream_append(c->j->stream, txt, strlen(txt));
-    job_stream_append(c->j->stream, "\n\n", 2);
-    free(txt);
+    /* a segment that is not valid UTF-8 gets no delta: the "done" event carries the whole text */
+    job_stream_append_event(c->j->stream, sse_delta_event(s->text));
 }
 
 static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)

@@ -29,16 +29,10 @@ static char *render_sse(const struct transcript *t)
         return NULL;
     out[0] = '\0';
     for (int i = 0; i <= t->n_segments; i++) {
-        json_t *ev = i < t->n_segments
-                         ? json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta",
-                                     t->segments[i].text ? t->segments[i].text : "")
-                         : json_pack("{s:s, s:s}", "type", "transcript.text.done", "text",
-                                     t->text ? t->text : "");
-        char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(ev);
+        char *s = i < t->n_segments ? sse_delta_event(t->segments[i].text) : sse_done_event(t->text);
         if (!s)
             continue; /* a segment that is not valid UTF-8 is skipped, not fatal */
-        size_t need = len + strlen(s) + 16;
+        size_t need = len + strlen(s) + 1;
         if (need > cap) {
             cap = need * 2;
             char *n = realloc(out, cap);
@@ -49,7 +43,7 @@ static char *render_sse(const struct transcript *t)
             }
             out = n;
         }
-        len += (size_t)snprintf(out + len, cap - len, "data: %s\n\n", s);
+        len += (size_t)snprintf(out + len, cap - len, "%s", s);
         free(s);
     }
     return out;
@@ -65,31 +59,20 @@ struct sse_reply {
     double deadline;
 };
 
-static void sse_append_json(struct job_stream *st, json_t *ev)
-{
-    char *s = ev ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(ev);
-    if (s) {
-        job_stream_append(st, "data: ", 6);
-        job_stream_append(st, s, strlen(s));
-        job_stream_append(st, "\n\n", 2);
-    }
-    free(s);
-}
-
 /* The job is over: transcript.text.done with the whole text, or an error event. */
 static void sse_finish(struct sse_reply *c, enum sd_err rc, const char *msg)
 {
     const struct job *j = c->j;
     if (rc == SD_OK && j->status == JOB_SUCCEEDED && j->transcript)
-        sse_append_json(j->stream, json_pack("{s:s, s:s}", "type", "transcript.text.done", "text",
-                                             j->transcript->text ? j->transcript->text : ""));
+        job_stream_append_event(j->stream, sse_done_event(j->transcript->text));
     else {
         enum sd_err code = rc ? rc : j->rc ? j->rc : SD_EINTERNAL;
         const char *why = msg ? msg : j->err.msg[0] ? j->err.msg : "transcription failed";
-        sse_append_json(j->stream, json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
-                                             "message", why, "type", errors_http_type(code),
-                                             "code", sd_err_name(code)));
+        job_stream_append_event(j->stream,
+                                sse_event(json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error",
+                                                    "error", "message", why, "type",
+                                                    errors_http_type(code), "code",
+                                                    sd_err_name(code))));
     }
     job_stream_close(j->stream);
     c->finished = true;
