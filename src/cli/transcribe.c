@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audio/audio.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "jobs/vad_filter.h"
 #include "output/format.h"
@@ -107,29 +108,15 @@ static const struct option long_opts[] = {
     {0, 0, 0, 0},
 };
 
-/* Strict number parsing: the whole argument must be a number. */
-static int parse_int(const char *name, const char *s, int *out)
+/* 0 on success, -1 after a message (parse_option's convention). */
+static int parse_int(const char *flag, const char *s, int *out)
 {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end) {
-        fprintf(stderr, "scribed transcribe: --%s expects an integer, got '%s'\n", name, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    return cli_parse_int("transcribe", flag, s, out) ? 0 : -1;
 }
 
-static int parse_float(const char *name, const char *s, float *out)
+static int parse_float(const char *flag, const char *s, float *out)
 {
-    char *end = NULL;
-    float v = strtof(s, &end);
-    if (!*s || *end) {
-        fprintf(stderr, "scribed transcribe: --%s expects a number, got '%s'\n", name, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return cli_parse_float("transcribe", flag, s, out) ? 0 : -1;
 }
 
 static int parse_option(struct transcribe_cli *c, int opt, const char *arg)
@@ -138,7 +125,7 @@ static int parse_option(struct transcribe_cli *c, int opt, const char *arg)
     struct sd_error err = {0};
     switch (opt) {
     case OPT_MODEL: c->model_path = arg; return 0;
-    case OPT_THREADS: return parse_int("threads", arg, &c->threads);
+    case OPT_THREADS: return parse_int("--threads", arg, &c->threads);
     case OPT_FORMAT:
         if (output_format_parse(arg, &c->format, &err)) {
             fprintf(stderr, "scribed transcribe: --format: %s\n", err.msg);
@@ -156,32 +143,32 @@ static int parse_option(struct transcribe_cli *c, int opt, const char *arg)
             return -1;
         }
         return 0;
-    case OPT_BEAM: return parse_int("beam-size", arg, &p->beam_size);
-    case OPT_BEST_OF: return parse_int("best-of", arg, &p->best_of);
-    case OPT_PATIENCE: return parse_float("patience", arg, &p->patience);
-    case OPT_TEMP: return parse_float("temperature", arg, &p->temperature);
-    case OPT_TEMP_INC: return parse_float("temperature-inc", arg, &p->temperature_inc);
+    case OPT_BEAM: return parse_int("--beam-size", arg, &p->beam_size);
+    case OPT_BEST_OF: return parse_int("--best-of", arg, &p->best_of);
+    case OPT_PATIENCE: return parse_float("--patience", arg, &p->patience);
+    case OPT_TEMP: return parse_float("--temperature", arg, &p->temperature);
+    case OPT_TEMP_INC: return parse_float("--temperature-inc", arg, &p->temperature_inc);
     case OPT_NO_FALLBACK: p->no_fallback = true; return 0;
-    case OPT_CR: return parse_float("compression-ratio-threshold", arg, &p->compression_ratio_threshold);
-    case OPT_LOGPROB: return parse_float("logprob-threshold", arg, &p->logprob_threshold);
-    case OPT_NOSPEECH: return parse_float("no-speech-threshold", arg, &p->no_speech_threshold);
+    case OPT_CR: return parse_float("--compression-ratio-threshold", arg, &p->compression_ratio_threshold);
+    case OPT_LOGPROB: return parse_float("--logprob-threshold", arg, &p->logprob_threshold);
+    case OPT_NOSPEECH: return parse_float("--no-speech-threshold", arg, &p->no_speech_threshold);
     case OPT_PROMPT: p->prompt = arg; return 0;
     case OPT_CARRY: p->carry_initial_prompt = true; return 0;
     case OPT_COND: p->condition_on_previous_text = true; return 0;
     case OPT_NO_CONTEXT: p->condition_on_previous_text = false; return 0;
     case OPT_NO_TS: p->timestamps = false; return 0;
-    case OPT_MAX_TOKENS: return parse_int("max-tokens", arg, &p->max_tokens);
+    case OPT_MAX_TOKENS: return parse_int("--max-tokens", arg, &p->max_tokens);
     case OPT_WORDS: p->word_timestamps = true; return 0;
     case OPT_NON_SPEECH: p->suppress_non_speech = true; return 0;
     case OPT_NO_REP: p->repetition_fallback = false; return 0;
     case OPT_VAD_MODEL: c->vad_model_path = arg; return 0;
     case OPT_NO_VAD: c->vad_filter = false; return 0;
-    case OPT_VAD_THRESHOLD: return parse_float("vad-threshold", arg, &c->vad.threshold);
-    case OPT_VAD_SILENCE: return parse_int("vad-min-silence-ms", arg, &c->vad.min_silence_ms);
-    case OPT_VAD_PAD: return parse_int("vad-speech-pad-ms", arg, &c->vad.speech_pad_ms);
+    case OPT_VAD_THRESHOLD: return parse_float("--vad-threshold", arg, &c->vad.threshold);
+    case OPT_VAD_SILENCE: return parse_int("--vad-min-silence-ms", arg, &c->vad.min_silence_ms);
+    case OPT_VAD_PAD: return parse_int("--vad-speech-pad-ms", arg, &c->vad.speech_pad_ms);
     case OPT_SEED: {
         int seed = 0;
-        if (parse_int("seed", arg, &seed))
+        if (parse_int("--seed", arg, &seed))
             return -1;
         p->seed = (uint64_t)seed;
         return 0;

@@ -5,7 +5,6 @@
  * times the network alone (one thread) and prints ms per minute of audio.
  * It does not transcribe; `scribed transcribe` applies the VAD filter itself.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdint.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 
 #include "audio/audio.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "vad/vad.h"
 
@@ -53,30 +53,14 @@ static void usage(FILE *f)
             d.min_speech_ms, (double)d.max_speech_s);
 }
 
-static int parse_float(const char *name, const char *s, float *out)
+static int parse_float(const char *flag, const char *s, float *out)
 {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
-        fprintf(stderr, "scribed vad: %s: '%s' is not a number\n", name, s);
-        return 0;
-    }
-    *out = (float)v;
-    return 1;
+    return cli_parse_float("vad", flag, s, out);
 }
 
-static int parse_int(const char *name, const char *s, int *out)
+static int parse_int(const char *flag, const char *s, int *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < -1000000000L || v > 1000000000L) {
-        fprintf(stderr, "scribed vad: %s: '%s' is not an integer\n", name, s);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
+    return cli_parse_int("vad", flag, s, out);
 }
 
 enum { OPT_MODEL = 256, OPT_DATA_DIR, OPT_THRESHOLD, OPT_NEG, OPT_MIN_SIL, OPT_PAD, OPT_MIN_SPEECH,
