@@ -37,6 +37,31 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 SILERO = Path(shared_dir()) / "models" / "silero-v6.2.0.bin"
 SANDBOX_UID = 65534  # nobody, when the suite runs as root
+
+
+@functools.lru_cache(maxsize=None)
+def runnable():
+    """Copies of build/scribed and deploy/entrypoint.sh that the sandbox user can
+    run wherever the checkout lives: a checkout under /tmp is hidden by the
+    sandbox's own /tmp, and one in a 0700 folder cannot be read by `nobody`.
+    /var/tmp is visible (read-only) inside the sandbox."""
+    d = Path(tempfile.mkdtemp(prefix="scribed-ro-run-", dir="/var/tmp"))
+    os.chmod(d, 0o755)
+    shutil.copy(os.path.realpath(scribed_bin()), d / "scribed")
+    shutil.copy(ENTRYPOINT, d / "entrypoint.sh")
+    os.chmod(d / "scribed", 0o755)
+    os.chmod(d / "entrypoint.sh", 0o644)
+    return {"bin": str(d / "scribed"), "entrypoint": str(d / "entrypoint.sh"), "dir": d}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_runnable_copies():
+    yield
+    if runnable.cache_info().currsize:
+        shutil.rmtree(runnable()["dir"], ignore_errors=True)
+        runnable.cache_clear()
+
+
 WRITE_ERRORS = ("Read-only file system", "EROFS", "Permission denied", "cannot create",
                 "cannot open", "AddressSanitizer", "runtime error:")
 
@@ -123,7 +148,7 @@ def descendants(pid):
 
 
 def find_scribed(pid):
-    real = os.path.realpath(scribed_bin())
+    real = runnable()["bin"]
     for p in descendants(pid):
         try:
             if os.path.realpath(f"/proc/{p}/exe") == real:
@@ -150,7 +175,7 @@ class Sandboxed:
         self.log_path = Path(tempfile.mkdtemp(prefix="scribed-ro-log-")) / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBED_")}
         env.update({
-            "SCRIBED_BIN": os.path.realpath(scribed_bin()),
+            "SCRIBED_BIN": runnable()["bin"],
             "SCRIBED_DATA_DIR": "/data",
             "SCRIBED_BAKED_DIR": "/baked",
             "SCRIBED_MODEL_NAME": "micro-en",
@@ -161,7 +186,8 @@ class Sandboxed:
             "HOME": "/data",
         })
         cmd = sandbox(bwrap, data, tmp, extra_ro=[(baked, "/baked")]) + [
-            "/bin/sh", str(ENTRYPOINT), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            "/bin/sh", runnable()["entrypoint"], "serve", "--host", "127.0.0.1",
+            "--port", str(self.port)]
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -279,8 +305,8 @@ def test_readonly_root_round_trip(sandbox_dirs, model_host, short_wav):
 def test_readonly_data_dir_is_a_clear_error(sandbox_dirs):
     bwrap, data, tmp, baked = sandbox_dirs
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBED_")}
-    env.update({"SCRIBED_BIN": os.path.realpath(scribed_bin()), "SCRIBED_DATA_DIR": "/data"})
-    cmd = sandbox(bwrap, data, tmp, data_ro=True) + ["/bin/sh", str(ENTRYPOINT), "serve"]
+    env.update({"SCRIBED_BIN": runnable()["bin"], "SCRIBED_DATA_DIR": "/data"})
+    cmd = sandbox(bwrap, data, tmp, data_ro=True) + ["/bin/sh", runnable()["entrypoint"], "serve"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 78, r.stdout + r.stderr
     assert "/data is not writable" in r.stderr
@@ -290,8 +316,8 @@ def test_other_commands_pass_through(sandbox_dirs):
     """`docker run IMAGE model list` runs scribed's command, no model fetching."""
     bwrap, data, tmp, baked = sandbox_dirs
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBED_")}
-    env.update({"SCRIBED_BIN": os.path.realpath(scribed_bin()), "SCRIBED_DATA_DIR": "/data"})
-    cmd = sandbox(bwrap, data, tmp) + ["/bin/sh", str(ENTRYPOINT), "model", "list",
+    env.update({"SCRIBED_BIN": runnable()["bin"], "SCRIBED_DATA_DIR": "/data"})
+    cmd = sandbox(bwrap, data, tmp) + ["/bin/sh", runnable()["entrypoint"], "model", "list",
                                        "--data-dir", "/data"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -319,7 +345,7 @@ def test_root_start_hands_volume_over_and_drops_privileges(tmp_path):
         env.update({"SCRIBED_BIN": str(fake), "SCRIBED_DATA_DIR": str(data),
                     "SCRIBED_RUN_USER": "nobody", "SCRIBED_MODEL": str(model),
                     "SCRIBED_VAD_NAME": "none"})
-        r = subprocess.run(["/bin/sh", str(ENTRYPOINT), "serve", "--port", "1"],
+        r = subprocess.run(["/bin/sh", runnable()["entrypoint"], "serve", "--port", "1"],
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
