@@ -1,0 +1,80 @@
+"""`scribed transcribe` from the command line: a real transcription in every
+format, and bad input (flags, model, audio) as one clear line on stderr with a
+non-zero exit, never a crash."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import micro_model, scribed_bin, shared_dir
+
+CLIP = os.path.join(shared_dir(), "reference", "a_short.wav")
+
+
+def run(*args):
+    return subprocess.run([scribed_bin(), "transcribe", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _need_model():
+    if not os.path.exists(micro_model()):
+        pytest.skip(f"no reference model at {micro_model()} (set SCRIBED_SHARED)")
+
+
+def test_verbose_json_has_openai_shape():
+    r = run("--model", micro_model(), "--format", "verbose_json", "--beam-size", "1",
+            "--no-fallback", CLIP)
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["task"] == "transcribe" and 1.9 < body["duration"] < 2.1
+    for seg in body["segments"]:
+        assert {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+                "compression_ratio", "no_speech_prob"} <= set(seg)
+
+
+@pytest.mark.parametrize("fmt,check", [
+    ("srt", lambda out: "-->" in out and "," in out.split("-->")[0]),
+    ("vtt", lambda out: out.startswith("WEBVTT")),
+    ("json", lambda out: "text" in json.loads(out)),
+])
+def test_subtitle_and_json_formats(fmt, check):
+    r = run("--model", micro_model(), "--format", fmt, "--beam-size", "1", "--no-fallback", CLIP)
+    assert r.returncode == 0, r.stderr
+    assert check(r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--beam-size", "x"), ("--threads", "99999999999"), ("--temperature", "nan"),
+    ("--max-tokens", "3.5"), ("--format", "docx"), ("--task", "summarize")])
+def test_bad_flag_values_name_the_flag(flag, value):
+    r = run("--model", micro_model(), flag, value, CLIP)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert flag.lstrip("-").split("-")[0] in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flag,value,word", [
+    ("--beam-size", "0", "beam_size"), ("--temperature", "-0.5", "temperature"),
+    ("--language", "de", "English-only"), ("--task", "translate", "English-only")])
+def test_out_of_range_decoding_parameters(flag, value, word):
+    r = run("--model", micro_model(), flag, value, CLIP)
+    assert r.returncode == 1 and word in r.stderr, r.stderr
+
+
+def test_bad_model_and_audio_files(tmp_path):
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio at all\n" * 10)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    cases = [
+        (["--model", str(tmp_path / "missing.bin"), CLIP], "missing.bin"),
+        (["--model", str(text), CLIP], str(text)),
+        (["--model", micro_model(), str(text)], "not a recognised audio format"),
+        (["--model", micro_model(), str(empty)], "empty"),
+        (["--model", micro_model(), str(tmp_path / "nope.wav")], "nope.wav"),
+    ]
+    for args, want in cases:
+        r = run(*args)
+        assert r.returncode == 1, (args, r.returncode, r.stderr)
+        assert r.stderr.count("\n") == 1 and want in r.stderr, (args, r.stderr)
