@@ -24,19 +24,21 @@ struct sd_backend;
 
 enum {
     SD_BACKEND_FORCE_SCALAR = 1, /* use the portable kernels even where AVX2 is present */
+    SD_BACKEND_NO_AVX512 = 2,    /* stop at AVX2 even where AVX-512 is present */
 };
 
 /*
  * Creates a backend with n_threads compute threads (the caller's thread is one
- * of them, so n_threads - 1 workers are started). The environment variable
- * SCRIBED_FORCE_SCALAR=1 has the effect of SD_BACKEND_FORCE_SCALAR.
+ * of them, so n_threads - 1 workers are started). Kernels: the widest the CPU
+ * runs (avx512, avx2, scalar), capped by the flags and by the environment
+ * variable SCRIBED_SIMD=scalar|avx2|avx512 (for tests and comparisons).
  * On SD_OK the caller owns *out: sd_backend_destroy().
  */
 enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
                               struct sd_error *err);
 void sd_backend_destroy(struct sd_backend *b);
 int sd_backend_n_threads(const struct sd_backend *b);
-/* "avx2" or "scalar": which kernels this backend runs. */
+/* "avx512", "avx2" or "scalar": which kernels this backend runs. */
 const char *sd_backend_simd(const struct sd_backend *b);
 
 /*

@@ -1,7 +1,8 @@
 /*
- * avx2.h - small AVX2 pieces shared by the dense (kern_avx2.c) and the
- * quantized (kern_quant_avx2.c) kernels. Only those two files include it;
- * everything here is compiled for avx2+fma+f16c and chosen at run time.
+ * avx2.h - small AVX2 pieces shared by the dense (kern_avx2.c), quantized
+ * (kern_quant_avx2.c) and AVX-512 (kern_avx512.c) kernel files, and the
+ * AVX2 table's entries that the AVX-512 table reuses where wider vectors do
+ * not pay. Everything here is compiled for avx2+fma+f16c and chosen at run time.
  */
 #ifndef SD_BACKEND_CPU_AVX2_H
 #define SD_BACKEND_CPU_AVX2_H
@@ -9,6 +10,26 @@
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+#include "backend/cpu/kernels.h"
+
+/* Entries of sd_kernels_avx2 (contracts: struct sd_kernels). */
+void sd_avx2_to_f32(const void *src, enum sd_type type, float *dst, int64_t n);
+void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0, int n1,
+                  const float *bias, float *y, int64_t ldy, int accumulate);
+float sd_avx2_dot(const float *a, const float *b, int n);
+void sd_avx2_axpy(float a, const float *x, float *y, int n);
+void sd_avx2_scale(float a, float *y, int n);
+float sd_avx2_softmax_exp(float *x, int n, float scale);
+void sd_avx2_gelu(float *x, int64_t n);
+void sd_avx2_add(float *y, const float *x, int64_t n);
+void sd_avx2_layer_norm(const float *x, int n, const float *g, const float *b, float eps,
+                        float *y);
+void sd_avx2_attn_row(const float *q, const void *k, int64_t ldk, const void *v, int64_t ldv,
+                      enum sd_type t, int nk, int d, float scale, float *s, float *out);
+void sd_avx2_to_f16(const float *src, uint16_t *dst, int64_t n);
+void sd_avx2_pack_panel_nk(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
+                           float *dst);
 
 /* In-register 8x8 transpose: r[i][j] <- r[j][i]. */
 AVX2 static inline void avx2_transpose8(__m256 r[8])

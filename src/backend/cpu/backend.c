@@ -1,7 +1,7 @@
 /*
  * backend.c - the CPU implementation of ops.h: owns the thread pool, the
  * per-thread packing/attention scratch and the kernel table picked at
- * creation (AVX2 when the CPU has AVX2+FMA+F16C, else scalar), and splits
+ * creation (AVX-512, AVX2+FMA+F16C or scalar: the widest the CPU runs), and splits
  * each op into tasks (GEMM tiles, column chunks, row chunks, heads).
  * The arithmetic itself lives in gemm.c and kern_*.c.
  */
@@ -50,20 +50,44 @@ static float **alloc_per_thread(int n, size_t n_floats)
     return v;
 }
 
+/* The widest kernel table the CPU runs, capped by flags and SCRIBED_SIMD. */
+static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr,
+                                struct sd_error *err)
+{
+    const char *env = getenv("SCRIBED_SIMD");
+    if (env && *env) {
+        if (!strcmp(env, "scalar"))
+            flags |= SD_BACKEND_FORCE_SCALAR;
+        else if (!strcmp(env, "avx2"))
+            flags |= SD_BACKEND_NO_AVX512;
+        else if (strcmp(env, "avx512") != 0)
+            return sd_fail(err, SD_EINVAL, "SCRIBED_SIMD must be scalar, avx2 or avx512, got '%s'",
+                           env);
+    }
+    if (!(flags & SD_BACKEND_FORCE_SCALAR) && !(flags & SD_BACKEND_NO_AVX512) &&
+        sd_cpu_has_avx512())
+        *kr = &sd_kernels_avx512;
+    else if (!(flags & SD_BACKEND_FORCE_SCALAR) && sd_cpu_has_avx2())
+        *kr = &sd_kernels_avx2;
+    else
+        *kr = &sd_kernels_scalar;
+    return SD_OK;
+}
+
 enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
                               struct sd_error *err)
 {
     if (n_threads < 1 || n_threads > 256)
         return sd_fail(err, SD_EINVAL, "n_threads must be 1..256, got %d", n_threads);
-    const char *env = getenv("SCRIBED_FORCE_SCALAR");
-    if (env && *env && strcmp(env, "0") != 0)
-        flags |= SD_BACKEND_FORCE_SCALAR;
+    const struct sd_kernels *kr = NULL;
+    enum sd_err rc = pick_kernels(flags, &kr, err);
+    if (rc != SD_OK)
+        return rc;
     struct sd_backend *b = calloc(1, sizeof(*b));
     if (!b)
         return sd_fail(err, SD_ENOMEM, "out of memory creating the compute backend");
     b->n_threads = n_threads;
-    b->kr = (!(flags & SD_BACKEND_FORCE_SCALAR) && sd_cpu_has_avx2()) ? &sd_kernels_avx2
-                                                                      : &sd_kernels_scalar;
+    b->kr = kr;
     b->pack_a = alloc_per_thread(n_threads, (size_t)SD_MC * SD_KC);
     b->pack_b = alloc_per_thread(n_threads, (size_t)SD_KC * SD_NC);
     b->pool = sd_pool_create(n_threads);

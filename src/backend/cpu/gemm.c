@@ -2,7 +2,7 @@
  * gemm.c - single-threaded blocked GEMM, C (+)= A . B^T (+ bias), in the
  * GotoBLAS/BLIS style: B is packed (and converted from f16) into KC x NC
  * panels of SD_NR columns and the ISA-specific micro-kernel computes
- * SD_MR x SD_NR register tiles, reading A in place (rows at stride lda; only a
+ * SD_MR x (panels x SD_NR) register tiles, reading A in place (rows at stride lda; only a
  * ragged last row panel is copied). The thread split lives in backend.c; this
  * file only walks one block.
  */
@@ -66,10 +66,13 @@ static void pack_a_edge(const struct sd_gemm *g, int i0, int mr, int p0, int kc,
 void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
                    int n1, float *pa, float *pb)
 {
+    int tile_n = SD_NR * kr->panels;
     for (int jc = n0; jc < n1; jc += SD_NC) {
         int nc = n1 - jc < SD_NC ? n1 - jc : SD_NC;
         for (int pc = 0; pc < g->k; pc += SD_KC) {
             int kc = g->k - pc < SD_KC ? g->k - pc : SD_KC;
+            /* floats between adjacent panels: whole-k panels when pre-packed */
+            int64_t panel_stride = g->b_packed ? (int64_t)g->k * SD_NR : (int64_t)kc * SD_NR;
             int first = pc == 0;
             if (!g->b_packed)
                 pack_b(kr, g, jc, nc, pc, kc, pb);
@@ -78,8 +81,8 @@ void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0,
                 int m_full = mc / SD_MR * SD_MR;
                 if (m_full < mc) /* A is read in place except a ragged last panel */
                     pack_a_edge(g, ic + m_full, mc - m_full, pc, kc, pa);
-                for (int jr = 0; jr < nc; jr += SD_NR) {
-                    int nr = nc - jr < SD_NR ? nc - jr : SD_NR;
+                for (int jr = 0; jr < nc; jr += tile_n) {
+                    int nr = nc - jr < tile_n ? nc - jr : tile_n;
                     const float *bias = first && g->bias ? g->bias + jc + jr : NULL;
                     for (int ir = 0; ir < mc; ir += SD_MR) {
                         int mr = mc - ir < SD_MR ? mc - ir : SD_MR;
@@ -94,8 +97,8 @@ void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0,
                             g->b_packed ? g->b_packed + (size_t)((jc + jr) / SD_NR) * g->k * SD_NR +
                                               (size_t)pc * SD_NR
                                         : pb + (size_t)jr * kc;
-                        kr->micro(kc, a, lda, panel, c, g->ldc, mr, nr, !first || g->accumulate,
-                                  bias);
+                        kr->micro(kc, a, lda, panel, panel_stride, c, g->ldc, mr, nr,
+                                  !first || g->accumulate, bias);
                     }
                 }
             }

@@ -62,9 +62,11 @@ AVX2 static inline __m256 exp8(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(n, 23)));
 }
 
-AVX2 static void micro_avx2(int kc, const float *a, int64_t lda, const float *bp, float *c,
-                            int64_t ldc, int mr, int nr, int load_c, const float *bias)
+AVX2 static void micro_avx2(int kc, const float *a, int64_t lda, const float *bp,
+                            int64_t panel_stride, float *c, int64_t ldc, int mr, int nr,
+                            int load_c, const float *bias)
 {
+    (void)panel_stride; /* one panel per call */
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *a0 = a, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda, *a4 = a3 + lda;
@@ -132,7 +134,7 @@ AVX2 static void micro_avx2(int kc, const float *a, int64_t lda, const float *bp
     }
 }
 
-AVX2 static void to_f32_avx2(const void *src, enum sd_type type, float *dst, int64_t n)
+AVX2 void sd_avx2_to_f32(const void *src, enum sd_type type, float *dst, int64_t n)
 {
     if (type == SD_TYPE_F32) {
         memcpy(dst, src, (size_t)n * sizeof(float));
@@ -314,7 +316,7 @@ AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struc
  * time with the f16->f32 conversion fused into the FMAs; 3 <= m < 8 keeps up
  * to 6 rows x 2 columns of accumulators in registers per pass over W.
  */
-AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+AVX2 void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
                            int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
     if (sd_type_is_quantized(w->type)) {
@@ -365,7 +367,7 @@ AVX2 static void gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_w
     }
 }
 
-AVX2 static float dot_avx2(const float *a, const float *b, int n)
+AVX2 float sd_avx2_dot(const float *a, const float *b, int n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0;
     int i = 0;
@@ -381,7 +383,7 @@ AVX2 static float dot_avx2(const float *a, const float *b, int n)
     return s;
 }
 
-AVX2 static void axpy_avx2(float a, const float *x, float *y, int n)
+AVX2 void sd_avx2_axpy(float a, const float *x, float *y, int n)
 {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
@@ -391,7 +393,7 @@ AVX2 static void axpy_avx2(float a, const float *x, float *y, int n)
         y[i] += a * x[i];
 }
 
-AVX2 static void scale_avx2(float a, float *y, int n)
+AVX2 void sd_avx2_scale(float a, float *y, int n)
 {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
@@ -401,7 +403,7 @@ AVX2 static void scale_avx2(float a, float *y, int n)
         y[i] *= a;
 }
 
-AVX2 static float softmax_exp_avx2(float *x, int n, float scale)
+AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
 {
     __m256 mv = _mm256_set1_ps(-INFINITY);
     int i = 0;
@@ -448,7 +450,7 @@ AVX2 static inline __m256 gelu8(__m256 x)
     return _mm256_mul_ps(x, sel);
 }
 
-AVX2 static void gelu_avx2(float *x, int64_t n)
+AVX2 void sd_avx2_gelu(float *x, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -461,7 +463,7 @@ AVX2 static void gelu_avx2(float *x, int64_t n)
     }
 }
 
-AVX2 static void add_avx2(float *y, const float *x, int64_t n)
+AVX2 void sd_avx2_add(float *y, const float *x, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -470,7 +472,7 @@ AVX2 static void add_avx2(float *y, const float *x, int64_t n)
         y[i] += x[i];
 }
 
-AVX2 static void layer_norm_avx2(const float *x, int n, const float *g, const float *b, float eps,
+AVX2 void sd_avx2_layer_norm(const float *x, int n, const float *g, const float *b, float eps,
                                  float *y)
 {
     __m256 s = _mm256_setzero_ps();
@@ -556,7 +558,7 @@ AVX2 static void attn_row_fast(const float *q, const void *k, int64_t ldk, const
                                  a0);
         s[j] = hsum(a0);
     }
-    float sum = softmax_exp_avx2(s, nk, scale);
+    float sum = sd_avx2_softmax_exp(s, nk, scale);
     __m256 acc[16];
     int nv = d / 8;
     for (int c = 0; c < 16; c++)
@@ -581,7 +583,7 @@ AVX2 static void attn_row_fast(const float *q, const void *k, int64_t ldk, const
         _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], inv));
 }
 
-AVX2 static void attn_row_avx2(const float *q, const void *k, int64_t ldk, const void *v,
+AVX2 void sd_avx2_attn_row(const float *q, const void *k, int64_t ldk, const void *v,
                                int64_t ldv, enum sd_type t, int nk, int d, float scale, float *s,
                                float *out)
 {
@@ -592,7 +594,7 @@ AVX2 static void attn_row_avx2(const float *q, const void *k, int64_t ldk, const
     sd_kernels_scalar.attn_row(q, k, ldk, v, ldv, t, nk, d, scale, s, out);
 }
 
-AVX2 static void to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
+AVX2 void sd_avx2_to_f16(const float *src, uint16_t *dst, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -604,7 +606,7 @@ AVX2 static void to_f16_avx2(const float *src, uint16_t *dst, int64_t n)
 
 
 /* Packs a [kc][16] panel from 16 rows of B ([n][k] layout): 8x8 blocks converted and transposed. */
-AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
+AVX2 void sd_avx2_pack_panel_nk(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                                     float *dst)
 {
     if (sd_type_is_quantized(t)) {
@@ -646,17 +648,18 @@ AVX2 static void pack_panel_nk_avx2(const void *b, enum sd_type t, int64_t ldb, 
 
 const struct sd_kernels sd_kernels_avx2 = {
     .name = "avx2",
+    .panels = 1,
     .micro = micro_avx2,
-    .to_f32 = to_f32_avx2,
-    .gemv = gemv_avx2,
-    .dot = dot_avx2,
-    .axpy = axpy_avx2,
-    .scale = scale_avx2,
-    .softmax_exp = softmax_exp_avx2,
-    .gelu = gelu_avx2,
-    .add = add_avx2,
-    .layer_norm = layer_norm_avx2,
-    .attn_row = attn_row_avx2,
-    .to_f16 = to_f16_avx2,
-    .pack_panel_nk = pack_panel_nk_avx2,
+    .to_f32 = sd_avx2_to_f32,
+    .gemv = sd_avx2_gemv,
+    .dot = sd_avx2_dot,
+    .axpy = sd_avx2_axpy,
+    .scale = sd_avx2_scale,
+    .softmax_exp = sd_avx2_softmax_exp,
+    .gelu = sd_avx2_gelu,
+    .add = sd_avx2_add,
+    .layer_norm = sd_avx2_layer_norm,
+    .attn_row = sd_avx2_attn_row,
+    .to_f16 = sd_avx2_to_f16,
+    .pack_panel_nk = sd_avx2_pack_panel_nk,
 };

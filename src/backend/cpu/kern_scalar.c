@@ -9,9 +9,11 @@
 
 #include "backend/cpu/kernels.h"
 
-static void micro_scalar(int kc, const float *a, int64_t lda, const float *bp, float *c,
-                         int64_t ldc, int mr, int nr, int load_c, const float *bias)
+static void micro_scalar(int kc, const float *a, int64_t lda, const float *bp,
+                         int64_t panel_stride, float *c, int64_t ldc, int mr, int nr, int load_c,
+                         const float *bias)
 {
+    (void)panel_stride; /* one panel per call */
     float acc[SD_MR][SD_NR] = {{0}};
     for (int p = 0; p < kc; p++) {
         const float *b = bp + (size_t)p * SD_NR;
@@ -168,6 +170,7 @@ static void to_f16_scalar(const float *src, uint16_t *dst, int64_t n)
 
 const struct sd_kernels sd_kernels_scalar = {
     .name = "scalar",
+    .panels = 1,
     .micro = micro_scalar,
     .to_f32 = to_f32_scalar,
     .gemv = gemv_scalar,

@@ -1,7 +1,7 @@
 /*
- * kernels.h - private to the CPU backend: the per-ISA kernel table (scalar
- * and AVX2+FMA+F16C variants of the same primitives), the blocked GEMM
- * driver built on them, and the blocking constants. Not part of ops.h.
+ * kernels.h - private to the CPU backend: the per-ISA kernel table (scalar,
+ * AVX2+FMA+F16C and AVX-512 variants of the same primitives), the blocked
+ * GEMM driver built on them, and the blocking constants. Not part of ops.h.
  */
 #ifndef SD_BACKEND_CPU_KERNELS_H
 #define SD_BACKEND_CPU_KERNELS_H
@@ -11,9 +11,15 @@
 
 #include "backend/ops.h"
 
-/* Register tile of the GEMM micro-kernel and cache blocks (in elements). */
+/*
+ * Register tile of the GEMM micro-kernel and cache blocks (in elements). B is
+ * packed in panels of SD_NR columns; a micro-kernel covers SD_MR rows by
+ * `panels` adjacent panels (SD_NC and the task tiles are multiples of
+ * SD_NR * SD_MAX_PANELS).
+ */
 #define SD_MR 6
 #define SD_NR 16
+#define SD_MAX_PANELS 4
 #define SD_KC 256
 #define SD_MC 72
 #define SD_NC 512
@@ -22,12 +28,16 @@
 
 struct sd_kernels {
     const char *name;
+    /* SD_NR-wide B panels one micro-kernel call covers (1..SD_MAX_PANELS) */
+    int panels;
     /*
-     * C[mr][nr] (+)= A[MR][kc] . Bp[kc][NR] (+ bias[nr]); load_c adds to existing C.
-     * A is read in place (SD_MR rows at stride lda, all readable); Bp is a packed panel.
+     * C[mr][nr] (+)= A[MR][kc] . Bp[kc][nr] (+ bias[nr]); load_c adds to existing C.
+     * A is read in place (SD_MR rows at stride lda, all readable). Bp is
+     * ceil(nr / SD_NR) <= panels packed [kc][SD_NR] panels, panel q at
+     * bp + q * panel_stride floats; only those panels are read.
      */
-    void (*micro)(int kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
-                  int mr, int nr, int load_c, const float *bias);
+    void (*micro)(int kc, const float *a, int64_t lda, const float *bp, int64_t panel_stride,
+                  float *c, int64_t ldc, int mr, int nr, int load_c, const float *bias);
     /* dst[0..n) = f32 of src (f32 or f16, any alignment) */
     void (*to_f32)(const void *src, enum sd_type type, float *dst, int64_t n);
     /* y[i][j] (+)= x[i] . W[j] + bias[j] for i < m, j in [n0, n1): the small-m path */
@@ -73,8 +83,11 @@ void sd_quant_pack_panel_avx2(const void *b, enum sd_type t, int64_t ldb, int nr
 
 extern const struct sd_kernels sd_kernels_scalar;
 extern const struct sd_kernels sd_kernels_avx2;
+extern const struct sd_kernels sd_kernels_avx512;
 /* 1 if this CPU runs sd_kernels_avx2 (AVX2, FMA and F16C). */
 int sd_cpu_has_avx2(void);
+/* 1 if this CPU runs sd_kernels_avx512 (the above plus AVX-512 F, VL, BW, DQ). */
+int sd_cpu_has_avx512(void);
 
 /* A GEMM problem: C[m][n] (+)= A[m][k] . B^T (+ bias). */
 struct sd_gemm {

@@ -1,7 +1,7 @@
 /*
  * test_ops.c - every op of backend/ops.h against a naive double-precision
  * reference, for the scalar kernels and (where the CPU has them) the AVX2
- * kernels, with 1 and 3 threads, over shapes that hit the GEMM edge cases
+ * and AVX-512 kernels, with 1 and 3 threads, over shapes that hit the GEMM edge cases
  * (partial register tiles, K not a multiple of the block, small-m path).
  */
 #include <math.h>
@@ -29,18 +29,29 @@ static float *rand_vec(size_t n)
     return v;
 }
 
-/* Backends to try: scalar always, avx2 where available, each with 1 and 3 threads. */
-static int make_backends(struct sd_backend *out[4])
+/* Flags selecting each kernel table this CPU runs: scalar, avx2, avx512. */
+static int simd_levels(unsigned flags[3])
+{
+    int n = 0;
+    flags[n++] = SD_BACKEND_FORCE_SCALAR;
+    if (sd_cpu_has_avx2())
+        flags[n++] = SD_BACKEND_NO_AVX512;
+    if (sd_cpu_has_avx512())
+        flags[n++] = 0;
+    return n;
+}
+
+/* Backends to try: every kernel table this CPU runs, each with 1 and 3 threads. */
+static int make_backends(struct sd_backend *out[6])
 {
     int n = 0;
     struct sd_error err;
-    for (int simd = 0; simd < 2; simd++) {
-        if (simd && !sd_cpu_has_avx2())
-            continue;
+    unsigned flags[3];
+    int n_levels = simd_levels(flags);
+    for (int lv = 0; lv < n_levels; lv++) {
         for (int t = 1; t <= 3; t += 2) {
-            CHECK_OK(sd_backend_create(t, simd ? 0 : SD_BACKEND_FORCE_SCALAR, &out[n], &err),
-                     &err);
-            CHECK_OK(sd_backend_reserve_attention(out[n], 1600, n == 1 ? 64 : 512, &err), &err);
+            CHECK_OK(sd_backend_create(t, flags[lv], &out[n], &err), &err);
+            CHECK_OK(sd_backend_reserve_attention(out[n], 1600, n % 2 ? 64 : 512, &err), &err);
             n++;
         }
     }
@@ -72,14 +83,24 @@ TEST(backend_simd_selection)
     CHECK_STR(sd_backend_simd(b), "scalar");
     CHECK_EQ_INT(sd_backend_n_threads(b), 2);
     sd_backend_destroy(b);
+    const char *widest = sd_cpu_has_avx512() ? "avx512" : sd_cpu_has_avx2() ? "avx2" : "scalar";
     CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_STR(sd_backend_simd(b), widest);
+    sd_backend_destroy(b);
+    CHECK_OK(sd_backend_create(1, SD_BACKEND_NO_AVX512, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), sd_cpu_has_avx2() ? "avx2" : "scalar");
     sd_backend_destroy(b);
-    setenv("SCRIBED_FORCE_SCALAR", "1", 1);
+    setenv("SCRIBED_SIMD", "scalar", 1);
     CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), "scalar");
     sd_backend_destroy(b);
-    unsetenv("SCRIBED_FORCE_SCALAR");
+    setenv("SCRIBED_SIMD", "avx2", 1);
+    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_STR(sd_backend_simd(b), sd_cpu_has_avx2() ? "avx2" : "scalar");
+    sd_backend_destroy(b);
+    setenv("SCRIBED_SIMD", "avx513", 1);
+    CHECK(sd_backend_create(1, 0, &b, &err) == SD_EINVAL);
+    unsetenv("SCRIBED_SIMD");
     CHECK(sd_backend_create(0, 0, &b, &err) == SD_EINVAL);
 }
 
@@ -125,11 +146,11 @@ static void check_matmul(struct sd_backend *b, int m, int n, int k, int f16, int
 
 TEST(backend_matmul)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     static const int shapes[][3] = {{1, 1, 1},    {1, 64, 64},   {2, 17, 300},  {5, 300, 64},
                                     {7, 33, 9},   {8, 16, 256},  {13, 100, 257}, {64, 64, 64},
-                                    {100, 37, 513}, {230, 270, 70}, {6, 5, 600}};
+                                    {100, 37, 513}, {230, 270, 70}, {6, 5, 600}, {30, 530, 20}};
     for (int i = 0; i < nb; i++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
             for (int f16 = 0; f16 < 2; f16++)
@@ -140,7 +161,7 @@ TEST(backend_matmul)
 
 TEST(backend_matmul_multi_equals_single)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     for (int i = 0; i < nb; i++)
         for (int m = 1; m <= 40; m += 39) {
@@ -171,7 +192,7 @@ TEST(backend_matmul_multi_equals_single)
 
 TEST(backend_layer_norm_gelu_add_softmax)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     int m = 37, n = 203;
     for (int i = 0; i < nb; i++) {
@@ -314,7 +335,7 @@ static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head,
 
 TEST(backend_attention)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     for (int i = 0; i < nb; i++) {
         check_attention(b[i], 1, 1500, 2, 64, 0, 0);
@@ -332,7 +353,7 @@ TEST(backend_attention)
 
 TEST(backend_attention_logits)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     int n_head = 3, d = 64, n_kv = 300, S = n_head * d;
     for (int i = 0; i < nb; i++)
@@ -364,7 +385,7 @@ TEST(backend_attention_logits)
 
 TEST(backend_conv1d_and_rows)
 {
-    struct sd_backend *b[4];
+    struct sd_backend *b[6];
     int nb = make_backends(b);
     int c_in = 7, c_out = 20, t_in = 31;
     for (int i = 0; i < nb; i++)

@@ -85,16 +85,18 @@ TEST(quant_known_blocks)
         CHECK_NEAR(y[j], x[j], 0);
 }
 
-static int quant_backends(struct sd_backend *out[4])
+/* Every kernel table this CPU runs (scalar, avx2, avx512), with 1 and 3 threads. */
+static int quant_backends(struct sd_backend *out[6])
 {
     int n = 0;
     struct sd_error err;
-    for (int simd = 0; simd < 2; simd++) {
-        if (simd && !sd_cpu_has_avx2())
+    unsigned flags[3] = {SD_BACKEND_FORCE_SCALAR, SD_BACKEND_NO_AVX512, 0};
+    int usable[3] = {1, sd_cpu_has_avx2(), sd_cpu_has_avx512()};
+    for (int lv = 0; lv < 3; lv++) {
+        if (!usable[lv])
             continue;
         for (int t = 1; t <= 3; t += 2)
-            CHECK_OK(sd_backend_create(t, simd ? 0 : SD_BACKEND_FORCE_SCALAR, &out[n++], &err),
-                     &err);
+            CHECK_OK(sd_backend_create(t, flags[lv], &out[n++], &err), &err);
     }
     return n;
 }
@@ -115,7 +117,7 @@ TEST(quant_matmul_all_types_and_shapes)
         x[i] = qrand();
     for (int i = 0; i < n; i++)
         bias[i] = qrand();
-    struct sd_backend *be[4];
+    struct sd_backend *be[6];
     int nb = quant_backends(be);
     for (int t = 0; t < N_QTYPES; t++) {
         sd_quantize(QTYPES[t], wf, wq, (int64_t)n * ld);
