@@ -95,12 +95,229 @@ AVX512 static void micro_avx512(int kc, const float *a, int64_t lda, const float
     }
 }
 
+/* ------------------------------------------------ small-m products */
+
+/* 16 weights (f16 or f32) of a row from element p; lanes outside mk read as 0. */
+AVX512 static ALWAYS_INLINE __m512 load_w16(const uint8_t *row, int64_t p, int f16,
+                                            __mmask16 mk)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, row + 2 * p));
+    return _mm512_maskz_loadu_ps(mk, row + 4 * p);
+}
+
+/* Lane sums of 8 vectors: result lane c = sum of v[c]. */
+AVX512 static ALWAYS_INLINE __m256 sum8(const __m512 v[8])
+{
+    __m256 s[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++)
+        s[c] = _mm256_add_ps(_mm512_castps512_ps256(v[c]), _mm512_extractf32x8_ps(v[c], 1));
+    __m256 t0 = _mm256_hadd_ps(s[0], s[1]), t1 = _mm256_hadd_ps(s[2], s[3]);
+    __m256 t2 = _mm256_hadd_ps(s[4], s[5]), t3 = _mm256_hadd_ps(s[6], s[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* Lane sums of 4 vectors: result lane c = sum of v[c]. */
+AVX512 static ALWAYS_INLINE __m128 sum4(const __m512 v[4])
+{
+    __m256 s[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        s[c] = _mm256_add_ps(_mm512_castps512_ps256(v[c]), _mm512_extractf32x8_ps(v[c], 1));
+    __m256 u = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+    return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+}
+
+/* y[r][j..j+n) = out[r][0..n) + bias, or added to y. */
+static void gemv_put(int mi, int n, const float *out, int ldo, int64_t i, int j,
+                     const float *bias, float *y, int64_t ldy, int accumulate)
+{
+    for (int r = 0; r < mi; r++)
+        for (int c = 0; c < n; c++) {
+            float v = out[r * ldo + c] + (bias ? bias[j + c] : 0.0f);
+            float *d = &y[(i + r) * ldy + j + c];
+            *d = accumulate ? *d + v : v;
+        }
+}
+
+/*
+ * MI (1..2) x rows against NC (1..8) consecutive weight rows: the decoder's
+ * memory-bound path, f16->f32 conversion fused into the FMAs, 16 weights per
+ * instruction, the k tail by masked loads. The NC rows are contiguous in W,
+ * so `ahead` (rows further on) is prefetched at the rate this group is read.
+ */
+AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int F16,
+                                           const float *x, int64_t ldx, const uint8_t *w0,
+                                           size_t row_bytes, int64_t k, float out[2][8],
+                                           const uint8_t *ahead)
+{
+    __m512 acc[2][8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++)
+        acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+    const int step_bytes = NC * 16 * (F16 ? 2 : 4);
+    for (int64_t p = 0; p < k; p += 16) {
+        /* full steps use a constant mask, which the loads fold away */
+        __mmask16 mk = p + 16 <= k ? (__mmask16)0xFFFF : lanes((int)(k - p));
+        for (int b = 0; b < step_bytes; b += 64)
+            _mm_prefetch((const char *)(ahead + p / 16 * step_bytes + b), _MM_HINT_T0);
+        __m512 x0 = _mm512_maskz_loadu_ps(mk, x + p), x1 = x0;
+        if (MI == 2)
+            x1 = _mm512_maskz_loadu_ps(mk, x + ldx + p);
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) {
+            __m512 wv = load_w16(w0 + c * row_bytes, p, F16, mk);
+            acc[0][c] = _mm512_fmadd_ps(x0, wv, acc[0][c]);
+            if (MI == 2)
+                acc[1][c] = _mm512_fmadd_ps(x1, wv, acc[1][c]);
+        }
+    }
+    for (int r = 0; r < MI; r++)
+        _mm256_storeu_ps(out[r], sum8(acc[r]));
+}
+
+/*
+ * One 16-wide step of MI x rows against 4 weight rows at element p, lanes mk
+ * (a constant all-ones mask in the main loop, which the loads fold away).
+ */
+#define GEMV_ROWS_STEP(MI, F16, mk)                                                            \
+    {                                                                                          \
+        __m512 wv[4];                                                                          \
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) wv[c] =                            \
+            load_w16(wr[c], p, F16, mk);                                                       \
+        _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
+        {                                                                                      \
+            __m512 xv = _mm512_maskz_loadu_ps(mk, x + r * ldx + p);                            \
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) acc[r][c] =                    \
+                _mm512_fmadd_ps(xv, wv[c], acc[r][c]);                                         \
+        }                                                                                      \
+    }
+
+/*
+ * MI (3..6) x rows against 4 weight rows (nc < 4 re-reads the last row, not
+ * stored): 4*MI accumulators in registers, one conversion of W feeds MI FMAs
+ * (batched beams, several sequences). Generated per (MI, f16) so every loop
+ * has constant bounds and the accumulators stay in registers.
+ */
+#define DEF_GEMV_ROWS(MI, F16)                                                                 \
+    AVX512 static void gemv_rows##MI##_##F16(const float *x, int64_t ldx, const uint8_t *w0,   \
+                                             size_t row_bytes, int nc, int64_t k,              \
+                                             float out[6][4])                                  \
+    {                                                                                          \
+        __m512 acc[MI][4];                                                                     \
+        _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) acc[r][c] =                    \
+                _mm512_setzero_ps();                                                           \
+        const uint8_t *wr[4];                                                                  \
+        for (int c = 0; c < 4; c++)                                                            \
+            wr[c] = w0 + (size_t)(c < nc ? c : nc - 1) * row_bytes;                            \
+        const uint8_t *ahead = w0 + 16 * row_bytes;                                            \
+        int64_t p = 0;                                                                         \
+        for (; p + 16 <= k; p += 16) {                                                         \
+            _mm_prefetch((const char *)(ahead + p * (F16 ? 8 : 16)), _MM_HINT_T0);             \
+            _mm_prefetch((const char *)(ahead + p * (F16 ? 8 : 16) + 64), _MM_HINT_T0);        \
+            GEMV_ROWS_STEP(MI, F16, (__mmask16)0xFFFF)                                         \
+        }                                                                                      \
+        if (p < k) {                                                                           \
+            __mmask16 tail = lanes((int)(k - p));                                              \
+            GEMV_ROWS_STEP(MI, F16, tail)                                                      \
+        }                                                                                      \
+        _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
+            _mm_storeu_ps(out[r], sum4(acc[r]));                                               \
+    }
+
+#define GEMV_PF_ROWS 16 /* prefetch distance of the m <= 2 path, in weight rows */
+
+/* m <= 2, columns [n0, n1): eight weight rows per pass, then the last ones. */
+AVX512 static void gemv_few_rows(int m, int f16, const float *x, int64_t ldx,
+                                 const uint8_t *base, size_t row_bytes, int64_t k, int n0,
+                                 int n1, const float *bias, float *y, int64_t ldy, int accumulate)
+{
+    float out[2][8];
+    int j = n0;
+    for (; j + 8 <= n1; j += 8) {
+        const uint8_t *w0 = base + (size_t)j * row_bytes, *ahead = w0 + GEMV_PF_ROWS * row_bytes;
+        if (f16 && m == 1)
+            gemv_cols(1, 8, 1, x, ldx, w0, row_bytes, k, out, ahead);
+        else if (f16)
+            gemv_cols(2, 8, 1, x, ldx, w0, row_bytes, k, out, ahead);
+        else if (m == 1)
+            gemv_cols(1, 8, 0, x, ldx, w0, row_bytes, k, out, ahead);
+        else
+            gemv_cols(2, 8, 0, x, ldx, w0, row_bytes, k, out, ahead);
+        gemv_put(m, 8, out[0], 8, 0, j, bias, y, ldy, accumulate);
+    }
+    for (; j < n1; j++) { /* fewer than 8 left: one row at a time, no prefetch */
+        const uint8_t *w0 = base + (size_t)j * row_bytes;
+        if (f16 && m == 1)
+            gemv_cols(1, 1, 1, x, ldx, w0, row_bytes, k, out, w0);
+        else if (f16)
+            gemv_cols(2, 1, 1, x, ldx, w0, row_bytes, k, out, w0);
+        else if (m == 1)
+            gemv_cols(1, 1, 0, x, ldx, w0, row_bytes, k, out, w0);
+        else
+            gemv_cols(2, 1, 0, x, ldx, w0, row_bytes, k, out, w0);
+        gemv_put(m, 1, out[0], 8, 0, j, bias, y, ldy, accumulate);
+    }
+}
+
+typedef void (*gemv_rows_fn)(const float *, int64_t, const uint8_t *, size_t, int, int64_t,
+                             float[6][4]);
+DEF_GEMV_ROWS(3, 0)
+DEF_GEMV_ROWS(4, 0)
+DEF_GEMV_ROWS(5, 0)
+DEF_GEMV_ROWS(6, 0)
+DEF_GEMV_ROWS(3, 1)
+DEF_GEMV_ROWS(4, 1)
+DEF_GEMV_ROWS(5, 1)
+DEF_GEMV_ROWS(6, 1)
+static const gemv_rows_fn GEMV_ROWS[2][7] = {
+    {NULL, NULL, NULL, gemv_rows3_0, gemv_rows4_0, gemv_rows5_0, gemv_rows6_0},
+    {NULL, NULL, NULL, gemv_rows3_1, gemv_rows4_1, gemv_rows5_1, gemv_rows6_1},
+};
+
+/*
+ * Small-m products (m < SD_GEMV_MAX_M), memory bound on W. Quantized weights
+ * take the AVX2 integer path.
+ */
+AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_weight *w,
+                               int n0, int n1, const float *bias, float *y, int64_t ldy,
+                               int accumulate)
+{
+    if (sd_type_is_quantized(w->type)) {
+        sd_quant_gemv_avx2(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
+        return;
+    }
+    int f16 = w->type == SD_TYPE_F16;
+    size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
+    const uint8_t *base = w->data;
+    if (m <= 2) {
+        gemv_few_rows(m, f16, x, ldx, base, row_bytes, w->k, n0, n1, bias, y, ldy, accumulate);
+        return;
+    }
+    for (int j = n0; j < n1; j += 4) {
+        int nc = n1 - j < 4 ? n1 - j : 4;
+        const uint8_t *w0 = base + (size_t)j * row_bytes;
+        for (int i = 0; i < m;) {
+            int mi = m - i;
+            mi = mi > 6 ? (mi == 7 ? 4 : 6) : mi; /* 7 rows -> 4 + 3 */
+            float out[6][4];
+            GEMV_ROWS[f16][mi](x + (int64_t)i * ldx, ldx, w0, row_bytes, nc, w->k, out);
+            gemv_put(mi, nc, out[0], 4, i, j, bias, y, ldy, accumulate);
+            i += mi;
+        }
+    }
+}
+
 const struct sd_kernels sd_kernels_avx512 = {
     .name = "avx512",
     .panels = 4,
     .micro = micro_avx512,
     .to_f32 = sd_avx2_to_f32,
-    .gemv = sd_avx2_gemv,
+    .gemv = gemv_avx512,
     .dot = sd_avx2_dot,
     .axpy = sd_avx2_axpy,
     .scale = sd_avx2_scale,
