@@ -11,7 +11,15 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/pool.h"
 
-#define GEMV_COLS 64    /* columns per task in the small-m path */
+/*
+ * The small-m path is memory bound: each thread should stream long contiguous
+ * runs of W (hardware and software prefetch stay on one stream), so a product
+ * is cut into GEMV_SPLIT runs per thread of at least GEMV_MIN_COLS columns.
+ */
+#ifndef GEMV_SPLIT
+#define GEMV_SPLIT 2
+#endif
+#define GEMV_MIN_COLS 64
 #define TILE_M 432      /* rows per GEMM task (6 x SD_MC): each task repacks its B */
 #define TILE_N 256      /* columns per GEMM task */
 #define ATT_QB 128      /* query rows per attention task in the blocked path */
@@ -185,8 +193,18 @@ struct mm_ctx {
     struct sd_gemm g[MM_MAX];
     const struct sd_weight *w[MM_MAX];
     int n_tiles_n[MM_MAX];
+    int gemv_cols[MM_MAX];      /* small-m path: columns per task */
     int first_task[MM_MAX + 1]; /* tasks of product p: [first_task[p], first_task[p+1]) */
 };
+
+/* Columns per small-m task: n_threads * GEMV_SPLIT runs, a multiple of 8, >= GEMV_MIN_COLS. */
+static int gemv_task_cols(int64_t n, int n_threads)
+{
+    int64_t runs = (int64_t)n_threads * GEMV_SPLIT;
+    int64_t cols = (n + runs - 1) / runs;
+    cols = (cols + 7) / 8 * 8;
+    return (int)(cols < GEMV_MIN_COLS ? GEMV_MIN_COLS : cols);
+}
 
 static int mm_product(const struct mm_ctx *c, int *task)
 {
@@ -203,7 +221,8 @@ static void mm_gemv_task(void *arg, int task, int thread)
     struct mm_ctx *c = arg;
     int p = mm_product(c, &task);
     const struct sd_gemm *g = &c->g[p];
-    int n0 = task * GEMV_COLS, n1 = n0 + GEMV_COLS < g->n ? n0 + GEMV_COLS : g->n;
+    int cols = c->gemv_cols[p];
+    int n0 = task * cols, n1 = n0 + cols < g->n ? n0 + cols : g->n;
     c->b->kr->gemv(g->m, g->a, g->lda, c->w[p], n0, n1, g->bias, g->c, g->ldc, g->accumulate);
 }
 
@@ -236,9 +255,10 @@ void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx
                                   .accumulate = outs[p].accumulate};
         c.w[p] = w;
         c.n_tiles_n[p] = (int)((w->n + TILE_N - 1) / TILE_N);
+        c.gemv_cols[p] = gemv_task_cols(w->n, b->n_threads);
         c.first_task[p] = n_tasks;
         if (m > 0)
-            n_tasks += small ? (int)((w->n + GEMV_COLS - 1) / GEMV_COLS)
+            n_tasks += small ? (int)((w->n + c.gemv_cols[p] - 1) / c.gemv_cols[p])
                              : c.n_tiles_n[p] * ((m + TILE_M - 1) / TILE_M);
     }
     c.first_task[n] = n_tasks;

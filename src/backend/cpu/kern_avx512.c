@@ -229,7 +229,9 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
             _mm_storeu_ps(out[r], sum4(acc[r]));                                               \
     }
 
+#ifndef GEMV_PF_ROWS
 #define GEMV_PF_ROWS 16 /* prefetch distance of the m <= 2 path, in weight rows */
+#endif
 
 /* m <= 2, columns [n0, n1): eight weight rows per pass, then the last ones. */
 AVX512 static void gemv_few_rows(int m, int f16, const float *x, int64_t ldx,
