@@ -1,6 +1,6 @@
 /*
  * kern_avx512.c - the AVX-512 kernel table, chosen at run time on CPUs with
- * AVX-512 F/VL/BW/DQ (plus the AVX2 table's FMA and F16C). Where a core has
+ * AVX-512 F/VL/BW/DQ/VNNI (plus the AVX2 table's FMA and F16C). Where a core has
  * full-width 512-bit FMA units (AMD Zen 5, Intel server cores) this doubles
  * the arithmetic per instruction; the GEMM micro-kernel covers 6 rows by up
  * to four 16-column panels with 24 zmm accumulators. Entries where wider
@@ -12,7 +12,8 @@
 #include "backend/cpu/avx2.h"
 #include "backend/cpu/kernels.h"
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+#define AVX512                                                                                 \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 int sd_cpu_has_avx512(void)
@@ -20,7 +21,7 @@ int sd_cpu_has_avx512(void)
     __builtin_cpu_init();
     return sd_cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512dq");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 }
 
 /* The first n (0..16) lanes. */
@@ -283,14 +284,14 @@ static const gemv_rows_fn GEMV_ROWS[2][7] = {
 
 /*
  * Small-m products (m < SD_GEMV_MAX_M), memory bound on W. Quantized weights
- * take the AVX2 integer path.
+ * take the VNNI integer path (kern_quant_avx512.c).
  */
 AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_weight *w,
                                int n0, int n1, const float *bias, float *y, int64_t ldy,
                                int accumulate)
 {
     if (sd_type_is_quantized(w->type)) {
-        sd_quant_gemv_avx2(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
+        sd_quant_gemv_avx512(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
         return;
     }
     int f16 = w->type == SD_TYPE_F16;

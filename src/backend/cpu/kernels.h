@@ -80,13 +80,19 @@ void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weig
                         int n1, const float *bias, float *y, int64_t ldy, int accumulate);
 void sd_quant_pack_panel_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                               float *dst);
+/* The small-m product on AVX-512 VNNI (kern_quant_avx512.c); same contract. */
+void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+                          int n1, const float *bias, float *y, int64_t ldy, int accumulate);
 
 extern const struct sd_kernels sd_kernels_scalar;
 extern const struct sd_kernels sd_kernels_avx2;
 extern const struct sd_kernels sd_kernels_avx512;
 /* 1 if this CPU runs sd_kernels_avx2 (AVX2, FMA and F16C). */
 int sd_cpu_has_avx2(void);
-/* 1 if this CPU runs sd_kernels_avx512 (the above plus AVX-512 F, VL, BW, DQ). */
+/*
+ * 1 if this CPU runs sd_kernels_avx512: the above plus AVX-512 F, VL, BW, DQ
+ * and VNNI (Ice Lake, Zen 4 and later; older AVX-512 cores run the AVX2 table).
+ */
 int sd_cpu_has_avx512(void);
 
 /* A GEMM problem: C[m][n] (+)= A[m][k] . B^T (+ bias). */

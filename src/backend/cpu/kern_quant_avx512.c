@@ -1,0 +1,255 @@
+/*
+ * kern_quant_avx512.c - the decoder's small-m products with ggml's block-
+ * quantized weights (q4_0, q4_1, q5_0, q5_1, q8_0) on AVX-512 with VNNI.
+ * As in kern_quant_avx2.c, each x row is rounded once per call to 8-bit
+ * blocks (scale dx per 32 values). A pair of weight blocks is decoded in
+ * registers into 64 UNSIGNED codes (the stored nibbles as they are, q8_0's
+ * bytes + 128), so VPDPBUSD multiplies them by the signed x codes straight
+ * from memory; the codes' offset K (8, 16, 128; 0 for the offset types) is
+ * taken out by seeding each accumulator with -K times the sums of x's codes,
+ * per result lane, computed once per call. Per row and block pair that leaves
+ * one VPDPBUSD, one conversion, one scale and one FMA. The offset types add
+ * m * dx * sum(qx) per block. Used by kern_avx512.c.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "backend/cpu/avx2.h"
+#include "backend/cpu/kernels.h"
+
+#define AVX512VNNI                                                                             \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define INLINE AVX512VNNI static inline __attribute__((always_inline))
+
+#define QX_MAX_K 5120 /* larger k: the AVX2 path; 4 x large's 1280 */
+#define QX_MAX_ROWS 7
+
+/*
+ * x rows rounded to 8-bit blocks: the signed codes; per block pair the two
+ * blocks' scales dx over the 8 result lanes each block's product occupies,
+ * and the accumulator seed -K * (sum of the 4 codes of each lane); per block
+ * dx * sum(codes) (for the offset types).
+ */
+struct qx {
+    int8_t q[QX_MAX_ROWS][QX_MAX_K];
+    float dv[QX_MAX_ROWS][QX_MAX_K / 4];
+    int32_t seed[QX_MAX_ROWS][QX_MAX_K / 4];
+    float s[QX_MAX_ROWS][QX_MAX_K / 32];
+};
+
+INLINE float half_of(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* The codes' offset K: what the unsigned weight codes of type t carry. */
+static int code_offset(enum sd_type t)
+{
+    switch (t) {
+    case SD_TYPE_Q8_0:
+        return 128;
+    case SD_TYPE_Q5_0:
+        return 16;
+    case SD_TYPE_Q4_0:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Rounds k values (a multiple of 32) of x to blocks: dx = amax / 127, codes
+ * in [-127, 127], and the seeds for weight codes offset by K. An odd last
+ * block is paired with zero codes and scale.
+ */
+AVX512VNNI static void quantize_x_row(const float *x, int64_t k, int K, int8_t *q, float *dv,
+                                      int32_t *seed, float *s)
+{
+    int64_t nb = k / 32;
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float db = amax / 127.0f;
+        __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        /* cvtps rounds to nearest even under the default MXCSR, as the AVX2 path */
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+        _mm256_storeu_ps(dv + 8 * b, _mm256_set1_ps(db));
+        s[b] = db * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+    if (nb % 2) {
+        memset(q + 32 * nb, 0, 32);
+        _mm256_storeu_ps(dv + 8 * nb, _mm256_setzero_ps());
+    }
+    const __m512i ck = _mm512_set1_epi8((char)K);
+    for (int64_t b = 0; b < nb; b += 2) {
+        __m512i xv = _mm512_loadu_si512((const void *)(q + 32 * b));
+        __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ck, xv);
+        _mm512_storeu_si512((void *)(seed + 8 * b), _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+    }
+}
+
+/* Nibbles of two blocks' 16 code bytes: A low, A high, B low, B high (values 0..15). */
+INLINE __m512i nibbles2(const uint8_t *qa, const uint8_t *qb)
+{
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)qa));
+    v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(const void *)qb));
+    /* 16-bit shift counts: 0 in the low-nibble quarters, 4 in the high ones */
+    const __m512i shift = _mm512_set_epi32(0x40004, 0x40004, 0x40004, 0x40004, 0, 0, 0, 0,
+                                           0x40004, 0x40004, 0x40004, 0x40004, 0, 0, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(v, shift), _mm512_set1_epi8(0x0f));
+}
+
+/* The 5th bits of two q5 blocks as a byte mask (A's 32 values, then B's). */
+INLINE __mmask64 high_bits2(const uint8_t *qha, const uint8_t *qhb)
+{
+    uint32_t a, b;
+    memcpy(&a, qha, 4);
+    memcpy(&b, qhb, 4);
+    return (__mmask64)a | (__mmask64)b << 32;
+}
+
+/* Adds 16 to the bytes whose 5th bit is set (the nibble's bit 4 is clear: an OR). */
+INLINE __m512i with_high_bits(__m512i lo, __mmask64 hb)
+{
+    return _mm512_mask_add_epi8(lo, hb, lo, _mm512_set1_epi8(0x10));
+}
+
+/* Unsigned codes (offset code_offset(t)) of a pair of blocks; b == NULL pairs a with zeros. */
+INLINE __m512i pair_codes(enum sd_type t, const uint8_t *a, const uint8_t *b)
+{
+    const uint8_t *bq = b ? b : a;
+    __m512i c;
+    switch (t) {
+    case SD_TYPE_Q8_0:
+        c = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(a + 2))),
+            _mm256_loadu_si256((const __m256i *)(const void *)(bq + 2)), 1);
+        c = _mm512_xor_si512(c, _mm512_set1_epi8((char)0x80));
+        break;
+    case SD_TYPE_Q4_0:
+        c = nibbles2(a + 2, bq + 2);
+        break;
+    case SD_TYPE_Q4_1:
+        c = nibbles2(a + 4, bq + 4);
+        break;
+    case SD_TYPE_Q5_0:
+        c = with_high_bits(nibbles2(a + 6, bq + 6), high_bits2(a + 2, bq + 2));
+        break;
+    case SD_TYPE_Q5_1:
+        c = with_high_bits(nibbles2(a + 8, bq + 8), high_bits2(a + 4, bq + 4));
+        break;
+    default:
+        c = _mm512_setzero_si512();
+    }
+    return c; /* a missing b: x's codes and scales there are zero */
+}
+
+/* Scales of a pair of blocks over their result lanes: [dA x 8, dB x 8]. */
+INLINE __m512 pair_scales(const uint8_t *a, const uint8_t *b)
+{
+    __m256i h = _mm256_set1_epi16((short)(a[0] | a[1] << 8));
+    if (b)
+        h = _mm256_mask_set1_epi16(h, 0xFF00, (short)(b[0] | b[1] << 8));
+    return _mm512_cvtph_ps(h);
+}
+
+/*
+ * MI x rows (quantized in qx from row i0) against one weight row of nb
+ * blocks of bb bytes: out[r] = x_r . w, two blocks per 512-bit step.
+ */
+#define DEF_GEMVQ(T, MI)                                                                       \
+    AVX512VNNI static void gemvq_##T##_##MI(const struct qx *qx, int i0, const uint8_t *w,     \
+                                            int64_t nb, int bb, float *out)                    \
+    {                                                                                          \
+        const int offset_type = SD_TYPE_##T == SD_TYPE_Q4_1 || SD_TYPE_##T == SD_TYPE_Q5_1;    \
+        __m512 acc[MI];                                                                        \
+        float off[MI];                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
+        {                                                                                      \
+            acc[r] = _mm512_setzero_ps();                                                      \
+            off[r] = 0.0f;                                                                     \
+        }                                                                                      \
+        for (int64_t b = 0; b < nb; b += 2) {                                                  \
+            const uint8_t *ba = w + b * bb, *bbk = b + 1 < nb ? ba + bb : NULL;                \
+            __m512i codes = pair_codes(SD_TYPE_##T, ba, bbk);                                  \
+            __m512 dw = pair_scales(ba, bbk);                                                  \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                               \
+            {                                                                                  \
+                __m512i seed = _mm512_loadu_si512((const void *)(qx->seed[i0 + r] + 8 * b));   \
+                __m512i xq = _mm512_loadu_si512((const void *)(qx->q[i0 + r] + 32 * b));       \
+                __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(qx->dv[i0 + r] + 8 * b));     \
+                __m512i dp = _mm512_dpbusd_epi32(seed, codes, xq);                             \
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), scale, acc[r]);               \
+                if (offset_type) {                                                             \
+                    off[r] += half_of(ba + 2) * qx->s[i0 + r][b];                              \
+                    if (bbk)                                                                   \
+                        off[r] += half_of(bbk + 2) * qx->s[i0 + r][b + 1];                     \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++) out[r] =                          \
+            _mm512_reduce_add_ps(acc[r]) + off[r];                                             \
+    }
+
+typedef void (*gemvq_fn)(const struct qx *, int, const uint8_t *, int64_t, int, float *);
+
+#define DEF_GEMVQ_ALL(T)                                                                       \
+    DEF_GEMVQ(T, 1)                                                                            \
+    DEF_GEMVQ(T, 2)                                                                            \
+    DEF_GEMVQ(T, 3)                                                                            \
+    DEF_GEMVQ(T, 4)                                                                            \
+    DEF_GEMVQ(T, 5)                                                                            \
+    DEF_GEMVQ(T, 6)                                                                            \
+    DEF_GEMVQ(T, 7)                                                                            \
+    static const gemvq_fn GEMVQ_##T[8] = {NULL,          gemvq_##T##_1, gemvq_##T##_2,        \
+                                          gemvq_##T##_3, gemvq_##T##_4, gemvq_##T##_5,        \
+                                          gemvq_##T##_6, gemvq_##T##_7};
+#define FOR_EACH_QTYPE(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0)
+FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
+
+static const gemvq_fn *gemvq_table(enum sd_type t)
+{
+    switch (t) {
+#define CASE_TABLE(T)                                                                          \
+    case SD_TYPE_##T:                                                                          \
+        return GEMVQ_##T;
+        FOR_EACH_QTYPE(CASE_TABLE)
+    default:
+        return NULL;
+    }
+}
+
+AVX512VNNI void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx,
+                                     const struct sd_weight *w, int n0, int n1,
+                                     const float *bias, float *y, int64_t ldy, int accumulate)
+{
+    const gemvq_fn *fns = gemvq_table(w->type);
+    if (!fns || w->k > QX_MAX_K || m > QX_MAX_ROWS || w->k % 32 != 0) {
+        sd_quant_gemv_avx2(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
+        return;
+    }
+    int bb = sd_type_traits(w->type)->block_bytes;
+    size_t row_bytes = sd_type_bytes(w->type, w->ld);
+    int64_t nb = w->k / 32;
+    struct qx qx; /* ~110 KiB of stack: ops never allocate */
+    int K = code_offset(w->type);
+    for (int r = 0; r < m; r++)
+        quantize_x_row(x + (int64_t)r * ldx, w->k, K, qx.q[r], qx.dv[r], qx.seed[r], qx.s[r]);
+    const uint8_t *base = w->data;
+    for (int j = n0; j < n1; j++) {
+        const uint8_t *wr = base + (size_t)j * row_bytes;
+        _mm_prefetch((const char *)(wr + 8 * row_bytes), _MM_HINT_T0);
+        float out[QX_MAX_ROWS];
+        fns[m](&qx, 0, wr, nb, bb, out);
+        for (int r = 0; r < m; r++) {
+            float v = out[r] + (bias ? bias[j] : 0.0f);
+            float *d = &y[(int64_t)r * ldy + j];
+            *d = accumulate ? *d + v : v;
+        }
+    }
+}
