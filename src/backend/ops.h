@@ -120,6 +120,9 @@ void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32
  * as a projection writes them; a head-major [head][n_kv][d_head] cache uses
  * k_head_stride = n_kv_max * d_head and ldk = d_head).
  * causal: query i sees keys j <= n_past + i only. n_kv <= the reserved maximum.
+ * v_transposed (not with causal): V of head h is stored dims-major, value c
+ * of key j at v + h*v_head_stride + c*ldv + j (a cache written once and read
+ * by every decoding step: both products then stream their operand in rows).
  */
 struct sd_attention {
     int n_q, n_kv, n_head, d_head;
@@ -132,6 +135,7 @@ struct sd_attention {
     int causal, n_past;
     enum sd_type kv_type;               /* SD_TYPE_F32 (0) or SD_TYPE_F16 */
     int64_t k_head_stride, v_head_stride;
+    int v_transposed;
 };
 void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
 
@@ -150,6 +154,10 @@ void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, 
  */
 void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,
                         uint16_t *dst);
+
+/* dst[h][c][t] = f16 of src[t][h*d + c]: the dims-major layout of sd_attention.v_transposed. */
+void sd_op_to_f16_heads_transposed(struct sd_backend *b, const float *src, int n_rows,
+                                   int n_head, int d, uint16_t *dst);
 
 /*
  * 1-D convolution, kernel 3, padding 1, as Whisper's encoder convs:

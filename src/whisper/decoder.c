@@ -65,9 +65,12 @@ static void decoder_block(struct whisper_state *s, int l, int n, const struct de
     if (s->capture)
         whisper_capture_cross_qk(s, l, n); /* word alignment (align.c) */
     int64_t hs = (int64_t)h->n_audio_ctx * d; /* head-major f16 cache, see state_internal.h */
-    struct sd_attention att = {n, h->n_audio_ctx, h->n_text_head, d, s->dq,
-                               s->cross_k + (size_t)l * TS, s->cross_v + (size_t)l * TS, S, d, d,
-                               s->da, S, 1.0f / sqrtf((float)d), 0, 0, SD_TYPE_F16, hs, hs};
+    struct sd_attention att = {.n_q = n, .n_kv = h->n_audio_ctx, .n_head = h->n_text_head,
+                               .d_head = d, .q = s->dq, .k = s->cross_k + (size_t)l * TS,
+                               .v = s->cross_v + (size_t)l * TS, .ldq = S, .ldk = d,
+                               .ldv = h->n_audio_ctx, .out = s->da, .ldo = S,
+                               .scale = 1.0f / sqrtf((float)d), .kv_type = SD_TYPE_F16,
+                               .k_head_stride = hs, .v_head_stride = hs, .v_transposed = 1};
     sd_op_attention(be, &att);
     sd_op_matmul(be, s->da, n, S, &xo, X->o_b->data, s->dx, S, 1);
 

@@ -3,7 +3,8 @@
  * + GELU, conv2 (k3, stride 2, pad 1) + GELU, + sinusoidal positions, then
  * pre-norm transformer blocks (exact softmax over all n_audio_ctx keys, no
  * padding slots), ln_post; finally the cross-attention K/V of every decoder
- * layer, computed once per window and stored as head-major f16. All arithmetic goes through backend/ops.h.
+ * layer, computed once per window and stored as head-major f16 (K as [head][t][d],
+ * V dims-major as [head][d][t]). All arithmetic goes through backend/ops.h.
  */
 #include <math.h>
 #include <string.h>
@@ -78,7 +79,7 @@ enum sd_err whisper_encode(struct whisper_state *s, const float *mel, int n_fram
         struct sd_matmul_out kv[2] = {{&wk, NULL, tk, S, 0}, {&wv, X->v_b->data, tv, S, 0}};
         sd_op_matmul_multi(be, s->enc_out, T, S, 2, kv);
         sd_op_to_f16_heads(be, tk, T, nh, d, s->cross_k + (size_t)l * TS);
-        sd_op_to_f16_heads(be, tv, T, nh, d, s->cross_v + (size_t)l * TS);
+        sd_op_to_f16_heads_transposed(be, tv, T, nh, d, s->cross_v + (size_t)l * TS);
     }
     s->encoded = 1;
     return SD_OK;

@@ -26,9 +26,11 @@ struct whisper_state {
     float *enc_out;     /* after ln_post [n_audio_ctx][S] */
 
     /*
-     * cross-attention K/V per decoder layer, f16 and head-major:
-     * [n_text_layer][n_head][n_audio_ctx][d_head]. Half the bytes of f32 and
-     * each head's keys contiguous: the decoder streams these every token.
+     * cross-attention K/V per decoder layer, f16 and head-major: K as
+     * [n_text_layer][n_head][n_audio_ctx][d_head], V dims-major as
+     * [n_text_layer][n_head][d_head][n_audio_ctx]. Half the bytes of f32 and
+     * each head contiguous: the decoder streams these every token, both
+     * products as matrix-vector passes over rows (sd_attention.v_transposed).
      */
     uint16_t *cross_k, *cross_v;
 

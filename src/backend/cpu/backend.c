@@ -457,6 +457,34 @@ static void att_direct_task(void *arg, int task, int thread)
                        a->out + (int64_t)i * a->ldo + h * d);
 }
 
+/*
+ * One head, all n_q (< ATT_DIRECT) queries, V dims-major: both products are
+ * small-m matrix-vector passes (S = Q_h K_h^T over K's rows, then O = P V_h
+ * over V's rows), so each K and V row is converted once for all queries.
+ */
+static void att_gemv_task(void *arg, int task, int thread)
+{
+    struct att_ctx *c = arg;
+    const struct sd_attention *a = c->a;
+    const struct sd_kernels *kr = c->b->kr;
+    int h = task, d = a->d_head;
+    size_t es = kv_esize(a);
+    float *s = c->b->attn[thread];
+    struct sd_weight kw = {a->kv_type,
+                           (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) *
+                                                     es,
+                           a->n_kv, d, a->ldk};
+    struct sd_weight vw = {a->kv_type, (const uint8_t *)a->v + (size_t)h * a->v_head_stride * es,
+                           d, a->n_kv, a->ldv};
+    kr->gemv(a->n_q, a->q + h * d, a->ldq, &kw, 0, a->n_kv, NULL, s, a->n_kv, 0);
+    float inv[ATT_DIRECT];
+    for (int i = 0; i < a->n_q; i++)
+        inv[i] = 1.0f / kr->softmax_exp(s + (int64_t)i * a->n_kv, a->n_kv, a->scale);
+    kr->gemv(a->n_q, s, a->n_kv, &vw, 0, d, NULL, a->out + h * d, a->ldo, 0);
+    for (int i = 0; i < a->n_q; i++)
+        kr->scale(inv[i], a->out + (int64_t)i * a->ldo + h * d, d);
+}
+
 /* The two GEMMs of head h: S = Q_h K_h^T for rows [i0, i1), then O = P V_h. */
 static struct sd_gemm att_scores_gemm(const struct sd_attention *a, int h, int i0, int i1,
                                       int nk_max, float *s)
@@ -474,6 +502,12 @@ static struct sd_gemm att_values_gemm(const struct sd_attention *a, int h, int i
 {
     int d = a->d_head;
     size_t es = kv_esize(a);
+    if (a->v_transposed) { /* V stored [d][n_kv]: B in the weights' [n][k] layout */
+        const uint8_t *vt = (const uint8_t *)a->v + (size_t)h * a->v_head_stride * es;
+        return (struct sd_gemm){.m = i1 - i0, .n = d, .k = nk_max, .a = s, .lda = nk_max,
+                                .btype = a->kv_type, .b = vt, .ldb = a->ldv,
+                                .c = a->out + (int64_t)i0 * a->ldo + h * d, .ldc = a->ldo};
+    }
     const uint8_t *v = (const uint8_t *)a->v + (size_t)(h * head_stride(a->v_head_stride, d)) * es;
     return (struct sd_gemm){.m = i1 - i0, .n = d, .k = nk_max, .a = s, .lda = nk_max,
                             .btype = a->kv_type, .b = v, .ldb = a->ldv, .b_kn = 1,
@@ -539,7 +573,11 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
     struct att_ctx c = {b, a, (a->n_q + ATT_QB - 1) / ATT_QB, NULL, 0};
     if (a->n_q <= 0 || a->n_kv > b->kv_max)
         return; /* n_kv beyond the reservation is a caller bug; whisper.c checks it */
-    if (a->n_q < ATT_DIRECT) {
+    if (a->n_q < ATT_DIRECT && a->v_transposed && !a->causal) {
+        sd_pool_run_small(b->pool, a->n_head, att_gemv_task, &c);
+        return;
+    }
+    if (a->n_q < ATT_DIRECT && !a->v_transposed) {
         sd_pool_run_small(b->pool, a->n_head * a->n_q, att_direct_task, &c);
         return;
     }
@@ -584,6 +622,47 @@ static void heads_task(void *arg, int task, int thread)
         for (int t = t0; t < t1; t++)
             c->b->kr->to_f16(c->src + t * S + h * c->d,
                              c->dst + ((int64_t)h * c->n_rows + t) * c->d, c->d);
+}
+
+#define HT_BLOCK 64 /* timesteps transposed per step of heads_transposed_task */
+
+/*
+ * Head h of heads_transposed: dst[h][c][t] for all t, c, HT_BLOCK timesteps
+ * at a time transposed in f32 through the thread's attention scratch, then
+ * converted a row run at a time (once per window, not per token).
+ */
+static void heads_transposed_task(void *arg, int task, int thread)
+{
+    struct heads_ctx *c = arg;
+    int h = task, d = c->d;
+    int64_t S = (int64_t)c->n_head * d;
+    float *blk = c->b->attn[thread]; /* ATT_QB * kv_max >= d * HT_BLOCK floats (checked) */
+    for (int t0 = 0; t0 < c->n_rows; t0 += HT_BLOCK) {
+        int nt = c->n_rows - t0 < HT_BLOCK ? c->n_rows - t0 : HT_BLOCK;
+        for (int t = 0; t < nt; t++)
+            for (int ch = 0; ch < d; ch++)
+                blk[ch * HT_BLOCK + t] = c->src[(t0 + t) * S + h * d + ch];
+        for (int ch = 0; ch < d; ch++)
+            c->b->kr->to_f16(blk + ch * HT_BLOCK, c->dst + ((int64_t)h * d + ch) * c->n_rows + t0,
+                             nt);
+    }
+}
+
+void sd_op_to_f16_heads_transposed(struct sd_backend *b, const float *src, int n_rows,
+                                   int n_head, int d, uint16_t *dst)
+{
+    struct heads_ctx c = {b, src, dst, n_rows, n_head, d, 0};
+    if (n_rows <= 0)
+        return;
+    if (!b->attn || (size_t)ATT_QB * (size_t)b->kv_max < (size_t)d * HT_BLOCK) {
+        for (int h = 0; h < n_head; h++) /* no scratch reserved: the plain gather */
+            for (int ch = 0; ch < d; ch++)
+                for (int t = 0; t < n_rows; t++)
+                    dst[((int64_t)h * d + ch) * n_rows + t] =
+                        sd_f32_to_f16(src[(int64_t)t * n_head * d + h * d + ch]);
+        return;
+    }
+    sd_pool_run(b->pool, n_head, heads_transposed_task, &c);
 }
 
 void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,

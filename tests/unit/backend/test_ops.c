@@ -254,7 +254,10 @@ TEST(backend_layer_norm_gelu_add_softmax)
     free_backends(b, nb);
 }
 
-/* head_major_f16: K/V given as f16 [head][n_kv][d] (as the decoder's cross-attention cache). */
+/*
+ * head_major_f16: K/V given as f16 [head][n_kv][d]; 2: V as f16 [head][d][n_kv]
+ * (v_transposed, as the decoder's cross-attention cache).
+ */
 static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_head, int d,
                                int causal, int n_past, int head_major_f16)
 {
@@ -277,10 +280,17 @@ static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_he
                 vd[j * S + t] = v[j * ld + t];
             }
         sd_op_to_f16_heads(b, kd, n_kv, n_head, d, kh);
-        sd_op_to_f16_heads(b, vd, n_kv, n_head, d, vh);
-        for (int h = 0; h < n_head; h++) /* layout check */
+        if (head_major_f16 == 2)
+            sd_op_to_f16_heads_transposed(b, vd, n_kv, n_head, d, vh);
+        else
+            sd_op_to_f16_heads(b, vd, n_kv, n_head, d, vh);
+        for (int h = 0; h < n_head; h++) { /* layout check */
             CHECK(sd_f16_to_f32(kh[((size_t)h * n_kv + n_kv - 1) * d + d - 1]) ==
                   kd[(n_kv - 1) * S + h * d + d - 1]);
+            if (head_major_f16 == 2)
+                CHECK(sd_f16_to_f32(vh[((size_t)h * d + d - 1) * n_kv + n_kv - 2]) ==
+                      vd[(n_kv - 2) * S + h * d + d - 1]);
+        }
         free(kd);
         free(vd);
     }
@@ -318,6 +328,10 @@ static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_he
         a.ldk = a.ldv = d;
         a.kv_type = SD_TYPE_F16;
         a.k_head_stride = a.v_head_stride = (int64_t)n_kv * d;
+        if (head_major_f16 == 2) {
+            a.v_transposed = 1;
+            a.ldv = n_kv;
+        }
     }
     sd_op_attention(b, &a);
     double e = max_rel_err(out, want, (size_t)n_q * ld);
@@ -331,6 +345,8 @@ static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head,
 {
     check_attention_kv(b, n_q, n_kv, n_head, d, causal, n_past, 0);
     check_attention_kv(b, n_q, n_kv, n_head, d, causal, n_past, 1);
+    if (!causal)
+        check_attention_kv(b, n_q, n_kv, n_head, d, causal, n_past, 2);
 }
 
 TEST(backend_attention)
@@ -347,7 +363,37 @@ TEST(backend_attention)
         check_attention(b[i], 9, 9, 1, 8, 1, 0);
         check_attention(b[i], 3, 7, 2, 12, 0, 0); /* d not a multiple of 8 */
         check_attention(b[i], 2, 33, 2, 128, 1, 31);
+        check_attention(b[i], 6, 1500, 2, 64, 0, 0); /* beams over the cross-attention cache */
+        check_attention(b[i], 7, 45, 3, 24, 0, 0);
     }
+    free_backends(b, nb);
+}
+
+/* The dims-major f16 re-layout, with and without reserved attention scratch. */
+TEST(backend_to_f16_heads_transposed)
+{
+    struct sd_backend *b[6], *bare;
+    struct sd_error err;
+    int nb = make_backends(b);
+    CHECK_OK(sd_backend_create(2, 0, &bare, &err), &err);
+    int n_rows = 150, n_head = 3, d = 40, S = n_head * d;
+    float *src = rand_vec((size_t)n_rows * S);
+    uint16_t *got = malloc(sizeof(uint16_t) * (size_t)n_rows * S);
+    for (int i = 0; i <= nb; i++) {
+        memset(got, 0xff, sizeof(uint16_t) * (size_t)n_rows * S);
+        sd_op_to_f16_heads_transposed(i < nb ? b[i] : bare, src, n_rows, n_head, d, got);
+        int bad = 0;
+        for (int h = 0; h < n_head; h++)
+            for (int c = 0; c < d; c++)
+                for (int t = 0; t < n_rows; t++)
+                    bad += got[((size_t)h * d + c) * n_rows + t] !=
+                           sd_f32_to_f16(src[(size_t)t * S + h * d + c]);
+        CHECK_MSG(bad == 0, "to_f16_heads_transposed %s: %d values differ",
+                  i < nb ? sd_backend_simd(b[i]) : "unreserved", bad);
+    }
+    free(src);
+    free(got);
+    sd_backend_destroy(bare);
     free_backends(b, nb);
 }
 
