@@ -3,13 +3,17 @@
  * model (the micro model of ../shared/reference, converted here with
  * whisper_model_quantize): top-1 agreement of the logits on the teacher-forced
  * positions of every clip (reference/nofa/<clip>.tf.json), fed the stored
- * mel. Bounds: >= 99 % for q8_0, >= 80 % for q5_0 (85 % measured; the
- * issue asked 95 %), lower for q5_1, q4_0, q4_1 (see `need`), counted where the f16 top-1 leads its
- * runner-up by >= 0.1: random weights give many near-ties (leads of 1e-3)
- * that any rounding flips, whisper.cpp's own q8_0 file included (our
- * quantizer writes the same bytes). Overall agreement and the logits' rms
- * difference are printed on stderr. SCRIBED_QUANT_F16=path runs another f16
- * model (e.g. base-shaped) instead of the micro model.
+ * mel. Counted where the f16 top-1 leads its runner-up by >= 0.1 and by
+ * >= 0.3: random weights give many near-ties that any rounding flips, and
+ * q5_0 moves each logit by ~0.17 rms (the gap between two by ~0.25).
+ * whisper.cpp itself, on the same files (our quantizer writes the same
+ * bytes) and positions, measured with its own f16 run as the reference:
+ * q8_0 100 % at 0.1; q5_0 85.5 % at 0.1 and 97.8 % at 0.3 (ours: 84.9 % and
+ * the same flips), so the issue's 95 % for q5_0 holds at the 0.3 lead, as it
+ * does for the reference. Ours against whisper.cpp's q5_0 logits directly:
+ * 100 % at 0.1. Bounds per type in `need`; overall agreement and the logits'
+ * rms difference are printed on stderr. SCRIBED_QUANT_F16=path runs another
+ * f16 model (e.g. base-shaped: q5_0 93.6 % at 0.1, both engines).
  */
 #include <math.h>
 #include <stdio.h>
@@ -58,10 +62,11 @@ static void qrun_close(struct qrun *r)
     free(r->logits);
 }
 
-/* Agreement counts: all positions, and those where f16's top-1 leads by >= MARGIN. */
+/* Agreement counts: all positions, and those where f16's top-1 leads by >= MARGIN (WIDE). */
 #define MARGIN 0.1
+#define MARGIN_WIDE 0.3
 struct qstats {
-    int agree, total, agree_decided, decided;
+    int agree, total, agree_decided, decided, agree_wide, wide;
     double sq_diff, n_diff;
 };
 
@@ -109,11 +114,14 @@ static void compare_clip(struct qrun *a, struct qrun *b, const char *clip, struc
                                         &err), &err);
         }
         int ta = q_argmax(a->logits, V), tb = q_argmax(b->logits, V);
-        int decided = lead_of(a->logits, V, ta) >= MARGIN;
+        float lead = lead_of(a->logits, V, ta);
+        int decided = lead >= MARGIN, wide = lead >= MARGIN_WIDE;
         q->agree += ta == tb;
         q->total++;
         q->agree_decided += decided && ta == tb;
         q->decided += decided;
+        q->agree_wide += wide && ta == tb;
+        q->wide += wide;
         for (int i = 0; i < V; i++)
             q->sq_diff += (double)(a->logits[i] - b->logits[i]) * (a->logits[i] - b->logits[i]);
         q->n_diff += V;
@@ -126,8 +134,9 @@ static void compare_clip(struct qrun *a, struct qrun *b, const char *clip, struc
 TEST(quant_models_agree_with_f16)
 {
     static const char *const types[] = {"q8_0", "q5_0", "q5_1", "q4_0", "q4_1"};
-    /* q8_0 meets the issue's 99 %; q5_0's 95 % does not hold on random weights (85 % measured) */
-    static const double need[] = {0.99, 0.80, 0.85, 0.60, 0.70};
+    /* [type][lead >= MARGIN, >= MARGIN_WIDE]: the issue's 99 % (q8_0) and 95 % (q5_0) */
+    static const double need[][2] = {{0.99, 0.99}, {0.80, 0.95}, {0.85, 0.90}, {0.60, 0.75},
+                                     {0.70, 0.80}};
     char f16[512], out[512];
     if (getenv("SCRIBED_QUANT_F16")) /* e.g. a base-shaped mkmodel file: slower, fewer ties */
         snprintf(f16, sizeof(f16), "%s", getenv("SCRIBED_QUANT_F16"));
@@ -150,12 +159,18 @@ TEST(quant_models_agree_with_f16)
         qrun_close(&b);
         unlink(out);
         double frac = q.decided ? (double)q.agree_decided / q.decided : 0;
+        double frac_wide = q.wide ? (double)q.agree_wide / q.wide : 0;
         fprintf(stderr, "quant %s: top-1 agrees with f16 at %d/%d teacher-forced positions "
-                "(%.1f %%); where f16 leads by >= %.2f: %d/%d (%.1f %%); logits rms diff %.4f\n",
+                "(%.1f %%); where f16 leads by >= %.2f: %d/%d (%.1f %%), by >= %.2f: %d/%d "
+                "(%.1f %%); logits rms diff %.4f\n",
                 types[t], q.agree, q.total, 100.0 * q.agree / (q.total ? q.total : 1), MARGIN,
-                q.agree_decided, q.decided, 100 * frac, sqrt(q.sq_diff / (q.n_diff + 1e-30)));
-        CHECK_MSG(q.decided > q.total / 2 && frac >= need[t], "%s: agreement %.3f < %.2f",
-                  types[t], frac, need[t]);
+                q.agree_decided, q.decided, 100 * frac, MARGIN_WIDE, q.agree_wide, q.wide,
+                100 * frac_wide, sqrt(q.sq_diff / (q.n_diff + 1e-30)));
+        CHECK_MSG(q.decided > q.total / 2 && frac >= need[t][0], "%s: agreement %.3f < %.2f",
+                  types[t], frac, need[t][0]);
+        CHECK_MSG(q.wide > q.total / 4 && frac_wide >= need[t][1],
+                  "%s: agreement at lead %.1f %.3f < %.2f", types[t], MARGIN_WIDE, frac_wide,
+                  need[t][1]);
     }
     qrun_close(&a);
 }
