@@ -25,15 +25,19 @@
 #define QX_MAX_ROWS 7
 
 /*
- * x rows rounded to 8-bit blocks: the signed codes; per block pair the two
- * blocks' scales dx over the 8 result lanes each block's product occupies,
- * and the accumulator seed -K * (sum of the 4 codes of each lane); per block
- * dx * sum(codes) (for the offset types).
+ * x rows rounded to 8-bit blocks, stored per block pair (what one 512-bit
+ * step reads, contiguous: one address stream per row): the 64 signed codes,
+ * the accumulator seed -K * (sum of the 4 codes of each result lane), and
+ * the two blocks' scales dx over the 8 lanes each block's product occupies.
+ * Per block, dx * sum(codes) for the offset types.
  */
+struct qx_pair {
+    int8_t q[64];
+    int32_t seed[16];
+    float dv[16];
+};
 struct qx {
-    int8_t q[QX_MAX_ROWS][QX_MAX_K];
-    float dv[QX_MAX_ROWS][QX_MAX_K / 4];
-    int32_t seed[QX_MAX_ROWS][QX_MAX_K / 4];
+    struct qx_pair p[QX_MAX_ROWS][QX_MAX_K / 64];
     float s[QX_MAX_ROWS][QX_MAX_K / 32];
 };
 
@@ -62,13 +66,16 @@ static int code_offset(enum sd_type t)
 /*
  * Rounds k values (a multiple of 32) of x to blocks: dx = amax / 127, codes
  * in [-127, 127], and the seeds for weight codes offset by K. An odd last
- * block is paired with zero codes and scale.
+ * block is paired with zero codes and scale. s (dx * sum of a block's codes)
+ * may be NULL.
  */
-AVX512VNNI static void quantize_x_row(const float *x, int64_t k, int K, int8_t *q, float *dv,
-                                      int32_t *seed, float *s)
+AVX512VNNI static void quantize_x_row(const float *x, int64_t k, int K, struct qx_pair *pairs,
+                                      float *s)
 {
     int64_t nb = k / 32;
     for (int64_t b = 0; b < nb; b++) {
+        struct qx_pair *pr = &pairs[b / 2];
+        int half = (int)(b % 2);
         __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
         float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float db = amax / 127.0f;
@@ -76,20 +83,21 @@ AVX512VNNI static void quantize_x_row(const float *x, int64_t k, int K, int8_t *
         /* cvtps rounds to nearest even under the default MXCSR, as the AVX2 path */
         __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
         __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
-        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(void *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
-        _mm256_storeu_ps(dv + 8 * b, _mm256_set1_ps(db));
-        s[b] = db * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        _mm_storeu_si128((__m128i *)(void *)(pr->q + 32 * half), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(void *)(pr->q + 32 * half + 16), _mm512_cvtepi32_epi8(q1));
+        _mm256_storeu_ps(pr->dv + 8 * half, _mm256_set1_ps(db));
+        if (s) /* only the offset types use it */
+            s[b] = db * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     }
     if (nb % 2) {
-        memset(q + 32 * nb, 0, 32);
-        _mm256_storeu_ps(dv + 8 * nb, _mm256_setzero_ps());
+        memset(pairs[nb / 2].q + 32, 0, 32);
+        _mm256_storeu_ps(pairs[nb / 2].dv + 8, _mm256_setzero_ps());
     }
     const __m512i ck = _mm512_set1_epi8((char)K);
-    for (int64_t b = 0; b < nb; b += 2) {
-        __m512i xv = _mm512_loadu_si512((const void *)(q + 32 * b));
+    for (int64_t p = 0; p < (nb + 1) / 2; p++) {
+        __m512i xv = _mm512_loadu_si512((const void *)pairs[p].q);
         __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ck, xv);
-        _mm512_storeu_si512((void *)(seed + 8 * b), _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+        _mm512_storeu_si512((void *)pairs[p].seed, _mm512_sub_epi32(_mm512_setzero_si512(), sum));
     }
 }
 
@@ -180,9 +188,10 @@ INLINE __m512 pair_scales(const uint8_t *a, const uint8_t *b)
             __m512 dw = pair_scales(ba, bbk);                                                  \
             _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                               \
             {                                                                                  \
-                __m512i seed = _mm512_loadu_si512((const void *)(qx->seed[i0 + r] + 8 * b));   \
-                __m512i xq = _mm512_loadu_si512((const void *)(qx->q[i0 + r] + 32 * b));       \
-                __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(qx->dv[i0 + r] + 8 * b));     \
+                const struct qx_pair *xp = &qx->p[i0 + r][b / 2];                              \
+                __m512i seed = _mm512_load_si512((const void *)xp->seed);                      \
+                __m512i xq = _mm512_load_si512((const void *)xp->q);                           \
+                __m512 scale = _mm512_mul_ps(dw, _mm512_load_ps(xp->dv));                      \
                 __m512i dp = _mm512_dpbusd_epi32(seed, codes, xq);                             \
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), scale, acc[r]);               \
                 if (offset_type) {                                                             \
@@ -236,10 +245,10 @@ AVX512VNNI void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx,
     int bb = sd_type_traits(w->type)->block_bytes;
     size_t row_bytes = sd_type_bytes(w->type, w->ld);
     int64_t nb = w->k / 32;
-    struct qx qx; /* ~110 KiB of stack: ops never allocate */
+    struct qx qx __attribute__((aligned(64))); /* ~110 KiB of stack: ops never allocate */
     int K = code_offset(w->type);
     for (int r = 0; r < m; r++)
-        quantize_x_row(x + (int64_t)r * ldx, w->k, K, qx.q[r], qx.dv[r], qx.seed[r], qx.s[r]);
+        quantize_x_row(x + (int64_t)r * ldx, w->k, K, qx.p[r], K ? NULL : qx.s[r]);
     const uint8_t *base = w->data;
     for (int j = n0; j < n1; j++) {
         const uint8_t *wr = base + (size_t)j * row_bytes;
