@@ -234,6 +234,24 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
 #define GEMV_PF_ROWS 16 /* prefetch distance of the m <= 2 path, in weight rows */
 #endif
 
+/* gemv_cols for NC weight rows with the (m, f16) pair picked at run time, as constants. */
+#define DEF_GEMV_COLS_ANY(NC)                                                                  \
+    AVX512 static void gemv_cols_any##NC(int m, int f16, const float *x, int64_t ldx,          \
+                                         const uint8_t *w0, size_t row_bytes, int64_t k,        \
+                                         float out[2][8], const uint8_t *ahead)                \
+    {                                                                                          \
+        if (f16 && m == 1)                                                                     \
+            gemv_cols(1, NC, 1, x, ldx, w0, row_bytes, k, out, ahead);                         \
+        else if (f16)                                                                          \
+            gemv_cols(2, NC, 1, x, ldx, w0, row_bytes, k, out, ahead);                         \
+        else if (m == 1)                                                                       \
+            gemv_cols(1, NC, 0, x, ldx, w0, row_bytes, k, out, ahead);                         \
+        else                                                                                   \
+            gemv_cols(2, NC, 0, x, ldx, w0, row_bytes, k, out, ahead);                         \
+    }
+DEF_GEMV_COLS_ANY(8)
+DEF_GEMV_COLS_ANY(1)
+
 /* m <= 2, columns [n0, n1): eight weight rows per pass, then the last ones. */
 AVX512 static void gemv_few_rows(int m, int f16, const float *x, int64_t ldx,
                                  const uint8_t *base, size_t row_bytes, int64_t k, int n0,
@@ -242,27 +260,13 @@ AVX512 static void gemv_few_rows(int m, int f16, const float *x, int64_t ldx,
     float out[2][8];
     int j = n0;
     for (; j + 8 <= n1; j += 8) {
-        const uint8_t *w0 = base + (size_t)j * row_bytes, *ahead = w0 + GEMV_PF_ROWS * row_bytes;
-        if (f16 && m == 1)
-            gemv_cols(1, 8, 1, x, ldx, w0, row_bytes, k, out, ahead);
-        else if (f16)
-            gemv_cols(2, 8, 1, x, ldx, w0, row_bytes, k, out, ahead);
-        else if (m == 1)
-            gemv_cols(1, 8, 0, x, ldx, w0, row_bytes, k, out, ahead);
-        else
-            gemv_cols(2, 8, 0, x, ldx, w0, row_bytes, k, out, ahead);
+        const uint8_t *w0 = base + (size_t)j * row_bytes;
+        gemv_cols_any8(m, f16, x, ldx, w0, row_bytes, k, out, w0 + GEMV_PF_ROWS * row_bytes);
         gemv_put(m, 8, out[0], 8, 0, j, bias, y, ldy, accumulate);
     }
     for (; j < n1; j++) { /* fewer than 8 left: one row at a time, no prefetch */
         const uint8_t *w0 = base + (size_t)j * row_bytes;
-        if (f16 && m == 1)
-            gemv_cols(1, 1, 1, x, ldx, w0, row_bytes, k, out, w0);
-        else if (f16)
-            gemv_cols(2, 1, 1, x, ldx, w0, row_bytes, k, out, w0);
-        else if (m == 1)
-            gemv_cols(1, 1, 0, x, ldx, w0, row_bytes, k, out, w0);
-        else
-            gemv_cols(2, 1, 0, x, ldx, w0, row_bytes, k, out, w0);
+        gemv_cols_any1(m, f16, x, ldx, w0, row_bytes, k, out, w0);
         gemv_put(m, 1, out[0], 8, 0, j, bias, y, ldy, accumulate);
     }
 }
