@@ -79,6 +79,19 @@ static void choose_vad(struct app *a)
     }
 }
 
+/*
+ * One copy of the VAD model for every live stream (each keeps only its own
+ * recurrent state). A broken file is not fatal: the workers report it, and
+ * live streams then run without VAD.
+ */
+static void load_live_vad(struct app *a)
+{
+    struct sd_error e = {0};
+    if (a->cfg.vad_model && *a->cfg.vad_model &&
+        vad_model_load(a->cfg.vad_model, &a->rt_vad, &e) != SD_OK)
+        a->rt_vad = NULL;
+}
+
 static void choose_workers(struct app *a, int *threads)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -125,6 +138,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     a->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     atomic_init(&a->draining, false);
+    atomic_init(&a->n_realtime, 0);
     int level = log_level_parse(a->cfg.log_level);
     if (level < 0) {
         rc = sd_fail(err, SD_EINVAL, "--log-level: '%s' is not debug, info, warn or error",
@@ -148,6 +162,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
         goto fail;
     choose_model(a);
     choose_vad(a);
+    load_live_vad(a);
     if ((rc = start_jobs(a, err)) != SD_OK)
         goto fail;
     if ((rc = http_start(a, a->cfg.host, (int)a->cfg.port, &a->http, err)) != SD_OK)
@@ -194,6 +209,8 @@ bool app_stop(struct app *a)
     a->jobs = NULL;
     store_close(a->store);
     a->store = NULL;
+    vad_model_free(a->rt_vad);
+    a->rt_vad = NULL;
     metrics_destroy(a->metrics);
     a->metrics = NULL;
     log_event(a->log, LOG_INFO, "server.stopped", NULL);

@@ -18,6 +18,7 @@
 #include "jobs/service.h"
 #include "server/config.h"
 #include "store/store.h"
+#include "vad/vad.h"
 
 #ifndef SCRIBED_VERSION
 #define SCRIBED_VERSION "0.1.0"
@@ -38,6 +39,8 @@ struct app {
     int64_t max_upload_bytes;
     int n_workers;
     atomic_bool draining;          /* SIGTERM: refuse new work */
+    atomic_int n_realtime;         /* open /v1/realtime streams */
+    struct vad_model *rt_vad;      /* Silero VAD shared read-only by live streams, or NULL */
 };
 
 /* Takes ownership of *cfg (even on failure). On failure everything started is stopped. */

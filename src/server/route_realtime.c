@@ -29,36 +29,20 @@
 #include "server/routes.h"
 #include "server/ws.h"
 
-/*
- * Limits (env overrides until they get config.def lines). The count of open
- * streams is process-wide by nature; struct app has no slot for it yet.
- */
-static atomic_int n_streams;
-
 struct rt_limits {
     int max_streams;
     double idle_s, max_session_s, max_backlog_s;
     size_t max_msg_bytes, max_out_bytes;
 };
 
-static double env_num(const char *name, double def, double lo, double hi)
-{
-    const char *v = getenv(name);
-    char *end;
-    double x = v && *v ? strtod(v, &end) : def;
-    if (!v || !*v || *end || !(x >= lo && x <= hi))
-        return def;
-    return x;
-}
-
 static struct rt_limits limits_for(const struct app *a)
 {
     int def = a->n_workers * 4 > 8 ? a->n_workers * 4 : 8;
     return (struct rt_limits){
-        .max_streams = (int)env_num("SCRIBED_REALTIME_MAX_STREAMS", def, 1, 10000),
-        .idle_s = env_num("SCRIBED_REALTIME_IDLE_S", 30, 1, 86400),
-        .max_session_s = env_num("SCRIBED_REALTIME_MAX_SESSION_S", 3600, 1, 86400),
-        .max_backlog_s = env_num("SCRIBED_REALTIME_MAX_BACKLOG_S", 90, 5, 3600),
+        .max_streams = a->cfg.realtime_max_streams > 0 ? (int)a->cfg.realtime_max_streams : def,
+        .idle_s = (double)a->cfg.realtime_idle_s,
+        .max_session_s = (double)a->cfg.realtime_max_session_s,
+        .max_backlog_s = (double)a->cfg.realtime_max_backlog_s,
         .max_msg_bytes = 4u << 20,
         .max_out_bytes = 8u << 20,
     };
@@ -83,7 +67,7 @@ struct session {
     struct rt_params rp;
     enum rt_pcm_format fmt;
     int rate;
-    struct vad_model *vad;
+    const struct vad_model *vad; /* the app's, shared */
     struct rt_pcm *pcm;
     struct rt_stream *st;
     struct rt_decode *dec;
@@ -656,7 +640,6 @@ static void session_free(struct session *s)
     rt_decode_free(s->dec);
     rt_stream_destroy(s->st);
     rt_pcm_free(s->pcm);
-    vad_model_free(s->vad);
     ws_conn_free(s->ws);
     json_decref(s->finals);
     json_decref(s->partial);
@@ -667,8 +650,10 @@ static void session_free(struct session *s)
 
 static void drop_session(void *user)
 {
-    session_free(user);
-    atomic_fetch_sub(&n_streams, 1);
+    struct session *s = user;
+    struct app *a = s->a;
+    session_free(s);
+    atomic_fetch_sub(&a->n_realtime, 1);
 }
 
 static void run_session(void *user, int fd, const char *extra, size_t n_extra, void *handle)
@@ -769,12 +754,9 @@ void route_realtime(struct http_request *r)
     snprintf(s->model, sizeof(s->model), "%s", (q = http_query(r, "model")) ? q : "whisper-1");
     if ((q = http_query(r, "language")) && strlen(q) < sizeof(s->jp.language))
         snprintf(s->jp.language, sizeof(s->jp.language), "%s", q);
-    struct sd_error err = {0};
-    if (a->cfg.vad_model && *a->cfg.vad_model &&
-        vad_model_load(a->cfg.vad_model, &s->vad, &err) != SD_OK)
-        s->vad = NULL; /* the workers report a broken VAD file; live streams go on without */
+    s->vad = a->rt_vad; /* shared, read-only; NULL: live streams go on without VAD */
     /* full: the client still gets the 101, then a clear message and 1013 */
-    bool full = atomic_fetch_add(&n_streams, 1) >= s->lim.max_streams;
+    bool full = atomic_fetch_add(&a->n_realtime, 1) >= s->lim.max_streams;
     s->full = full;
     static const char *const hdr_names[] = {"Upgrade", "Connection", "Sec-WebSocket-Accept"};
     const char *headers[] = {hdr_names[0], "websocket", hdr_names[1], "Upgrade", hdr_names[2],
