@@ -189,11 +189,14 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "# HELP scribed_model_loaded 1 once the model is loaded.\n"
               "# TYPE scribed_model_loaded gauge\n"
               "scribed_model_loaded %d\n"
+              "# HELP scribed_realtime_streams Open live transcription streams.\n"
+              "# TYPE scribed_realtime_streams gauge\n"
+              "scribed_realtime_streams %lld\n"
               "# HELP process_resident_memory_bytes Resident set size.\n"
               "# TYPE process_resident_memory_bytes gauge\n"
               "process_resident_memory_bytes %ld\n",
               (long long)g->queue_depth, (long long)g->jobs_running, (long long)g->workers,
-              g->model_loaded, rss_bytes());
+              g->model_loaded, (long long)g->realtime_streams, rss_bytes());
     if (b.oom) {
         free(b.p);
         return NULL;

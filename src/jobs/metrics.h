@@ -17,6 +17,7 @@ struct metrics_gauges {
     int64_t jobs_running;
     int64_t workers;
     int model_loaded;        /* 0/1 */
+    int64_t realtime_streams; /* open /v1/realtime streams */
 };
 
 /* Caller owns: metrics_destroy(). NULL on ENOMEM. */

@@ -47,12 +47,23 @@ void route_metrics(struct http_request *r)
     struct metrics_gauges g = {.workers = a->n_workers};
     jobq_counts(a->jobs->q, &g.queue_depth, &g.jobs_running);
     g.model_loaded = engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY;
+    int streams = atomic_load(&a->n_realtime);
+    g.realtime_streams = streams > 0 ? streams : 0; /* refused "full" streams count briefly */
     char *text = metrics_render(a->metrics, &g);
-    if (!text) {
+    char *security = http_security_metrics(r); /* auth, rate limits, slow clients */
+    size_t n_text = text ? strlen(text) : 0, n_sec = security ? strlen(security) : 0;
+    char *all = text && security ? malloc(n_text + n_sec + 1) : NULL;
+    if (!all) {
+        free(text);
+        free(security);
         http_reply_error(r, SD_ENOMEM, "out of memory rendering metrics", NULL);
         return;
     }
-    http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    memcpy(all, text, n_text);
+    memcpy(all + n_text, security, n_sec + 1);
+    free(text);
+    free(security);
+    http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", all, n_text + n_sec);
 }
 
 static json_t *model_entry(const char *id)

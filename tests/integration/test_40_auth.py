@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -134,6 +135,14 @@ def test_metrics_protected_by_default(authed):
     assert get(authed, "/metrics").status_code == 401
     r = get(authed, "/metrics", bearer(authed.good))
     assert r.status_code == 200 and "scribed_http_requests_total" in r.text
+    # the gate's own counters: the refused request above counts as a missing key
+    assert 'scribed_auth_failures_total{reason="missing"}' in r.text
+    missing = [l for l in r.text.splitlines()
+               if l.startswith('scribed_auth_failures_total{reason="missing"}')]
+    assert int(missing[0].split()[-1]) >= 1
+    assert 'scribed_rate_limited_total{limit="key"}' in r.text
+    assert 'scribed_slow_clients_total{phase="headers"}' in r.text
+    assert "scribed_realtime_streams 0" in r.text
 
 
 def test_metrics_open_when_asked(make_server, tmp_path):
@@ -143,6 +152,12 @@ def test_metrics_open_when_asked(make_server, tmp_path):
     assert get(s, "/metrics").status_code == 200
     assert get(s, "/v1/models").status_code == 401
     assert get(s, "/v1/models", bearer(key)).status_code == 200
+    text = get(s, "/metrics").text
+    promtool = shutil.which("promtool")
+    if promtool:  # the whole exposition, gate counters included, is valid Prometheus text
+        out = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                             capture_output=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_query_key_only_for_websockets(authed):
