@@ -38,38 +38,14 @@ static bool parse_float(const char *s, float lo, float hi, float *out)
     return true;
 }
 
-/* True if ext (lower-cased) is in the comma list. */
-static bool in_list(const char *list, const char *ext)
-{
-    size_t n = strlen(ext);
-    for (const char *p = list; p && *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && strncasecmp(p, ext, n) == 0)
-            return true;
-        p = comma ? comma + 1 : NULL;
-    }
-    return false;
-}
-
-static enum sd_err check_file(struct app *a, const struct upload *u, const char **param,
-                              struct sd_error *err)
+static enum sd_err check_file(const struct upload *u, const char **param, struct sd_error *err)
 {
     *param = "file";
     if (!upload_has_file(u))
         return sd_fail(err, SD_EINVAL, "the request has no 'file' part (multipart field 'file')");
     if (upload_file_bytes(u) == 0)
         return sd_fail(err, SD_EINVAL, "the uploaded file is empty");
-    const char *name = upload_file_name(u);
-    const char *dot = strrchr(name, '.');
-    if (dot && dot[1] && strlen(dot + 1) < 8 && !in_list(a->cfg.allowed_formats, dot + 1))
-        return sd_fail(err, SD_EUNSUPPORTED, "file type '.%s' is not accepted; supported: %s",
-                       dot + 1, a->cfg.allowed_formats);
-    if (!upload_sniff(u))
-        return sd_fail(err, SD_EUNSUPPORTED,
-                       "the file does not look like audio we can read; supported: %s",
-                       a->cfg.allowed_formats);
-    return SD_OK;
+    return upload_check_type(u, err); /* again on the whole file: shorter than the sniff */
 }
 
 static bool valid_language(const char *s)
@@ -189,11 +165,11 @@ static enum sd_err parse_extensions(const struct upload *u, enum fields_dialect 
     return SD_OK;
 }
 
-enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dialect d,
+enum sd_err fields_parse(const struct upload *u, enum fields_dialect d,
                          struct job_params *p, const char **callback_url, const char **param,
                          struct sd_error *err)
 {
-    enum sd_err rc = check_file(a, u, param, err);
+    enum sd_err rc = check_file(u, param, err);
     if (rc != SD_OK)
         return rc;
     *param = NULL;

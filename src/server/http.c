@@ -333,7 +333,8 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
 {
     return abort_raw_json(r, errors_http_status(code),
                           errors_body(msg, errors_http_type(code),
-                                      code == SD_ETOOBIG ? "file" : NULL, sd_err_name(code)));
+                                      code == SD_ETOOBIG || code == SD_EUNSUPPORTED ? "file" : NULL,
+                                      sd_err_name(code)));
 }
 
 /* ---- protocol upgrade (WebSocket, server/ws.c) ---- */
@@ -476,7 +477,8 @@ static enum MHD_Result begin_multipart(struct http_request *r)
     char path[1100];
     struct sd_error err = {0};
     snprintf(path, sizeof(path), "%s/%s.part", a->uploads_dir, r->id);
-    if (upload_create(r->conn, path, a->max_upload_bytes, &r->up, &err) != SD_OK) {
+    if (upload_create(r->conn, path, a->max_upload_bytes, a->cfg.allowed_formats, &r->up, &err) !=
+        SD_OK) {
         r->pending_err = err.code;
         snprintf(r->pending_msg, sizeof(r->pending_msg), "%s", err.msg);
     }

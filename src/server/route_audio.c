@@ -177,7 +177,7 @@ static void transcribe_sync(struct http_request *r, enum fields_dialect d)
     char msg[3000];
 
     job_params_init(&p);
-    if (fields_parse(a, u, d, &p, &cb, &param, &err) != SD_OK) {
+    if (fields_parse(u, d, &p, &cb, &param, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, param);
         goto out;
     }

@@ -47,7 +47,7 @@ void route_jobs_create(struct http_request *r)
     char id[STORE_ID_MAX], path[1200], msg[3000];
 
     job_params_init(&p);
-    if (fields_parse(a, u, FIELDS_JOB, &p, &cb, &param, &err) != SD_OK) {
+    if (fields_parse(u, FIELDS_JOB, &p, &cb, &param, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, param);
         goto out;
     }

@@ -43,7 +43,7 @@ enum fields_dialect {
  * fields into *p (initialised by the caller; clear it after). On failure
  * *param names the offending field for the error body.
  */
-enum sd_err fields_parse(struct app *a, const struct upload *u, enum fields_dialect d,
+enum sd_err fields_parse(const struct upload *u, enum fields_dialect d,
                          struct job_params *p, const char **callback_url, const char **param,
                          struct sd_error *err);
 

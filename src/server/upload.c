@@ -40,6 +40,8 @@ struct upload {
     char carry[256];           /* last delim_len - 1 bytes fed, to find a split delimiter */
     size_t carry_len;
     bool body_ended;           /* closing delimiter seen: the epilogue is ignored */
+    const char *allowed;       /* accepted extensions, comma list (not owned) */
+    bool type_checked;         /* the early check on name and first bytes ran */
     enum sd_err rc;            /* first failure inside the iterator */
     struct sd_error err;
 };
@@ -78,6 +80,13 @@ static enum MHD_Result on_file_piece(struct upload *u, const char *filename, con
         size_t k = SNIFF_BYTES - u->head_len < size ? SNIFF_BYTES - u->head_len : size;
         memcpy(u->head + u->head_len, data, k);
         u->head_len += k;
+    }
+    if (!u->type_checked && u->head_len == SNIFF_BYTES) { /* refuse non-audio now, not at the end */
+        u->type_checked = true;
+        if (upload_check_type(u, &u->err) != SD_OK) {
+            u->rc = u->err.code;
+            return MHD_NO;
+        }
     }
     for (size_t done = 0; done < size;) {
         ssize_t w = write(u->fd, data + done, size - done);
@@ -206,13 +215,14 @@ static size_t body_part(struct upload *u, const char *data, size_t n)
 }
 
 enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t max_file_bytes,
-                          struct upload **out, struct sd_error *err)
+                          const char *allowed, struct upload **out, struct sd_error *err)
 {
     struct upload *u = calloc(1, sizeof(*u));
     if (!u)
         return sd_fail(err, SD_ENOMEM, "upload");
     u->fd = -1;
     u->max_file_bytes = max_file_bytes;
+    u->allowed = allowed ? allowed : "";
     snprintf(u->path, sizeof(u->path), "%s", path);
     set_delimiter(u, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE));
@@ -342,4 +352,32 @@ const char *upload_sniff(const struct upload *u)
     if (n >= 2 && h[0] == 0xFF && (h[1] & 0xE0) == 0xE0)
         return "mp3"; /* MPEG audio or ADTS AAC frame sync */
     return NULL;
+}
+
+/* True if ext is in the comma list (case-insensitive). */
+static bool in_list(const char *list, const char *ext)
+{
+    size_t n = strlen(ext);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncasecmp(p, ext, n) == 0)
+            return true;
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+enum sd_err upload_check_type(const struct upload *u, struct sd_error *err)
+{
+    const char *name = u->filename ? u->filename : "";
+    const char *dot = strrchr(name, '.');
+    if (dot && dot[1] && strlen(dot + 1) < 8 && !in_list(u->allowed, dot + 1))
+        return sd_fail(err, SD_EUNSUPPORTED, "file type '.%s' is not accepted; supported: %s",
+                       dot + 1, u->allowed);
+    if (!upload_sniff(u))
+        return sd_fail(err, SD_EUNSUPPORTED,
+                       "the file does not look like audio we can read; supported: %s",
+                       u->allowed);
+    return SD_OK;
 }

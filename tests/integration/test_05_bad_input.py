@@ -114,6 +114,37 @@ def test_oversize_streamed_chunked(small):
     assert requests.get(small.url("/health"), timeout=5).status_code == 200
 
 
+@pytest.mark.parametrize("name,head", [("page.wav", b"<!DOCTYPE html><html><body>"),
+                                       ("notes.txt", b"RIFF\x00\x00\x00\x00WAVEfmt ")])
+def test_non_audio_refused_before_the_body_ends(server, name, head):
+    """A big upload that is not audio (by its first bytes, or by its name) gets its 415
+    as soon as those bytes arrive, not after the whole body."""
+    sent = {"n": 0}
+
+    def body():
+        yield (b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+               b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" +
+               name.encode() + b"\"\r\nContent-Type: application/octet-stream\r\n\r\n" + head)
+        chunk = b"\x00" * 65536
+        for i in range(100 * 16):  # 100 MB if nobody stops us
+            sent["n"] += len(chunk)
+            if sent["n"] > (2 << 20):
+                time.sleep(0.01)  # a slow client: the answer must not wait for the end
+            yield chunk
+        yield b"\r\n--XyZ--\r\n"
+
+    try:
+        r = requests.post(server.url("/v1/audio/transcriptions"), data=body(),
+                          headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+                          timeout=60)
+        err = assert_openai_error(r, 415, "file")
+        assert "supported:" in err["message"]
+    except requests.exceptions.ConnectionError:
+        pass  # the client may see the close before the status; either way it was stopped
+    assert sent["n"] < 20 * 1024 * 1024
+    assert requests.get(server.url("/health"), timeout=5).status_code == 200
+
+
 def raw_request(server, data, read_timeout=10):
     with socket.create_connection(("127.0.0.1", server.port), timeout=read_timeout) as s:
         s.sendall(data)
