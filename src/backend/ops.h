@@ -107,6 +107,13 @@ void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n);
 /* Row-wise softmax of x[m][n] in place, numerically stable. */
 void sd_op_softmax(struct sd_backend *b, float *x, int m, int n);
 
+/*
+ * log(sum_i exp(x[i])) over n values, numerically stable; -inf entries
+ * count as 0 and the result is -inf when all are. On the caller's thread (a
+ * vocabulary's worth of logits per call).
+ */
+float sd_op_logsumexp(struct sd_backend *b, const float *x, int n);
+
 /* out[i][:] = row ids[i] of the matrix w ([n][k], f32 or f16) as f32. */
 void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids, int n,
                     float *out);

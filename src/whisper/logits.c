@@ -1,10 +1,13 @@
 /*
  * logits.c - logit rules and log-softmax for the window decoder (logits.h).
- * Pure functions over arrays: no allocation, no state.
+ * Pure functions over arrays: no allocation, no state; the log-sum-exps of
+ * a vocabulary run on the backend's vector kernels.
  */
 #include "whisper/logits.h"
 
 #include <math.h>
+
+#include "backend/ops.h"
 
 static void suppress_range(float *logits, int from, int to)
 {
@@ -12,19 +15,16 @@ static void suppress_range(float *logits, int from, int to)
         logits[i] = -INFINITY;
 }
 
-void logits_log_softmax(const float *logits, float *logprobs, int n)
+void logits_log_softmax(struct sd_backend *be, const float *logits, float *logprobs, int n)
 {
-    float max = -INFINITY;
+    float lse = sd_op_logsumexp(be, logits, n);
+    if (lse == -INFINITY) { /* everything suppressed */
+        for (int i = 0; i < n; i++)
+            logprobs[i] = -INFINITY;
+        return;
+    }
     for (int i = 0; i < n; i++)
-        if (logits[i] > max)
-            max = logits[i];
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++)
-        if (isfinite(logits[i]))
-            sum += expf(logits[i] - max);
-    float lse = logf(sum) + max;
-    for (int i = 0; i < n; i++)
-        logprobs[i] = isfinite(logits[i]) ? logits[i] - lse : -INFINITY;
+        logprobs[i] = logits[i] - lse; /* -inf stays -inf */
 }
 
 int logits_argmax(const float *v, int n)
@@ -106,28 +106,20 @@ void logits_apply(const struct logit_rules *r, float *logits, float *logprobs,
     apply_static_rules(r, logits, n_tokens);
     if (r->timestamps)
         apply_timestamp_rules(r, logits, tokens, n_tokens);
-    logits_log_softmax(logits, logprobs, r->n_vocab);
+    logits_log_softmax(r->be, logits, logprobs, r->n_vocab);
     if (!r->timestamps)
         return;
     /* If all timestamps together beat every single text token, force a timestamp. */
     const int32_t beg = r->sp->timestamp_begin;
-    float ts_max = -INFINITY;
-    for (int i = beg; i < r->n_vocab; i++)
-        if (logprobs[i] > ts_max)
-            ts_max = logprobs[i];
-    if (ts_max == -INFINITY)
+    float ts_lse = sd_op_logsumexp(r->be, logprobs + beg, r->n_vocab - beg);
+    if (ts_lse == -INFINITY)
         return;
-    float ts_sum = 0.0f;
-    for (int i = beg; i < r->n_vocab; i++)
-        if (logprobs[i] > -INFINITY)
-            ts_sum += expf(logprobs[i] - ts_max);
-    float ts_lse = logf(ts_sum) + ts_max;
     float text_max = -INFINITY;
     for (int i = 0; i < beg; i++)
         if (logprobs[i] > text_max)
             text_max = logprobs[i];
     if (ts_lse > text_max) {
         suppress_range(logits, 0, beg);
-        logits_log_softmax(logits, logprobs, r->n_vocab);
+        logits_log_softmax(r->be, logits, logprobs, r->n_vocab);
     }
 }

@@ -16,7 +16,10 @@
 
 #include "whisper/model.h"
 
+struct sd_backend;
+
 struct logit_rules {
+    struct sd_backend *be;    /* the kernels the log-softmax runs on (the state's) */
     const struct whisper_special_tokens *sp;
     int n_vocab;
     bool timestamps;          /* false: every timestamp token is suppressed */
@@ -38,8 +41,8 @@ struct logit_rules {
 void logits_apply(const struct logit_rules *r, float *logits, float *logprobs,
                   const int32_t *tokens, int n_tokens);
 
-/* log_softmax over finite entries (as float, like the reference). */
-void logits_log_softmax(const float *logits, float *logprobs, int n);
+/* log_softmax; -inf entries (suppressed tokens) stay -inf. */
+void logits_log_softmax(struct sd_backend *be, const float *logits, float *logprobs, int n);
 
 /* Index of the largest value (lowest index wins ties); -1 if all are -inf. */
 int logits_argmax(const float *v, int n);

@@ -130,7 +130,7 @@ static enum sd_err decode_prompt(struct search_window *w, int seq, float *no_spe
     if (rc)
         return rc;
     /* openai/whisper reads the no-speech probability at the SOT position. */
-    logits_log_softmax(w->logits, w->logprobs, n_vocab);
+    logits_log_softmax(w->rules.be, w->logits, w->logprobs, n_vocab);
     *no_speech_prob = expf(w->logprobs[w->rules.sp->nosp]);
     if (w->n_prompt > n_head)
         rc = whisper_decode(w->st, seq, w->prompt + n_head, w->n_prompt - n_head, n_head,

@@ -92,6 +92,11 @@ const struct whisper_model *whisper_state_model(const struct whisper_state *s)
     return s->m;
 }
 
+struct sd_backend *whisper_state_backend(struct whisper_state *s)
+{
+    return s->be;
+}
+
 const float *whisper_encoder_output(const struct whisper_state *s)
 {
     return s->enc_out;

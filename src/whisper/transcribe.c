@@ -359,6 +359,7 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
     struct search_window w = {
         .st = r->st,
         .rules = {
+            .be = whisper_state_backend(r->st),
             .sp = r->sp,
             .n_vocab = r->hp->n_vocab,
             .timestamps = p->timestamps,

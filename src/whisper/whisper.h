@@ -16,6 +16,8 @@
 #include "util/err.h"
 #include "whisper/model.h"
 
+struct sd_backend;
+
 struct whisper_state;
 
 /* n_threads: compute threads for this state; n_seq: decoder sequences (beams) it can hold. */
@@ -23,6 +25,8 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
                                  struct whisper_state **out, struct sd_error *err);
 void whisper_state_destroy(struct whisper_state *s);
 const struct whisper_model *whisper_state_model(const struct whisper_state *s);
+/* The compute backend (kernels, threads) the state runs on; owned by the state. */
+struct sd_backend *whisper_state_backend(struct whisper_state *s);
 
 /*
  * Runs the encoder on one window of log-mel, `mel` = [n_mels][n_frames]

@@ -298,8 +298,9 @@ static struct search_window beam_window(struct beam_fx *b, int n_prompt)
     const struct whisper_hparams *hp = whisper_model_hparams(b->f.m);
     struct search_window w = {
         .st = b->f.st,
-        .rules = {.sp = whisper_model_special(b->f.m), .n_vocab = hp->n_vocab, .timestamps = false,
-                  .suppress_blank = true, .max_initial_ts_steps = 50},
+        .rules = {.be = whisper_state_backend(b->f.st), .sp = whisper_model_special(b->f.m),
+                  .n_vocab = hp->n_vocab, .timestamps = false, .suppress_blank = true,
+                  .max_initial_ts_steps = 50},
         .prompt = b->prompt,
         .n_prompt = n_prompt,
         .sot_index = n_prompt - 2,

@@ -210,7 +210,8 @@ TEST(sampling_best_of_keeps_best_score)
     sd_rng_seed(&rng, 7);
     struct search_window w = {
         .st = f.st,
-        .rules = {.sp = sp, .n_vocab = hp->n_vocab, .suppress_blank = true, .max_initial_ts_steps = 50},
+        .rules = {.be = whisper_state_backend(f.st), .sp = sp, .n_vocab = hp->n_vocab,
+                  .suppress_blank = true, .max_initial_ts_steps = 50},
         .prompt = prompt, .n_prompt = 2, .sot_index = 0, .seek_end = 1 << 20, .max_tokens = 20,
         .n_max = 220, .temperature = 0.9f, .length_penalty = -1.0f, .rng = &rng,
         .logits = logits, .logprobs = logprobs,

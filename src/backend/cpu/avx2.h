@@ -21,6 +21,7 @@ float sd_avx2_dot(const float *a, const float *b, int n);
 void sd_avx2_axpy(float a, const float *x, float *y, int n);
 void sd_avx2_scale(float a, float *y, int n);
 float sd_avx2_softmax_exp(float *x, int n, float scale);
+float sd_avx2_logsumexp(const float *x, int n);
 void sd_avx2_gelu(float *x, int64_t n);
 void sd_avx2_add(float *y, const float *x, int64_t n);
 void sd_avx2_layer_norm(const float *x, int n, const float *g, const float *b, float eps,

@@ -5,6 +5,7 @@
  * each op into tasks (GEMM tiles, column chunks, row chunks, heads).
  * The arithmetic itself lives in gemm.c and kern_*.c.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -355,6 +356,11 @@ void sd_op_softmax(struct sd_backend *b, float *x, int m, int n)
     if (m <= 0 || n <= 0)
         return;
     run_sized(b, rows_tasks(b, m, &c.rows_per_task), softmax_task, &c, (size_t)m * (size_t)n);
+}
+
+float sd_op_logsumexp(struct sd_backend *b, const float *x, int n)
+{
+    return n > 0 ? b->kr->logsumexp(x, n) : -INFINITY;
 }
 
 static void get_rows_task(void *arg, int task, int thread)

@@ -426,6 +426,31 @@ AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
     return s;
 }
 
+AVX2 float sd_avx2_logsumexp(const float *x, int n)
+{
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mx = hmax(mv);
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY)
+        return -INFINITY;
+    /* exp8 clamps below -88 (not 0): -inf entries are masked out instead */
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), off = _mm256_set1_ps(mx);
+    __m256 sum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 e = exp8(_mm256_sub_ps(v, off));
+        sum = _mm256_add_ps(sum, _mm256_and_ps(e, _mm256_cmp_ps(v, ninf, _CMP_NEQ_OQ)));
+    }
+    double s = hsum(sum);
+    for (; i < n; i++)
+        s += expf(x[i] - mx);
+    return mx + logf((float)s);
+}
+
 /*
  * GELU via erfc (Abramowitz-Stegun 7.1.26, |error| <= 1.5e-7): with z = |x|/sqrt2,
  * q = erfc(z); gelu = x (1 - q/2) for x >= 0 and x q / 2 for x < 0, which avoids
@@ -656,6 +681,7 @@ const struct sd_kernels sd_kernels_avx2 = {
     .axpy = sd_avx2_axpy,
     .scale = sd_avx2_scale,
     .softmax_exp = sd_avx2_softmax_exp,
+    .logsumexp = sd_avx2_logsumexp,
     .gelu = sd_avx2_gelu,
     .add = sd_avx2_add,
     .layer_norm = sd_avx2_layer_norm,

@@ -329,6 +329,7 @@ const struct sd_kernels sd_kernels_avx512 = {
     .axpy = sd_avx2_axpy,
     .scale = sd_avx2_scale,
     .softmax_exp = sd_avx2_softmax_exp,
+    .logsumexp = sd_avx2_logsumexp,
     .gelu = sd_avx2_gelu,
     .add = sd_avx2_add,
     .layer_norm = sd_avx2_layer_norm,

@@ -103,6 +103,19 @@ static float softmax_exp_scalar(float *x, int n, float scale)
     return (float)sum;
 }
 
+static float logsumexp_scalar(const float *x, int n)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY)
+        return -INFINITY;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += expf(x[i] - mx); /* expf(-inf) is 0 */
+    return mx + logf((float)sum);
+}
+
 static void gelu_scalar(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -178,6 +191,7 @@ const struct sd_kernels sd_kernels_scalar = {
     .axpy = axpy_scalar,
     .scale = scale_scalar,
     .softmax_exp = softmax_exp_scalar,
+    .logsumexp = logsumexp_scalar,
     .gelu = gelu_scalar,
     .add = add_scalar,
     .layer_norm = layer_norm_scalar,

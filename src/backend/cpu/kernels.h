@@ -48,6 +48,8 @@ struct sd_kernels {
     void (*scale)(float a, float *y, int n);
     /* x[0..n) = exp(scale * (x - max)), returns the sum; max over x[0..n) */
     float (*softmax_exp)(float *x, int n, float scale);
+    /* log sum exp of x[0..n) without writing; -inf entries add 0, all -inf gives -inf */
+    float (*logsumexp)(const float *x, int n);
     void (*gelu)(float *x, int64_t n);
     void (*add)(float *y, const float *x, int64_t n);
     void (*layer_norm)(const float *x, int n, const float *g, const float *b, float eps,

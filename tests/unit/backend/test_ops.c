@@ -397,6 +397,37 @@ TEST(backend_to_f16_heads_transposed)
     free_backends(b, nb);
 }
 
+/* log-sum-exp over a vocabulary's worth of logits, with suppressed (-inf) entries. */
+TEST(backend_logsumexp)
+{
+    struct sd_backend *b[6];
+    int nb = make_backends(b);
+    int n = 51865;
+    float *x = rand_vec((size_t)n);
+    for (int i = 0; i < n; i++) {
+        x[i] *= 12.0f;
+        if (i % 7 == 0 || i < 3)
+            x[i] = -INFINITY;
+    }
+    double mx = -INFINITY, sum = 0.0;
+    for (int i = 0; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - mx);
+    double want = mx + log(sum);
+    float all_inf[5] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int i = 0; i < nb; i++) {
+        float got = sd_op_logsumexp(b[i], x, n);
+        CHECK_MSG(fabs(got - want) < 1e-5 * fabs(want) + 1e-5, "logsumexp %s: %g vs %g",
+                  sd_backend_simd(b[i]), got, want);
+        CHECK(sd_op_logsumexp(b[i], all_inf, 5) == -INFINITY);
+        CHECK(sd_op_logsumexp(b[i], x + 3, 1) == x[3]);
+        CHECK(sd_op_logsumexp(b[i], x, 0) == -INFINITY);
+    }
+    free(x);
+    free_backends(b, nb);
+}
+
 TEST(backend_attention_logits)
 {
     struct sd_backend *b[6];
