@@ -403,7 +403,8 @@ AVX2 void sd_avx2_scale(float a, float *y, int n)
         y[i] *= a;
 }
 
-AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
+/* Largest of x[0..n) (-inf for n == 0). */
+AVX2 static float max_of(const float *x, int n)
 {
     __m256 mv = _mm256_set1_ps(-INFINITY);
     int i = 0;
@@ -412,6 +413,13 @@ AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
     float mx = hmax(mv);
     for (; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
+{
+    float mx = max_of(x, n);
+    int i;
     __m256 sv = _mm256_set1_ps(scale), off = _mm256_set1_ps(-scale * mx), sum = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 e = exp8(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), sv, off));
@@ -428,13 +436,8 @@ AVX2 float sd_avx2_softmax_exp(float *x, int n, float scale)
 
 AVX2 float sd_avx2_logsumexp(const float *x, int n)
 {
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    float mx = hmax(mv);
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
+    float mx = max_of(x, n);
+    int i;
     if (mx == -INFINITY)
         return -INFINITY;
     /* exp8 clamps below -88 (not 0): -inf entries are masked out instead */

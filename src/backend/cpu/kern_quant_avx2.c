@@ -80,8 +80,6 @@ INLINE void deq_block(enum sd_type t, const uint8_t *blk, __m256 v[4])
     v[3] = _mm256_fmadd_ps(d, cvt8_i8(_mm_srli_si128(hi, 8)), m);
 }
 
-#define FOR_EACH_QTYPE(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0)
-
 /* ------------------------------------------------------------ to f32 */
 
 #define DEF_TO_F32(T)                                                                          \
@@ -94,7 +92,7 @@ INLINE void deq_block(enum sd_type t, const uint8_t *blk, __m256 v[4])
                 _mm256_storeu_ps(dst + 32 * b + 8 * i, v[i]);                                  \
         }                                                                                      \
     }
-FOR_EACH_QTYPE(DEF_TO_F32)
+SD_FOR_EACH_QTYPE(DEF_TO_F32)
 
 AVX2 void sd_quant_to_f32_avx2(const void *src, enum sd_type t, float *dst, int64_t n)
 {
@@ -105,7 +103,7 @@ AVX2 void sd_quant_to_f32_avx2(const void *src, enum sd_type t, float *dst, int6
     case SD_TYPE_##T:                                                                          \
         to_f32_##T(src, dst, nb, bb);                                                          \
         break;
-        FOR_EACH_QTYPE(CASE_TO_F32)
+        SD_FOR_EACH_QTYPE(CASE_TO_F32)
     default:
         break;
     }
@@ -247,30 +245,9 @@ INLINE __m256 dot_codes(__m256i w, __m256i x, int sym)
 
 typedef void (*gemvq_fn)(const struct qx *, int, const uint8_t *, int64_t, int, float *);
 
-#define DEF_GEMVQ_ALL(T)                                                                       \
-    DEF_GEMVQ(T, 1)                                                                            \
-    DEF_GEMVQ(T, 2)                                                                            \
-    DEF_GEMVQ(T, 3)                                                                            \
-    DEF_GEMVQ(T, 4)                                                                            \
-    DEF_GEMVQ(T, 5)                                                                            \
-    DEF_GEMVQ(T, 6)                                                                            \
-    DEF_GEMVQ(T, 7)                                                                            \
-    static const gemvq_fn GEMVQ_##T[8] = {NULL,          gemvq_##T##_1, gemvq_##T##_2,        \
-                                          gemvq_##T##_3, gemvq_##T##_4, gemvq_##T##_5,        \
-                                          gemvq_##T##_6, gemvq_##T##_7};
-FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
-
-static const gemvq_fn *gemvq_table(enum sd_type t)
-{
-    switch (t) {
-#define CASE_TABLE(T)                                                                          \
-    case SD_TYPE_##T:                                                                          \
-        return GEMVQ_##T;
-        FOR_EACH_QTYPE(CASE_TABLE)
-    default:
-        return NULL;
-    }
-}
+#define DEF_GEMVQ_ALL(T) SD_DEF_GEMVQ_ROWS(DEF_GEMVQ, T)
+SD_FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
+SD_DEF_GEMVQ_LOOKUP
 
 /* Fallback for k > QX_MAX_K: decode each block to floats and FMA with x. */
 AVX2 static float dot_float_path(const float *x, const uint8_t *w, enum sd_type t, int64_t nb,

@@ -207,31 +207,9 @@ INLINE __m512 pair_scales(const uint8_t *a, const uint8_t *b)
 
 typedef void (*gemvq_fn)(const struct qx *, int, const uint8_t *, int64_t, int, float *);
 
-#define DEF_GEMVQ_ALL(T)                                                                       \
-    DEF_GEMVQ(T, 1)                                                                            \
-    DEF_GEMVQ(T, 2)                                                                            \
-    DEF_GEMVQ(T, 3)                                                                            \
-    DEF_GEMVQ(T, 4)                                                                            \
-    DEF_GEMVQ(T, 5)                                                                            \
-    DEF_GEMVQ(T, 6)                                                                            \
-    DEF_GEMVQ(T, 7)                                                                            \
-    static const gemvq_fn GEMVQ_##T[8] = {NULL,          gemvq_##T##_1, gemvq_##T##_2,        \
-                                          gemvq_##T##_3, gemvq_##T##_4, gemvq_##T##_5,        \
-                                          gemvq_##T##_6, gemvq_##T##_7};
-#define FOR_EACH_QTYPE(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0)
-FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
-
-static const gemvq_fn *gemvq_table(enum sd_type t)
-{
-    switch (t) {
-#define CASE_TABLE(T)                                                                          \
-    case SD_TYPE_##T:                                                                          \
-        return GEMVQ_##T;
-        FOR_EACH_QTYPE(CASE_TABLE)
-    default:
-        return NULL;
-    }
-}
+#define DEF_GEMVQ_ALL(T) SD_DEF_GEMVQ_ROWS(DEF_GEMVQ, T)
+SD_FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
+SD_DEF_GEMVQ_LOOKUP
 
 AVX512VNNI void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx,
                                      const struct sd_weight *w, int n0, int n1,

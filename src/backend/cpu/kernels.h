@@ -71,6 +71,33 @@ struct sd_kernels {
                           float *dst);
 };
 
+/* X(T) for every block-quantized type (SD_TYPE_##T), for the per-type kernel instances. */
+#define SD_FOR_EACH_QTYPE(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0)
+
+/*
+ * For the quantized small-m products (kern_quant_*.c): instantiates
+ * DEF(T, MI) for MI = 1..7, each defining gemvq_<T>_<MI> of the file's
+ * gemvq_fn type, and the table GEMVQ_<T>[MI] of them (index 0 unused); then
+ * SD_GEMVQ_LOOKUP(t) is that table for type t, or NULL.
+ */
+#define SD_DEF_GEMVQ_ROWS(DEF, T)                                                              \
+    DEF(T, 1) DEF(T, 2) DEF(T, 3) DEF(T, 4) DEF(T, 5) DEF(T, 6) DEF(T, 7)                      \
+    static const gemvq_fn GEMVQ_##T[8] = {NULL,          gemvq_##T##_1, gemvq_##T##_2,        \
+                                          gemvq_##T##_3, gemvq_##T##_4, gemvq_##T##_5,        \
+                                          gemvq_##T##_6, gemvq_##T##_7};
+#define SD_GEMVQ_CASE(T)                                                                       \
+    case SD_TYPE_##T:                                                                          \
+        return GEMVQ_##T;
+#define SD_DEF_GEMVQ_LOOKUP                                                                    \
+    static const gemvq_fn *gemvq_table(enum sd_type t)                                         \
+    {                                                                                          \
+        switch (t) {                                                                           \
+            SD_FOR_EACH_QTYPE(SD_GEMVQ_CASE)                                                   \
+        default:                                                                               \
+            return NULL;                                                                       \
+        }                                                                                      \
+    }
+
 /*
  * Quantized-weight kernels (kern_quant_avx2.c), called by the AVX2 table for
  * block types: conversion (n a multiple of 32, src at a block start), the
