@@ -21,6 +21,15 @@
 #define GEMV_SPLIT 2
 #endif
 #define GEMV_MIN_COLS 64
+/*
+ * Up to SD_MATVEC_MAX_M rows stay on the matrix-vector kernels: the rows go
+ * through in chunks of at most GEMV_CHUNK_M (what a kernel keeps in
+ * registers) over a block of weight rows small enough (GEMV_BLOCK_BYTES) to
+ * be re-read from L1/L2, so W still leaves memory once. Packing W for the
+ * GEMM path would cost more than the products.
+ */
+#define GEMV_CHUNK_M 6
+#define GEMV_BLOCK_BYTES (96 * 1024)
 #define TILE_M 432      /* rows per GEMM task (6 x SD_MC): each task repacks its B */
 #define TILE_N 256      /* columns per GEMM task */
 #define ATT_QB 128      /* query rows per attention task in the blocked path */
@@ -222,9 +231,28 @@ static void mm_gemv_task(void *arg, int task, int thread)
     struct mm_ctx *c = arg;
     int p = mm_product(c, &task);
     const struct sd_gemm *g = &c->g[p];
+    const struct sd_kernels *kr = c->b->kr;
     int cols = c->gemv_cols[p];
     int n0 = task * cols, n1 = n0 + cols < g->n ? n0 + cols : g->n;
-    c->b->kr->gemv(g->m, g->a, g->lda, c->w[p], n0, n1, g->bias, g->c, g->ldc, g->accumulate);
+    if (g->m < SD_GEMV_MAX_M) {
+        kr->gemv(g->m, g->a, g->lda, c->w[p], n0, n1, g->bias, g->c, g->ldc, g->accumulate);
+        return;
+    }
+    /* balanced row chunks (13 rows: 5 + 4 + 4) over cache-sized blocks of W */
+    int n_chunks = (g->m + GEMV_CHUNK_M - 1) / GEMV_CHUNK_M;
+    int64_t row_bytes = (int64_t)sd_type_bytes(c->w[p]->type, c->w[p]->ld);
+    int block = (int)(GEMV_BLOCK_BYTES / (row_bytes > 0 ? row_bytes : 1)) / 8 * 8;
+    if (block < 8)
+        block = 8;
+    for (int j0 = n0; j0 < n1; j0 += block) {
+        int j1 = j0 + block < n1 ? j0 + block : n1;
+        for (int q = 0, i0 = 0; q < n_chunks; q++) {
+            int mi = (g->m - i0) / (n_chunks - q);
+            kr->gemv(mi, g->a + (int64_t)i0 * g->lda, g->lda, c->w[p], j0, j1, g->bias,
+                     g->c + (int64_t)i0 * g->ldc, g->ldc, g->accumulate);
+            i0 += mi;
+        }
+    }
 }
 
 static void mm_tile_task(void *arg, int task, int thread)
@@ -247,7 +275,7 @@ void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx
         return;
     }
     struct mm_ctx c = {.b = b, .n = n};
-    int small = m < SD_GEMV_MAX_M, n_tasks = 0;
+    int small = m <= SD_MATVEC_MAX_M, n_tasks = 0;
     for (int p = 0; p < n; p++) {
         const struct sd_weight *w = outs[p].w;
         c.g[p] = (struct sd_gemm){.m = m, .n = (int)w->n, .k = (int)w->k, .a = x, .lda = ldx,

@@ -159,6 +159,38 @@ TEST(backend_matmul)
     free_backends(b, nb);
 }
 
+/*
+ * y[i] must not depend on the other rows of x: decoding steps of several
+ * requests share one product (small-m path up to SD_MATVEC_MAX_M rows), and
+ * a transcript must not change with the server's load. Bitwise, every m.
+ */
+TEST(backend_matmul_row_independent_of_batch)
+{
+    struct sd_backend *b[6];
+    int nb = make_backends(b);
+    const int n = 45, k = 75, M = SD_MATVEC_MAX_M;
+    float *x = rand_vec((size_t)M * k), *wf = rand_vec((size_t)n * k), *bias = rand_vec(n);
+    uint16_t *wh = malloc(sizeof(uint16_t) * (size_t)n * k);
+    for (int i = 0; i < n * k; i++)
+        wh[i] = sd_f32_to_f16(wf[i]);
+    float *y = malloc(sizeof(float) * (size_t)M * n), *one = malloc(sizeof(float) * n);
+    for (int i = 0; i < nb; i++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32, f16 ? (void *)wh : wf, n, k, k};
+            for (int m = 2; m <= M; m++) {
+                sd_op_matmul(b[i], x, m, k, &w, bias, y, n, 0);
+                for (int r = 0; r < m; r++) {
+                    sd_op_matmul(b[i], x + (size_t)r * k, 1, k, &w, bias, one, n, 0);
+                    CHECK_MSG(memcmp(one, y + (size_t)r * n, sizeof(float) * n) == 0,
+                              "%s f16=%d: row %d of %d differs from the row alone",
+                              sd_backend_simd(b[i]), f16, r, m);
+                }
+            }
+        }
+    free(x), free(wf), free(bias), free(wh), free(y), free(one);
+    free_backends(b, nb);
+}
+
 TEST(backend_matmul_multi_equals_single)
 {
     struct sd_backend *b[6];

@@ -137,7 +137,7 @@ TEST(quant_matmul_all_types_and_shapes)
                             amax = fmax(amax, fabs(x[i * k + p]));
                             wsum += fabs(wd[(size_t)j * ld + p]);
                         }
-                        e += m < SD_GEMV_MAX_M ? amax / 254.0 * wsum * 1.01 : 0;
+                        e += m <= SD_MATVEC_MAX_M ? amax / 254.0 * wsum * 1.01 : 0;
                     }
                     ref[i * n + j] = s;
                     tol[i * n + j] = e + 1e-4 * (1.0 + fabs(s));
@@ -170,4 +170,36 @@ TEST(quant_matmul_all_types_and_shapes)
     for (int b = 0; b < nb; b++)
         sd_backend_destroy(be[b]);
     free(wf), free(wd), free(wq), free(x), free(bias), free(y), free(ref), free(tol);
+}
+
+/* As for f16: a row's result must not depend on the rows it is batched with (bitwise). */
+TEST(quant_matmul_row_independent_of_batch)
+{
+    const int n = 37, k = 256, M = SD_MATVEC_MAX_M;
+    float *wf = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * M * k);
+    uint8_t *wq = malloc((size_t)n * k * 2);
+    float *y = malloc(sizeof(float) * M * n), one[37];
+    for (int i = 0; i < n * k; i++)
+        wf[i] = qrand();
+    for (int i = 0; i < M * k; i++)
+        x[i] = qrand();
+    struct sd_backend *be[6];
+    int nb = quant_backends(be);
+    for (int t = 0; t < N_QTYPES; t++) {
+        sd_quantize(QTYPES[t], wf, wq, (int64_t)n * k);
+        struct sd_weight w = {QTYPES[t], wq, n, k, k};
+        for (int b = 0; b < nb; b++)
+            for (int m = 2; m <= M; m += 1 + m / 8) {
+                sd_op_matmul(be[b], x, m, k, &w, NULL, y, n, 0);
+                for (int r = 0; r < m; r++) {
+                    sd_op_matmul(be[b], x + (size_t)r * k, 1, k, &w, NULL, one, n, 0);
+                    CHECK_MSG(memcmp(one, y + (size_t)r * n, sizeof(one)) == 0,
+                              "%s type %d: row %d of %d differs from the row alone",
+                              sd_backend_simd(be[b]), (int)QTYPES[t], r, m);
+                }
+            }
+    }
+    for (int b = 0; b < nb; b++)
+        sd_backend_destroy(be[b]);
+    free(wf), free(x), free(wq), free(y);
 }
