@@ -7,6 +7,7 @@
 #   make BUILD=build-asan    another output folder
 
 CC      ?= cc
+.DEFAULT_GOAL := all
 BUILD   ?= build
 OPT     ?= -O2
 SANITIZE ?=

@@ -14,14 +14,25 @@
 
 #include "jobs/vad_filter.h"
 #include "vad/vad.h"
+#include "whisper/batcher.h"
 #include "whisper/model.h"
 #include "whisper/tokenizer.h"
 #include "whisper/transcribe.h"
 #include "whisper/whisper.h"
 
+/*
+ * Only steps of at most this many sequences are shared between requests
+ * (greedy decoding: realtime, beam_size 1). One step of base.en streams
+ * ~116 MB of weights; a row costs ~0.45 ms of f16 FMAs on one AVX-512 core
+ * against ~3 ms to stream them, so a pass is memory bound for a few rows and
+ * compute bound from ~5: two beam-5 requests gain nothing from one pass and
+ * lose their overlap (bench/concurrent_throughput.py: 28 % less throughput).
+ */
+#define BATCH_MAX_ROWS_PER_REQUEST 2
+
 struct engine {
     char *model_path, *vad_path, *allowed;
-    int threads_per_worker;
+    int threads_per_worker, batch_workers, batch_threads;
     double max_audio_s;
     pthread_t loader;
     bool loader_started;
@@ -34,6 +45,7 @@ struct engine {
     struct whisper_model *model;
     struct tokenizer *tok;
     struct vad_model *vad;
+    struct whisper_batcher *batcher; /* NULL: each worker decodes alone */
 };
 
 struct engine_worker {
@@ -55,14 +67,20 @@ static void *load_main(void *arg)
                         whisper_model_hparams(m)->n_vocab, &tok, &err);
     if (rc == SD_OK && e->vad_path && *e->vad_path)
         rc = vad_model_load(e->vad_path, &vad, &err);
+    struct whisper_batcher *batcher = NULL;
+    if (rc == SD_OK && e->batch_workers > 1)
+        rc = whisper_batcher_create(m, e->batch_threads, e->batch_workers, BATCH_MAX_ROWS_PER_REQUEST, &batcher,
+                                    &err);
     pthread_mutex_lock(&e->mu);
     if (rc == SD_OK) {
         e->model = m;
         e->tok = tok;
         e->vad = vad;
+        e->batcher = batcher;
         snprintf(e->name, sizeof(e->name), "%s", whisper_model_describe(m));
         e->status = ENGINE_READY;
     } else {
+        vad_model_free(vad);
         tok_destroy(tok);
         whisper_model_free(m);
         snprintf(e->msg, sizeof(e->msg), "%s", err.msg);
@@ -88,6 +106,8 @@ enum sd_err engine_create(const struct engine_opts *o, struct engine **out, stru
     pthread_cond_init(&e->cv, NULL);
     e->status = ENGINE_LOADING;
     e->threads_per_worker = o->threads_per_worker > 0 ? o->threads_per_worker : 1;
+    e->batch_workers = o->batch_workers;
+    e->batch_threads = o->batch_threads > 0 ? o->batch_threads : 1;
     e->max_audio_s = o->max_audio_s;
     e->model_path = strdup(o->model_path ? o->model_path : "");
     e->vad_path = o->vad_path ? strdup(o->vad_path) : NULL;
@@ -112,6 +132,7 @@ void engine_destroy(struct engine *e)
         return;
     if (e->loader_started)
         pthread_join(e->loader, NULL);
+    whisper_batcher_destroy(e->batcher);
     vad_model_free(e->vad);
     tok_destroy(e->tok);
     whisper_model_free(e->model);
@@ -159,6 +180,16 @@ const char *engine_model_name(struct engine *e)
 bool engine_vad_loaded(struct engine *e)
 {
     return engine_status(e, NULL, 0) == ENGINE_READY && e->vad != NULL;
+}
+
+void engine_batch_stats(struct engine *e, struct engine_batch_stats *out)
+{
+    *out = (struct engine_batch_stats){0};
+    if (engine_status(e, NULL, 0) != ENGINE_READY || !e->batcher)
+        return;
+    struct whisper_batcher_stats s;
+    whisper_batcher_stats(e->batcher, &s);
+    *out = (struct engine_batch_stats){s.batches, s.steps, s.rows};
 }
 
 enum sd_err engine_worker_create(struct engine *e, struct engine_worker **out,
@@ -213,6 +244,7 @@ static void apply_params(struct engine_worker *w, const struct job_params *jp,
         p->max_tokens = jp->max_tokens;
     p->word_timestamps = jp->word_timestamps;
     p->n_threads = w->e->threads_per_worker;
+    p->batcher = w->e->batcher;
 }
 
 enum sd_err engine_run(struct engine_worker *w, const char *path, const struct job_params *jp,

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "audio/audio.h"
 #include "jobs/job.h"
@@ -24,6 +25,11 @@ struct engine_opts {
     const char *model_path;     /* whisper ggml file */
     const char *vad_path;       /* Silero VAD file or NULL */
     int threads_per_worker;
+    /*
+     * > 1: the greedy decoding steps of that many workers run together while
+     * several of them decode (whisper/batcher.h), on batch_threads threads.
+     */
+    int batch_workers, batch_threads;
     double max_audio_s;         /* decode limit */
     const char *allowed_formats;/* audio_decode_opts.allowed */
 };
@@ -41,6 +47,11 @@ bool engine_wait_ready(struct engine *e, const volatile bool *stop);
 /* "base.en f16" once loaded, else the file name. Valid while e lives. */
 const char *engine_model_name(struct engine *e);
 bool engine_vad_loaded(struct engine *e);
+/* Counters of the shared decoding steps; all zero when steps are not batched. */
+struct engine_batch_stats {
+    uint64_t batches, steps, rows;
+};
+void engine_batch_stats(struct engine *e, struct engine_batch_stats *out);
 
 /* Per-thread decoding state; needs a READY engine. Caller owns: engine_worker_destroy(). */
 enum sd_err engine_worker_create(struct engine *e, struct engine_worker **out,

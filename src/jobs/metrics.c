@@ -192,11 +192,24 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "# HELP scribed_realtime_streams Open live transcription streams.\n"
               "# TYPE scribed_realtime_streams gauge\n"
               "scribed_realtime_streams %lld\n"
+              "# HELP scribed_decode_batches_total Passes over the decoder weights by the "
+              "shared decoding steps of the workers.\n"
+              "# TYPE scribed_decode_batches_total counter\n"
+              "scribed_decode_batches_total %llu\n"
+              "# HELP scribed_decode_batch_steps_total Workers' decoding steps those passes "
+              "ran (above the passes: steps of several requests shared one).\n"
+              "# TYPE scribed_decode_batch_steps_total counter\n"
+              "scribed_decode_batch_steps_total %llu\n"
+              "# HELP scribed_decode_batch_rows_total Sequences (beams) those passes decoded.\n"
+              "# TYPE scribed_decode_batch_rows_total counter\n"
+              "scribed_decode_batch_rows_total %llu\n"
               "# HELP process_resident_memory_bytes Resident set size.\n"
               "# TYPE process_resident_memory_bytes gauge\n"
               "process_resident_memory_bytes %ld\n",
               (long long)g->queue_depth, (long long)g->jobs_running, (long long)g->workers,
-              g->model_loaded, (long long)g->realtime_streams, rss_bytes());
+              g->model_loaded, (long long)g->realtime_streams,
+              (unsigned long long)g->decode_batches, (unsigned long long)g->decode_batch_steps,
+              (unsigned long long)g->decode_batch_rows, rss_bytes());
     if (b.oom) {
         free(b.p);
         return NULL;

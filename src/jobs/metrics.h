@@ -18,6 +18,8 @@ struct metrics_gauges {
     int64_t workers;
     int model_loaded;        /* 0/1 */
     int64_t realtime_streams; /* open /v1/realtime streams */
+    /* shared decoding steps (engine_batch_stats): passes, member steps, sequences */
+    uint64_t decode_batches, decode_batch_steps, decode_batch_rows;
 };
 
 /* Caller owns: metrics_destroy(). NULL on ENOMEM. */

@@ -49,6 +49,11 @@ void route_metrics(struct http_request *r)
     g.model_loaded = engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY;
     int streams = atomic_load(&a->n_realtime);
     g.realtime_streams = streams > 0 ? streams : 0; /* refused "full" streams count briefly */
+    struct engine_batch_stats bs;
+    engine_batch_stats(a->jobs->engine, &bs);
+    g.decode_batches = bs.batches;
+    g.decode_batch_steps = bs.steps;
+    g.decode_batch_rows = bs.rows;
     char *text = metrics_render(a->metrics, &g);
     char *security = http_security_metrics(r); /* auth, rate limits, slow clients */
     size_t n_text = text ? strlen(text) : 0, n_sec = security ? strlen(security) : 0;

@@ -17,7 +17,7 @@ void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows)
     const int S = h->n_text_state, d = S / h->n_text_head, T = h->n_audio_ctx;
     /* head-major cache: [layer][head][n_audio_ctx][d] (state_internal.h) */
     struct sd_attention a = {.n_q = n_rows, .n_kv = c->n_frames, .n_head = h->n_text_head,
-                             .d_head = d, .q = s->dq, .ldq = S,
+                             .d_head = d, .q = s->dec.q, .ldq = S,
                              .k = s->cross_k + (size_t)layer * h->n_text_head * T * d, .ldk = d,
                              .scale = 1.0f / sqrtf((float)d), .kv_type = SD_TYPE_F16,
                              .k_head_stride = (int64_t)T * d};

@@ -138,6 +138,32 @@ static enum sd_err decode_prompt(struct search_window *w, int seq, float *no_spe
     return rc;
 }
 
+/*
+ * The token-by-token phase of a window: steps_begin after the prompt,
+ * decode_step for each step, steps_end on every way out. With a batcher the
+ * steps run together with other requests' (batcher.h), else on w->st alone.
+ */
+static void steps_begin(struct search_window *w, int rows_per_step)
+{
+    w->joined = w->batcher && whisper_batcher_join(w->batcher, w->st, rows_per_step);
+}
+
+static void steps_end(struct search_window *w)
+{
+    if (w->joined)
+        whisper_batcher_leave(w->batcher);
+    w->joined = false;
+}
+
+static enum sd_err decode_step(struct search_window *w, int n, const int *seqs,
+                               const int32_t *tokens, const int *n_past, float *logits,
+                               struct sd_error *err)
+{
+    if (w->joined)
+        return whisper_batcher_step(w->batcher, w->st, n, seqs, tokens, n_past, logits, err);
+    return whisper_decode_batch(w->st, n, seqs, tokens, n_past, logits, err);
+}
+
 /* Draws a token from softmax(logprobs / temperature). */
 static int32_t sample_token(const float *logprobs, int n, float temperature, struct sd_rng *rng)
 {
@@ -200,17 +226,22 @@ enum sd_err search_greedy(struct search_window *w, struct search_result *out, st
     enum sd_err rc = decode_prompt(w, 0, &out->no_speech_prob, err);
     if (rc)
         return rc;
+    steps_begin(w, 1);
     for (;;) {
         rc = check_cancel(w, s->n_tokens + 1, err);
         if (rc)
-            return rc;
+            break;
         int32_t tok = choose_token(w, s, w->logits, w->logprobs);
         if (s->done)
             break;
-        rc = whisper_decode(w->st, 0, &tok, 1, w->n_prompt + s->n_tokens - 1, w->logits, err);
+        int seq = 0, pos = w->n_prompt + s->n_tokens - 1;
+        rc = decode_step(w, 1, &seq, &tok, &pos, w->logits, err);
         if (rc)
-            return rc;
+            break;
     }
+    steps_end(w);
+    if (rc)
+        return rc;
     finish_result(out);
     return SD_OK;
 }
@@ -238,6 +269,7 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
             memcpy(w->logits + (size_t)j * n_vocab, w->logits, (size_t)n_vocab * sizeof(float));
         }
     }
+    steps_begin(w, best_of);
     for (int step = 1;; step++) {
         rc = check_cancel(w, step, err);
         if (rc)
@@ -260,7 +292,7 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
         /* decode_batch writes rows in batch order; spread them back to their sequences. */
         for (int k = 0; k < n_live; k++)
             live_seq[k] = live[k];
-        rc = whisper_decode_batch(w->st, n_live, live_seq, toks, pos, w->logprobs, err);
+        rc = decode_step(w, n_live, live_seq, toks, pos, w->logprobs, err);
         if (rc)
             goto done;
         for (int k = n_live - 1; k >= 0; k--)
@@ -283,6 +315,7 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
     seq_copy(&out->seq, &seqs[best]);
     finish_result(out);
 done:
+    steps_end(w);
     free(seqs);
     free(ids);
     free(toks);
@@ -498,6 +531,7 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
     int g_row = beam_size;
     g->live = true;
     int n_beams = 1, n_finished = 0;
+    steps_begin(w, beam_size + 1); /* the beams and the greedy companion */
     for (int step = 1;; step++) {
         rc = check_cancel(w, step, err);
         if (rc)
@@ -540,12 +574,13 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
             b.pos[n_batch] = w->n_prompt + g->seq.n_tokens - 1;
             g_row = n_batch++;
         }
-        rc = whisper_decode_batch(w->st, n_batch, b.slot, b.last_tok, b.pos, w->logits, err);
+        rc = decode_step(w, n_batch, b.slot, b.last_tok, b.pos, w->logits, err);
         if (rc)
             goto done;
         if (beams_over)
             n_beams = 0;
     }
+    steps_end(w);
     /* Not enough finished: the live beams compete as they are (openai adds them). */
     for (int j = 0; j < n_beams && n_finished < beam_size; j++)
         if (!b.beams[j].done && b.beams[j].n_tokens > 0) {
@@ -561,6 +596,7 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
     else
         beam_pick(w, &b, n_finished, out);
 done:
+    steps_end(w);
     beam_free(&b);
     free(g);
     return rc;

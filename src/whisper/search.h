@@ -18,6 +18,7 @@
 
 #include "util/err.h"
 #include "util/rng.h"
+#include "whisper/batcher.h"
 #include "whisper/logits.h"
 #include "whisper/whisper.h"
 
@@ -52,6 +53,9 @@ struct search_window {
     /* Asked every few steps; false stops the search with SD_ECANCELLED. May be NULL. */
     bool (*keep_going)(void *user);
     void *keep_going_user;
+    /* NULL, or where the steps meet other requests' steps (batcher.h) */
+    struct whisper_batcher *batcher;
+    bool joined;            /* set by the search while it is a member */
     float *logits;          /* scratch: n_seq x n_vocab */
     float *logprobs;        /* scratch: n_seq x n_vocab */
 };

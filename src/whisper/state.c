@@ -19,6 +19,32 @@ static uint16_t *alloc_halves(struct whisper_state *s, size_t n)
     return sd_backend_alloc(s->be, n * sizeof(uint16_t));
 }
 
+enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whisper_hparams *h,
+                                      int rows, struct whisper_dec_buffers *out,
+                                      struct sd_error *err)
+{
+    size_t R = (size_t)rows, S = (size_t)h->n_text_state;
+    *out = (struct whisper_dec_buffers){.rows = rows};
+    float **plain[] = {&out->x, &out->h, &out->q, &out->k, &out->v, &out->a};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        *plain[i] = sd_backend_alloc(be, R * S * sizeof(float));
+    out->mlp = sd_backend_alloc(be, R * 4 * S * sizeof(float));
+    if (!out->x || !out->h || !out->q || !out->k || !out->v || !out->a || !out->mlp) {
+        whisper_dec_buffers_free(be, out);
+        return sd_fail(err, SD_ENOMEM, "out of memory allocating decoder buffers (%d rows)",
+                       rows);
+    }
+    return SD_OK;
+}
+
+void whisper_dec_buffers_free(struct sd_backend *be, struct whisper_dec_buffers *b)
+{
+    void *bufs[] = {b->x, b->h, b->q, b->k, b->v, b->a, b->mlp};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        sd_backend_free(be, bufs[i]);
+    *b = (struct whisper_dec_buffers){0};
+}
+
 enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, int n_seq,
                                  struct whisper_state **out, struct sd_error *err)
 {
@@ -39,9 +65,7 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     size_t L = (size_t)h->n_text_layer, C = (size_t)h->n_text_ctx;
     s->m = m;
     s->n_seq = n_seq;
-    s->dec_rows = h->n_text_ctx > n_seq ? h->n_text_ctx : n_seq;
     size_t col1 = 2 * T * 3 * (size_t)h->n_mels, col2 = T * 3 * S;
-    size_t R = (size_t)s->dec_rows;
     s->enc_col = alloc_floats(s, col1 > col2 ? col1 : col2);
     s->enc_x = alloc_floats(s, T * S);
     s->enc_h = alloc_floats(s, T * S);
@@ -51,19 +75,17 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     s->cross_v = alloc_halves(s, L * T * S);
     s->kv_k = alloc_halves(s, (size_t)n_seq * L * C * S);
     s->kv_v = alloc_halves(s, (size_t)n_seq * L * C * S);
-    s->dx = alloc_floats(s, R * S);
-    s->dh = alloc_floats(s, R * S);
-    s->dq = alloc_floats(s, R * S);
-    s->dk = alloc_floats(s, R * S);
-    s->dv = alloc_floats(s, R * S);
-    s->da = alloc_floats(s, R * S);
-    s->dmlp = alloc_floats(s, R * 4 * S);
     if (!s->enc_col || !s->enc_x || !s->enc_h || !s->enc_big || !s->enc_out || !s->cross_k ||
-        !s->cross_v || !s->kv_k || !s->kv_v || !s->dx || !s->dh || !s->dq || !s->dk || !s->dv ||
-        !s->da || !s->dmlp) {
+        !s->cross_v || !s->kv_k || !s->kv_v) {
         whisper_state_destroy(s);
         return sd_fail(err, SD_ENOMEM, "out of memory allocating whisper state buffers "
                        "(%d sequences)", n_seq);
+    }
+    rc = whisper_dec_buffers_alloc(s->be, h, h->n_text_ctx > n_seq ? h->n_text_ctx : n_seq,
+                                   &s->dec, err);
+    if (rc) {
+        whisper_state_destroy(s);
+        return rc;
     }
     int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
     if ((rc = sd_backend_reserve_attention(s->be, kv_max, h->n_audio_state, err))) {
@@ -79,10 +101,11 @@ void whisper_state_destroy(struct whisper_state *s)
     if (!s)
         return;
     void *bufs[] = {s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out, s->cross_k,
-                    s->cross_v, s->kv_k, s->kv_v, s->dx, s->dh, s->dq, s->dk, s->dv, s->da,
-                    s->dmlp};
+                    s->cross_v, s->kv_k, s->kv_v};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]) && s->be; i++)
         sd_backend_free(s->be, bufs[i]);
+    if (s->be)
+        whisper_dec_buffers_free(s->be, &s->dec);
     sd_backend_destroy(s->be);
     free(s);
 }

@@ -12,6 +12,19 @@
 
 #define WHISPER_LN_EPS 1e-5f
 
+/* Decoder activations for up to `rows` rows decoded together. */
+struct whisper_dec_buffers {
+    int rows;
+    float *x, *h, *q, *k, *v, *a; /* [rows][n_text_state] */
+    float *mlp;                   /* [rows][4 n_text_state] */
+};
+
+/* Allocates on be (zeroed on failure, so _free is always safe). */
+enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whisper_hparams *h,
+                                      int rows, struct whisper_dec_buffers *out,
+                                      struct sd_error *err);
+void whisper_dec_buffers_free(struct sd_backend *be, struct whisper_dec_buffers *b);
+
 struct whisper_state {
     const struct whisper_model *m;
     struct sd_backend *be;
@@ -40,10 +53,8 @@ struct whisper_state {
     /* set only during whisper_decode_cross_attention (align.c): copy out cross-attention logits */
     struct whisper_xattn_capture *capture;
 
-    /* decoder scratch, dec_rows = max(n_text_ctx, n_seq) rows */
-    int dec_rows;
-    float *dx, *dh, *dq, *dk, *dv, *da; /* [dec_rows][S] */
-    float *dmlp;                        /* [dec_rows][4S] */
+    /* decoder activations for max(n_text_ctx, n_seq) rows (a whole prompt) */
+    struct whisper_dec_buffers dec;
 };
 
 /* What whisper_decode_cross_attention asks the decoder to copy out. */
@@ -53,6 +64,38 @@ struct whisper_xattn_capture {
     int n_frames;           /* audio frames kept (<= n_audio_ctx) */
     float *out;             /* [n_heads][n_rows][n_frames]: q.k / sqrt(d_head), before softmax */
 };
+
+/* One state's share of a decoding step: token tokens[i] of sequence seqs[i] at n_past[i]. */
+struct whisper_step {
+    struct whisper_state *st;
+    int n;
+    const int *seqs;
+    const int32_t *tokens;
+    const int *n_past;
+};
+
+/* The checks whisper_decode_batch makes, for a step about to join a batch. */
+enum sd_err whisper_step_check(const struct whisper_step *step, struct sd_error *err);
+
+/*
+ * decoder.c: runs checked steps of several states (all of model m) as one
+ * pass over the weights, on backend be with activations buf (rows >= the
+ * steps' total); logits[row][n_vocab] in step order. tokens/groups: scratch
+ * of buf->rows entries each (see decoder.c).
+ */
+/*
+ * A run of consecutive rows of a decoding pass that belong to one sequence
+ * of one state. The rows of one state are consecutive groups (their
+ * cross-attention runs over that state's encoder output).
+ */
+struct whisper_dec_group {
+    struct whisper_state *st;
+    int seq, row0, n_rows, n_past;
+};
+void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
+                          struct whisper_dec_buffers *buf, const struct whisper_step *steps,
+                          int n_steps, int32_t *tokens, struct whisper_dec_group *groups,
+                          float *logits);
 
 /* align.c: called by the decoder after layer l's cross-attention queries are in s->dq. */
 void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows);

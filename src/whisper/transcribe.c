@@ -381,6 +381,7 @@ static enum sd_err decode_window(struct run *r, int seek, float temperature,
         .rng = &r->rng,
         .keep_going = p->progress ? run_keep_going : NULL,
         .keep_going_user = r,
+        .batcher = p->batcher,
         .logits = r->logits,
         .logprobs = r->logprobs,
     };

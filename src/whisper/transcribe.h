@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "whisper/batcher.h"
 #include "whisper/tokenizer.h"
 #include "whisper/transcript.h"
 #include "whisper/whisper.h"
@@ -60,6 +61,8 @@ struct transcribe_params {
     bool word_timestamps;       /* false */
     uint64_t seed;              /* sampling generator seed */
     int n_threads;              /* threads for the log-mel (the state has its own) */
+    /* NULL, or shared with other workers: decoding steps run together (batcher.h) */
+    struct whisper_batcher *batcher;
     /* Called after each window with progress in [0, 1]; return false to cancel. */
     bool (*progress)(void *user, float fraction);
     void *progress_user;
