@@ -111,9 +111,9 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
     if (*threads < 1)
         *threads = 1;
     /*
-     * Shared steps pay when workers outnumber cores (4 greedy workers on 2
-     * cores: +39 % steps/s); with a core each, each worker already streams
-     * the weights at its core's bandwidth.
+     * Shared steps pay when workers outnumber cores (2 greedy workers on one
+     * core: 13 % less wall time, docs/PERFORMANCE.md); with a core each,
+     * every worker already streams the weights at its core's bandwidth.
      */
     *batch = a->cfg.batch_decode < 0 ? (long)a->n_workers * *threads > cores
                                      : a->cfg.batch_decode == 1;

@@ -100,3 +100,48 @@ def test_short_job_not_starved(make_server, short_wav, long_wav):
     assert long2["started_at"] is None or long2["started_at"] >= done_short["started_at"]
     for jid in (first, second_long):
         requests.delete(s.url(f"/v1/jobs/{jid}"), timeout=5)
+
+
+def metric(server, name):
+    text = requests.get(server.url("/metrics"), timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics")
+
+
+def test_shared_decoding_steps_give_the_same_transcripts(make_server, long_wav):
+    """Three greedy requests at once on three workers whose steps share passes
+    over the weights (--batch-decode 1): each gets exactly the text it gets
+    alone, and /metrics shows steps of several requests sharing a pass."""
+    fields = {"beam_size": "1", "no_fallback": "true", "vad_filter": "false",
+              "response_format": "verbose_json"}
+    solo = make_server(args=["--workers", "1", "--batch-decode", "0"])
+    alone = transcribe(solo, long_wav, fields=fields, timeout=300)
+    assert alone.status_code == 200, alone.text
+    solo.stop()
+
+    s = make_server(args=["--workers", "3", "--threads", "1", "--batch-decode", "1"])
+    assert s.events("server.listening")[0]["batch_decode"] is True
+    assert metric(s, "scribed_decode_batches_total") == 0
+    for _ in range(5):  # whether two requests decode at the same moment is up to the scheduler
+        with ThreadPoolExecutor(max_workers=3) as ex:
+            results = list(ex.map(lambda _: transcribe(s, long_wav, fields=fields, timeout=300),
+                                  range(3)))
+        for r in results:
+            assert r.status_code == 200, r.text
+            assert r.json()["segments"] == alone.json()["segments"]
+            assert r.json()["text"] == alone.json()["text"]
+        batches = metric(s, "scribed_decode_batches_total")
+        steps = metric(s, "scribed_decode_batch_steps_total")
+        rows = metric(s, "scribed_decode_batch_rows_total")
+        assert 0 < batches <= steps == rows  # greedy: one row per step
+        if steps > batches:
+            break
+    assert steps > batches, "no two requests ever shared a pass"
+    # beam search is not shared (compute bound): its steps never reach the batcher
+    r = transcribe(s, long_wav, fields={"beam_size": "5", "no_fallback": "true",
+                                        "vad_filter": "false"}, timeout=300)
+    assert r.status_code == 200
+    assert metric(s, "scribed_decode_batch_steps_total") == steps
+    s.check_log_clean()
