@@ -7,9 +7,10 @@
  * bytes + 128), so VPDPBUSD multiplies them by the signed x codes straight
  * from memory; the codes' offset K (8, 16, 128; 0 for the offset types) is
  * taken out by seeding each accumulator with -K times the sums of x's codes,
- * per result lane, computed once per call. Per row and block pair that leaves
- * one VPDPBUSD, one conversion, one scale and one FMA. The offset types add
- * m * dx * sum(qx) per block. Used by kern_avx512.c.
+ * per result lane, computed once per call. Two weight rows go together, so
+ * each x block pair is loaded once for both; per row, weight row and block
+ * pair that leaves one VPDPBUSD, one conversion, one scale and one FMA. The
+ * offset types add m * dx * sum(qx) per block. Used by kern_avx512.c.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -167,45 +168,62 @@ INLINE __m512 pair_scales(const uint8_t *a, const uint8_t *b)
 }
 
 /*
- * MI x rows (quantized in qx from row i0) against one weight row of nb
- * blocks of bb bytes: out[r] = x_r . w, two blocks per 512-bit step.
+ * MI x rows (quantized in qx from row i0) against two weight rows w0 and w1
+ * of nb blocks of bb bytes: out[r] = x_r . w0, out[QX_MAX_ROWS + r] = x_r . w1,
+ * two blocks per 512-bit step. Each x block pair (codes, seed, scales) is
+ * loaded once for both weight rows; each (row, weight row) still accumulates
+ * in the same order as alone, so results do not depend on the pairing.
  */
 #define DEF_GEMVQ(T, MI)                                                                       \
-    AVX512VNNI static void gemvq_##T##_##MI(const struct qx *qx, int i0, const uint8_t *w,     \
-                                            int64_t nb, int bb, float *out)                    \
+    AVX512VNNI static void gemvq_##T##_##MI(const struct qx *qx, int i0, const uint8_t *w0,    \
+                                            const uint8_t *w1, int64_t nb, int bb,             \
+                                            float *out)                                        \
     {                                                                                          \
         const int offset_type = SD_TYPE_##T == SD_TYPE_Q4_1 || SD_TYPE_##T == SD_TYPE_Q5_1;    \
-        __m512 acc[MI];                                                                        \
-        float off[MI];                                                                         \
+        __m512 acc0[MI], acc1[MI];                                                             \
+        float off0[MI], off1[MI];                                                              \
         _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
         {                                                                                      \
-            acc[r] = _mm512_setzero_ps();                                                      \
-            off[r] = 0.0f;                                                                     \
+            acc0[r] = acc1[r] = _mm512_setzero_ps();                                           \
+            off0[r] = off1[r] = 0.0f;                                                          \
         }                                                                                      \
         for (int64_t b = 0; b < nb; b += 2) {                                                  \
-            const uint8_t *ba = w + b * bb, *bbk = b + 1 < nb ? ba + bb : NULL;                \
-            __m512i codes = pair_codes(SD_TYPE_##T, ba, bbk);                                  \
-            __m512 dw = pair_scales(ba, bbk);                                                  \
+            const uint8_t *a0 = w0 + b * bb, *b0 = b + 1 < nb ? a0 + bb : NULL;                \
+            const uint8_t *a1 = w1 + b * bb, *b1 = b + 1 < nb ? a1 + bb : NULL;                \
+            __m512i codes0 = pair_codes(SD_TYPE_##T, a0, b0);                                  \
+            __m512i codes1 = pair_codes(SD_TYPE_##T, a1, b1);                                  \
+            __m512 dw0 = pair_scales(a0, b0), dw1 = pair_scales(a1, b1);                       \
             _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                               \
             {                                                                                  \
                 const struct qx_pair *xp = &qx->p[i0 + r][b / 2];                              \
                 __m512i seed = _mm512_load_si512((const void *)xp->seed);                      \
                 __m512i xq = _mm512_load_si512((const void *)xp->q);                           \
-                __m512 scale = _mm512_mul_ps(dw, _mm512_load_ps(xp->dv));                      \
-                __m512i dp = _mm512_dpbusd_epi32(seed, codes, xq);                             \
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), scale, acc[r]);               \
+                __m512 dv = _mm512_load_ps(xp->dv);                                            \
+                __m512i dp0 = _mm512_dpbusd_epi32(seed, codes0, xq);                           \
+                __m512i dp1 = _mm512_dpbusd_epi32(seed, codes1, xq);                           \
+                acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp0), _mm512_mul_ps(dw0, dv),     \
+                                          acc0[r]);                                            \
+                acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp1), _mm512_mul_ps(dw1, dv),     \
+                                          acc1[r]);                                            \
                 if (offset_type) {                                                             \
-                    off[r] += half_of(ba + 2) * qx->s[i0 + r][b];                              \
-                    if (bbk)                                                                   \
-                        off[r] += half_of(bbk + 2) * qx->s[i0 + r][b + 1];                     \
+                    off0[r] += half_of(a0 + 2) * qx->s[i0 + r][b];                             \
+                    off1[r] += half_of(a1 + 2) * qx->s[i0 + r][b];                             \
+                    if (b0) {                                                                  \
+                        off0[r] += half_of(b0 + 2) * qx->s[i0 + r][b + 1];                     \
+                        off1[r] += half_of(b1 + 2) * qx->s[i0 + r][b + 1];                     \
+                    }                                                                          \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++) out[r] =                          \
-            _mm512_reduce_add_ps(acc[r]) + off[r];                                             \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MI; r++)                                   \
+        {                                                                                      \
+            out[r] = _mm512_reduce_add_ps(acc0[r]) + off0[r];                                  \
+            out[QX_MAX_ROWS + r] = _mm512_reduce_add_ps(acc1[r]) + off1[r];                    \
+        }                                                                                      \
     }
 
-typedef void (*gemvq_fn)(const struct qx *, int, const uint8_t *, int64_t, int, float *);
+typedef void (*gemvq_fn)(const struct qx *, int, const uint8_t *, const uint8_t *, int64_t, int,
+                         float *);
 
 #define DEF_GEMVQ_ALL(T) SD_DEF_GEMVQ_ROWS(DEF_GEMVQ, T)
 SD_FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
@@ -228,15 +246,19 @@ AVX512VNNI void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx,
     for (int r = 0; r < m; r++)
         quantize_x_row(x + (int64_t)r * ldx, w->k, K, qx.p[r], K ? NULL : qx.s[r]);
     const uint8_t *base = w->data;
-    for (int j = n0; j < n1; j++) {
+    for (int j = n0; j < n1; j += 2) {
+        int nj = n1 - j < 2 ? 1 : 2; /* a last odd row is computed twice, stored once */
         const uint8_t *wr = base + (size_t)j * row_bytes;
-        _mm_prefetch((const char *)(wr + 8 * row_bytes), _MM_HINT_T0);
-        float out[QX_MAX_ROWS];
-        fns[m](&qx, 0, wr, nb, bb, out);
-        for (int r = 0; r < m; r++) {
-            float v = out[r] + (bias ? bias[j] : 0.0f);
-            float *d = &y[(int64_t)r * ldy + j];
-            *d = accumulate ? *d + v : v;
-        }
+        /* both rows of the pair 8 rows ahead, every line: the kernel reads two streams */
+        for (size_t o = 0; o < 2 * row_bytes; o += 64)
+            _mm_prefetch((const char *)(wr + 8 * row_bytes + o), _MM_HINT_T0);
+        float out[2 * QX_MAX_ROWS];
+        fns[m](&qx, 0, wr, nj == 2 ? wr + row_bytes : wr, nb, bb, out);
+        for (int c = 0; c < nj; c++)
+            for (int r = 0; r < m; r++) {
+                float v = out[c * QX_MAX_ROWS + r] + (bias ? bias[j + c] : 0.0f);
+                float *d = &y[(int64_t)r * ldy + j + c];
+                *d = accumulate ? *d + v : v;
+            }
     }
 }
