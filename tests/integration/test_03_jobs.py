@@ -79,8 +79,10 @@ def test_list_pagination(server, short_wav):
 def test_cancel_queued_and_running(make_server, short_wav, long_wav):
     s = make_server(args=["--workers", "1"])
     first = submit_job(s, long_wav).json()["id"]
-    second = submit_job(s, short_wav).json()["id"]
+    # the second is queued only once the first runs: queued together, the queue
+    # would run the shorter one first (short work first)
     wait_job(s, first, statuses=("running",))
+    second = submit_job(s, short_wav).json()["id"]
     r = requests.delete(s.url(f"/v1/jobs/{second}"), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = requests.delete(s.url(f"/v1/jobs/{first}"), timeout=5)
