@@ -69,8 +69,8 @@ static void *load_main(void *arg)
         rc = vad_model_load(e->vad_path, &vad, &err);
     struct whisper_batcher *batcher = NULL;
     if (rc == SD_OK && e->batch_workers > 1)
-        rc = whisper_batcher_create(m, e->batch_threads, e->batch_workers, BATCH_MAX_ROWS_PER_REQUEST, &batcher,
-                                    &err);
+        rc = whisper_batcher_create(m, e->batch_threads, e->batch_workers,
+                                    BATCH_MAX_ROWS_PER_REQUEST, &batcher, &err);
     pthread_mutex_lock(&e->mu);
     if (rc == SD_OK) {
         e->model = m;

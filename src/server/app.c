@@ -115,9 +115,8 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
      * core: 13 % less wall time, docs/PERFORMANCE.md); with a core each,
      * every worker already streams the weights at its core's bandwidth.
      */
-    *batch = a->cfg.batch_decode < 0 ? (long)a->n_workers * *threads > cores
-                                     : a->cfg.batch_decode == 1;
     long all = (long)a->n_workers * *threads;
+    *batch = a->cfg.batch_decode < 0 ? all > cores : a->cfg.batch_decode == 1;
     *batch_threads = (int)(all < cores ? all : cores); /* one pass at a time: no more than cores */
 }
 

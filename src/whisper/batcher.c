@@ -58,14 +58,7 @@ enum sd_err whisper_batcher_create(const struct whisper_model *m, int n_threads,
     b->max_rows = max_members * max_rows_per_member;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->done_cv, NULL);
-    enum sd_err rc = sd_backend_create(n_threads, 0, &b->be, err);
-    if (rc) {
-        b->be = NULL;
-        whisper_batcher_destroy(b);
-        return rc;
-    }
-    int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
-    rc = sd_backend_reserve_attention(b->be, kv_max, h->n_audio_state, err);
+    enum sd_err rc = whisper_backend_create(h, n_threads, &b->be, err);
     if (rc == SD_OK)
         rc = whisper_dec_buffers_alloc(b->be, h, b->max_rows, &b->buf, err);
     if (rc) {

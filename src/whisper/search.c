@@ -299,6 +299,7 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
             memcpy(w->logits + (size_t)live[k] * n_vocab, w->logprobs + (size_t)k * n_vocab,
                    (size_t)n_vocab * sizeof(float));
     }
+    steps_end(w); /* the other members' steps wait for every member's */
     int best = -1;
     double best_score = -INFINITY;
     out->n_candidates = 0;
@@ -580,7 +581,7 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
         if (beams_over)
             n_beams = 0;
     }
-    steps_end(w);
+    steps_end(w); /* before the ranking: the other members' steps wait for every member's */
     /* Not enough finished: the live beams compete as they are (openai adds them). */
     for (int j = 0; j < n_beams && n_finished < beam_size; j++)
         if (!b.beams[j].done && b.beams[j].n_tokens > 0) {

@@ -19,6 +19,22 @@ static uint16_t *alloc_halves(struct whisper_state *s, size_t n)
     return sd_backend_alloc(s->be, n * sizeof(uint16_t));
 }
 
+enum sd_err whisper_backend_create(const struct whisper_hparams *h, int n_threads,
+                                   struct sd_backend **out, struct sd_error *err)
+{
+    enum sd_err rc = sd_backend_create(n_threads, 0, out, err);
+    if (rc)
+        return rc;
+    /* attention over the audio frames (cross) or the text positions (self) */
+    int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
+    rc = sd_backend_reserve_attention(*out, kv_max, h->n_audio_state, err);
+    if (rc) {
+        sd_backend_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whisper_hparams *h,
                                       int rows, struct whisper_dec_buffers *out,
                                       struct sd_error *err)
@@ -55,12 +71,12 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     struct whisper_state *s = calloc(1, sizeof(*s));
     if (!s)
         return sd_fail(err, SD_ENOMEM, "out of memory creating a whisper state");
-    enum sd_err rc = sd_backend_create(n_threads, 0, &s->be, err);
+    const struct whisper_hparams *h = &m->hp;
+    enum sd_err rc = whisper_backend_create(h, n_threads, &s->be, err);
     if (rc) {
         free(s);
         return rc;
     }
-    const struct whisper_hparams *h = &m->hp;
     size_t S = (size_t)h->n_audio_state, T = (size_t)h->n_audio_ctx;
     size_t L = (size_t)h->n_text_layer, C = (size_t)h->n_text_ctx;
     s->m = m;
@@ -84,11 +100,6 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     rc = whisper_dec_buffers_alloc(s->be, h, h->n_text_ctx > n_seq ? h->n_text_ctx : n_seq,
                                    &s->dec, err);
     if (rc) {
-        whisper_state_destroy(s);
-        return rc;
-    }
-    int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
-    if ((rc = sd_backend_reserve_attention(s->be, kv_max, h->n_audio_state, err))) {
         whisper_state_destroy(s);
         return rc;
     }

@@ -19,6 +19,10 @@ struct whisper_dec_buffers {
     float *mlp;                   /* [rows][4 n_text_state] */
 };
 
+/* A backend of n_threads with attention scratch reserved for the model's shapes. */
+enum sd_err whisper_backend_create(const struct whisper_hparams *h, int n_threads,
+                                   struct sd_backend **out, struct sd_error *err);
+
 /* Allocates on be (zeroed on failure, so _free is always safe). */
 enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whisper_hparams *h,
                                       int rows, struct whisper_dec_buffers *out,
