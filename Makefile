@@ -30,23 +30,29 @@ ifneq ($(WERROR),)
 CFLAGS  += -Werror
 endif
 
-# Areas in link order (a library may only use those to its right).
-AREAS := cli server realtime web jobs store output vad audio whisper backend util
+# Areas in link order (a library may only use those to its right). The graph
+# itself (docs/ARCHITECTURE.md): util <- telemetry; util <- backend <- whisper
+# <- output; audio, vad and store are siblings on util (vad on backend);
+# pipeline (audio -> VAD -> whisper) <- jobs (+ store, telemetry) <- realtime
+# <- server (+ web) <- cli.
+AREAS := cli server realtime web jobs store pipeline output vad audio whisper backend telemetry util
 
 # What each area's unit tests link (itself first, then its dependencies).
-DEPS_util    := util
-DEPS_backend := backend util
-DEPS_whisper := whisper backend util
-DEPS_audio   := audio util
-DEPS_vad     := vad backend util
-DEPS_output  := output whisper backend util
-DEPS_store   := store util
-DEPS_jobs    := jobs store output vad audio whisper backend util
-DEPS_server  := server realtime web jobs store output vad audio whisper backend util
-DEPS_realtime := realtime jobs store output vad audio whisper backend util
-DEPS_web     := web util
-DEPS_cli     := $(AREAS)
-DEPS_conformance := output vad audio whisper backend util
+DEPS_util      := util
+DEPS_telemetry := telemetry util
+DEPS_backend   := backend util
+DEPS_whisper   := whisper backend util
+DEPS_audio     := audio util
+DEPS_vad       := vad backend util
+DEPS_output    := output whisper backend util
+DEPS_store     := store util
+DEPS_pipeline  := pipeline output vad audio whisper backend util
+DEPS_jobs      := jobs store pipeline output vad audio whisper backend telemetry util
+DEPS_realtime  := realtime $(DEPS_jobs)
+DEPS_server    := server realtime web $(DEPS_jobs)
+DEPS_web       := web util
+DEPS_cli       := $(AREAS)
+DEPS_conformance := $(DEPS_pipeline)
 
 srcs_of = $(wildcard src/$(1)/*.c src/$(1)/*/*.c)
 objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1))) $(EXTRA_OBJS_$(1))
@@ -129,7 +135,7 @@ run: all
 FUZZ_CC ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := $(BUILD)/fuzz
-FUZZ_AUDIO_SRCS := $(wildcard src/audio/*.c) src/util/err.c
+FUZZ_AUDIO_SRCS := $(wildcard src/audio/*.c) src/util/err.c src/util/clock.c
 FUZZ_AUDIO_FLAGS := -std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(PKG_CFLAGS)
 

@@ -18,6 +18,7 @@
  * then the wall-clock timeout kills it and the request fails, nothing else.
  */
 #include "audio/audio_internal.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -258,13 +259,6 @@ struct sb_reader {
     long wait_budget_ms;   /* what is left of the wall-clock budget for waiting on the child */
 };
 
-static long sb_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads exactly n bytes: 1 ok, 0 EOF before any byte, -1 error/short, -2 timeout. */
 static int sb_read_exact(struct sb_reader *r, void *buf, size_t n)
 {
@@ -272,9 +266,9 @@ static int sb_read_exact(struct sb_reader *r, void *buf, size_t n)
     size_t got = 0;
     while (got < n) {
         struct pollfd pfd = {r->fd, POLLIN, 0};
-        long t0 = sb_now_ms();
+        long t0 = (long)sd_mono_ms();
         int prc = poll(&pfd, 1, r->wait_budget_ms > 0 ? (int)r->wait_budget_ms : 0);
-        r->wait_budget_ms -= sb_now_ms() - t0;
+        r->wait_budget_ms -= (long)sd_mono_ms() - t0;
         if (prc < 0 && errno == EINTR)
             continue;
         if (prc < 0)

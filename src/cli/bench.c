@@ -20,20 +20,17 @@
 #include "backend/ops.h"
 #include "cli/cli.h"
 #include "whisper/whisper.h"
+#include "util/clock.h"
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return sd_mono_s() * 1e3;
 }
 
 /* CPU time of the whole process (all threads, spinning workers included). */
 static double cpu_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return sd_cpu_s() * 1e3;
 }
 
 /* Wall and CPU time of one measurement; the best run is the one with least wall time. */

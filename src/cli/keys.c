@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "server/auth.h"
 #include "store/store.h"
+#include "util/clock.h"
 
 struct keys_args {
     const char *verb;
@@ -82,13 +83,6 @@ static bool keys_parse(int argc, char **argv, struct keys_args *a)
     return true;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static enum sd_err keys_open(const struct keys_args *a, bool create, struct store **s,
                              struct sd_error *err)
 {
@@ -121,7 +115,7 @@ static int keys_create(const struct keys_args *a, struct store *s, struct sd_err
     }
     char key[AUTH_KEY_MAX];
     struct store_key row = {0};
-    if (auth_key_generate(key, &row, now_ms(), err) != SD_OK)
+    if (auth_key_generate(key, &row, sd_wall_ms(), err) != SD_OK)
         return -1;
     snprintf(row.name, sizeof(row.name), "%s", name);
     if (store_key_insert(s, &row, err) != SD_OK) {
@@ -196,14 +190,14 @@ static int keys_revoke(const struct keys_args *a, struct store *s, struct sd_err
         for (int i = 0; i < n; i++)
             if (strcmp(k[i].hash_hex, hex) == 0)
                 id = k[i].id;
-        enum sd_err rc = id ? store_key_revoke(s, id, now_ms(), err)
+        enum sd_err rc = id ? store_key_revoke(s, id, sd_wall_ms(), err)
                             : sd_fail(err, SD_ENOTFOUND, "that key is not in this database");
         if (rc == SD_OK)
             printf("revoked %s\n", id);
         free(k);
         return rc == SD_OK ? 0 : -1;
     }
-    if (store_key_revoke(s, a->id, now_ms(), err) != SD_OK)
+    if (store_key_revoke(s, a->id, sd_wall_ms(), err) != SD_OK)
         return -1;
     printf("revoked %s\n", a->id);
     return 0;

@@ -17,6 +17,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "vad/vad.h"
+#include "util/clock.h"
 
 #define DEFAULT_VAD_FILE "ggml-silero-v6.2.0.bin"
 
@@ -153,13 +154,6 @@ static void print_result(const struct vad_segment *s, size_t ns, int with_probs,
     printf("}\n");
 }
 
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* 60 s of speech-like bursts and noise when --bench has no file. */
 static float *synthetic_audio(size_t n)
 {
@@ -182,12 +176,12 @@ static int run_bench(const struct vad_model *m, const float *pcm, size_t n, cons
     for (int i = 0; i < c->repeat; i++) {
         float *probs = NULL;
         struct sd_error err = {0};
-        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        double t0 = sd_mono_s(), c0 = sd_cpu_s();
         if (vad_probs(m, pcm, n, c->precision, &probs, &np, &err) != SD_OK) {
             fprintf(stderr, "scribed vad: %s\n", err.msg);
             return 1;
         }
-        double dt = clock_s(CLOCK_MONOTONIC) - t0, dc = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        double dt = sd_mono_s() - t0, dc = sd_cpu_s() - c0;
         best = dt < best ? dt : best;
         best_cpu = dc < best_cpu ? dc : best_cpu;
         free(probs);

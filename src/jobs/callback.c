@@ -15,6 +15,7 @@
 
 #include "jobs/service.h"
 #include "util/netaddr.h"
+#include "util/clock.h"
 
 struct delivery {
     char id[STORE_ID_MAX];
@@ -32,13 +33,6 @@ struct callbacks {
     bool stopping;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void callbacks_push(struct callbacks *cb, const char *id, int attempts_done)
 {
     if (!cb)
@@ -48,7 +42,7 @@ void callbacks_push(struct callbacks *cb, const char *id, int attempts_done)
         return; /* stays PENDING in the store; retried after a restart */
     snprintf(d->id, sizeof(d->id), "%s", id);
     d->attempts = attempts_done;
-    d->due_ms = mono_ms();
+    d->due_ms = sd_mono_ms();
     pthread_mutex_lock(&cb->mu);
     d->next = cb->list;
     cb->list = d;
@@ -180,7 +174,7 @@ static void deliver(struct callbacks *cb, struct delivery *d)
         return;
     }
     int64_t delay = (int64_t)js->o.callback_backoff_ms << (d->attempts - 1 < 16 ? d->attempts - 1 : 16);
-    d->due_ms = mono_ms() + delay;
+    d->due_ms = sd_mono_ms() + delay;
     pthread_mutex_lock(&cb->mu);
     d->next = cb->list;
     cb->list = d;
@@ -197,7 +191,7 @@ static struct delivery *take_due_locked(struct callbacks *cb, int64_t *wait_ms)
     *wait_ms = 60000;
     if (!best)
         return NULL;
-    int64_t now = mono_ms();
+    int64_t now = sd_mono_ms();
     if ((*best)->due_ms > now) {
         *wait_ms = (*best)->due_ms - now;
         return NULL;
@@ -220,14 +214,7 @@ static void *callbacks_main(void *arg)
             pthread_mutex_lock(&cb->mu);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, wait_ms);
         pthread_cond_timedwait(&cb->cv, &cb->mu, &ts);
     }
     pthread_mutex_unlock(&cb->mu);
@@ -241,11 +228,7 @@ enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_e
         return sd_fail(err, SD_ENOMEM, "webhooks");
     cb->js = js;
     pthread_mutex_init(&cb->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cb->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&cb->cv);
     if (pthread_create(&cb->thread, NULL, callbacks_main, cb) != 0) {
         pthread_cond_destroy(&cb->cv);
         pthread_mutex_destroy(&cb->mu);

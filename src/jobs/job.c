@@ -1,7 +1,7 @@
 /*
- * job.c - request fields <-> JSON, job allocation, random ids, and the
- * public JSON shape of a job (shared by the HTTP routes and the webhook).
- * Parsing user input (multipart fields) is the server's job, not this file's.
+ * job.c - job allocation, random ids, and the public JSON shape of a job
+ * (shared by the HTTP routes and the webhook). Request parameters and their
+ * JSON are pipeline/stt_params.h's.
  */
 #include "jobs/job.h"
 
@@ -11,98 +11,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-void job_params_init(struct job_params *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->task = TASK_TRANSCRIBE;
-    p->format = OUTPUT_JSON;
-    snprintf(p->model, sizeof(p->model), "whisper-1");
-}
+#include "util/clock.h"
 
-void job_params_clear(struct job_params *p)
-{
-    free(p->prompt);
-    p->prompt = NULL;
-}
-
-enum sd_err job_params_copy(struct job_params *dst, const struct job_params *src,
-                            struct sd_error *err)
-{
-    *dst = *src;
-    dst->prompt = NULL;
-    if (src->prompt && !(dst->prompt = strdup(src->prompt)))
-        return sd_fail(err, SD_ENOMEM, "job parameters");
-    return SD_OK;
-}
-
-char *job_params_to_json(const struct job_params *p)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:i, s:b}", "task",
-                          p->task == TASK_TRANSLATE ? "translate" : "transcribe", "model",
-                          p->model, "language", p->language, "response_format",
-                          output_format_name(p->format), "word_timestamps", p->word_timestamps,
-                          "stream", p->stream, "has_temperature", p->has_temperature,
-                          "beam_size", p->beam_size, "no_timestamps", p->no_timestamps);
-    if (!o)
-        return NULL;
-    json_object_set_new(o, "temperature", json_real(p->temperature));
-    if (p->prompt)
-        json_object_set_new(o, "prompt", json_string(p->prompt));
-    json_object_set_new(o, "vad_filter", json_boolean(!p->no_vad));
-    json_object_set_new(o, "no_fallback", json_boolean(p->no_fallback));
-    json_object_set_new(o, "max_tokens", json_integer(p->max_tokens));
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
-enum sd_err job_params_from_json(const char *json, struct job_params *p, struct sd_error *err)
-{
-    json_error_t je;
-    json_t *o = json_loads(json ? json : "", 0, &je);
-    const char *task = "transcribe", *model = "", *language = "", *format = "json";
-    const char *prompt = NULL;
-    int word = 0, stream = 0, has_t = 0, beam = 0, no_ts = 0, vad = 1, no_fb = 0, max_tok = 0;
-    double t = 0;
-    enum sd_err rc = SD_OK;
-
-    if (!o)
-        return sd_fail(err, SD_EFORMAT, "stored job parameters: %s", je.text);
-    if (json_unpack_ex(o, &je, 0,
-                       "{s?s, s?s, s?s, s?s, s?b, s?b, s?b, s?i, s?b, s?F, s?s, s?b, s?b, s?i}",
-                       "task", &task, "model", &model, "language", &language, "response_format",
-                       &format, "word_timestamps", &word, "stream", &stream, "has_temperature",
-                       &has_t, "beam_size", &beam, "no_timestamps", &no_ts, "temperature", &t,
-                       "prompt", &prompt, "vad_filter", &vad, "no_fallback", &no_fb,
-                       "max_tokens", &max_tok) != 0) {
-        rc = sd_fail(err, SD_EFORMAT, "stored job parameters: %s", je.text);
-        goto out;
-    }
-    p->task = strcmp(task, "translate") == 0 ? TASK_TRANSLATE : TASK_TRANSCRIBE;
-    snprintf(p->model, sizeof(p->model), "%s", model);
-    snprintf(p->language, sizeof(p->language), "%s", language);
-    rc = output_format_parse(format, &p->format, err);
-    if (rc != SD_OK)
-        goto out;
-    p->word_timestamps = word;
-    p->stream = stream;
-    p->has_temperature = has_t;
-    p->temperature = (float)t;
-    p->beam_size = beam;
-    p->no_timestamps = no_ts;
-    p->no_vad = !vad;
-    p->no_fallback = no_fb;
-    p->max_tokens = max_tok < 0 ? 0 : max_tok;
-    free(p->prompt);
-    p->prompt = NULL;
-    if (prompt && !(p->prompt = strdup(prompt)))
-        rc = sd_fail(err, SD_ENOMEM, "job parameters");
-out:
-    json_decref(o);
-    return rc;
-}
-
-enum sd_err job_create(const char *id, bool sync, const struct job_params *p,
+enum sd_err job_create(const char *id, bool sync, const struct stt_params *p,
                        const char *upload_path, int64_t upload_bytes, const char *callback_url,
                        struct job **out, struct sd_error *err)
 {
@@ -116,7 +27,7 @@ enum sd_err job_create(const char *id, bool sync, const struct job_params *p,
     j->upload_bytes = upload_bytes;
     atomic_init(&j->cancel, false);
     atomic_init(&j->requeue, false);
-    if (job_params_copy(&j->params, p, err) != SD_OK)
+    if (stt_params_copy(&j->params, p, err) != SD_OK)
         goto fail;
     j->upload_path = strdup(upload_path ? upload_path : "");
     if (!j->upload_path || (callback_url && !(j->callback_url = strdup(callback_url)))) {
@@ -130,11 +41,25 @@ fail:
     return err ? err->code : SD_ENOMEM;
 }
 
+enum sd_err job_set_pcm(struct job *j, const float *pcm, size_t n, struct sd_error *err)
+{
+    float *copy = malloc((n ? n : 1) * sizeof(float));
+    if (!copy)
+        return sd_fail(err, SD_ENOMEM, "%zu samples of audio", n);
+    if (n)
+        memcpy(copy, pcm, n * sizeof(float));
+    free(j->pcm);
+    j->pcm = copy;
+    j->n_pcm = n;
+    return SD_OK;
+}
+
 void job_free(struct job *j)
 {
     if (!j)
         return;
-    job_params_clear(&j->params);
+    stt_params_clear(&j->params);
+    free(j->pcm);
     free(j->upload_path);
     free(j->callback_url);
     transcript_destroy(j->transcript);
@@ -147,9 +72,7 @@ void job_new_id(const char *prefix, char *buf, size_t n)
     unsigned char r[12];
     if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
         /* never expected; fall back to time + address entropy rather than fail */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uintptr_t)buf;
+        uint64_t x = (uint64_t)(sd_mono_s() * 1e9) ^ ((uint64_t)sd_wall_ms() << 20) ^ (uintptr_t)buf;
         for (size_t i = 0; i < sizeof(r); i++, x = x * 6364136223846793005ULL + 1)
             r[i] = (unsigned char)(x >> 56);
     }

@@ -1,8 +1,9 @@
 /*
  * job.h - one transcription request as the job system sees it: the request
- * fields (struct job_params, stored as JSON beside the job), and the
+ * parameters (struct stt_params, stored as JSON beside the job) and the
  * in-memory job a worker runs (async jobs also live in the store; sync jobs
- * exist only while their HTTP client waits).
+ * exist only while their HTTP client waits). Its audio is an uploaded file,
+ * or PCM held in memory (a live stream's utterance: no file round trip).
  *
  * Lifetime: a job is reference-counted (queue, worker, waiting client);
  * job_unref() frees it and its transcript. Fields below "guarded by the
@@ -18,42 +19,18 @@
 
 #include "jobs/stream.h"
 #include "output/format.h"
+#include "pipeline/stt_params.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "whisper/transcribe.h"
 
-struct job_params {
-    enum transcribe_task task;
-    char model[64];            /* as the client named it ("whisper-1"); informational */
-    char language[16];         /* "" = the model's default / detect */
-    char *prompt;              /* owned, NULL if none */
-    float temperature;         /* used when has_temperature */
-    bool has_temperature;
-    enum output_format format;
-    bool word_timestamps;      /* timestamp_granularities[] contains "word" */
-    bool stream;               /* SSE reply (sync only) */
-    int beam_size;             /* 0 = engine default; 1 = greedy */
-    bool no_timestamps;        /* whisper.cpp alias field */
-    bool no_vad;               /* skip the VAD filter even when a VAD model is loaded */
-    bool no_fallback;          /* decode each window once (live streams: latency first) */
-    int max_tokens;            /* tokens per window, 0 = engine default */
-};
-
-void job_params_init(struct job_params *p);
-void job_params_clear(struct job_params *p);
-/* Copies src (deep) into *dst. */
-enum sd_err job_params_copy(struct job_params *dst, const struct job_params *src,
-                            struct sd_error *err);
-/* Serialises to a malloc'd JSON string (caller frees); NULL on ENOMEM. */
-char *job_params_to_json(const struct job_params *p);
-/* Parses what job_params_to_json wrote; *p must be initialised. */
-enum sd_err job_params_from_json(const char *json, struct job_params *p, struct sd_error *err);
-
 struct job {
     char id[STORE_ID_MAX];
     bool sync;                 /* a waiting client, not in the store */
-    struct job_params params;
-    char *upload_path;         /* owned */
+    struct stt_params params;
+    char *upload_path;         /* owned; "" when the audio is pcm */
+    float *pcm;                /* owned, or NULL: 16 kHz mono samples to transcribe */
+    size_t n_pcm;
     char *callback_url;        /* owned, NULL if none */
     int64_t upload_bytes;
     int64_t enqueued_ms;
@@ -74,9 +51,11 @@ struct job {
 };
 
 /* A new job with one reference; takes ownership of nothing (copies). */
-enum sd_err job_create(const char *id, bool sync, const struct job_params *p,
+enum sd_err job_create(const char *id, bool sync, const struct stt_params *p,
                        const char *upload_path, int64_t upload_bytes, const char *callback_url,
                        struct job **out, struct sd_error *err);
+/* Gives the job in-memory audio (copied) instead of an upload file. */
+enum sd_err job_set_pcm(struct job *j, const float *pcm, size_t n, struct sd_error *err);
 void job_free(struct job *j);
 
 /* A random id: "job_" + 24 hex digits (or the given prefix). buf >= STORE_ID_MAX. */

@@ -6,6 +6,7 @@
  * It never touches the store or the engine.
  */
 #include "jobs/queue.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,13 +26,6 @@ struct job_queue {
     bool stopping;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 enum sd_err jobq_create(const struct jobq_opts *o, struct job_queue **out, struct sd_error *err)
 {
     if (o->n_workers < 1 || o->max_pending < 1)
@@ -43,12 +37,8 @@ enum sd_err jobq_create(const struct jobq_opts *o, struct job_queue **out, struc
     }
     q->o = *o;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->avail, &ca);
-    pthread_cond_init(&q->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&q->avail);
+    sd_cond_init_monotonic(&q->changed);
     *out = q;
     return SD_OK;
 }
@@ -87,7 +77,7 @@ enum sd_err jobq_push(struct job_queue *q, struct job *j, bool force, struct sd_
     } else {
         j->refs++;
         j->status = JOB_QUEUED;
-        j->enqueued_ms = now_ms();
+        j->enqueued_ms = sd_mono_ms();
         j->long_job = j->upload_bytes > q->o.long_job_bytes;
         j->next = NULL;
         struct job **tail = &q->pending;
@@ -112,7 +102,7 @@ bool jobq_has_room(struct job_queue *q)
 /* The pending job to run next, or NULL if none may run now (caller holds mu). */
 static struct job **pick_locked(struct job_queue *q)
 {
-    int64_t t = now_ms();
+    int64_t t = sd_mono_ms();
     bool long_allowed = q->o.n_workers < 2 || q->n_long_running < q->o.n_workers - 1;
     struct job **best = NULL;
     double best_score = 0;
@@ -182,21 +172,9 @@ void jobq_finish(struct job_queue *q, struct job *j, enum job_status final)
     pthread_mutex_unlock(&q->mu);
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 bool jobq_wait(struct job_queue *q, struct job *j, int timeout_ms)
 {
-    struct timespec dl;
-    deadline_after(&dl, timeout_ms);
+    struct timespec dl = sd_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (!job_status_is_final(j->status)) {
         if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
@@ -295,8 +273,7 @@ void jobq_stop(struct job_queue *q)
 
 static void wait_idle_locked(struct job_queue *q, int timeout_ms)
 {
-    struct timespec dl;
-    deadline_after(&dl, timeout_ms);
+    struct timespec dl = sd_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     while (q->n_running > 0)
         if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
             break;

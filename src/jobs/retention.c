@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jobs/service.h"
+#include "util/clock.h"
 
 struct retention {
     struct jobs *js;
@@ -24,9 +25,7 @@ struct retention {
 
 int retention_run_once(struct jobs *js)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = sd_wall_ms();
     int64_t day = 86400LL * 1000;
     struct store_purge p = {0};
     struct sd_error err = {0};
@@ -56,9 +55,8 @@ static void *retention_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         retention_run_once(r->js);
         pthread_mutex_lock(&r->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += r->js->o.retention_interval_s > 0 ? r->js->o.retention_interval_s : 3600;
+        int64_t interval_s = r->js->o.retention_interval_s > 0 ? r->js->o.retention_interval_s : 3600;
+        struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, interval_s * 1000);
         while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
             ;
     }
@@ -73,11 +71,7 @@ enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_e
         return sd_fail(err, SD_ENOMEM, "retention");
     r->js = js;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&r->cv);
     if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
         pthread_cond_destroy(&r->cv);
         pthread_mutex_destroy(&r->mu);

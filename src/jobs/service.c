@@ -1,23 +1,17 @@
 /*
  * service.c - starting and stopping the job system (see service.h), and the
  * three calls the HTTP routes make: submit async, submit sync, cancel.
- * Order at start: engine loading (background), queue, recovery of the
+ * Order at start: pipeline loading (background), queue, recovery of the
  * store's queued/running jobs, workers, webhooks, retention.
  */
 #include "jobs/service.h"
+#include "util/clock.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Re-queues what the store says was waiting or running when the process died. */
 static enum sd_err recover(struct jobs *js, struct sd_error *err)
@@ -28,23 +22,23 @@ static enum sd_err recover(struct jobs *js, struct sd_error *err)
     if (rc != SD_OK)
         return rc;
     for (int i = 0; i < n; i++) {
-        struct job_params p;
+        struct stt_params p;
         struct job *j = NULL;
         struct sd_error e = {0};
-        job_params_init(&p);
-        if (job_params_from_json(v[i].params_json, &p, &e) == SD_OK &&
+        stt_params_init(&p);
+        if (stt_params_from_json(v[i].params_json, &p, &e) == SD_OK &&
             job_create(v[i].id, false, &p, v[i].upload_path, v[i].upload_bytes,
                        v[i].callback_url, &j, &e) == SD_OK &&
             jobq_push(js->q, j, true, &e) == SD_OK) {
             n_ok++;
         } else {
-            struct store_finish f = {.status = JOB_FAILED, .finished_ms = wall_ms(),
+            struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
                                      .error_code = sd_err_name(e.code),
                                      .error_message = e.msg};
             store_job_finish(js->store, v[i].id, &f, NULL);
         }
         jobq_release(js->q, j);
-        job_params_clear(&p);
+        stt_params_clear(&p);
     }
     store_jobs_free(v, n);
     log_event(js->log, LOG_INFO, "jobs.recovered",
@@ -81,7 +75,7 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     rc = jobq_create(&qo, &js->q, err);
     if (rc != SD_OK)
         goto fail;
-    rc = engine_create(&o->engine, &js->engine, err);
+    rc = pipeline_create(&o->pipeline, &js->pipeline, err);
     if (rc != SD_OK)
         goto fail;
     rc = recover(js, err);
@@ -146,13 +140,13 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
         pthread_join(js->threads[i], NULL);
     callbacks_stop(js->cb);
     jobq_destroy(js->q);
-    engine_destroy(js->engine);
+    pipeline_destroy(js->pipeline);
     free(js->threads);
     free(js);
     curl_global_cleanup();
 }
 
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err)
 {
@@ -160,10 +154,10 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_
     enum sd_err rc;
     if (!jobq_has_room(js->q))
         return sd_fail(err, SD_EBUSY, "the queue is full; retry later");
-    char *params = job_params_to_json(p);
+    char *params = stt_params_to_json(p);
     if (!params)
         return sd_fail(err, SD_ENOMEM, "job parameters");
-    struct store_job sj = {.upload_bytes = bytes, .created_ms = wall_ms()};
+    struct store_job sj = {.upload_bytes = bytes, .created_ms = sd_wall_ms()};
     snprintf(sj.id, sizeof(sj.id), "%s", id);
     sj.params_json = params;
     sj.upload_path = (char *)upload_path;
@@ -181,19 +175,15 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_
     return rc;
 }
 
-enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_params *p,
-                             const char *upload_path, int64_t bytes, struct job **out,
-                             struct sd_error *err)
+/* Queues a sync job made by the caller; on failure it is freed. */
+static enum sd_err submit_sync(struct jobs *js, struct job *j, struct job **out,
+                               struct sd_error *err)
 {
-    struct job *j = NULL;
-    enum sd_err rc = job_create(id, true, p, upload_path, bytes, NULL, &j, err);
-    if (rc != SD_OK)
-        return rc;
-    if (p->stream && !(j->stream = job_stream_create())) {
+    if (j->params.stream && !(j->stream = job_stream_create())) {
         job_free(j);
         return sd_fail(err, SD_ENOMEM, "stream buffer");
     }
-    rc = jobq_push(js->q, j, false, err);
+    enum sd_err rc = jobq_push(js->q, j, false, err);
     if (rc != SD_OK) {
         jobq_release(js->q, j);
         return rc;
@@ -202,11 +192,31 @@ enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_p
     return SD_OK;
 }
 
+enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct stt_params *p,
+                             const char *upload_path, int64_t bytes, struct job **out,
+                             struct sd_error *err)
+{
+    struct job *j = NULL;
+    enum sd_err rc = job_create(id, true, p, upload_path, bytes, NULL, &j, err);
+    return rc == SD_OK ? submit_sync(js, j, out, err) : rc;
+}
+
+enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_params *p,
+                            const float *pcm, size_t n, struct job **out, struct sd_error *err)
+{
+    struct job *j = NULL;
+    /* queued by size like an upload of the same samples, so short work still goes first */
+    enum sd_err rc = job_create(id, true, p, "", (int64_t)(n * sizeof(float)), NULL, &j, err);
+    if (rc == SD_OK && (rc = job_set_pcm(j, pcm, n, err)) != SD_OK)
+        job_free(j);
+    return rc == SD_OK ? submit_sync(js, j, out, err) : rc;
+}
+
 enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
                         struct sd_error *err)
 {
     /* the store first: a worker that claims it now sees CANCELLED and skips it */
-    enum sd_err rc = store_job_cancel(js->store, id, wall_ms(), was, err);
+    enum sd_err rc = store_job_cancel(js->store, id, sd_wall_ms(), was, err);
     if (rc != SD_OK)
         return rc;
     if (!job_status_is_final(*was))

@@ -1,6 +1,6 @@
 /*
  * service.h - the job system as one object: store-backed async jobs and
- * in-memory sync jobs on one queue, N worker threads sharing one engine,
+ * in-memory sync jobs on one queue, N worker threads sharing one pipeline,
  * webhook delivery and retention. server/ talks to this; it owns nothing
  * HTTP-specific.
  *
@@ -15,12 +15,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "jobs/engine.h"
 #include "jobs/job.h"
-#include "jobs/log.h"
-#include "jobs/metrics.h"
 #include "jobs/queue.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics.h"
 
 struct jobs_opts {
     const char *data_dir;
@@ -35,7 +35,7 @@ struct jobs_opts {
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
-    struct engine_opts engine;
+    struct pipeline_opts pipeline; /* loaded in the background */
 };
 
 struct callbacks;
@@ -46,7 +46,7 @@ struct jobs {
     struct store *store;          /* borrowed */
     struct sd_log *log;           /* borrowed */
     struct metrics *metrics;      /* borrowed */
-    struct engine *engine;
+    struct pipeline *pipeline;
     struct job_queue *q;
     pthread_t *threads;
     int n_threads;
@@ -55,7 +55,7 @@ struct jobs {
     struct retention *ret;
 };
 
-/* Loads nothing synchronously (the engine loads in the background). Caller owns: jobs_stop(). */
+/* Loads nothing synchronously (the pipeline loads in the background). Caller owns: jobs_stop(). */
 enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_log *log,
                        struct metrics *m, struct jobs **out, struct sd_error *err);
 /* Stops claiming; waits for running jobs, then re-queues the rest. Returns jobs left running. */
@@ -63,7 +63,7 @@ int jobs_drain(struct jobs *js, int timeout_ms);
 /*
  * After a drain that timed out: puts the still-running async jobs back to
  * QUEUED in the store so the next start runs them. The caller then exits
- * without freeing (workers still use the engine). Returns jobs re-queued.
+ * without freeing (workers still use the pipeline). Returns jobs re-queued.
  */
 int jobs_abandon(struct jobs *js);
 /* Drains (see jobq_drain), stops every thread and frees. */
@@ -73,13 +73,16 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms);
  * Records an async job (upload already in place at upload_path, named by id)
  * and queues it. SD_EBUSY when the queue is full: nothing is recorded.
  */
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct job_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err);
 /* Queues a sync job; on SD_OK the caller holds a reference: jobq_release(js->q, *out). */
-enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct job_params *p,
+enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct stt_params *p,
                              const char *upload_path, int64_t bytes, struct job **out,
                              struct sd_error *err);
+/* The same for 16 kHz mono PCM in memory (copied): a live stream's utterance. */
+enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_params *p,
+                            const float *pcm, size_t n, struct job **out, struct sd_error *err);
 /* DELETE: cancels a queued or running job; *was = status before. SD_ENOTFOUND if unknown. */
 enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
                         struct sd_error *err);

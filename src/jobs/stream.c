@@ -1,5 +1,6 @@
 /* stream.c - growing byte buffer with one writer and one blocking reader, and SSE framing (stream.h). */
 #include "jobs/stream.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,11 +22,7 @@ struct job_stream *job_stream_create(void)
     if (!s)
         return NULL;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->more, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&s->more);
     return s;
 }
 
@@ -75,14 +72,7 @@ void job_stream_close(struct job_stream *s)
 size_t job_stream_read(struct job_stream *s, size_t offset, char *buf, size_t max, int timeout_ms,
                        bool *eof)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = sd_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     size_t n = 0;
     *eof = false;
     pthread_mutex_lock(&s->mu);

@@ -12,6 +12,8 @@
 
 #include "jobs/service.h"
 #include "output/format.h"
+#include "pipeline/transcription.h"
+#include "util/clock.h"
 
 struct progress_ctx {
     struct jobs *js;
@@ -19,25 +21,11 @@ struct progress_ctx {
     int64_t last_store_ms;
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static bool on_progress(void *user, float fraction)
 {
     struct progress_ctx *c = user;
     jobq_set_progress(c->js->q, c->j, fraction);
-    int64_t now = wall_ms();
+    int64_t now = sd_wall_ms();
     /* the store sees progress at most every 500 ms: a row update is an fsync */
     if (!c->j->sync && now - c->last_store_ms >= 500) {
         store_job_progress(c->js->store, c->j->id, fraction, NULL);
@@ -65,7 +53,7 @@ enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct tr
         r[i] = (struct store_result){output_format_name(all[i]), output_content_type(all[i]),
                                      bodies[i], strlen(bodies[i])};
     }
-    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = wall_ms(),
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = sd_wall_ms(),
                              .audio_s = audio_s, .run_s = run_s, .results = r, .n_results = N};
     rc = store_job_finish(js->store, id, &f, err);
 out:
@@ -93,7 +81,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
         final = JOB_SUCCEEDED;
         if (jobs_record_success(js, j->id, t, audio_s, run_s, &err) != SD_OK) {
             final = JOB_FAILED;
-            struct store_finish f = {.status = JOB_FAILED, .finished_ms = wall_ms(),
+            struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
                                      .error_code = sd_err_name(err.code),
                                      .error_message = err.msg};
             store_job_finish(js->store, j->id, &f, NULL);
@@ -101,7 +89,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
     } else {
         final = (rc == SD_ECANCELLED || atomic_load(&j->cancel)) ? JOB_CANCELLED : JOB_FAILED;
         struct store_finish f = {
-            .status = final, .finished_ms = wall_ms(), .audio_s = audio_s, .run_s = run_s,
+            .status = final, .finished_ms = sd_wall_ms(), .audio_s = audio_s, .run_s = run_s,
             .error_code = sd_err_name(final == JOB_CANCELLED ? SD_ECANCELLED : rc),
             .error_message = final == JOB_CANCELLED ? "cancelled by the client" : jerr->msg};
         if (store_job_finish(js->store, j->id, &f, &err) != SD_OK)
@@ -124,14 +112,30 @@ static void on_segment(void *user, const struct transcript_segment *s)
     job_stream_append_event(c->j->stream, sse_delta_event(s->text));
 }
 
-static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
+/* The request's parameters in engine terms, then the pipeline on the job's audio. */
+static enum sd_err transcribe_job(struct pipeline_worker *w, struct job *j,
+                                  struct progress_ctx *pc, struct transcript **t,
+                                  double *audio_s, struct sd_error *err)
+{
+    struct stt_engine_params ep;
+    struct stt_hooks hooks = {.progress = on_progress, .on_segment = on_segment, .user = pc};
+    stt_params_to_engine(&j->params, &ep);
+    if (!j->pcm)
+        return pipeline_transcribe_file(w, j->upload_path, &ep, &hooks, t, audio_s, err);
+    enum sd_err rc = pipeline_transcribe_pcm(w, j->pcm, j->n_pcm, &ep, &hooks, t, err);
+    if (rc == SD_OK)
+        *audio_s = (*t)->duration;
+    return rc;
+}
+
+static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
 {
     struct sd_error err = {0};
     struct progress_ctx pc = {js, j, 0};
     struct transcript *t = NULL;
     double audio_s = 0;
 
-    if (!j->sync && store_job_start(js->store, j->id, wall_ms(), &err) != SD_OK) {
+    if (!j->sync && store_job_start(js->store, j->id, sd_wall_ms(), &err) != SD_OK) {
         /* cancelled (or gone) between queueing and now */
         jobq_finish(js->q, j, JOB_CANCELLED);
         return;
@@ -139,10 +143,9 @@ static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
     log_event(js->log, LOG_INFO, "job.start",
               (struct log_field[]){LOG_STR("job", j->id), LOG_BOOL("sync", j->sync),
                                    LOG_I64("bytes", j->upload_bytes), LOG_END});
-    double t0 = mono_s();
-    enum sd_err rc = engine_run(w, j->upload_path, &j->params, on_progress, on_segment, &pc, &t,
-                                &audio_s, &err);
-    double run_s = mono_s() - t0;
+    double t0 = sd_mono_s();
+    enum sd_err rc = transcribe_job(w, j, &pc, &t, &audio_s, &err);
+    double run_s = sd_mono_s() - t0;
     enum job_status final;
     if (j->sync) {
         final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;
@@ -172,12 +175,12 @@ static void run_job(struct jobs *js, struct engine_worker *w, struct job *j)
 void *jobs_worker_main(void *arg)
 {
     struct jobs *js = arg;
-    struct engine_worker *w = NULL;
+    struct pipeline_worker *w = NULL;
     struct sd_error err = {0};
 
-    if (!engine_wait_ready(js->engine, &js->stop))
+    if (!pipeline_wait_ready(js->pipeline, &js->stop))
         return NULL; /* queued async jobs stay in the store for a run with a model */
-    if (engine_worker_create(js->engine, &w, &err) != SD_OK) {
+    if (pipeline_worker_create(js->pipeline, &w, &err) != SD_OK) {
         log_event(js->log, LOG_ERROR, "worker.state_failed",
                   (struct log_field[]){LOG_STR("error", err.msg), LOG_END});
         return NULL;
@@ -185,6 +188,6 @@ void *jobs_worker_main(void *arg)
     struct job *j;
     while ((j = jobq_claim(js->q)) != NULL)
         run_job(js, w, j);
-    engine_worker_destroy(w);
+    pipeline_worker_destroy(w);
     return NULL;
 }

@@ -1,18 +1,14 @@
 /*
  * decode.c - a realtime decode as a synchronous job on the shared queue
- * (see decode.h). The WAV round trip costs a file write and the sandboxed
- * decoder's start (tens of ms against a decode of 100+ ms); float samples
- * keep the audio bit-exact, so a final equals the file transcription of the
- * same span.
+ * (see decode.h). The samples go to the worker as they are (no WAV file,
+ * no sandboxed decoder start), so a final equals the file transcription of
+ * the same span.
  */
 #include "realtime/decode.h"
 
-#include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "output/format.h"
 #include "realtime/stream.h"
@@ -20,71 +16,20 @@
 struct rt_decode {
     struct jobs *js;
     struct job *j;
-    char path[1200];
     bool ended;
 };
 
-static void put_u32(unsigned char *b, uint32_t v)
-{
-    b[0] = (unsigned char)v;
-    b[1] = (unsigned char)(v >> 8);
-    b[2] = (unsigned char)(v >> 16);
-    b[3] = (unsigned char)(v >> 24);
-}
-
-enum sd_err rt_write_wav(const char *path, const float *pcm, size_t n, struct sd_error *err)
-{
-    if (n > (UINT32_MAX - 64) / 4)
-        return sd_fail(err, SD_ETOOBIG, "span too long for a WAV file");
-    unsigned char h[58];
-    uint32_t data = (uint32_t)(n * 4);
-    memcpy(h, "RIFF", 4);
-    put_u32(h + 4, 50 + data);
-    memcpy(h + 8, "WAVEfmt ", 8);
-    put_u32(h + 16, 18);
-    h[20] = 3, h[21] = 0;                  /* WAVE_FORMAT_IEEE_FLOAT */
-    h[22] = 1, h[23] = 0;                  /* mono */
-    put_u32(h + 24, RT_SAMPLE_RATE);
-    put_u32(h + 28, RT_SAMPLE_RATE * 4);
-    h[32] = 4, h[33] = 0, h[34] = 32, h[35] = 0, h[36] = 0, h[37] = 0;
-    memcpy(h + 38, "fact", 4);
-    put_u32(h + 42, 4);
-    put_u32(h + 46, (uint32_t)n);
-    memcpy(h + 50, "data", 4);
-    put_u32(h + 54, data);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return sd_fail(err, SD_EIO, "cannot write %s: %s", path, strerror(errno));
-    bool ok = fwrite(h, 1, sizeof(h), f) == sizeof(h);
-    /* little-endian host (x86-64, arm64): the floats go out as they are */
-    ok = ok && (n == 0 || fwrite(pcm, sizeof(float), n, f) == n);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        unlink(path);
-        return sd_fail(err, SD_EIO, "cannot write %s", path);
-    }
-    return SD_OK;
-}
-
-enum sd_err rt_decode_start(struct jobs *js, const char *dir, const struct job_params *p,
-                            const float *pcm, size_t n, struct rt_decode **out,
-                            struct sd_error *err)
+enum sd_err rt_decode_start(struct jobs *js, const struct stt_params *p, const float *pcm,
+                            size_t n, struct rt_decode **out, struct sd_error *err)
 {
     struct rt_decode *d = calloc(1, sizeof(*d));
     if (!d)
         return sd_fail(err, SD_ENOMEM, "realtime decode");
     char id[STORE_ID_MAX];
     job_new_id("rt", id, sizeof(id));
-    snprintf(d->path, sizeof(d->path), "%s/%s.wav", dir, id);
     d->js = js;
-    enum sd_err rc = rt_write_wav(d->path, pcm, n, err);
+    enum sd_err rc = jobs_submit_pcm(js, id, p, pcm, n, &d->j, err);
     if (rc != SD_OK) {
-        free(d);
-        return rc;
-    }
-    rc = jobs_submit_sync(js, id, p, d->path, (int64_t)(n * 4 + 58), &d->j, err);
-    if (rc != SD_OK) {
-        unlink(d->path);
         free(d);
         return rc;
     }
@@ -122,12 +67,8 @@ void rt_decode_free(struct rt_decode *d)
 {
     if (!d)
         return;
-    if (!d->ended) {
-        jobq_cancel(d->js->q, d->j->id);
-        /* a running window ends on its own; the WAV must outlive the worker's use of it */
-        jobq_wait(d->js->q, d->j, 60000);
-    }
+    if (!d->ended)
+        jobq_cancel(d->js->q, d->j->id); /* the job's own reference keeps its samples alive */
     jobq_release(d->js->q, d->j);
-    unlink(d->path);
     free(d);
 }

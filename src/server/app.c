@@ -138,13 +138,14 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
-        .engine = {.model_path = a->model_path,
-                   .vad_path = a->cfg.vad_model,
-                   .threads_per_worker = threads,
-                   .batch_workers = batch ? a->n_workers : 0,
-                   .batch_threads = batch_threads,
-                   .max_audio_s = (double)a->cfg.max_audio_s,
-                   .allowed_formats = NULL},
+        .pipeline = {.model_path = a->model_path,
+                     .vad_path = a->cfg.vad_model,
+                     .threads_per_worker = threads,
+                     .batch_workers = batch ? a->n_workers : 0,
+                     .batch_threads = batch_threads,
+                     .max_audio_s = (double)a->cfg.max_audio_s,
+                     .allowed_formats = NULL,
+                     .background = true},
     };
     return jobs_start(&jo, a->store, a->log, a->metrics, &a->jobs, err);
 }
@@ -192,7 +193,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
                                    LOG_STR("data_dir", a->cfg.data_dir),
                                    LOG_STR("model", a->model_path),
                                    LOG_I64("workers", a->n_workers),
-                                   LOG_BOOL("batch_decode", a->jobs->o.engine.batch_workers > 1),
+                                   LOG_BOOL("batch_decode", a->jobs->o.pipeline.batch_workers > 1),
                                    LOG_I64("max_file_size_mb", a->cfg.max_file_size_mb),
                                    LOG_STR("version", SCRIBED_VERSION), LOG_END});
     return SD_OK;

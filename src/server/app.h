@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "jobs/log.h"
-#include "jobs/metrics.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics.h"
 #include "jobs/service.h"
 #include "server/config.h"
 #include "store/store.h"

@@ -29,10 +29,11 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "jobs/log.h"
+#include "telemetry/log.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/ratelimit.h"
+#include "util/clock.h"
 
 #define JWT_SKEW_S 30
 #define JWT_MAX_LEN 8192
@@ -271,19 +272,6 @@ struct auth {
     int64_t loaded_ms;    /* monotonic time of the last load */
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Under a->mu: writes pending last-used times. A failure is retried at the next flush. */
 static void flush_locked(struct auth *a)
@@ -352,7 +340,7 @@ enum sd_err auth_create(const struct auth_opts *o, struct store *store, struct a
             return sd_fail(err, SD_ENOMEM, "auth");
         }
     }
-    enum sd_err rc = reload_locked(a, mono_ms(), err);
+    enum sd_err rc = reload_locked(a, sd_mono_ms(), err);
     if (rc != SD_OK) {
         auth_destroy(a);
         return rc;
@@ -494,7 +482,7 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
         return rc;
     }
     /* what is on, never with what: no secret, no hash */
-    bool on = auth_required(g->auth, mono_ms());
+    bool on = auth_required(g->auth, sd_mono_ms());
     log_event(log, on ? LOG_INFO : LOG_WARN, "auth.config",
               (struct log_field[]){LOG_BOOL("required", on),
                                    LOG_STR("hint", on ? NULL
@@ -613,7 +601,7 @@ static bool authenticate(struct auth_gate *g, struct http_request *r, const char
 {
     const char *why = NULL;
     const char *cred = credential(r, &why);
-    enum auth_outcome o = auth_verify(g->auth, cred, mono_ms(), wall_ms(), out->principal,
+    enum auth_outcome o = auth_verify(g->auth, cred, sd_mono_ms(), sd_wall_ms(), out->principal,
                                       sizeof(out->principal));
     if (o == AUTH_OK)
         return true;
@@ -645,11 +633,11 @@ void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *pe
         return; /* health checks: never limited, never authenticated */
     char ip[80];
     client_ip(g, r, peer_ip, ip, sizeof(ip));
-    double now_s = (double)mono_ms() / 1000.0;
+    double now_s = (double)sd_mono_ms() / 1000.0;
     int retry = 0;
     bool open = (route_flags & ROUTE_OPEN) ||
                 ((route_flags & ROUTE_METRICS) && !g->protect_metrics);
-    if (!open && auth_required(g->auth, mono_ms())) {
+    if (!open && auth_required(g->auth, sd_mono_ms())) {
         if (!authenticate(g, r, ip, now_s, out))
             return;
         if (!rl_take(g->by_key, out->principal, now_s, &retry)) {

@@ -28,6 +28,7 @@
 #include "server/auth.h"
 #include "server/ratelimit.h"
 #include "server/upload.h"
+#include "util/clock.h"
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -62,13 +63,6 @@ struct http_request {
     struct guard_conn *guard;    /* this connection's slow-client clock (may be NULL) */
     struct auth_admission adm;   /* the gate's decision; adm.status != 0: refused */
 };
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- accessors ---- */
 
@@ -257,8 +251,8 @@ void http_reply_condition(struct http_request *r, enum http_condition c, const c
 /* Writes all of buf to a non-blocking socket, waiting up to 2 s in total. */
 static void write_all(int fd, const char *buf, size_t n)
 {
-    double deadline = mono_s() + 2.0;
-    while (n > 0 && mono_s() < deadline) {
+    double deadline = sd_mono_s() + 2.0;
+    while (n > 0 && sd_mono_s() < deadline) {
         ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
         if (w > 0) {
             buf += w;
@@ -309,9 +303,9 @@ static enum MHD_Result abort_raw_json(struct http_request *r, int status, json_t
         shutdown(fd, SHUT_WR);
         char sink[16384];
         /* bounded: a client that keeps sending is cut off after 1 s or 8 MiB */
-        double deadline = mono_s() + 1.0;
+        double deadline = sd_mono_s() + 1.0;
         int64_t drained = 0;
-        while (mono_s() < deadline && drained < (8LL << 20)) {
+        while (sd_mono_s() < deadline && drained < (8LL << 20)) {
             ssize_t got = recv(fd, sink, sizeof(sink), 0);
             if (got == 0)
                 break;
@@ -442,7 +436,7 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
     r->guard = sc ? sc->socket_context : NULL;
     conn_guard_headers_done(srv->guard, r->guard);
     r->conn = c;
-    r->t0 = mono_s();
+    r->t0 = sd_mono_s();
     r->result = MHD_YES;
     snprintf(r->method, sizeof(r->method), "%s", method);
     snprintf(r->path, sizeof(r->path), "%s", url);
@@ -621,7 +615,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     int status = r->status ? r->status : 499; /* nginx's "client closed request" */
     const char *route = r->route ? r->route->name : "unmatched";
     metrics_http(a->metrics, route, status);
-    double ms = (mono_s() - r->t0) * 1000.0;
+    double ms = (sd_mono_s() - r->t0) * 1000.0;
     /* 503 is a state (loading, draining), not a fault */
     enum log_level lv = status == 503 ? LOG_WARN : status >= 500 ? LOG_ERROR : LOG_INFO;
     /* health probes every 30 s would drown the log: debug level unless they fail */

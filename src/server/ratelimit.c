@@ -8,6 +8,7 @@
  * It does not decide who is limited (server/auth.c) nor answer (http.c).
  */
 #include "server/ratelimit.h"
+#include "util/clock.h"
 
 #include <math.h>
 #include <netinet/in.h>
@@ -276,13 +277,6 @@ struct conn_guard {
     uint64_t n_slow_headers, n_slow_bodies;
 };
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double body_deadline(const struct conn_guard *g, const struct guard_conn *c)
 {
     double extra = g->o.body_min_rate > 0 ? (double)c->body_bytes / g->o.body_min_rate : 0;
@@ -347,14 +341,10 @@ static void *guard_main(void *arg)
     struct conn_guard *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double t = (double)ts.tv_nsec / 1e9 + g->o.tick_s;
-        ts.tv_sec += (time_t)t;
-        ts.tv_nsec = (long)((t - floor(t)) * 1e9);
+        struct timespec ts = sd_deadline_ms(CLOCK_REALTIME, (int64_t)(g->o.tick_s * 1000));
         pthread_cond_timedwait(&g->wake, &g->mu, &ts);
         if (!g->stop)
-            guard_scan(g, now_mono());
+            guard_scan(g, sd_mono_s());
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -409,7 +399,7 @@ struct guard_conn *conn_guard_open(struct conn_guard *g, int fd)
     }
     c->fd = fd;
     c->state = G_HEADERS;
-    c->since = now_mono();
+    c->since = sd_mono_s();
     pthread_mutex_lock(&g->mu);
     c->next = g->head;
     if (g->head)
@@ -441,7 +431,7 @@ static void set_state(struct conn_guard *g, struct guard_conn *c, enum guard_sta
     pthread_mutex_lock(&g->mu);
     if (c->state != G_UPGRADED) { /* an upgraded connection stays so */
         c->state = st;
-        c->since = now_mono();
+        c->since = sd_mono_s();
         c->body_bytes = 0;
         c->kept_alive = st == G_HEADERS;
         c->next_began = 0;
@@ -460,7 +450,7 @@ bool conn_guard_body(struct conn_guard *g, struct guard_conn *c, size_t n)
         return true;
     pthread_mutex_lock(&g->mu);
     c->body_bytes += n;
-    bool late = c->state == G_BODY && now_mono() > body_deadline(g, c);
+    bool late = c->state == G_BODY && sd_mono_s() > body_deadline(g, c);
     if (late)
         g->n_slow_bodies++;
     pthread_mutex_unlock(&g->mu);

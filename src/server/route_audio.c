@@ -12,13 +12,7 @@
 #include "output/format.h"
 #include "server/app.h"
 #include "server/routes.h"
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "util/clock.h"
 
 /* SSE events, one delta per segment then done (OpenAI's stream shape). */
 static char *render_sse(const struct transcript *t)
@@ -92,7 +86,7 @@ static long sse_next(void *user, char *buf, size_t max)
             return 0;
         if (!c->finished && jobq_wait(c->a->jobs->q, c->j, 0)) {
             sse_finish(c, SD_OK, NULL);
-        } else if (!c->finished && mono_s() > c->deadline) {
+        } else if (!c->finished && sd_mono_s() > c->deadline) {
             jobq_cancel(c->a->jobs->q, c->j->id);
             sse_finish(c, SD_ETIMEOUT, "the transcription took longer than the synchronous "
                                        "limit; use POST /v1/jobs");
@@ -116,7 +110,7 @@ static bool reply_streaming(struct http_request *r, struct job *j)
     struct sse_reply *c = calloc(1, sizeof(*c));
     if (!c)
         return false;
-    *c = (struct sse_reply){a, j, 0, false, mono_s() + (double)a->cfg.sync_timeout_s};
+    *c = (struct sse_reply){a, j, 0, false, sd_mono_s() + (double)a->cfg.sync_timeout_s};
     http_reply_stream(r, 200, "text/event-stream", sse_next, sse_done, c);
     return true;
 }
@@ -129,8 +123,8 @@ static void reply_transcript(struct http_request *r, const struct job *j)
         body = render_sse(j->transcript);
         ctype = "text/event-stream";
     } else {
-        body = output_render(j->transcript, j->params.format);
-        ctype = output_content_type(j->params.format);
+        body = output_render(j->transcript, j->params.response_format);
+        ctype = output_content_type(j->params.response_format);
     }
     if (!body) {
         http_reply_error(r, SD_ENOMEM, "out of memory rendering the transcript", NULL);
@@ -143,7 +137,7 @@ static void reply_transcript(struct http_request *r, const struct job *j)
 static bool wait_for(struct http_request *r, struct job *j)
 {
     struct app *a = http_app(r);
-    double deadline = mono_s() + (double)a->cfg.sync_timeout_s;
+    double deadline = sd_mono_s() + (double)a->cfg.sync_timeout_s;
     while (!jobq_wait(a->jobs->q, j, 200)) {
         if (http_client_gone(r)) {
             jobq_cancel(a->jobs->q, j->id);
@@ -152,7 +146,7 @@ static bool wait_for(struct http_request *r, struct job *j)
             http_reply_error(r, SD_ECANCELLED, "client disconnected", NULL);
             return false;
         }
-        if (mono_s() > deadline) {
+        if (sd_mono_s() > deadline) {
             jobq_cancel(a->jobs->q, j->id);
             http_reply_error(r, SD_ETIMEOUT, "the transcription took longer than the "
                                              "synchronous limit; use POST /v1/jobs", NULL);
@@ -170,23 +164,14 @@ static void transcribe_sync(struct http_request *r, enum fields_dialect d)
 {
     struct app *a = http_app(r);
     struct upload *u = http_upload(r);
-    struct job_params p;
+    struct stt_params p;
     struct sd_error err = {0};
-    const char *cb = NULL, *param = NULL;
+    const char *cb = NULL;
     struct job *j = NULL;
-    char msg[3000];
 
-    job_params_init(&p);
-    if (fields_parse(u, d, &p, &cb, &param, &err) != SD_OK) {
-        http_reply_error(r, err.code, err.msg, param);
+    stt_params_init(&p);
+    if (!fields_read_request(r, d, &p, &cb))
         goto out;
-    }
-    if (engine_status(a->jobs->engine, msg, sizeof(msg)) == ENGINE_FAILED) {
-        size_t n = strlen(msg);
-        snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
-        http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
-        goto out;
-    }
     if (jobs_submit_sync(a->jobs, http_request_id(r), &p, upload_path(u), upload_file_bytes(u),
                          &j, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
@@ -208,7 +193,7 @@ static void transcribe_sync(struct http_request *r, enum fields_dialect d)
 out:
     if (j)
         jobq_release(a->jobs->q, j);
-    job_params_clear(&p);
+    stt_params_clear(&p);
 }
 
 void route_transcriptions(struct http_request *r)

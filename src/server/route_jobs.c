@@ -41,22 +41,14 @@ void route_jobs_create(struct http_request *r)
 {
     struct app *a = http_app(r);
     struct upload *u = http_upload(r);
-    struct job_params p;
+    struct stt_params p;
     struct sd_error err = {0};
-    const char *cb = NULL, *param = NULL;
-    char id[STORE_ID_MAX], path[1200], msg[3000];
+    const char *cb = NULL;
+    char id[STORE_ID_MAX], path[1200];
 
-    job_params_init(&p);
-    if (fields_parse(u, FIELDS_JOB, &p, &cb, &param, &err) != SD_OK) {
-        http_reply_error(r, err.code, err.msg, param);
+    stt_params_init(&p);
+    if (!fields_read_request(r, FIELDS_JOB, &p, &cb))
         goto out;
-    }
-    if (engine_status(a->jobs->engine, msg, sizeof(msg)) == ENGINE_FAILED) {
-        size_t n = strlen(msg);
-        snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
-        http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
-        goto out;
-    }
     job_new_id("job", id, sizeof(id));
     snprintf(path, sizeof(path), "%s/%s", a->uploads_dir, id);
     if (upload_keep_as(u, path, &err) != SD_OK) {
@@ -74,7 +66,7 @@ void route_jobs_create(struct http_request *r)
                                    LOG_I64("bytes", upload_file_bytes(u)), LOG_END});
     reply_job(r, 202, id);
 out:
-    job_params_clear(&p);
+    stt_params_clear(&p);
 }
 
 void route_job_get(struct http_request *r)
@@ -110,11 +102,11 @@ void route_job_result(struct http_request *r)
     struct app *a = http_app(r);
     struct store_job sj = {0};
     struct sd_error err = {0};
-    struct job_params p;
+    struct stt_params p;
     char *body = NULL, *ctype = NULL;
     size_t len = 0;
 
-    job_params_init(&p);
+    stt_params_init(&p);
     if (store_job_get(a->store, http_path_param(r), &sj, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
@@ -142,8 +134,8 @@ void route_job_result(struct http_request *r)
                              "format must be one of json, text, srt, verbose_json, vtt", "format");
             goto out;
         }
-    } else if (job_params_from_json(sj.params_json, &p, NULL) == SD_OK) {
-        f = p.format;
+    } else if (stt_params_from_json(sj.params_json, &p, NULL) == SD_OK) {
+        f = p.response_format;
     }
     if (store_result_get(a->store, sj.id, output_format_name(f), &body, &len, &ctype, &err) !=
         SD_OK) {
@@ -155,7 +147,7 @@ void route_job_result(struct http_request *r)
 out:
     free(body);
     free(ctype);
-    job_params_clear(&p);
+    stt_params_clear(&p);
     store_job_clear(&sj);
 }
 

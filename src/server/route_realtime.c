@@ -28,6 +28,7 @@
 #include "server/app.h"
 #include "server/routes.h"
 #include "server/ws.h"
+#include "util/clock.h"
 
 struct rt_limits {
     int max_streams;
@@ -48,13 +49,6 @@ static struct rt_limits limits_for(const struct app *a)
     };
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct session {
     struct app *a;
     struct rt_limits lim;
@@ -63,7 +57,7 @@ struct session {
     char language[16], model[64];
     struct ws_conn *ws;
     bool full, configured, ending, closing, quit, done_sent;
-    struct job_params jp;
+    struct stt_params jp;        /* every decode of the session runs with these */
     struct rt_params rp;
     enum rt_pcm_format fmt;
     int rate;
@@ -281,14 +275,11 @@ static enum sd_err set_language(struct session *s, json_t *v, struct sd_error *e
 {
     if (!v || json_is_null(v))
         return SD_OK;
-    const char *l = json_string_value(v);
-    if (!l || strlen(l) >= sizeof(s->jp.language))
-        return sd_fail(err, SD_EINVAL, "language must be a short language code");
-    for (const char *p = l; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
-            return sd_fail(err, SD_EINVAL, "language must be a short language code");
-    snprintf(s->jp.language, sizeof(s->jp.language), "%s", l);
-    return SD_OK;
+    const char *l = json_string_value(v), *param = NULL;
+    if (!l)
+        return sd_fail(err, SD_EINVAL, "language must be a language code");
+    enum sd_err rc = param_set_text(&stt_param_table, &s->jp, STT_P_language, l, "language", err);
+    return rc == SD_OK ? stt_params_check(&s->jp, &param, err) : rc;
 }
 
 /* The native dialect's first text frame. */
@@ -305,11 +296,7 @@ static enum sd_err parse_config(struct session *s, json_t *o, struct sd_error *e
         return err->code;
     if ((v = json_object_get(o, "task"))) {
         const char *t = json_string_value(v);
-        if (t && strcmp(t, "transcribe") == 0)
-            s->jp.task = TASK_TRANSCRIBE;
-        else if (t && strcmp(t, "translate") == 0)
-            s->jp.task = TASK_TRANSLATE;
-        else
+        if (!t || param_set_text(&stt_param_table, &s->jp, STT_P_task, t, "task", err) != SD_OK)
             return sd_fail(err, SD_EINVAL, "task must be transcribe or translate");
     }
     if ((v = json_object_get(o, "model")) && !json_is_string(v))
@@ -377,7 +364,7 @@ static json_t *openai_session(const struct session *s)
     return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:o}", "id", s->id, "object",
                      "realtime.transcription_session", "input_audio_format", "pcm16",
                      "input_audio_transcription", "model", s->model, "language",
-                     s->jp.language, "turn_detection", td);
+                     s->jp.language ? s->jp.language : "", "turn_detection", td);
 }
 
 static void openai_update(struct session *s, const char *type, json_t *o)
@@ -479,7 +466,7 @@ static void openai_message(struct session *s, json_t *o)
 static void on_text(void *user, const char *msg, size_t n)
 {
     struct session *s = user;
-    s->t_last_msg = mono_s();
+    s->t_last_msg = sd_mono_s();
     if (s->closing)
         return;
     if (!s->openai && n == 12 && memcmp(msg, "END_OF_AUDIO", 12) == 0 && s->configured) {
@@ -501,7 +488,7 @@ static void on_text(void *user, const char *msg, size_t n)
         } else {
             s->configured = true;
             send_json(s, json_pack("{s:s, s:s, s:s, s:b, s:i}", "type", "ready", "id", s->id,
-                                   "model", engine_model_name(s->a->jobs->engine), "vad",
+                                   "model", pipeline_model_name(s->a->jobs->pipeline), "vad",
                                    s->rp.use_vad && s->vad, "sample_rate", s->rate));
         }
     } else {
@@ -519,7 +506,7 @@ static void on_text(void *user, const char *msg, size_t n)
 static void on_binary(void *user, const uint8_t *msg, size_t n)
 {
     struct session *s = user;
-    s->t_last_msg = mono_s();
+    s->t_last_msg = sd_mono_s();
     if (s->closing || s->ending)
         return;
     if (s->openai) {
@@ -560,10 +547,10 @@ static void pump_decodes(struct session *s)
      * 6 per second of speech (people say 2-4 tokens a second), which also cuts
      * any repetition loop short. File jobs keep the full fallback.
      */
-    s->jp.no_fallback = true;
-    s->jp.max_tokens = 8 + (int)(6.0 * (double)req.n / 16000.0);
-    if (rt_decode_start(s->a->jobs, s->a->uploads_dir, &s->jp, req.pcm, req.n, &s->dec, &err) !=
-        SD_OK) {
+    int max_tokens = 8 + (int)(6.0 * (double)req.n / 16000.0);
+    STT_SET(&s->jp, no_fallback, true);
+    STT_SET(&s->jp, max_tokens, max_tokens < 224 ? max_tokens : 224);
+    if (rt_decode_start(s->a->jobs, &s->jp, req.pcm, req.n, &s->dec, &err) != SD_OK) {
         s->dec = NULL;
         rt_stream_decoded(s->st, NULL); /* a partial is skipped; a final is retried */
     }
@@ -597,7 +584,7 @@ static void session_loop(struct session *s)
 {
     struct sd_error err = {0};
     while (!s->quit) {
-        double now = mono_s();
+        double now = sd_mono_s();
         if (s->st && !s->closing)
             pump_decodes(s);
         if (s->ending && !s->closing && s->st && rt_stream_done(s->st) && !s->done_sent) {
@@ -644,7 +631,7 @@ static void session_free(struct session *s)
     json_decref(s->finals);
     json_decref(s->partial);
     free(s->sent_delta);
-    job_params_clear(&s->jp);
+    stt_params_clear(&s->jp);
     free(s);
 }
 
@@ -661,7 +648,7 @@ static void run_session(void *user, int fd, const char *extra, size_t n_extra, v
     struct session *s = user;
     struct sd_error err = {0};
     struct ws_handlers h = {on_text, on_binary};
-    s->t_start = s->t_last_msg = mono_s();
+    s->t_start = s->t_last_msg = sd_mono_s();
     if (ws_conn_new(fd, extra, n_extra, s->lim.max_msg_bytes, &h, s, &s->ws, &err) == SD_OK) {
         log_event(s->a->log, LOG_INFO, "realtime.open",
                   (struct log_field[]){LOG_STR("req", s->id), LOG_BOOL("openai", s->openai),
@@ -683,7 +670,7 @@ static void run_session(void *user, int fd, const char *extra, size_t n_extra, v
                   (struct log_field[]){LOG_STR("req", s->id),
                                        LOG_F64("audio_s", (double)s->audio_samples / 16000.0),
                                        LOG_I64("finals", (int64_t)json_array_size(s->finals)),
-                                       LOG_F64("s", mono_s() - s->t_start), LOG_END});
+                                       LOG_F64("s", sd_mono_s() - s->t_start), LOG_END});
     }
     drop_session(s);
     http_upgrade_close(handle);
@@ -729,7 +716,7 @@ void route_realtime(struct http_request *r)
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the service is shutting down");
         return;
     }
-    if (engine_status(a->jobs->engine, msg, sizeof(msg)) != ENGINE_READY) {
+    if (pipeline_status(a->jobs->pipeline, msg, sizeof(msg)) != PIPELINE_READY) {
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the model is not loaded");
         return;
     }
@@ -743,17 +730,24 @@ void route_realtime(struct http_request *r)
     snprintf(s->id, sizeof(s->id), "%s", http_request_id(r));
     const char *intent = http_query(r, "intent");
     s->openai = intent && strcmp(intent, "transcription") == 0;
-    job_params_init(&s->jp);
-    s->jp.beam_size = 1;       /* greedy: the latency budget has no room for 5 beams */
-    s->jp.no_vad = true;       /* the span is already one VAD utterance */
+    stt_params_init(&s->jp);
+    STT_SET(&s->jp, beam_size, 1);      /* greedy: the latency budget has no room for 5 beams */
+    STT_SET(&s->jp, vad_filter, false); /* the span is already one VAD utterance */
     s->rp = rt_params_default();
     s->fmt = RT_PCM_S16LE;
     s->rate = s->openai ? 24000 : RT_SAMPLE_RATE;
     s->finals = json_array();
     const char *q;
     snprintf(s->model, sizeof(s->model), "%s", (q = http_query(r, "model")) ? q : "whisper-1");
-    if ((q = http_query(r, "language")) && strlen(q) < sizeof(s->jp.language))
-        snprintf(s->jp.language, sizeof(s->jp.language), "%s", q);
+    struct sd_error err = {0};
+    const char *param = NULL;
+    if ((q = http_query(r, "language")) && *q &&
+        (param_set_text(&stt_param_table, &s->jp, STT_P_language, q, "language", &err) != SD_OK ||
+         stt_params_check(&s->jp, &param, &err) != SD_OK)) {
+        session_free(s);
+        http_reply_error(r, err.code, err.msg, "language");
+        return;
+    }
     s->vad = a->rt_vad; /* shared, read-only; NULL: live streams go on without VAD */
     /* full: the client still gets the 101, then a clear message and 1013 */
     bool full = atomic_fetch_add(&a->n_realtime, 1) >= s->lim.max_streams;

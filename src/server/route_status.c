@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/transcription.h"
 #include "server/app.h"
 #include "server/routes.h"
 
@@ -14,31 +15,31 @@ void route_health(struct http_request *r)
 {
     struct app *a = http_app(r);
     char msg[256] = "";
-    enum engine_status st = engine_status(a->jobs->engine, msg, sizeof(msg));
+    enum pipeline_status st = pipeline_status(a->jobs->pipeline, msg, sizeof(msg));
     int64_t pending = 0, running = 0;
     jobq_counts(a->jobs->q, &pending, &running);
     bool draining = atomic_load(&a->draining);
     const char *status = draining              ? "draining"
-                         : st == ENGINE_READY   ? "healthy"
-                         : st == ENGINE_LOADING ? "loading"
+                         : st == PIPELINE_READY   ? "healthy"
+                         : st == PIPELINE_LOADING ? "loading"
                                                 : "unavailable";
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string(status));
-    json_object_set_new(o, "model", json_string(engine_model_name(a->jobs->engine)));
-    json_object_set_new(o, "model_loaded", json_boolean(st == ENGINE_READY));
-    json_object_set_new(o, "vad_loaded", json_boolean(engine_vad_loaded(a->jobs->engine)));
+    json_object_set_new(o, "model", json_string(pipeline_model_name(a->jobs->pipeline)));
+    json_object_set_new(o, "model_loaded", json_boolean(st == PIPELINE_READY));
+    json_object_set_new(o, "vad_loaded", json_boolean(pipeline_vad_loaded(a->jobs->pipeline)));
     json_object_set_new(o, "queue_depth", json_integer(pending));
     json_object_set_new(o, "jobs_running", json_integer(running));
     json_object_set_new(o, "workers", json_integer(a->n_workers));
     json_object_set_new(o, "version", json_string(SCRIBED_VERSION));
-    if (st == ENGINE_FAILED) {
+    if (st == PIPELINE_FAILED) {
         char full[3000];
         snprintf(full, sizeof(full), "%s%s%s", msg, a->model_hint[0] ? ". " : "", a->model_hint);
         json_object_set_new(o, "error", json_string(full));
-    } else if (st == ENGINE_LOADING) {
+    } else if (st == PIPELINE_LOADING) {
         json_object_set_new(o, "error", json_string("the model is still loading"));
     }
-    http_reply_json(r, st == ENGINE_READY && !draining ? 200 : 503, o);
+    http_reply_json(r, st == PIPELINE_READY && !draining ? 200 : 503, o);
 }
 
 void route_metrics(struct http_request *r)
@@ -46,11 +47,11 @@ void route_metrics(struct http_request *r)
     struct app *a = http_app(r);
     struct metrics_gauges g = {.workers = a->n_workers};
     jobq_counts(a->jobs->q, &g.queue_depth, &g.jobs_running);
-    g.model_loaded = engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY;
+    g.model_loaded = pipeline_status(a->jobs->pipeline, NULL, 0) == PIPELINE_READY;
     int streams = atomic_load(&a->n_realtime);
     g.realtime_streams = streams > 0 ? streams : 0; /* refused "full" streams count briefly */
-    struct engine_batch_stats bs;
-    engine_batch_stats(a->jobs->engine, &bs);
+    struct pipeline_batch_stats bs;
+    pipeline_batch_stats(a->jobs->pipeline, &bs);
     g.decode_batches = bs.batches;
     g.decode_batch_steps = bs.steps;
     g.decode_batch_rows = bs.rows;
@@ -83,7 +84,7 @@ void route_models(struct http_request *r)
     json_t *data = json_array();
     /* clients written for OpenAI ask for whisper-1; it names the loaded model */
     json_array_append_new(data, model_entry("whisper-1"));
-    if (engine_status(a->jobs->engine, NULL, 0) == ENGINE_READY)
-        json_array_append_new(data, model_entry(engine_model_name(a->jobs->engine)));
+    if (pipeline_status(a->jobs->pipeline, NULL, 0) == PIPELINE_READY)
+        json_array_append_new(data, model_entry(pipeline_model_name(a->jobs->pipeline)));
     http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

@@ -27,24 +27,32 @@ void route_realtime(struct http_request *r);
 void route_web(struct http_request *r);
 
 
-/* fields.c: request fields of the multipart endpoints -> job parameters */
-#include "jobs/job.h"
+/* fields.c: request fields of the multipart endpoints -> request parameters */
+#include "pipeline/stt_params.h"
 #include "server/upload.h"
 
 enum fields_dialect {
     FIELDS_TRANSCRIPTION, /* OpenAI /v1/audio/transcriptions */
     FIELDS_TRANSLATION,   /* OpenAI /v1/audio/translations */
     FIELDS_WHISPER_CPP,   /* whisper.cpp /inference names */
-    FIELDS_JOB,           /* /v1/jobs: transcription fields + task, callback_url */
+    FIELDS_JOB,           /* /v1/jobs: transcription fields + callback_url */
 };
 
+#define FIELDS_PARAM_MAX 64
+
 /*
- * Checks the upload (present, non-empty, allowed type) and parses the text
- * fields into *p (initialised by the caller; clear it after). On failure
- * *param names the offending field for the error body.
+ * Checks the upload (present, non-empty, allowed type) and reads the request
+ * parameters into *p (initialised by the caller; clear it after). On failure
+ * param (FIELDS_PARAM_MAX bytes) names the offending field for the error body.
  */
-enum sd_err fields_parse(const struct upload *u, enum fields_dialect d,
-                         struct job_params *p, const char **callback_url, const char **param,
-                         struct sd_error *err);
+enum sd_err fields_parse(const struct upload *u, enum fields_dialect d, struct stt_params *p,
+                         const char **callback_url, char *param, struct sd_error *err);
+/*
+ * A multipart endpoint's request, ready to queue: fields_parse on the
+ * request's upload, and a model that can run (not failed to load). False
+ * after replying with the error (400, 415, 503). Clear *p either way.
+ */
+bool fields_read_request(struct http_request *r, enum fields_dialect d, struct stt_params *p,
+                         const char **callback_url);
 
 #endif

@@ -226,6 +226,7 @@ enum sd_err search_greedy(struct search_window *w, struct search_result *out, st
     enum sd_err rc = decode_prompt(w, 0, &out->no_speech_prob, err);
     if (rc)
         return rc;
+    out->n_beams = 1;
     steps_begin(w, 1);
     for (;;) {
         rc = check_cancel(w, s->n_tokens + 1, err);
@@ -269,6 +270,7 @@ enum sd_err search_best_of(struct search_window *w, int best_of, struct search_r
             memcpy(w->logits + (size_t)j * n_vocab, w->logits, (size_t)n_vocab * sizeof(float));
         }
     }
+    out->n_beams = best_of;
     steps_begin(w, best_of);
     for (int step = 1;; step++) {
         rc = check_cancel(w, step, err);
@@ -532,6 +534,7 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
     int g_row = beam_size;
     g->live = true;
     int n_beams = 1, n_finished = 0;
+    out->n_beams = beam_size;
     steps_begin(w, beam_size + 1); /* the beams and the greedy companion */
     for (int step = 1;; step++) {
         rc = check_cancel(w, step, err);

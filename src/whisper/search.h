@@ -64,6 +64,7 @@ struct search_window {
 
 struct search_result {
     struct search_seq seq;  /* the chosen sequence; cut to result_len unless it failed */
+    int n_beams;            /* sequences searched: beams, best_of samples, or 1 (greedy) */
     float no_speech_prob;
     /* Scores of every sequence that competed (best_of samples, finished beams). */
     double candidate_scores[SEARCH_MAX_CANDIDATES];

@@ -121,6 +121,44 @@ void whisper_state_destroy(struct whisper_state *s)
     free(s);
 }
 
+enum sd_err whisper_state_set_seqs(struct whisper_state *s, int n_seq, struct sd_error *err)
+{
+    if (n_seq < 1 || n_seq > 64)
+        return sd_fail(err, SD_EINVAL, "n_seq must be 1..64, got %d", n_seq);
+    if (n_seq == s->n_seq)
+        return SD_OK;
+    const struct whisper_hparams *h = &s->m->hp;
+    size_t n = (size_t)n_seq * (size_t)h->n_text_layer * (size_t)h->n_text_ctx *
+               (size_t)h->n_text_state;
+    uint16_t *k = alloc_halves(s, n), *v = alloc_halves(s, n);
+    struct whisper_dec_buffers dec = {0};
+    enum sd_err rc = SD_OK;
+    if (!k || !v)
+        rc = sd_fail(err, SD_ENOMEM, "out of memory for the KV caches of %d sequences", n_seq);
+    else if (n_seq > s->dec.rows)
+        rc = whisper_dec_buffers_alloc(s->be, h, n_seq, &dec, err);
+    if (rc) {
+        sd_backend_free(s->be, k);
+        sd_backend_free(s->be, v);
+        return rc;
+    }
+    sd_backend_free(s->be, s->kv_k);
+    sd_backend_free(s->be, s->kv_v);
+    s->kv_k = k;
+    s->kv_v = v;
+    s->n_seq = n_seq;
+    if (dec.rows) {
+        whisper_dec_buffers_free(s->be, &s->dec);
+        s->dec = dec;
+    }
+    return SD_OK;
+}
+
+int whisper_state_seqs(const struct whisper_state *s)
+{
+    return s->n_seq;
+}
+
 const struct whisper_model *whisper_state_model(const struct whisper_state *s)
 {
     return s->m;

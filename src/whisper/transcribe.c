@@ -422,6 +422,7 @@ static void trace_window(const struct run *r, int seek, int advance, const struc
         .seek_delta = s->seek_delta,
         .advance = advance,
         .temperature = o->temperature,
+        .n_beams = o->res.n_beams,
         .no_speech_prob = o->res.no_speech_prob,
         .failed = s->failed,
     };

@@ -32,6 +32,7 @@ struct transcribe_window_trace {
     int seek_delta;
     int advance;              /* frames the next window moves on */
     float temperature;
+    int n_beams;              /* sequences searched: beams at temperature 0, best_of samples above */
     float no_speech_prob;
     bool failed;
 };

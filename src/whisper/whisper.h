@@ -24,6 +24,15 @@ struct whisper_state;
 enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, int n_seq,
                                  struct whisper_state **out, struct sd_error *err);
 void whisper_state_destroy(struct whisper_state *s);
+/*
+ * Resizes the self-attention caches to hold n_seq sequences (1..64), so a
+ * request with more beams than the state was made for is served, and the
+ * memory is given back after it. The caches' contents are lost: call it
+ * between transcriptions, never inside one. On failure the state is unchanged.
+ */
+enum sd_err whisper_state_set_seqs(struct whisper_state *s, int n_seq, struct sd_error *err);
+/* Sequences the state holds now. */
+int whisper_state_seqs(const struct whisper_state *s);
 const struct whisper_model *whisper_state_model(const struct whisper_state *s);
 /* The compute backend (kernels, threads) the state runs on; owned by the state. */
 struct sd_backend *whisper_state_backend(struct whisper_state *s);

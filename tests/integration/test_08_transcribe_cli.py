@@ -54,12 +54,35 @@ def test_bad_flag_values_name_the_flag(flag, value):
     assert flag.lstrip("-").split("-")[0] in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("flag,value,word", [
-    ("--beam-size", "0", "beam_size"), ("--temperature", "-0.5", "temperature"),
-    ("--language", "de", "English-only"), ("--task", "translate", "English-only")])
-def test_out_of_range_decoding_parameters(flag, value, word):
+@pytest.mark.parametrize("flag,value,words", [
+    ("--beam-size", "0", ["--beam-size", "1 to 16"]), ("--beam-size", "17", ["1 to 16"]),
+    ("--temperature", "-0.5", ["--temperature", "0 to 1"]),
+    ("--max-tokens", "300", ["0 to 224"]), ("--language", "xx", ["'xx'", "not a language"])])
+def test_out_of_range_parameters_are_usage_errors_naming_the_range(flag, value, words):
+    # the ranges are the API's (one parameter table): refused before any work, never clamped
     r = run("--model", micro_model(), flag, value, CLIP)
-    assert r.returncode == 1 and word in r.stderr, r.stderr
+    assert r.returncode == 2 and all(w in r.stderr for w in words), r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--language", "de"), ("--task", "translate")])
+def test_multilingual_only_parameters_on_an_english_model(flag, value):
+    r = run("--model", micro_model(), flag, value, CLIP)
+    assert r.returncode == 1 and "English-only" in r.stderr, r.stderr
+
+
+def test_beam_size_above_the_default_slots_is_honoured():
+    r = run("--model", micro_model(), "--format", "json", "--beam-size", "8", CLIP)
+    assert r.returncode == 0, r.stderr
+    assert "text" in json.loads(r.stdout)
+
+
+def test_help_lists_the_table_of_parameters():
+    r = run("--help")
+    assert r.returncode == 0
+    for flag in ("--beam-size N", "--best-of N", "--vad-threshold X", "--no-vad-filter",
+                 "--format json|text|srt|vtt|verbose_json", "--model PATH"):
+        assert flag in r.stdout, flag
 
 
 def test_bad_model_and_audio_files(tmp_path):

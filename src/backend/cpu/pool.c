@@ -13,6 +13,7 @@
  * spin briefly, then sleep on a condition variable.
  */
 #include "backend/cpu/pool.h"
+#include "util/clock.h"
 
 #include <immintrin.h>
 #include <pthread.h>
@@ -192,7 +193,7 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
     }
     run_tasks(p, job, 0);
     int spins = 0, late = 0;
-    struct timespec t0 = {0, 0};
+    double t0 = 0;
     if (p->since_late < LATE_WINDOW)
         p->since_late++;
     while (atomic_load(&p->done) < n_tasks) {
@@ -201,13 +202,10 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
             continue;
         }
         if (spins == 2000)
-            clock_gettime(CLOCK_MONOTONIC, &t0);
+            t0 = sd_mono_s();
         sched_yield(); /* a worker mid-task may be waiting for this CPU */
         if (!late && (spins & 63) == 0) {
-            struct timespec t1;
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
-            late = ns > LATE_NS;
+            late = (sd_mono_s() - t0) * 1e9 > LATE_NS;
         }
     }
     if (late) {

@@ -1,19 +1,17 @@
-/* Tests of jobs/queue.c (scheduling, limits, cancel), jobs/job.c, metrics and log. */
+/* Tests of jobs/queue.c (scheduling, limits, cancel) and jobs/job.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "jobs/job.h"
-#include "jobs/log.h"
-#include "jobs/metrics.h"
 #include "jobs/queue.h"
 
 static struct job *mk(const char *id, int64_t bytes, bool sync)
 {
-    struct job_params p;
+    struct stt_params p;
     struct job *j = NULL;
-    job_params_init(&p);
+    stt_params_init(&p);
     struct sd_error e_ = {0}, *e = &e_;
     CHECK_OK(job_create(id, sync, &p, "/tmp/x", bytes, NULL, &j, e), e);
     return j;
@@ -114,38 +112,6 @@ TEST(jobq_wait_sees_final_status)
     jobq_destroy(q);
 }
 
-TEST(job_params_json_roundtrip)
-{
-    struct job_params p, back;
-    struct sd_error e_ = {0}, *e = &e_;
-    job_params_init(&p);
-    job_params_init(&back);
-    p.task = TASK_TRANSLATE;
-    snprintf(p.language, sizeof(p.language), "de");
-    p.prompt = strdup("Hallo \"Welt\"");
-    p.temperature = 0.4f;
-    p.has_temperature = true;
-    p.format = OUTPUT_VTT;
-    p.word_timestamps = true;
-    p.beam_size = 2;
-    p.no_vad = true;
-    char *s = job_params_to_json(&p);
-    CHECK(s != NULL);
-    CHECK_OK(job_params_from_json(s, &back, e), e);
-    CHECK_EQ_INT(back.task, TASK_TRANSLATE);
-    CHECK_STR(back.language, "de");
-    CHECK_STR(back.prompt, "Hallo \"Welt\"");
-    CHECK_NEAR(back.temperature, 0.4, 1e-6);
-    CHECK(back.has_temperature && back.word_timestamps && back.no_vad);
-    CHECK_EQ_INT(back.format, OUTPUT_VTT);
-    CHECK_EQ_INT(back.beam_size, 2);
-    CHECK_EQ_INT(job_params_from_json("{not json", &back, e), SD_EFORMAT);
-    CHECK_EQ_INT(job_params_from_json("{\"response_format\":\"docx\"}", &back, e), SD_EINVAL);
-    free(s);
-    job_params_clear(&p);
-    job_params_clear(&back);
-}
-
 TEST(job_ids_are_unique_hex)
 {
     char a[STORE_ID_MAX], b[STORE_ID_MAX];
@@ -178,51 +144,4 @@ TEST(job_json_shape)
               "srt");
     json_decref(o);
     store_job_clear(&sj);
-}
-
-TEST(metrics_render_prometheus)
-{
-    struct metrics *m = metrics_create();
-    metrics_http(m, "health", 200);
-    metrics_http(m, "health", 200);
-    metrics_http(m, "transcriptions", 413);
-    metrics_job(m, "succeeded", 1.5, 3.0);
-    struct metrics_gauges g = {.queue_depth = 4, .jobs_running = 1, .workers = 2,
-                               .model_loaded = 1};
-    char *t = metrics_render(m, &g);
-    CHECK(strstr(t, "scribed_http_requests_total{route=\"health\",status=\"200\"} 2") != NULL);
-    CHECK(strstr(t, "status=\"413\"} 1") != NULL);
-    CHECK(strstr(t, "scribed_job_duration_seconds_bucket{le=\"2\"} 1") != NULL);
-    CHECK(strstr(t, "scribed_job_duration_seconds_bucket{le=\"1\"} 0") != NULL);
-    CHECK(strstr(t, "scribed_queue_depth 4") != NULL);
-    CHECK(strstr(t, "scribed_real_time_factor 0.5000") != NULL);
-    CHECK(strstr(t, "process_resident_memory_bytes ") != NULL);
-    free(t);
-    metrics_destroy(m);
-}
-
-TEST(log_writes_one_json_line)
-{
-    FILE *f = tmpfile();
-    struct sd_log *l = log_create(f, LOG_INFO);
-    log_event(l, LOG_DEBUG, "hidden", NULL);
-    log_event(l, LOG_INFO, "job.done",
-              (struct log_field[]){LOG_STR("job", "j\"1\n"), LOG_I64("n", 3), LOG_F64("x", 0.5),
-                                   LOG_BOOL("ok", 1), LOG_STR("none", NULL), LOG_END});
-    log_destroy(l);
-    rewind(f);
-    char line[1024] = "";
-    CHECK(fgets(line, sizeof(line), f) != NULL);
-    json_t *o = json_loads(line, 0, NULL);
-    CHECK(o != NULL);
-    CHECK_STR(json_string_value(json_object_get(o, "event")), "job.done");
-    CHECK_STR(json_string_value(json_object_get(o, "job")), "j\"1\n");
-    CHECK_EQ_INT(json_integer_value(json_object_get(o, "n")), 3);
-    CHECK(json_is_true(json_object_get(o, "ok")));
-    CHECK(json_is_null(json_object_get(o, "none")));
-    CHECK(fgets(line, sizeof(line), f) == NULL); /* debug line filtered */
-    json_decref(o);
-    fclose(f);
-    CHECK_EQ_INT(log_level_parse("warn"), LOG_WARN);
-    CHECK_EQ_INT(log_level_parse("loud"), -1);
 }

@@ -2,7 +2,7 @@
  * vad_filter.c - VAD-filtered transcription (vad_filter.h): detect speech,
  * pack it, transcribe the packed audio, map segment and word times back.
  */
-#include "jobs/vad_filter.h"
+#include "pipeline/vad_filter.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * fixed (route names come from the router's table, not from URLs), so a
  * linear array is enough; RSS is read from /proc/self/statm at render time.
  */
-#include "jobs/metrics.h"
+#include "telemetry/metrics.h"
 
 #include <pthread.h>
 #include <stdarg.h>

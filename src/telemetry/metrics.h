@@ -5,8 +5,8 @@
  * caller supplies at render time (queue depth, busy workers) plus RSS.
  * Thread-safe (one mutex); recording is a few additions.
  */
-#ifndef SD_JOBS_METRICS_H
-#define SD_JOBS_METRICS_H
+#ifndef SD_TELEMETRY_METRICS_H
+#define SD_TELEMETRY_METRICS_H
 
 #include <stdint.h>
 
@@ -18,7 +18,7 @@ struct metrics_gauges {
     int64_t workers;
     int model_loaded;        /* 0/1 */
     int64_t realtime_streams; /* open /v1/realtime streams */
-    /* shared decoding steps (engine_batch_stats): passes, member steps, sequences */
+    /* shared decoding steps (pipeline_batch_stats): passes, member steps, sequences */
     uint64_t decode_batches, decode_batch_steps, decode_batch_rows;
 };
 

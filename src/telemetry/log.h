@@ -5,11 +5,11 @@
  *   log_event(log, LOG_INFO, "job.done", (struct log_field[]){
  *       LOG_STR("job", id), LOG_F64("rtf", rtf), LOG_END});
  *
- * Used by jobs/ and server/ (the libraries below never log). Thread-safe:
+ * Used by every layer above the engines (the engine libraries never log). Thread-safe:
  * each line is written whole under a mutex.
  */
-#ifndef SD_JOBS_LOG_H
-#define SD_JOBS_LOG_H
+#ifndef SD_TELEMETRY_LOG_H
+#define SD_TELEMETRY_LOG_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * a client-controlled value (file name, URL) can never break a line. Write
  * errors are ignored: logging must not fail a request.
  */
-#include "jobs/log.h"
+#include "telemetry/log.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "util/clock.h"
 
 struct sd_log {
     pthread_mutex_t mu; /* guards out: one whole line at a time */
@@ -52,13 +54,13 @@ void log_event(struct sd_log *l, enum log_level level, const char *event,
 {
     if (!l || level < l->min_level)
         return;
-    struct timespec ts;
+    int64_t now_ms = sd_wall_ms();
+    time_t secs = (time_t)(now_ms / 1000);
     struct tm tm;
     char when[40];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&secs, &tm);
     size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now_ms % 1000));
 
     json_t *o = json_object();
     if (!o)

@@ -3,10 +3,10 @@
  * that Silero VAD finds are packed together and sent to the engine; every
  * timestamp is mapped back to the original audio's time. Audio with no
  * speech gives an empty transcript without running the decoder.
- * Shared by `scribed transcribe` and the job workers.
+ * Private to the pipeline (transcription.c).
  */
-#ifndef SD_JOBS_VAD_FILTER_H
-#define SD_JOBS_VAD_FILTER_H
+#ifndef SD_PIPELINE_VAD_FILTER_H
+#define SD_PIPELINE_VAD_FILTER_H
 
 #include <stddef.h>
 

@@ -1,0 +1,198 @@
+/*
+ * transcription.c - the speech-to-text engine (see transcription.h): its
+ * models (Whisper model, tokenizer, optional Silero VAD, optional batcher of
+ * shared decoding steps), a worker's decoding state, and one run.
+ */
+#include "pipeline/transcription.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio/audio.h"
+#include "pipeline/vad_filter.h"
+#include "vad/vad.h"
+#include "whisper/batcher.h"
+#include "whisper/model.h"
+#include "whisper/tokenizer.h"
+#include "whisper/transcribe.h"
+#include "whisper/whisper.h"
+
+/*
+ * Only steps of at most this many sequences are shared between requests
+ * (greedy decoding: realtime, beam_size 1). One step of base.en streams
+ * ~116 MB of weights; a row costs ~0.45 ms of f16 FMAs on one AVX-512 core
+ * against ~3 ms to stream them, so a pass is memory bound for a few rows and
+ * compute bound from ~5: two beam-5 requests gain nothing from one pass and
+ * lose their overlap (bench/concurrent_throughput.py: 28 % less throughput).
+ */
+#define BATCH_MAX_ROWS_PER_REQUEST 2
+
+struct stt_engine {
+    const struct pipeline_opts *o;   /* the pipeline's; outlives the engine */
+    struct whisper_model *model;
+    struct tokenizer *tok;
+    struct vad_model *vad;           /* NULL: no VAD model */
+    struct whisper_batcher *batcher; /* NULL: each worker decodes alone */
+};
+
+struct stt_state {
+    struct stt_engine *e;
+    struct whisper_state *st;
+    int n_seq_default;               /* what the default parameters need; kept between runs */
+};
+
+static void stt_unload(void *engine)
+{
+    struct stt_engine *e = engine;
+    if (!e)
+        return;
+    whisper_batcher_destroy(e->batcher);
+    vad_model_free(e->vad);
+    tok_destroy(e->tok);
+    whisper_model_free(e->model);
+    free(e);
+}
+
+static enum sd_err stt_load(const struct pipeline_opts *o, void **out, struct sd_error *err)
+{
+    struct stt_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return sd_fail(err, SD_ENOMEM, "transcription engine");
+    e->o = o;
+    enum sd_err rc = whisper_model_load(o->model_path, &e->model, err);
+    if (rc == SD_OK)
+        rc = tok_create(whisper_model_vocab(e->model), whisper_model_special(e->model),
+                        whisper_model_hparams(e->model)->n_vocab, &e->tok, err);
+    if (rc == SD_OK && o->vad_path && *o->vad_path)
+        rc = vad_model_load(o->vad_path, &e->vad, err);
+    if (rc == SD_OK && o->batch_workers > 1)
+        rc = whisper_batcher_create(e->model, o->batch_threads, o->batch_workers,
+                                    BATCH_MAX_ROWS_PER_REQUEST, &e->batcher, err);
+    if (rc != SD_OK) {
+        stt_unload(e);
+        return rc;
+    }
+    *out = e;
+    return SD_OK;
+}
+
+static const char *stt_describe(const void *engine)
+{
+    return whisper_model_describe(((const struct stt_engine *)engine)->model);
+}
+
+static enum sd_err stt_state_create(void *engine, void **out, struct sd_error *err)
+{
+    struct stt_engine *e = engine;
+    struct stt_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sd_fail(err, SD_ENOMEM, "transcription state");
+    struct transcribe_params d = transcribe_params_default();
+    s->e = e;
+    s->n_seq_default = transcribe_n_seq(&d); /* beams + greedy companion, or best_of */
+    enum sd_err rc = whisper_state_create(e->model, e->o->threads_per_worker, s->n_seq_default,
+                                          &s->st, err);
+    if (rc != SD_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return SD_OK;
+}
+
+static void stt_state_destroy(void *state)
+{
+    struct stt_state *s = state;
+    whisper_state_destroy(s->st);
+    free(s);
+}
+
+const struct pipeline_engine_ops stt_engine_ops = {
+    .kind = "transcription",
+    .load = stt_load,
+    .unload = stt_unload,
+    .describe = stt_describe,
+    .state_create = stt_state_create,
+    .state_destroy = stt_state_destroy,
+};
+
+enum sd_err pipeline_transcribe_pcm(struct pipeline_worker *w, const float *pcm,
+                                    size_t n_samples, const struct stt_engine_params *ep,
+                                    const struct stt_hooks *hooks, struct transcript **out,
+                                    struct sd_error *err)
+{
+    struct stt_state *s = pipeline_worker_state(w, PIPELINE_STT);
+    struct transcribe_params p = ep->decode;
+    p.n_threads = s->e->o->threads_per_worker;
+    p.batcher = s->e->batcher;
+    if (hooks) {
+        p.progress = hooks->progress;
+        p.progress_user = hooks->user;
+        p.on_segment = hooks->on_segment;
+        p.on_segment_user = hooks->user;
+        p.on_window = hooks->on_window;
+        p.on_window_user = hooks->user;
+    }
+    /* more beams or samples than the state holds: grow it for this run */
+    int need = transcribe_n_seq(&p);
+    if (need > whisper_state_seqs(s->st) && need <= 64) {
+        enum sd_err rc = whisper_state_set_seqs(s->st, need, err);
+        if (rc != SD_OK)
+            return rc;
+    }
+    const struct vad_model *vad = ep->vad_filter ? s->e->vad : NULL;
+    enum sd_err rc = transcribe_pcm_vad(s->st, s->e->tok, vad, &ep->vad, pcm, n_samples, &p,
+                                        out, err);
+    /* a large request's caches are not kept: memory stays at the default's between runs */
+    if (whisper_state_seqs(s->st) > s->n_seq_default)
+        whisper_state_set_seqs(s->st, s->n_seq_default, NULL);
+    return rc;
+}
+
+enum sd_err pipeline_transcribe_file(struct pipeline_worker *w, const char *path,
+                                     const struct stt_engine_params *ep,
+                                     const struct stt_hooks *hooks, struct transcript **out,
+                                     double *audio_s, struct sd_error *err)
+{
+    const struct stt_state *s = pipeline_worker_state(w, PIPELINE_STT);
+    struct audio_decode_opts ao = audio_decode_opts_default();
+    struct audio_info info = {0};
+    float *pcm = NULL;
+    size_t n = 0;
+
+    if (s->e->o->max_audio_s > 0)
+        ao.max_duration_s = s->e->o->max_audio_s;
+    ao.allowed = s->e->o->allowed_formats;
+    /* A freshly exec'd decoder holds none of the server's memory, locks or secrets. */
+    ao.helper_exe = "/proc/self/exe";
+    enum sd_err rc = audio_decode_file(path, &ao, &pcm, &n, &info, err);
+    if (rc != SD_OK)
+        return rc;
+    if (hooks && hooks->progress && !hooks->progress(hooks->user, 0.0f)) {
+        free(pcm);
+        return sd_fail(err, SD_ECANCELLED, "cancelled");
+    }
+    rc = pipeline_transcribe_pcm(w, pcm, n, ep, hooks, out, err);
+    free(pcm);
+    if (rc == SD_OK)
+        *audio_s = (double)n / AUDIO_SAMPLE_RATE;
+    return rc;
+}
+
+bool pipeline_vad_loaded(struct pipeline *p)
+{
+    const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);
+    return e && e->vad;
+}
+
+void pipeline_batch_stats(struct pipeline *p, struct pipeline_batch_stats *out)
+{
+    const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);
+    *out = (struct pipeline_batch_stats){0};
+    if (!e || !e->batcher)
+        return;
+    struct whisper_batcher_stats s;
+    whisper_batcher_stats(e->batcher, &s);
+    *out = (struct pipeline_batch_stats){s.batches, s.steps, s.rows};
+}
