@@ -6,6 +6,9 @@
  * One connection guarded by one mutex: the service writes a few rows per
  * job, so serialising is simpler than a pool and never the bottleneck.
  * It does not touch upload files; it only remembers their paths.
+ *
+ * Every query goes through run_statement() with its arguments as a
+ * struct sql_arg array (sql.h); result rows come back through a row_reader.
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -15,18 +18,29 @@
 #include <unistd.h>
 
 #include "store/migrations.h"
+#include "store/sql.h"
 #include "store/store.h"
 
 struct sqlite_store {
     struct store base;        /* first: struct store * casts to this */
-    pthread_mutex_t mu;       /* guards db and every statement on it */
+    /*
+     * Guards db and every statement on it. Each sq_* operation holds it for
+     * its whole length (its statements are atomic to other threads); helpers
+     * marked "caller holds st->mu" never take it. Open and migrate run
+     * before the store is shared, without it.
+     */
+    pthread_mutex_t mu;
     sqlite3 *db;
 };
 
-#define JOB_COLUMNS                                                                     \
-    "j.seq, j.id, j.status, j.params, j.callback_url, j.progress, j.created_ms,"        \
-    " j.started_ms, j.finished_ms, j.attempts, j.error_code, j.error_message, j.audio_s," \
-    " j.run_s, j.cb_state, j.cb_attempts, j.results_expired, u.path, u.filename, u.bytes" \
+/*
+ * A job row, its columns grouped the way read_job takes them: id and status,
+ * 64-bit integers, small integers, reals, then the strings the job owns.
+ */
+#define JOB_COLUMNS                                                                      \
+    "j.id, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
+    " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
+    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename" \
     " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
 static struct sqlite_store *impl(struct store *s)
@@ -43,71 +57,226 @@ static enum sd_err db_fail(struct sqlite_store *st, struct sd_error *err, const 
     return sd_fail(err, code, "database %s: %s", what, sqlite3_errmsg(st->db));
 }
 
+/* Runs SQL without arguments or rows: transaction control, pragmas, migrations. */
+static int exec_simple(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* ---- the one statement runner ---- */
+
+/* Reads one result row into ctx; anything but SD_OK stops the statement with that error. */
+typedef enum sd_err (*row_reader)(sqlite3_stmt *row, void *ctx, struct sd_error *err);
+
+/* Binds one argument to parameter i. SQLITE_STATIC: borrowed (sql.h), used only during the call. */
+static int bind_arg(sqlite3_stmt *q, int i, const struct sql_arg *a)
+{
+    switch (a->type) {
+    case SQL_T_TEXT: return sqlite3_bind_text(q, i, a->text, -1, SQLITE_STATIC);
+    case SQL_T_I64: return sqlite3_bind_int64(q, i, a->i64);
+    case SQL_T_F64: return sqlite3_bind_double(q, i, a->f64);
+    case SQL_T_BLOB: return sqlite3_bind_blob64(q, i, a->bytes, a->len, SQLITE_STATIC);
+    case SQL_T_NULL:
+    case SQL_T_END: break;
+    }
+    return sqlite3_bind_null(q, i);
+}
+
+/*
+ * Prepares sql, binds args (NULL: none), steps to the end handing each row
+ * to on_row (NULL: rows not read), finalizes. *rows (if not NULL): rows a
+ * query returned, or an INSERT, UPDATE or DELETE changed. A database failure
+ * is db_fail(what), taken before finalizing; the connection keeps the error
+ * code after (callers test it for SQLITE_CONSTRAINT). A reader's failure is
+ * returned as it is. Caller holds st->mu (or the store is not shared yet).
+ */
+static enum sd_err run_statement(struct sqlite_store *st, const char *what, const char *sql,
+                                 const struct sql_arg *args, row_reader on_row, void *ctx,
+                                 int *rows, struct sd_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum sd_err rc = SD_OK;
+    int step = SQLITE_DONE, n_read = 0;
+
+    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, err, what);
+    for (int i = 0; args && args[i].type != SQL_T_END && rc == SD_OK; i++) {
+        if (bind_arg(q, i + 1, &args[i]) != SQLITE_OK)
+            rc = db_fail(st, err, what);
+    }
+    while (rc == SD_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        n_read++;
+        if (on_row)
+            rc = on_row(q, ctx, err);
+    }
+    if (rc == SD_OK && step != SQLITE_DONE)
+        rc = db_fail(st, err, what);
+    if (rc == SD_OK && rows)
+        *rows = sqlite3_column_count(q) > 0 ? n_read : sqlite3_changes(st->db);
+    sqlite3_finalize(q);
+    return rc;
+}
+
+/* IMMEDIATE: the write lock is taken (or waited for) now, not halfway through. */
+static enum sd_err tx_begin(struct sqlite_store *st, const char *what, struct sd_error *err)
+{
+    return exec_simple(st->db, "BEGIN IMMEDIATE") == SQLITE_OK ? SD_OK : db_fail(st, err, what);
+}
+
+/*
+ * Ends the transaction tx_begin started: COMMIT when rc is SD_OK (a failed
+ * commit becomes db_fail(commit_what)), and ROLLBACK when anything failed.
+ * Returns the outcome. Caller holds st->mu.
+ */
+static enum sd_err tx_end(struct sqlite_store *st, enum sd_err rc, const char *commit_what,
+                          struct sd_error *err)
+{
+    if (rc == SD_OK && exec_simple(st->db, "COMMIT") != SQLITE_OK)
+        rc = db_fail(st, err, commit_what);
+    if (rc != SD_OK)
+        exec_simple(st->db, "ROLLBACK");
+    return rc;
+}
+
+/* An INSERT that broke a UNIQUE constraint means a reused id: SD_EINVAL (caller holds st->mu). */
+static enum sd_err reused_id_is_invalid(struct sqlite_store *st, enum sd_err rc,
+                                        const char *kind, const char *id, struct sd_error *err)
+{
+    if (rc != SD_OK && sqlite3_errcode(st->db) == SQLITE_CONSTRAINT)
+        return sd_fail(err, SD_EINVAL, "%s %s already exists", kind, id);
+    return rc;
+}
+
 static char *dup_col(sqlite3_stmt *q, int col)
 {
     const unsigned char *t = sqlite3_column_text(q, col);
     return t ? strdup((const char *)t) : NULL;
 }
 
-static void read_job(sqlite3_stmt *q, struct store_job *j)
+/* A status column; a name this build does not know reads as failed. */
+static enum job_status column_status(sqlite3_stmt *q, int col)
 {
-    memset(j, 0, sizeof(*j));
-    j->seq = sqlite3_column_int64(q, 0);
-    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(q, 1));
-    if (!job_status_parse((const char *)sqlite3_column_text(q, 2), &j->status))
-        j->status = JOB_FAILED;
-    j->params_json = dup_col(q, 3);
-    j->callback_url = dup_col(q, 4);
-    j->progress = sqlite3_column_double(q, 5);
-    j->created_ms = sqlite3_column_int64(q, 6);
-    j->started_ms = sqlite3_column_int64(q, 7);
-    j->finished_ms = sqlite3_column_int64(q, 8);
-    j->attempts = sqlite3_column_int(q, 9);
-    j->error_code = dup_col(q, 10);
-    j->error_message = dup_col(q, 11);
-    j->audio_s = sqlite3_column_double(q, 12);
-    j->run_s = sqlite3_column_double(q, 13);
-    j->cb_state = (enum store_cb_state)sqlite3_column_int(q, 14);
-    j->cb_attempts = sqlite3_column_int(q, 15);
-    j->results_expired = sqlite3_column_int(q, 16) != 0;
-    j->upload_path = dup_col(q, 17);
-    j->filename = dup_col(q, 18);
-    j->upload_bytes = sqlite3_column_int64(q, 19);
+    enum job_status s = JOB_FAILED;
+    job_status_parse((const char *)sqlite3_column_text(q, col), &s);
+    return s;
 }
 
-/* Runs a statement with no result rows; binds text/int64 args from a format ("tI..."). */
-static int exec_simple(sqlite3 *db, const char *sql)
+/* Room for one more item: the array (perhaps moved), or NULL when out of memory (items kept). */
+static void *grow_for_one(void *items, int len, int *cap, size_t item_size)
 {
-    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (len < *cap)
+        return items;
+    int ncap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(items, (size_t)ncap * item_size);
+    if (grown)
+        *cap = ncap;
+    return grown;
+}
+
+/* A row of JOB_COLUMNS into the struct store_job at ctx (which then owns its strings). */
+static enum sd_err read_job(sqlite3_stmt *q, void *ctx, struct sd_error *err)
+{
+    struct store_job *j = ctx;
+    int64_t *const int64s[] = {&j->seq, &j->created_ms, &j->started_ms, &j->finished_ms,
+                               &j->upload_bytes};
+    double *const reals[] = {&j->progress, &j->audio_s, &j->run_s};
+    char **const owned[] = {&j->params_json,   &j->callback_url, &j->error_code,
+                            &j->error_message, &j->upload_path,  &j->filename};
+    int col = 0;
+
+    (void)err;
+    memset(j, 0, sizeof(*j));
+    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(q, col++));
+    j->status = column_status(q, col++);
+    for (size_t i = 0; i < sizeof(int64s) / sizeof(int64s[0]); i++)
+        *int64s[i] = sqlite3_column_int64(q, col++);
+    j->attempts = sqlite3_column_int(q, col++);
+    j->cb_state = (enum store_cb_state)sqlite3_column_int(q, col++);
+    j->cb_attempts = sqlite3_column_int(q, col++);
+    j->results_expired = sqlite3_column_int(q, col++) != 0;
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++)
+        *reals[i] = sqlite3_column_double(q, col++);
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        *owned[i] = dup_col(q, col++);
+    return SD_OK;
+}
+
+/* Every row of a job query, up to max (0: no limit); more tells a row was left. */
+struct job_vec {
+    struct store_job *jobs;
+    int len, cap, max;
+    bool more;
+};
+
+static enum sd_err add_job_row(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    struct job_vec *vec = ctx;
+    if (vec->max > 0 && vec->len == vec->max) {
+        vec->more = true;
+        return SD_OK;
+    }
+    struct store_job *grown = grow_for_one(vec->jobs, vec->len, &vec->cap, sizeof(*grown));
+    if (!grown)
+        return sd_fail(err, SD_ENOMEM, "listing jobs");
+    vec->jobs = grown;
+    return read_job(row, &vec->jobs[vec->len++], err);
+}
+
+/* The first column of the row as an integer (a count, a pragma). */
+static enum sd_err read_int64(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    (void)err;
+    *(int64_t *)ctx = sqlite3_column_int64(row, 0);
+    return SD_OK;
+}
+
+/*
+ * Runs a job query (SELECT JOB_COLUMNS ...) and hands every row over: on
+ * SD_OK the caller owns *out (store_jobs_free). max and more as in job_vec.
+ * Caller holds st->mu.
+ */
+static enum sd_err collect_jobs(struct sqlite_store *st, const char *what, const char *sql,
+                                const struct sql_arg *args, int max, struct store_job **out,
+                                int *n, bool *more, struct sd_error *err)
+{
+    struct job_vec vec = {.max = max};
+    enum sd_err rc = run_statement(st, what, sql, args, add_job_row, &vec, NULL, err);
+
+    if (more)
+        *more = vec.more;
+    if (rc != SD_OK) {
+        store_jobs_free(vec.jobs, vec.len);
+        return rc;
+    }
+    *out = vec.jobs;
+    *n = vec.len;
+    return SD_OK;
 }
 
 static enum sd_err migrate(struct sqlite_store *st, struct sd_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    int version = 0;
-
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, err, "reading schema version");
-    if (sqlite3_step(q) == SQLITE_ROW)
-        version = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
+    int64_t version = 0;
+    enum sd_err rc = run_statement(st, "reading schema version", "PRAGMA user_version", NULL,
+                                   read_int64, &version, NULL, err);
+    if (rc != SD_OK)
+        return rc;
     if (version > store_migration_count())
         return sd_fail(err, SD_EFORMAT,
                        "database schema version %d is newer than this scribed knows (%d)",
-                       version, store_migration_count());
-    for (int i = version; i < store_migration_count(); i++) {
+                       (int)version, store_migration_count());
+    for (int i = (int)version; i < store_migration_count(); i++) {
+        /* a pragma takes no bound parameters */
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", i + 1);
-        if (exec_simple(st->db, "BEGIN IMMEDIATE") != SQLITE_OK)
-            return db_fail(st, err, "migration");
-        if (exec_simple(st->db, store_migration_sql(i)) != SQLITE_OK ||
-            exec_simple(st->db, pragma) != SQLITE_OK) {
-            enum sd_err rc = db_fail(st, err, "migration");
-            exec_simple(st->db, "ROLLBACK");
+        rc = tx_begin(st, "migration", err);
+        if (rc != SD_OK)
             return rc;
-        }
-        if (exec_simple(st->db, "COMMIT") != SQLITE_OK)
-            return db_fail(st, err, "migration commit");
+        if (exec_simple(st->db, store_migration_sql(i)) != SQLITE_OK ||
+            exec_simple(st->db, pragma) != SQLITE_OK)
+            rc = db_fail(st, err, "migration");
+        rc = tx_end(st, rc, "migration commit", err);
+        if (rc != SD_OK)
+            return rc;
     }
     return SD_OK;
 }
@@ -120,55 +289,42 @@ static void sq_close(struct store *s)
     free(st);
 }
 
+/* ---- jobs ---- */
+
+/* The job row and its upload row (caller holds st->mu, inside a transaction). */
+static enum sd_err insert_job_rows(struct sqlite_store *st, const struct store_job *j,
+                                   struct sd_error *err)
+{
+    enum sd_err rc = run_statement(
+        st, "insert job",
+        "INSERT INTO jobs (id, status, params, callback_url, created_ms, cb_state)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(job_status_name(JOB_QUEUED)),
+                           SQL_TEXT(j->params_json ? j->params_json : "{}"),
+                           SQL_TEXT(j->callback_url), SQL_I64(j->created_ms),
+                           SQL_I64(j->callback_url ? STORE_CB_PENDING : STORE_CB_NONE), SQL_END},
+        NULL, NULL, NULL, err);
+    if (rc != SD_OK)
+        return rc;
+    return run_statement(st, "insert job",
+                         "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
+                                            SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
+                                            SQL_I64(j->created_ms), SQL_END},
+                         NULL, NULL, NULL, err);
+}
+
 static enum sd_err sq_job_insert(struct store *s, const struct store_job *j, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
 
     pthread_mutex_lock(&st->mu);
-    if (exec_simple(st->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-        rc = db_fail(st, err, "insert job");
-        goto out;
+    enum sd_err rc = tx_begin(st, "insert job", err);
+    if (rc == SD_OK) {
+        rc = reused_id_is_invalid(st, insert_job_rows(st, j, err), "job id", j->id, err);
+        rc = tx_end(st, rc, "insert job", err);
     }
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT INTO jobs (id, status, params, callback_url, created_ms,"
-                           " cb_state) VALUES (?, ?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_bind_text(q, 1, j->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, job_status_name(JOB_QUEUED), -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, j->params_json ? j->params_json : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, j->callback_url, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, j->created_ms);
-    sqlite3_bind_int(q, 6, j->callback_url ? STORE_CB_PENDING : STORE_CB_NONE);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto fail;
-    sqlite3_finalize(q);
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_bind_text(q, 1, j->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, j->upload_path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, j->filename, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, j->upload_bytes);
-    sqlite3_bind_int64(q, 5, j->created_ms);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto fail;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (exec_simple(st->db, "COMMIT") != SQLITE_OK)
-        goto fail;
-    goto out;
-fail:
-    rc = db_fail(st, err, "insert job");
-    if (sqlite3_errcode(st->db) == SQLITE_CONSTRAINT)
-        rc = sd_fail(err, SD_EINVAL, "job id %s already exists", j->id);
-    sqlite3_finalize(q);
-    exec_simple(st->db, "ROLLBACK");
-out:
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -177,62 +333,22 @@ static enum sd_err sq_job_get(struct store *s, const char *id, struct store_job 
                               struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
+    struct store_job job = {0};
+    int rows = 0;
 
+    /* ids are unique: one row at most */
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT " JOB_COLUMNS " WHERE j.id = ?", -1, &q, NULL) !=
-        SQLITE_OK) {
-        rc = db_fail(st, err, "get job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(q);
-    if (step == SQLITE_ROW)
-        read_job(q, out);
-    else if (step == SQLITE_DONE)
-        rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
-    else
-        rc = db_fail(st, err, "get job");
-out:
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(st, "get job", "SELECT " JOB_COLUMNS " WHERE j.id = ?",
+                                   (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_job, &job,
+                                   &rows, err);
     pthread_mutex_unlock(&st->mu);
+    if (rc == SD_OK && rows == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
+    if (rc == SD_OK)
+        *out = job;
+    else
+        store_job_clear(&job);
     return rc;
-}
-
-/* Collects every row of a prepared job query (caller holds the lock). */
-static enum sd_err collect_jobs(struct sqlite_store *st, sqlite3_stmt *q, int max,
-                                struct store_job **out, int *n, bool *more, struct sd_error *err)
-{
-    struct store_job *v = NULL;
-    int len = 0, cap = 0, step;
-
-    if (more)
-        *more = false;
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (max > 0 && len == max) {
-            if (more)
-                *more = true;
-            break;
-        }
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct store_job *nv = realloc(v, (size_t)cap * sizeof(*v));
-            if (!nv) {
-                store_jobs_free(v, len);
-                return sd_fail(err, SD_ENOMEM, "listing jobs");
-            }
-            v = nv;
-        }
-        read_job(q, &v[len++]);
-    }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        store_jobs_free(v, len);
-        return db_fail(st, err, "list jobs");
-    }
-    *out = v;
-    *n = len;
-    return SD_OK;
 }
 
 static enum sd_err sq_job_list(struct store *s, const char *after_id, int limit, int status_filter,
@@ -240,97 +356,103 @@ static enum sd_err sq_job_list(struct store *s, const char *after_id, int limit,
                                struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
+    const char *status = status_filter >= 0 ? job_status_name((enum job_status)status_filter)
+                                            : NULL;
     enum sd_err rc;
+    int cursor_rows = 0;
 
     pthread_mutex_lock(&st->mu);
-    if (after_id) {
-        sqlite3_stmt *c = NULL;
-        int found = 0;
-        if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM jobs WHERE id = ?", -1, &c, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_text(c, 1, after_id, -1, SQLITE_STATIC);
-            found = sqlite3_step(c) == SQLITE_ROW;
-        }
-        sqlite3_finalize(c);
-        if (!found) {
-            rc = sd_fail(err, SD_EINVAL, "cursor 'after': no job with id '%s'", after_id);
-            goto out;
-        }
-    }
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT " JOB_COLUMNS
-                           " WHERE (?1 IS NULL OR j.seq < (SELECT seq FROM jobs WHERE id = ?1))"
-                           " AND (?2 IS NULL OR j.status = ?2) ORDER BY j.seq DESC LIMIT ?3",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "list jobs");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, after_id, -1, SQLITE_STATIC);
-    if (status_filter >= 0)
-        sqlite3_bind_text(q, 2, job_status_name((enum job_status)status_filter), -1,
-                          SQLITE_STATIC);
-    sqlite3_bind_int(q, 3, limit + 1);
-    rc = collect_jobs(st, q, limit, out, n, has_more, err);
-out:
-    sqlite3_finalize(q);
+    /* a cursor that names no job is the client's mistake, whatever the lookup said */
+    if (after_id &&
+        (run_statement(st, "list jobs", "SELECT 1 FROM jobs WHERE id = ?",
+                       (struct sql_arg[]){SQL_TEXT(after_id), SQL_END}, NULL, NULL,
+                       &cursor_rows, NULL) != SD_OK ||
+         cursor_rows == 0))
+        rc = sd_fail(err, SD_EINVAL, "cursor 'after': no job with id '%s'", after_id);
+    else
+        rc = collect_jobs(st, "list jobs",
+                          "SELECT " JOB_COLUMNS
+                          " WHERE (?1 IS NULL OR j.seq < (SELECT seq FROM jobs WHERE id = ?1))"
+                          " AND (?2 IS NULL OR j.status = ?2) ORDER BY j.seq DESC LIMIT ?3",
+                          (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(status),
+                                             SQL_I64(limit + 1), SQL_END},
+                          limit, out, n, has_more, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-/* Runs one UPDATE with bound values; fails SD_ENOTFOUND when it changed no row. */
-static enum sd_err update_one(struct sqlite_store *st, sqlite3_stmt *q, const char *id,
-                              const char *what, struct sd_error *err)
+/*
+ * One UPDATE of the job `id`; SD_ENOTFOUND when it changed no row (no such
+ * job, or not in the state its WHERE asks for). Caller holds st->mu.
+ */
+static enum sd_err update_job(struct sqlite_store *st, const char *what, const char *sql,
+                              const struct sql_arg *args, const char *id, struct sd_error *err)
 {
-    if (sqlite3_step(q) != SQLITE_DONE)
-        return db_fail(st, err, what);
-    if (sqlite3_changes(st->db) == 0)
-        return sd_fail(err, SD_ENOTFOUND, "%s: no job '%s' in the expected state", what, id);
-    return SD_OK;
+    int changed = 0;
+    enum sd_err rc = run_statement(st, what, sql, args, NULL, NULL, &changed, err);
+    if (rc == SD_OK && changed == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "%s: no job '%s' in the expected state", what, id);
+    return rc;
+}
+
+/* update_job for an operation that is that one statement: takes st->mu around it. */
+static enum sd_err lock_and_update_job(struct sqlite_store *st, const char *what,
+                                       const char *sql, const struct sql_arg *args,
+                                       const char *id, struct sd_error *err)
+{
+    pthread_mutex_lock(&st->mu);
+    enum sd_err rc = update_job(st, what, sql, args, id, err);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 static enum sd_err sq_job_start(struct store *s, const char *id, int64_t now_ms,
                                 struct sd_error *err)
 {
-    struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
-
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET status = 'running', started_ms = ?, progress = 0,"
-                           " attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "start job");
-    } else {
-        sqlite3_bind_int64(q, 1, now_ms);
-        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-        rc = update_one(st, q, id, "start job", err);
-    }
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+    return lock_and_update_job(
+        impl(s), "start job",
+        "UPDATE jobs SET status = 'running', started_ms = ?, progress = 0,"
+        " attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+        (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
 }
 
 static enum sd_err sq_job_progress(struct store *s, const char *id, double progress,
                                    struct sd_error *err)
 {
-    struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
+    return lock_and_update_job(
+        impl(s), "job progress", "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
+        (struct sql_arg[]){SQL_F64(progress), SQL_TEXT(id), SQL_END}, id, err);
+}
 
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'", -1,
-                           &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "job progress");
-    } else {
-        sqlite3_bind_double(q, 1, progress);
-        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-        rc = update_one(st, q, id, "job progress", err);
+/* The outcome row and every result body (caller holds st->mu, inside a transaction). */
+static enum sd_err record_finish(struct sqlite_store *st, const char *id,
+                                 const struct store_finish *f, struct sd_error *err)
+{
+    const char *status = job_status_name(f->status);
+    int changed = 0;
+    enum sd_err rc = run_statement(
+        st, "finish job",
+        "UPDATE jobs SET status = ?, finished_ms = ?, error_code = ?,"
+        " error_message = ?, audio_s = ?, run_s = ?,"
+        " progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END"
+        " WHERE id = ?",
+        (struct sql_arg[]){SQL_TEXT(status), SQL_I64(f->finished_ms), SQL_TEXT(f->error_code),
+                           SQL_TEXT(f->error_message), SQL_F64(f->audio_s), SQL_F64(f->run_s),
+                           SQL_TEXT(status), SQL_TEXT(id), SQL_END},
+        NULL, NULL, &changed, err);
+    if (rc == SD_OK && changed == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "finish job: no job '%s'", id);
+    for (int i = 0; rc == SD_OK && i < f->n_results; i++) {
+        const struct store_result *r = &f->results[i];
+        /* body is NOT NULL: an empty result is an empty blob */
+        rc = run_statement(st, "finish job",
+                           "INSERT OR REPLACE INTO results (job_id, format, content_type, body)"
+                           " VALUES (?, ?, ?, ?)",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(r->format),
+                                              SQL_TEXT(r->content_type),
+                                              SQL_BLOB(r->body ? r->body : "", r->len), SQL_END},
+                           NULL, NULL, NULL, err);
     }
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
@@ -338,125 +460,53 @@ static enum sd_err sq_job_finish(struct store *s, const char *id, const struct s
                                  struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
 
     pthread_mutex_lock(&st->mu);
-    if (exec_simple(st->db, "BEGIN IMMEDIATE") != SQLITE_OK)
-        goto fail;
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET status = ?, finished_ms = ?, error_code = ?,"
-                           " error_message = ?, audio_s = ?, run_s = ?,"
-                           " progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END"
-                           " WHERE id = ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_bind_text(q, 1, job_status_name(f->status), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, f->finished_ms);
-    sqlite3_bind_text(q, 3, f->error_code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, f->error_message, -1, SQLITE_STATIC);
-    sqlite3_bind_double(q, 5, f->audio_s);
-    sqlite3_bind_double(q, 6, f->run_s);
-    sqlite3_bind_text(q, 7, job_status_name(f->status), -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 8, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto fail;
-    if (sqlite3_changes(st->db) == 0) {
-        rc = sd_fail(err, SD_ENOTFOUND, "finish job: no job '%s'", id);
-        goto rollback;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT OR REPLACE INTO results (job_id, format, content_type, body)"
-                           " VALUES (?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto fail;
-    for (int i = 0; i < f->n_results; i++) {
-        const struct store_result *r = &f->results[i];
-        sqlite3_reset(q);
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, r->format, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, r->content_type, -1, SQLITE_STATIC);
-        sqlite3_bind_blob64(q, 4, r->body ? r->body : "", r->len, SQLITE_STATIC);
-        if (sqlite3_step(q) != SQLITE_DONE)
-            goto fail;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (exec_simple(st->db, "COMMIT") != SQLITE_OK)
-        goto fail;
-    goto out;
-fail:
-    rc = db_fail(st, err, "finish job");
-rollback:
-    sqlite3_finalize(q);
-    q = NULL;
-    exec_simple(st->db, "ROLLBACK");
-out:
+    enum sd_err rc = tx_begin(st, "finish job", err);
+    if (rc == SD_OK)
+        rc = tx_end(st, record_finish(st, id, f, err), "finish job", err);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
 static enum sd_err sq_job_requeue(struct store *s, const char *id, struct sd_error *err)
 {
-    struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
+    return lock_and_update_job(impl(s), "requeue job",
+                               "UPDATE jobs SET status = 'queued', progress = 0"
+                               " WHERE id = ? AND status = 'running'",
+                               (struct sql_arg[]){SQL_TEXT(id), SQL_END}, id, err);
+}
 
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET status = 'queued', progress = 0"
-                           " WHERE id = ? AND status = 'running'",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "requeue job");
-    } else {
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-        rc = update_one(st, q, id, "requeue job", err);
-    }
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+static enum sd_err read_status(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    (void)err;
+    *(enum job_status *)ctx = column_status(row, 0);
+    return SD_OK;
 }
 
 static enum sd_err sq_job_cancel(struct store *s, const char *id, int64_t now_ms,
                                  enum job_status *was, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
-
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT status FROM jobs WHERE id = ?", -1, &q, NULL) !=
-        SQLITE_OK) {
-        rc = db_fail(st, err, "cancel job");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_ROW) {
-        rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
-        goto out;
-    }
     enum job_status cur = JOB_FAILED;
-    job_status_parse((const char *)sqlite3_column_text(q, 0), &cur);
-    *was = cur;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (job_status_is_final(cur))
-        goto out;
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET status = 'cancelled', finished_ms = ?,"
-                           " error_code = 'cancelled', error_message = 'cancelled by the client'"
-                           " WHERE id = ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "cancel job");
-        goto out;
+    int rows = 0;
+
+    /* one lock for the read and the write: the status cannot change between them */
+    pthread_mutex_lock(&st->mu);
+    enum sd_err rc = run_statement(st, "cancel job", "SELECT status FROM jobs WHERE id = ?",
+                                   (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_status, &cur,
+                                   &rows, err);
+    if (rc == SD_OK && rows == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
+    if (rc == SD_OK) {
+        *was = cur;
+        if (!job_status_is_final(cur))
+            rc = update_job(st, "cancel job",
+                            "UPDATE jobs SET status = 'cancelled', finished_ms = ?,"
+                            " error_code = 'cancelled', error_message = 'cancelled by the client'"
+                            " WHERE id = ?",
+                            (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
     }
-    sqlite3_bind_int64(q, 1, now_ms);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    rc = update_one(st, q, id, "cancel job", err);
-out:
-    sqlite3_finalize(q);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -465,191 +515,157 @@ static enum sd_err sq_jobs_recover(struct store *s, int max_attempts, struct sto
                                    int *n, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
-    char sql[512];
 
     pthread_mutex_lock(&st->mu);
-    snprintf(sql, sizeof(sql),
-             "UPDATE jobs SET status = 'failed', error_code = 'internal_error',"
-             " error_message = 'the service stopped during this job %d times; giving up',"
-             " finished_ms = CAST(strftime('%%s','now') AS INTEGER) * 1000"
-             " WHERE status = 'running' AND attempts >= %d;"
-             "UPDATE jobs SET status = 'queued', progress = 0 WHERE status = 'running';",
-             max_attempts, max_attempts);
-    if (exec_simple(st->db, sql) != SQLITE_OK) {
-        rc = db_fail(st, err, "recover jobs");
-        goto out;
-    }
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT " JOB_COLUMNS " WHERE j.status = 'queued' ORDER BY j.seq", -1,
-                           &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "recover jobs");
-        goto out;
-    }
-    rc = collect_jobs(st, q, 0, out, n, NULL, err);
-out:
-    sqlite3_finalize(q);
+    /* ?1 twice: the message says the count the WHERE compared with */
+    enum sd_err rc = run_statement(
+        st, "recover jobs",
+        "UPDATE jobs SET status = 'failed', error_code = 'internal_error',"
+        " error_message = 'the service stopped during this job ' || ?1 || ' times; giving up',"
+        " finished_ms = CAST(strftime('%s','now') AS INTEGER) * 1000"
+        " WHERE status = 'running' AND attempts >= ?1",
+        (struct sql_arg[]){SQL_I64(max_attempts), SQL_END}, NULL, NULL, NULL, err);
+    if (rc == SD_OK)
+        rc = run_statement(st, "recover jobs",
+                           "UPDATE jobs SET status = 'queued', progress = 0"
+                           " WHERE status = 'running'",
+                           NULL, NULL, NULL, NULL, err);
+    if (rc == SD_OK)
+        rc = collect_jobs(st, "recover jobs",
+                          "SELECT " JOB_COLUMNS " WHERE j.status = 'queued' ORDER BY j.seq", NULL,
+                          0, out, n, NULL, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
+}
+
+/* A result row, copied out (body NUL-terminated for text formats). */
+struct result_row {
+    char *body;
+    size_t len;
+    char *content_type;
+};
+
+static enum sd_err read_result(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    struct result_row *r = ctx;
+    size_t n = (size_t)sqlite3_column_bytes(row, 0);
+    char *b = malloc(n + 1);
+    char *ct = dup_col(row, 1);
+
+    if (!b || !ct) {
+        free(b);
+        free(ct);
+        return sd_fail(err, SD_ENOMEM, "result of %zu bytes", n);
+    }
+    if (n)
+        memcpy(b, sqlite3_column_blob(row, 0), n);
+    b[n] = '\0';
+    *r = (struct result_row){.body = b, .len = n, .content_type = ct};
+    return SD_OK;
 }
 
 static enum sd_err sq_result_get(struct store *s, const char *id, const char *format, char **body,
                                  size_t *len, char **content_type, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
+    struct result_row r = {0};
+    int rows = 0;
 
+    /* (job_id, format) is the key: one row at most */
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT body, content_type FROM results WHERE job_id = ? AND format = ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "get result");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, format, -1, SQLITE_STATIC);
-    int step = sqlite3_step(q);
-    if (step != SQLITE_ROW) {
-        rc = step == SQLITE_DONE ? sd_fail(err, SD_ENOTFOUND, "job '%s' has no %s result", id,
-                                           format)
-                                 : db_fail(st, err, "get result");
-        goto out;
-    }
-    size_t n = (size_t)sqlite3_column_bytes(q, 0);
-    char *b = malloc(n + 1);
-    char *ct = dup_col(q, 1);
-    if (!b || !ct) {
-        free(b);
-        free(ct);
-        rc = sd_fail(err, SD_ENOMEM, "result of %zu bytes", n);
-        goto out;
-    }
-    if (n)
-        memcpy(b, sqlite3_column_blob(q, 0), n);
-    b[n] = '\0';
-    *body = b;
-    *len = n;
-    *content_type = ct;
-out:
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(
+        st, "get result", "SELECT body, content_type FROM results WHERE job_id = ? AND format = ?",
+        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_END}, read_result, &r, &rows, err);
     pthread_mutex_unlock(&st->mu);
-    return rc;
+    if (rc == SD_OK && rows == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "job '%s' has no %s result", id, format);
+    if (rc != SD_OK) {
+        free(r.body);
+        free(r.content_type);
+        return rc;
+    }
+    *body = r.body;
+    *len = r.len;
+    *content_type = r.content_type;
+    return SD_OK;
 }
 
 static enum sd_err sq_callback_set(struct store *s, const char *id, enum store_cb_state cbs,
                                    int attempts, struct sd_error *err)
 {
-    struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
-
-    pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "UPDATE jobs SET cb_state = ?, cb_attempts = ? WHERE id = ?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "callback state");
-    } else {
-        sqlite3_bind_int(q, 1, (int)cbs);
-        sqlite3_bind_int(q, 2, attempts);
-        sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
-        rc = update_one(st, q, id, "callback state", err);
-    }
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+    return lock_and_update_job(
+        impl(s), "callback state", "UPDATE jobs SET cb_state = ?, cb_attempts = ? WHERE id = ?",
+        (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(id), SQL_END}, id, err);
 }
 
 static enum sd_err sq_callbacks_pending(struct store *s, struct store_job **out, int *n,
                                         struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc;
-    char sql[512];
 
-    snprintf(sql, sizeof(sql),
-             "SELECT " JOB_COLUMNS " WHERE j.cb_state = %d AND j.status IN"
-             " ('succeeded', 'failed', 'cancelled') ORDER BY j.seq",
-             (int)STORE_CB_PENDING);
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
-        rc = db_fail(st, err, "pending callbacks");
-    else
-        rc = collect_jobs(st, q, 0, out, n, NULL, err);
-    sqlite3_finalize(q);
+    enum sd_err rc = collect_jobs(st, "pending callbacks",
+                                  "SELECT " JOB_COLUMNS " WHERE j.cb_state = ? AND j.status IN"
+                                  " ('succeeded', 'failed', 'cancelled') ORDER BY j.seq",
+                                  (struct sql_arg[]){SQL_I64(STORE_CB_PENDING), SQL_END}, 0, out,
+                                  n, NULL, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-/* Collects the upload paths retention will forget (caller holds the lock). */
+/* ---- retention, backup, counts ---- */
+
+/* Appends the path in the row to the purge's list (the purge owns what is added). */
+static enum sd_err add_upload_path(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    struct store_purge *p = ctx;
+    char **grown = realloc(p->upload_paths, (size_t)(p->n_upload_paths + 1) * sizeof(char *));
+    char *path = dup_col(row, 0);
+
+    if (grown)
+        p->upload_paths = grown;
+    if (!grown || !path) {
+        free(path);
+        return sd_fail(err, SD_ENOMEM, "retention");
+    }
+    p->upload_paths[p->n_upload_paths++] = path;
+    return SD_OK;
+}
+
+/* Collects the upload paths retention will forget, then forgets them (caller holds the lock). */
 static enum sd_err purge_uploads(struct sqlite_store *st, int64_t before_ms, struct store_purge *p,
                                  struct sd_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    int step;
-
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT u.path FROM uploads u JOIN jobs j ON j.id = u.job_id"
-                           " WHERE u.path IS NOT NULL AND u.created_ms < ? AND j.status IN"
-                           " ('succeeded', 'failed', 'cancelled')",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, err, "retention");
-    sqlite3_bind_int64(q, 1, before_ms);
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        char **nv = realloc(p->upload_paths, (size_t)(p->n_upload_paths + 1) * sizeof(char *));
-        char *path = dup_col(q, 0);
-        if (!nv || !path) {
-            free(path);
-            if (nv)
-                p->upload_paths = nv;
-            sqlite3_finalize(q);
-            return sd_fail(err, SD_ENOMEM, "retention");
-        }
-        p->upload_paths = nv;
-        p->upload_paths[p->n_upload_paths++] = path;
-    }
-    sqlite3_finalize(q);
-    if (step != SQLITE_DONE)
-        return db_fail(st, err, "retention");
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE uploads SET path = NULL,"
-                           " deleted_ms = CAST(strftime('%s','now') AS INTEGER) * 1000"
-                           " WHERE path IS NOT NULL AND created_ms < ? AND job_id IN (SELECT id"
-                           " FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled'))",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, err, "retention");
-    sqlite3_bind_int64(q, 1, before_ms);
-    step = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return step == SQLITE_DONE ? SD_OK : db_fail(st, err, "retention");
+    enum sd_err rc = run_statement(st, "retention",
+                                   "SELECT u.path FROM uploads u JOIN jobs j ON j.id = u.job_id"
+                                   " WHERE u.path IS NOT NULL AND u.created_ms < ? AND j.status IN"
+                                   " ('succeeded', 'failed', 'cancelled')",
+                                   (struct sql_arg[]){SQL_I64(before_ms), SQL_END},
+                                   add_upload_path, p, NULL, err);
+    if (rc != SD_OK)
+        return rc;
+    return run_statement(st, "retention",
+                         "UPDATE uploads SET path = NULL,"
+                         " deleted_ms = CAST(strftime('%s','now') AS INTEGER) * 1000"
+                         " WHERE path IS NOT NULL AND created_ms < ? AND job_id IN (SELECT id"
+                         " FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled'))",
+                         (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, NULL, NULL, NULL, err);
 }
 
 static enum sd_err purge_results(struct sqlite_store *st, int64_t before_ms,
                                  struct store_purge *p, struct sd_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    int ok;
-
-    if (sqlite3_prepare_v2(st->db,
-                           "UPDATE jobs SET results_expired = 1 WHERE results_expired = 0 AND"
-                           " finished_ms > 0 AND finished_ms < ?",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, err, "retention");
-    sqlite3_bind_int64(q, 1, before_ms);
-    ok = sqlite3_step(q) == SQLITE_DONE;
-    sqlite3_finalize(q);
-    if (!ok)
-        return db_fail(st, err, "retention");
-    p->n_results_deleted = sqlite3_changes(st->db);
-    if (sqlite3_prepare_v2(st->db,
-                           "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE"
-                           " results_expired = 1)",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, err, "retention");
-    ok = sqlite3_step(q) == SQLITE_DONE;
-    sqlite3_finalize(q);
-    return ok ? SD_OK : db_fail(st, err, "retention");
+    enum sd_err rc = run_statement(st, "retention",
+                                   "UPDATE jobs SET results_expired = 1 WHERE results_expired = 0"
+                                   " AND finished_ms > 0 AND finished_ms < ?",
+                                   (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, NULL, NULL,
+                                   &p->n_results_deleted, err);
+    if (rc != SD_OK)
+        return rc;
+    return run_statement(st, "retention",
+                         "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE"
+                         " results_expired = 1)",
+                         NULL, NULL, NULL, NULL, err);
 }
 
 static enum sd_err sq_purge(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
@@ -657,21 +673,15 @@ static enum sd_err sq_purge(struct store *s, int64_t uploads_before_ms, int64_t 
 {
     struct sqlite_store *st = impl(s);
     struct store_purge p = {0};
-    enum sd_err rc;
 
     pthread_mutex_lock(&st->mu);
-    if (exec_simple(st->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-        rc = db_fail(st, err, "retention");
-        goto out;
+    enum sd_err rc = tx_begin(st, "retention", err);
+    if (rc == SD_OK) {
+        rc = purge_uploads(st, uploads_before_ms, &p, err);
+        if (rc == SD_OK)
+            rc = purge_results(st, results_before_ms, &p, err);
+        rc = tx_end(st, rc, "retention commit", err);
     }
-    rc = purge_uploads(st, uploads_before_ms, &p, err);
-    if (rc == SD_OK)
-        rc = purge_results(st, results_before_ms, &p, err);
-    if (rc == SD_OK && exec_simple(st->db, "COMMIT") != SQLITE_OK)
-        rc = db_fail(st, err, "retention commit");
-    if (rc != SD_OK)
-        exec_simple(st->db, "ROLLBACK");
-out:
     pthread_mutex_unlock(&st->mu);
     if (rc == SD_OK)
         *out = p;
@@ -728,18 +738,11 @@ static enum sd_err sq_backup(struct store *s, const char *dest_path, struct sd_e
 static enum sd_err sq_count(struct store *s, enum job_status js, int64_t *n, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
 
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM jobs WHERE status = ?", -1, &q, NULL) !=
-            SQLITE_OK ||
-        (sqlite3_bind_text(q, 1, job_status_name(js), -1, SQLITE_STATIC),
-         sqlite3_step(q) != SQLITE_ROW))
-        rc = db_fail(st, err, "count jobs");
-    else
-        *n = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(st, "count jobs", "SELECT COUNT(*) FROM jobs WHERE status = ?",
+                                   (struct sql_arg[]){SQL_TEXT(job_status_name(js)), SQL_END},
+                                   read_int64, n, NULL, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -755,82 +758,61 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 static enum sd_err sq_key_insert(struct store *s, const struct store_key *k, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
+    const struct sql_arg row[] = {SQL_TEXT(k->id), SQL_TEXT(k->name), SQL_TEXT(k->prefix),
+                                  SQL_TEXT(k->hash_hex), SQL_I64(k->created_ms), SQL_END};
 
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT INTO api_keys (id, name, prefix, hash, created_ms)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "insert key");
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, k->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, k->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, k->prefix, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, k->hash_hex, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, k->created_ms);
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        rc = sqlite3_errcode(st->db) == SQLITE_CONSTRAINT
-                 ? sd_fail(err, SD_EINVAL, "key %s already exists", k->id)
-                 : db_fail(st, err, "insert key");
-    }
-out:
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(st, "insert key",
+                                   "INSERT INTO api_keys (id, name, prefix, hash, created_ms)"
+                                   " VALUES (?, ?, ?, ?, ?)",
+                                   row, NULL, NULL, NULL, err);
+    rc = reused_id_is_invalid(st, rc, "key", k->id, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
+}
+
+struct key_vec {
+    struct store_key *keys;
+    int len, cap;
+};
+
+static enum sd_err add_key_row(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    struct key_vec *vec = ctx;
+    struct store_key *grown = grow_for_one(vec->keys, vec->len, &vec->cap, sizeof(*grown));
+    if (!grown)
+        return sd_fail(err, SD_ENOMEM, "list keys");
+    vec->keys = grown;
+    struct store_key *k = &vec->keys[vec->len++];
+    memset(k, 0, sizeof(*k));
+    copy_text(k->id, sizeof(k->id), row, 0);
+    copy_text(k->name, sizeof(k->name), row, 1);
+    copy_text(k->prefix, sizeof(k->prefix), row, 2);
+    copy_text(k->hash_hex, sizeof(k->hash_hex), row, 3);
+    k->created_ms = sqlite3_column_int64(row, 4);
+    k->last_used_ms = sqlite3_column_int64(row, 5);
+    k->revoked_ms = sqlite3_column_int64(row, 6);
+    return SD_OK;
 }
 
 static enum sd_err sq_key_list(struct store *s, struct store_key **out, int *n,
                                struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
-    sqlite3_stmt *q = NULL;
-    struct store_key *keys = NULL;
-    int count = 0, cap = 0, step;
-    enum sd_err rc = SD_OK;
+    struct key_vec vec = {0};
 
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT id, name, prefix, hash, created_ms, last_used_ms, revoked_ms"
-                           " FROM api_keys ORDER BY created_ms, id",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, "list keys");
-        goto out;
-    }
-    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        if (count == cap) {
-            int ncap = cap ? cap * 2 : 16;
-            struct store_key *nk = realloc(keys, (size_t)ncap * sizeof(*nk));
-            if (!nk) {
-                rc = sd_fail(err, SD_ENOMEM, "list keys");
-                goto out;
-            }
-            keys = nk;
-            cap = ncap;
-        }
-        struct store_key *k = &keys[count++];
-        memset(k, 0, sizeof(*k));
-        copy_text(k->id, sizeof(k->id), q, 0);
-        copy_text(k->name, sizeof(k->name), q, 1);
-        copy_text(k->prefix, sizeof(k->prefix), q, 2);
-        copy_text(k->hash_hex, sizeof(k->hash_hex), q, 3);
-        k->created_ms = sqlite3_column_int64(q, 4);
-        k->last_used_ms = sqlite3_column_int64(q, 5);
-        k->revoked_ms = sqlite3_column_int64(q, 6);
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(st, err, "list keys");
-out:
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(st, "list keys",
+                                   "SELECT id, name, prefix, hash, created_ms, last_used_ms,"
+                                   " revoked_ms FROM api_keys ORDER BY created_ms, id",
+                                   NULL, add_key_row, &vec, NULL, err);
     pthread_mutex_unlock(&st->mu);
     if (rc != SD_OK) {
-        free(keys);
+        free(vec.keys);
         return rc;
     }
-    *out = keys;
-    *n = count;
+    *out = vec.keys;
+    *n = vec.len;
     return SD_OK;
 }
 
@@ -838,23 +820,15 @@ out:
 static enum sd_err key_update(struct sqlite_store *st, const char *sql, const char *id,
                               int64_t ms, const char *what, struct sd_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    enum sd_err rc = SD_OK;
+    int changed = 0;
 
     pthread_mutex_lock(&st->mu);
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        rc = db_fail(st, err, what);
-        goto out;
-    }
-    sqlite3_bind_int64(q, 1, ms);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        rc = db_fail(st, err, what);
-    else if (sqlite3_changes(st->db) == 0)
-        rc = sd_fail(err, SD_ENOTFOUND, "no API key with id '%s'", id);
-out:
-    sqlite3_finalize(q);
+    enum sd_err rc = run_statement(st, what, sql,
+                                   (struct sql_arg[]){SQL_I64(ms), SQL_TEXT(id), SQL_END}, NULL,
+                                   NULL, &changed, err);
     pthread_mutex_unlock(&st->mu);
+    if (rc == SD_OK && changed == 0)
+        rc = sd_fail(err, SD_ENOTFOUND, "no API key with id '%s'", id);
     return rc;
 }
 
