@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "audio/audio.h"
-#include "pipeline/vad_filter.h"
+#include "pipeline/passes.h"
 #include "vad/vad.h"
 #include "whisper/batcher.h"
 #include "whisper/model.h"
@@ -117,10 +117,10 @@ const struct pipeline_engine_ops stt_engine_ops = {
     .state_destroy = stt_state_destroy,
 };
 
-enum sd_err pipeline_transcribe_pcm(struct pipeline_worker *w, const float *pcm,
-                                    size_t n_samples, const struct stt_engine_params *ep,
-                                    const struct stt_hooks *hooks, struct transcript **out,
-                                    struct sd_error *err)
+/* Runs the transcription of one recording, from a source the passes can replay. */
+static enum sd_err run_source(struct pipeline_worker *w, const struct pcm_source *src,
+                              const struct stt_engine_params *ep, const struct stt_hooks *hooks,
+                              struct transcript **out, size_t *n_samples, struct sd_error *err)
 {
     struct stt_state *s = pipeline_worker_state(w, PIPELINE_STT);
     struct transcribe_params p = ep->decode;
@@ -142,12 +142,61 @@ enum sd_err pipeline_transcribe_pcm(struct pipeline_worker *w, const float *pcm,
             return rc;
     }
     const struct vad_model *vad = ep->vad_filter ? s->e->vad : NULL;
-    enum sd_err rc = transcribe_pcm_vad(s->st, s->e->tok, vad, &ep->vad, pcm, n_samples, &p,
-                                        out, err);
+    enum sd_err rc = transcribe_source(s->st, s->e->tok, vad, &ep->vad, src, &p, out, n_samples,
+                                       err);
     /* a large request's caches are not kept: memory stays at the default's between runs */
     if (whisper_state_seqs(s->st) > s->n_seq_default)
         whisper_state_set_seqs(s->st, s->n_seq_default, NULL);
     return rc;
+}
+
+/* PCM held in memory, played in one chunk. */
+struct memory_source {
+    const float *pcm;
+    size_t n;
+};
+
+static enum sd_err play_memory(void *self, pcm_sink_fn sink, void *sink_user,
+                               struct sd_error *err)
+{
+    const struct memory_source *m = self;
+    return m->n ? sink(sink_user, m->pcm, m->n, err) : SD_OK;
+}
+
+enum sd_err pipeline_transcribe_pcm(struct pipeline_worker *w, const float *pcm,
+                                    size_t n_samples, const struct stt_engine_params *ep,
+                                    const struct stt_hooks *hooks, struct transcript **out,
+                                    struct sd_error *err)
+{
+    struct memory_source m = {pcm, n_samples};
+    struct pcm_source src = {play_memory, &m};
+    size_t n = 0;
+    return run_source(w, &src, ep, hooks, out, &n, err);
+}
+
+/* A file decoded anew (sandboxed) for every pass, so its samples are never held whole. */
+struct file_source {
+    const char *path;
+    struct audio_decode_opts ao;
+    pcm_sink_fn sink;
+    void *sink_user;
+};
+
+static enum sd_err decoded_chunk(void *user, const struct audio_info *info, const float *pcm,
+                                 size_t n_samples, struct sd_error *err)
+{
+    const struct file_source *f = user;
+    (void)info;
+    return f->sink(f->sink_user, pcm, n_samples, err);
+}
+
+static enum sd_err play_file(void *self, pcm_sink_fn sink, void *sink_user,
+                             struct sd_error *err)
+{
+    struct file_source *f = self;
+    f->sink = sink;
+    f->sink_user = sink_user;
+    return audio_decode_stream(f->path, &f->ao, decoded_chunk, f, NULL, err);
 }
 
 enum sd_err pipeline_transcribe_file(struct pipeline_worker *w, const char *path,
@@ -156,25 +205,15 @@ enum sd_err pipeline_transcribe_file(struct pipeline_worker *w, const char *path
                                      double *audio_s, struct sd_error *err)
 {
     const struct stt_state *s = pipeline_worker_state(w, PIPELINE_STT);
-    struct audio_decode_opts ao = audio_decode_opts_default();
-    struct audio_info info = {0};
-    float *pcm = NULL;
-    size_t n = 0;
-
+    struct file_source f = {.path = path, .ao = audio_decode_opts_default()};
     if (s->e->o->max_audio_s > 0)
-        ao.max_duration_s = s->e->o->max_audio_s;
-    ao.allowed = s->e->o->allowed_formats;
+        f.ao.max_duration_s = s->e->o->max_audio_s;
+    f.ao.allowed = s->e->o->allowed_formats;
     /* A freshly exec'd decoder holds none of the server's memory, locks or secrets. */
-    ao.helper_exe = "/proc/self/exe";
-    enum sd_err rc = audio_decode_file(path, &ao, &pcm, &n, &info, err);
-    if (rc != SD_OK)
-        return rc;
-    if (hooks && hooks->progress && !hooks->progress(hooks->user, 0.0f)) {
-        free(pcm);
-        return sd_fail(err, SD_ECANCELLED, "cancelled");
-    }
-    rc = pipeline_transcribe_pcm(w, pcm, n, ep, hooks, out, err);
-    free(pcm);
+    f.ao.helper_exe = "/proc/self/exe";
+    struct pcm_source src = {play_file, &f};
+    size_t n = 0;
+    enum sd_err rc = run_source(w, &src, ep, hooks, out, &n, err);
     if (rc == SD_OK)
         *audio_s = (double)n / AUDIO_SAMPLE_RATE;
     return rc;

@@ -8,11 +8,10 @@
 
 #include "vad/pack.h"
 
-enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segment *segs,
-                     size_t n_segs, int gap_ms, float **packed, size_t *n_packed,
-                     struct vad_map **map, struct sd_error *err)
+enum sd_err vad_map_build(const struct vad_segment *segs, size_t n_segs, size_t n_samples,
+                          int gap_ms, struct vad_map **map, struct sd_error *err)
 {
-    if ((!pcm && n_samples) || (!segs && n_segs) || !packed || !n_packed || !map)
+    if ((!segs && n_segs) || !map)
         return sd_fail(err, SD_EINVAL, "vad_pack: NULL argument");
     if (gap_ms < 0 || gap_ms > 10000)
         return sd_fail(err, SD_EINVAL, "vad_pack: gap_ms must be in [0, 10000]");
@@ -24,7 +23,7 @@ enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segmen
         free(spans);
         return sd_fail(err, SD_ENOMEM, "out of memory packing VAD segments");
     }
-    /* First pass: clip, trim overlaps, lay out the spans. */
+    /* clip, trim overlaps, lay out the spans */
     int64_t total = 0, prev_end = 0;
     size_t n = 0;
     for (size_t i = 0; i < n_segs; i++) {
@@ -40,19 +39,6 @@ enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segmen
         total += e - s;
         prev_end = e;
     }
-    float *out = NULL;
-    if (total > 0) {
-        out = calloc((size_t)total, sizeof *out); /* zeros = the gaps */
-        if (!out) {
-            free(m);
-            free(spans);
-            return sd_fail(err, SD_ENOMEM, "out of memory packing %lld samples",
-                           (long long)total);
-        }
-        for (size_t i = 0; i < n; i++)
-            memcpy(out + spans[i].packed_start, pcm + spans[i].orig_start,
-                   (size_t)spans[i].n_samples * sizeof *out);
-    }
     if (n == 0) {
         free(spans);
         spans = NULL;
@@ -62,8 +48,98 @@ enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segmen
     m->gap_samples = gap;
     m->n_packed = total;
     m->n_orig = (int64_t)n_samples;
-    *packed = out;
-    *n_packed = (size_t)total;
+    *map = m;
+    return SD_OK;
+}
+
+void vad_packer_init(struct vad_packer *pk, const struct vad_map *map)
+{
+    *pk = (struct vad_packer){.map = map};
+}
+
+/* Emits n zeros (a gap) in pieces from a constant block. */
+static enum sd_err emit_zeros(int64_t n, vad_emit_fn emit, void *user, struct sd_error *err)
+{
+    static const float zeros[1024];
+    while (n > 0) {
+        size_t k = n < 1024 ? (size_t)n : 1024;
+        enum sd_err rc = emit(user, zeros, k, err);
+        if (rc != SD_OK)
+            return rc;
+        n -= (int64_t)k;
+    }
+    return SD_OK;
+}
+
+enum sd_err vad_packer_push(struct vad_packer *pk, const float *pcm, size_t n, vad_emit_fn emit,
+                            void *user, struct sd_error *err)
+{
+    const struct vad_map *m = pk->map;
+    const int64_t chunk_first = pk->orig_pos, chunk_end = chunk_first + (int64_t)n;
+    pk->orig_pos = chunk_end;
+    while (pk->span < m->n_spans) {
+        const struct vad_map_span *sp = &m->spans[pk->span];
+        int64_t from = sp->orig_start + pk->done_in_span;
+        int64_t to = sp->orig_start + sp->n_samples;
+        if (from >= chunk_end)
+            return SD_OK; /* the span starts in a later chunk */
+        if (from < chunk_first)
+            return sd_fail(err, SD_EINVAL, "vad_packer_push: samples arrived out of order");
+        if (to > chunk_end)
+            to = chunk_end;
+        enum sd_err rc = SD_OK;
+        if (pk->done_in_span == 0 && pk->span > 0)
+            rc = emit_zeros(m->gap_samples, emit, user, err);
+        if (rc == SD_OK)
+            rc = emit(user, pcm + (from - chunk_first), (size_t)(to - from), err);
+        if (rc != SD_OK)
+            return rc;
+        pk->done_in_span += to - from;
+        if (pk->done_in_span < sp->n_samples)
+            return SD_OK; /* the span goes on in the next chunk */
+        pk->span++;
+        pk->done_in_span = 0;
+    }
+    return SD_OK;
+}
+
+/* Appends emitted samples to a buffer sized for the whole packed audio. */
+struct pack_buffer {
+    float *out;
+    size_t len;
+};
+
+static enum sd_err append_to_buffer(void *user, const float *pcm, size_t n, struct sd_error *err)
+{
+    struct pack_buffer *b = user;
+    (void)err;
+    memcpy(b->out + b->len, pcm, n * sizeof(float));
+    b->len += n;
+    return SD_OK;
+}
+
+enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segment *segs,
+                     size_t n_segs, int gap_ms, float **packed, size_t *n_packed,
+                     struct vad_map **map, struct sd_error *err)
+{
+    if ((!pcm && n_samples) || !packed || !n_packed)
+        return sd_fail(err, SD_EINVAL, "vad_pack: NULL argument");
+    struct vad_map *m = NULL;
+    enum sd_err rc = vad_map_build(segs, n_segs, n_samples, gap_ms, &m, err);
+    if (rc != SD_OK)
+        return rc;
+    struct pack_buffer b = {NULL, 0};
+    if (m->n_packed > 0 && !(b.out = malloc((size_t)m->n_packed * sizeof(float)))) {
+        rc = sd_fail(err, SD_ENOMEM, "out of memory packing %lld samples",
+                     (long long)m->n_packed);
+        vad_map_free(m);
+        return rc;
+    }
+    struct vad_packer pk;
+    vad_packer_init(&pk, m);
+    vad_packer_push(&pk, pcm, n_samples, append_to_buffer, &b, NULL);
+    *packed = b.out;
+    *n_packed = b.len;
     *map = m;
     return SD_OK;
 }

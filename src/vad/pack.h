@@ -51,6 +51,31 @@ enum sd_err vad_pack(const float *pcm, size_t n_samples, const struct vad_segmen
 void vad_map_free(struct vad_map *map);
 
 /*
+ * The same in bounded memory, for a recording that arrives in order: the
+ * map is laid out from the segments alone (vad_map_build), then a packer
+ * turns each chunk of the original into the packed samples it holds (zeros
+ * for the gaps), handed to emit in order. The result is identical to
+ * vad_pack's buffer, whatever the chunk sizes.
+ */
+enum sd_err vad_map_build(const struct vad_segment *segs, size_t n_segs, size_t n_samples,
+                          int gap_ms, struct vad_map **map, struct sd_error *err);
+
+/* Receives the packed samples (valid during the call); anything but SD_OK stops the push. */
+typedef enum sd_err (*vad_emit_fn)(void *user, const float *pcm, size_t n, struct sd_error *err);
+
+struct vad_packer {
+    const struct vad_map *map;  /* borrowed */
+    size_t span;                /* the span being copied */
+    int64_t done_in_span;       /* its samples already emitted */
+    int64_t orig_pos;           /* original samples pushed so far */
+};
+
+void vad_packer_init(struct vad_packer *pk, const struct vad_map *map);
+/* The next n original samples (consecutive with the previous push). */
+enum sd_err vad_packer_push(struct vad_packer *pk, const float *pcm, size_t n, vad_emit_fn emit,
+                            void *user, struct sd_error *err);
+
+/*
  * Original time (seconds) of a packed time (seconds). Inside a span: linear.
  * In the silence between spans: the first half maps to the end of the span
  * before, the second half to the start of the span after, so a segment that

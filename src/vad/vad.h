@@ -80,6 +80,22 @@ enum sd_err vad_probs(const struct vad_model *model, const float *pcm, size_t n_
                       enum vad_precision precision, float **probs, size_t *n_probs,
                       struct sd_error *err);
 
+/*
+ * vad_probs for a recording that arrives in order, in chunks of any size:
+ * only the probabilities are kept, never the samples. The probabilities are
+ * identical to vad_probs' on the whole recording. Caller owns *out:
+ * vad_stream_free(); one stream belongs to one thread.
+ */
+struct vad_stream;
+enum sd_err vad_stream_begin(const struct vad_model *model, enum vad_precision precision,
+                             struct vad_stream **out, struct sd_error *err);
+enum sd_err vad_stream_push(struct vad_stream *s, const float *pcm, size_t n,
+                            struct sd_error *err);
+/* After the last push: every probability; the caller owns *probs (free(); NULL if none). */
+enum sd_err vad_stream_finish(struct vad_stream *s, float **probs, size_t *n_probs,
+                              struct sd_error *err);
+void vad_stream_free(struct vad_stream *s);
+
 /* Segment parameters (faster-whisper / whisper.cpp names). */
 struct vad_params {
     float threshold;            /* speech starts at p >= threshold */

@@ -32,8 +32,9 @@ struct mel_band {
 };
 
 struct mel_job {
-    const float *pcm;
-    int64_t n_samples;
+    const float *pcm;           /* pcm[i] is sample first + i (a view of the clip) */
+    int64_t first;
+    int64_t n_samples;          /* the clip's length: samples at or past it read as zero */
     const float *filters;
     int n_mels;
     const struct mel_band *bands;
@@ -48,27 +49,24 @@ struct mel_job {
 };
 
 /* Sample p of the conceptually padded signal: reflection, audio, zeros. */
-static double mel_padded_sample(const float *pcm, int64_t n_samples, int64_t p)
+static double mel_padded_sample(const struct mel_job *j, int64_t p)
 {
-    if (p < MEL_PAD_HEAD) {
-        int64_t j = MEL_PAD_HEAD - p; /* padded[0..199] = pcm[200..1] */
-        return j < n_samples ? (double)pcm[j] : 0.0;
-    }
-    p -= MEL_PAD_HEAD;
-    return p < n_samples ? (double)pcm[p] : 0.0;
+    int64_t s = p < MEL_PAD_HEAD ? MEL_PAD_HEAD - p /* padded[0..199] = pcm[200..1] */
+                                 : p - MEL_PAD_HEAD;
+    return s < j->n_samples ? (double)j->pcm[s - j->first] : 0.0;
 }
 
 static void mel_load_frame(const struct mel_job *j, int frame, double *x)
 {
     int64_t start = (int64_t)frame * MEL_HOP;
     if (start >= MEL_PAD_HEAD && start - MEL_PAD_HEAD + MEL_N_FFT <= j->n_samples) {
-        const float *src = j->pcm + (start - MEL_PAD_HEAD);
+        const float *src = j->pcm + (start - MEL_PAD_HEAD - j->first);
         for (int k = 0; k < MEL_N_FFT; k++)
             x[k] = (double)src[k] * j->hann[k];
         return;
     }
     for (int k = 0; k < MEL_N_FFT; k++)
-        x[k] = mel_padded_sample(j->pcm, j->n_samples, start + k) * j->hann[k];
+        x[k] = mel_padded_sample(j, start + k) * j->hann[k];
 }
 
 static void *mel_worker(void *arg)
@@ -223,41 +221,73 @@ fail:
     return rc;
 }
 
-/* What a lazy spec keeps to compute windows later (mel_prepare). */
-struct mel_lazy {
-    const float *pcm;       /* borrowed */
-    int64_t n_samples;
+/* What computing frames on demand needs: the filters' bands, the FFT plan, the window. */
+struct mel_core {
     const float *filters;   /* borrowed */
+    int n_mels;
     struct mel_band *bands;
     struct fft_plan *plan;
     double hann[MEL_N_FFT];
     int n_threads;
-    int n_computed;
-    float lo;               /* global max - 8 */
 };
 
-static void mel_lazy_free(struct mel_lazy *z)
+static void mel_core_free(struct mel_core *c)
 {
-    if (!z)
-        return;
-    free(z->bands);
-    fft_plan_free(z->plan);
-    free(z);
+    free(c->bands);
+    fft_plan_free(c->plan);
+    memset(c, 0, sizeof(*c));
 }
 
-/* Splits frames [begin, end) of one computation between z->n_threads jobs. */
-static void mel_lazy_run(const struct mel_lazy *z, int n_mels, int begin, int end, float *data,
-                         int stride, double *max_log)
+static enum sd_err mel_core_init(struct mel_core *c, const float *filters, int n_mels,
+                                 int n_threads, struct sd_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    if (!filters || n_mels < 1 || n_mels > 512)
+        return sd_fail(err, SD_EINVAL, "log-mel: missing filters or n_mels %d out of range",
+                       n_mels);
+    c->filters = filters;
+    c->n_mels = n_mels;
+    c->n_threads = n_threads < 1 ? 1 : n_threads > MEL_MAX_THREADS ? MEL_MAX_THREADS : n_threads;
+    c->bands = malloc(sizeof(*c->bands) * (size_t)n_mels);
+    enum sd_err rc = fft_plan_create(MEL_N_FFT, &c->plan, err);
+    if (rc == SD_OK && !c->bands)
+        rc = sd_fail(err, SD_ENOMEM, "log-mel bands");
+    if (rc != SD_OK) {
+        mel_core_free(c);
+        return rc;
+    }
+    mel_find_bands(filters, n_mels, c->bands);
+    for (int k = 0; k < MEL_N_FFT; k++)
+        c->hann[k] = 0.5 * (1.0 - cos(2.0 * M_PI * (double)k / MEL_N_FFT));
+    return SD_OK;
+}
+
+/* The samples frames are read from: pcm[i] is sample first + i of a clip of n_samples. */
+struct mel_view {
+    const float *pcm;       /* borrowed */
+    int64_t first;
+    int64_t n_samples;
+};
+
+/*
+ * Computes frames [begin, end) from view v, split between c->n_threads jobs;
+ * log10 values into data (row stride `stride`, column f - begin), or only
+ * their maximum when data is NULL.
+ */
+static void mel_core_run(const struct mel_core *c, const struct mel_view *v, int n_computed,
+                         int begin, int end, float *data, int stride, double *max_log)
 {
     struct mel_job jobs[MEL_MAX_THREADS];
-    int n_threads = z->n_threads;
-    if (n_threads > end - begin)
-        n_threads = end - begin > 0 ? end - begin : 1;
+    int n_threads = c->n_threads;
+    /* a thread is worth starting for a few hundred frames, not for a handful */
+    if (n_threads > (end - begin) / 256)
+        n_threads = (end - begin) / 256 > 0 ? (end - begin) / 256 : 1;
     for (int t = 0; t < n_threads; t++)
         jobs[t] = (struct mel_job){
-            .pcm = z->pcm, .n_samples = z->n_samples, .filters = z->filters, .n_mels = n_mels,
-            .bands = z->bands, .hann = z->hann, .plan = z->plan, .n_frames = stride,
-            .frame_base = data ? begin : 0, .n_frames_computed = z->n_computed, .data = data,
+            .pcm = v->pcm, .first = v->first, .n_samples = v->n_samples, .filters = c->filters,
+            .n_mels = c->n_mels, .bands = c->bands, .hann = c->hann, .plan = c->plan,
+            .n_frames = stride, .frame_base = data ? begin : 0, .n_frames_computed = n_computed,
+            .data = data,
             .frame_begin = begin + (int)((int64_t)(end - begin) * t / n_threads),
             .frame_end = begin + (int)((int64_t)(end - begin) * (t + 1) / n_threads),
         };
@@ -269,37 +299,151 @@ static void mel_lazy_run(const struct mel_lazy *z, int n_mels, int begin, int en
     *max_log = m;
 }
 
-enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters, int n_mels,
-                        int n_threads, struct mel_spec *out, struct sd_error *err)
+/* Frames that hold audio (the rest of the n_frames are all padding: -10). */
+static int mel_frames_computed(int64_t n_samples)
 {
-    enum sd_err rc = mel_check_args(pcm, n_samples, filters, n_mels, out, err);
-    if (rc != SD_OK)
+    return (int)((n_samples + MEL_PAD_HEAD) / MEL_HOP + 1);
+}
+
+/* What a lazy spec keeps to compute windows later (mel_prepare, mel_prepare_view). */
+struct mel_lazy {
+    struct mel_core core;
+    struct mel_view view;
+    int n_computed;
+    float lo;               /* global max - 8 */
+};
+
+static void mel_lazy_free(struct mel_lazy *z)
+{
+    if (!z)
+        return;
+    mel_core_free(&z->core);
+    free(z);
+}
+
+/* A frame's first sample (head reflection included) and one past its last. */
+static void mel_frame_samples(int frame, int64_t *from, int64_t *to)
+{
+    int64_t start = (int64_t)frame * MEL_HOP - MEL_PAD_HEAD;
+    *from = start < 0 ? 0 : start;
+    /* frames 0 and 1 reflect samples up to 200 */
+    *to = start + MEL_N_FFT > MEL_PAD_HEAD + 1 ? start + MEL_N_FFT : MEL_PAD_HEAD + 1;
+}
+
+/* ---- the global maximum, from samples in order ---- */
+
+/* Frames computed per batch: a window's worth keeps the buffer at ~30 s. */
+#define MEL_MAX_BATCH MEL_FRAMES_PER_WINDOW
+
+struct mel_max {
+    struct mel_core core;
+    float *buf;             /* samples [first, first + len) */
+    int64_t first;
+    size_t len, cap;
+    int next_frame;         /* frames below it are in max_log */
+    double max_log;
+};
+
+enum sd_err mel_max_begin(const float *filters, int n_mels, int n_threads, struct mel_max **out,
+                          struct sd_error *err)
+{
+    struct mel_max *m = calloc(1, sizeof(*m));
+    if (!m)
+        return sd_fail(err, SD_ENOMEM, "log-mel maximum");
+    enum sd_err rc = mel_core_init(&m->core, filters, n_mels, n_threads, err);
+    if (rc != SD_OK) {
+        free(m);
         return rc;
-    const int64_t ns = (int64_t)n_samples;
+    }
+    m->max_log = MEL_LOG_FLOOR;
+    *out = m;
+    return SD_OK;
+}
+
+/* Computes frames [next_frame, end) with a clip length of n_samples, then drops what they used. */
+static void mel_max_frames(struct mel_max *m, int end, int64_t n_samples)
+{
+    if (end > m->next_frame) {
+        struct mel_view v = {m->buf, m->first, n_samples};
+        double batch_max;
+        mel_core_run(&m->core, &v, mel_frames_computed(n_samples), m->next_frame, end, NULL, 0,
+                     &batch_max);
+        if (batch_max > m->max_log)
+            m->max_log = batch_max;
+        m->next_frame = end;
+    }
+    int64_t keep, unused;
+    mel_frame_samples(m->next_frame, &keep, &unused);
+    if (keep > m->first) {
+        size_t drop = (size_t)(keep - m->first) < m->len ? (size_t)(keep - m->first) : m->len;
+        memmove(m->buf, m->buf + drop, (m->len - drop) * sizeof(float));
+        m->len -= drop;
+        m->first += (int64_t)drop;
+    }
+}
+
+enum sd_err mel_max_push(struct mel_max *m, const float *pcm, size_t n, struct sd_error *err)
+{
+    const size_t piece_max = (size_t)MEL_MAX_BATCH * MEL_HOP;
+    while (n > 0) {
+        size_t piece = n < piece_max ? n : piece_max;
+        if (m->len + piece > m->cap) {
+            size_t cap = m->len + piece_max + MEL_N_FFT + MEL_HOP;
+            float *grown = realloc(m->buf, cap * sizeof(float));
+            if (!grown)
+                return sd_fail(err, SD_ENOMEM, "log-mel buffer");
+            m->buf = grown;
+            m->cap = cap;
+        }
+        memcpy(m->buf + m->len, pcm, piece * sizeof(float));
+        m->len += piece;
+        pcm += piece;
+        n -= piece;
+        /* frames whose samples (reflection of the first 200 included) have all arrived */
+        int64_t have = m->first + (int64_t)m->len;
+        int ready = have > MEL_PAD_HEAD ? (int)((have - MEL_PAD_HEAD - 1) / MEL_HOP) : 0;
+        if (ready - m->next_frame >= MEL_MAX_BATCH)
+            mel_max_frames(m, ready, INT64_MAX);
+    }
+    return SD_OK;
+}
+
+double mel_max_finish(struct mel_max *m)
+{
+    int64_t n_samples = m->first + (int64_t)m->len;
+    mel_max_frames(m, mel_frames_computed(n_samples), n_samples);
+    return m->max_log;
+}
+
+void mel_max_free(struct mel_max *m)
+{
+    if (!m)
+        return;
+    mel_core_free(&m->core);
+    free(m->buf);
+    free(m);
+}
+
+enum sd_err mel_prepare_view(size_t n_samples, double max_log, const float *filters, int n_mels,
+                             int n_threads, struct mel_spec *out, struct sd_error *err)
+{
+    if (!out)
+        return sd_fail(err, SD_EINVAL, "mel_prepare_view: no output");
+    if (n_samples > (size_t)MEL_MAX_SAMPLES)
+        return sd_fail(err, SD_ETOOBIG, "audio of %zu samples is longer than 24 h", n_samples);
     struct mel_lazy *z = calloc(1, sizeof(*z));
     if (!z)
         return sd_fail(err, SD_ENOMEM, "log-mel state");
-    z->pcm = pcm;
-    z->n_samples = ns;
-    z->filters = filters;
-    z->n_threads = n_threads < 1 ? 1 : n_threads > MEL_MAX_THREADS ? MEL_MAX_THREADS : n_threads;
-    z->n_computed = (int)((ns + MEL_PAD_HEAD) / MEL_HOP + 1);
-    z->bands = malloc(sizeof(*z->bands) * (size_t)n_mels);
-    rc = fft_plan_create(MEL_N_FFT, &z->plan, err);
-    if (rc == SD_OK && !z->bands)
-        rc = sd_fail(err, SD_ENOMEM, "log-mel bands");
+    enum sd_err rc = mel_core_init(&z->core, filters, n_mels, n_threads, err);
     if (rc != SD_OK) {
-        mel_lazy_free(z);
+        free(z);
         return rc;
     }
-    mel_find_bands(filters, n_mels, z->bands);
-    for (int k = 0; k < MEL_N_FFT; k++)
-        z->hann[k] = 0.5 * (1.0 - cos(2.0 * M_PI * (double)k / MEL_N_FFT));
-    /* Pass 1: the global maximum (padding frames are -10 and cannot raise it). */
-    double max_log = MEL_LOG_FLOOR;
-    mel_lazy_run(z, n_mels, 0, z->n_computed, NULL, 0, &max_log);
+    const int64_t ns = (int64_t)n_samples;
+    z->view.n_samples = ns;
+    z->n_computed = mel_frames_computed(ns);
     z->lo = (float)(max_log - 8.0);
-    int64_t n_audio = 1 + (ns + MEL_PAD_HEAD - MEL_N_FFT) / MEL_HOP;
+    int64_t n_audio = 1 + (ns + MEL_PAD_HEAD - MEL_N_FFT) / MEL_HOP; /* C division, as whisper.cpp */
     const float floor_v = (float)MEL_LOG_FLOOR < z->lo ? z->lo : (float)MEL_LOG_FLOOR;
     *out = (struct mel_spec){
         .n_mels = n_mels, .n_frames = (int)((ns + MEL_PAD_TAIL_SAMPLES) / MEL_HOP),
@@ -307,6 +451,41 @@ enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters
         .data = NULL, .lazy = z,
     };
     return SD_OK;
+}
+
+void mel_set_view(struct mel_spec *m, const float *pcm, int64_t first)
+{
+    m->lazy->view.pcm = pcm;
+    m->lazy->view.first = first;
+}
+
+void mel_window_samples(const struct mel_spec *m, int offset, int64_t *from, int64_t *to)
+{
+    int64_t ns = m->lazy ? m->lazy->view.n_samples : 0, a, b, unused;
+    int begin = offset < 0 ? 0 : offset;
+    int end = offset + MEL_FRAMES_PER_WINDOW < m->n_frames ? offset + MEL_FRAMES_PER_WINDOW
+                                                           : m->n_frames;
+    mel_frame_samples(begin, &a, &unused);
+    mel_frame_samples(end > begin ? end - 1 : begin, &unused, &b);
+    *from = a < ns ? a : ns;
+    *to = b < ns ? b : ns;
+}
+
+enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters, int n_mels,
+                        int n_threads, struct mel_spec *out, struct sd_error *err)
+{
+    enum sd_err rc = mel_check_args(pcm, n_samples, filters, n_mels, out, err);
+    struct mel_max *mx = NULL;
+    if (rc == SD_OK)
+        rc = mel_max_begin(filters, n_mels, n_threads, &mx, err);
+    if (rc == SD_OK)
+        rc = mel_max_push(mx, pcm, n_samples, err);
+    if (rc == SD_OK)
+        rc = mel_prepare_view(n_samples, mel_max_finish(mx), filters, n_mels, n_threads, out, err);
+    if (rc == SD_OK)
+        mel_set_view(out, pcm, 0);
+    mel_max_free(mx);
+    return rc;
 }
 
 /* Computes one window of a lazy spec, normalised exactly as mel_compute does. */
@@ -321,7 +500,8 @@ static void mel_lazy_window(const struct mel_spec *m, int offset, float *window)
     if (begin >= end)
         return;
     double unused;
-    mel_lazy_run(z, m->n_mels, begin, end, window + (begin - offset), w, &unused);
+    mel_core_run(&z->core, &z->view, z->n_computed, begin, end, window + (begin - offset), w,
+                 &unused);
     for (int r = 0; r < m->n_mels; r++) {
         float *row = window + (size_t)r * w;
         for (int i = begin - offset; i < end - offset; i++) {

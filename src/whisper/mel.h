@@ -8,6 +8,7 @@
 #define SD_WHISPER_MEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 
@@ -46,6 +47,31 @@ void mel_spec_free(struct mel_spec *m);
  */
 enum sd_err mel_prepare(const float *pcm, size_t n_samples, const float *filters, int n_mels,
                         int n_threads, struct mel_spec *out, struct sd_error *err);
+
+/*
+ * The same in bounded memory, for audio that arrives in order and is never
+ * held whole: the global maximum is gathered by a mel_max from the samples
+ * as they come (any chunk sizes: the result does not depend on them), and
+ * mel_prepare_view makes a lazy spec of the clip's length whose windows are
+ * read from whatever part of the clip the caller holds (mel_set_view), which
+ * must cover mel_window_samples. Values are bit-identical to mel_compute's.
+ */
+struct mel_max;
+/* filters borrowed (outlive the mel_max). Caller owns *out: mel_max_free(). */
+enum sd_err mel_max_begin(const float *filters, int n_mels, int n_threads, struct mel_max **out,
+                          struct sd_error *err);
+/* The next samples of the clip (copied as needed; ~30 s are kept at most). */
+enum sd_err mel_max_push(struct mel_max *m, const float *pcm, size_t n, struct sd_error *err);
+/* After the last push: the clip's maximum log10 power (what mel_prepare_view takes). */
+double mel_max_finish(struct mel_max *m);
+void mel_max_free(struct mel_max *m);
+/* A lazy spec of a clip of n_samples whose maximum is max_log; no samples yet (mel_set_view). */
+enum sd_err mel_prepare_view(size_t n_samples, double max_log, const float *filters, int n_mels,
+                             int n_threads, struct mel_spec *out, struct sd_error *err);
+/* Windows of a lazy spec read pcm[i] as sample first + i (borrowed until the next call). */
+void mel_set_view(struct mel_spec *m, const float *pcm, int64_t first);
+/* The samples [*from, *to) of the clip that mel_window(m, offset, ...) reads. */
+void mel_window_samples(const struct mel_spec *m, int offset, int64_t *from, int64_t *to);
 
 /*
  * Copies frames [offset, offset + MEL_FRAMES_PER_WINDOW) into window

@@ -83,6 +83,8 @@ struct run {
 
 static void run_free(struct run *r)
 {
+    if (!r->st)
+        return; /* never initialised */
     mel_spec_free(&r->mel);
     free(r->window_mel);
     free(r->logits);
@@ -123,8 +125,8 @@ static enum sd_err check_params(const struct transcribe_params *p, const struct 
 static enum sd_err build_non_speech_mask(struct run *r, struct sd_error *err);
 
 static enum sd_err run_init(struct run *r, struct whisper_state *st, const struct tokenizer *tok,
-                            const float *pcm, size_t n_samples, const struct transcribe_params *p,
-                            struct sd_error *err)
+                            size_t n_samples, double mel_max_log,
+                            const struct transcribe_params *p, struct sd_error *err)
 {
     const struct whisper_model *m = whisper_state_model(st);
     memset(r, 0, sizeof(*r));
@@ -154,8 +156,8 @@ static enum sd_err run_init(struct run *r, struct whisper_state *st, const struc
     }
     int n_mels = 0, n_bins = 0;
     const float *filters = whisper_model_mel_filters(m, &n_mels, &n_bins);
-    rc = mel_prepare(pcm, n_samples, filters, n_mels, p->n_threads > 0 ? p->n_threads : 1, &r->mel,
-                     err);
+    rc = mel_prepare_view(n_samples, mel_max_log, filters, n_mels,
+                          p->n_threads > 0 ? p->n_threads : 1, &r->mel, err);
     if (rc)
         return rc;
     if (p->suppress_non_speech) {
@@ -665,71 +667,197 @@ static enum sd_err set_transcript_text(struct run *r, struct sd_error *err)
     return SD_OK;
 }
 
+/*
+ * A transcription fed in order (transcription.h): the run, the part of the
+ * audio its next window needs, and where the window loop stands. Windows run
+ * as soon as their audio is in, so at most ~60 s of samples are held.
+ */
+struct transcribe_stream {
+    struct run r;
+    float *buf;                   /* samples [first, first + len) */
+    int64_t first;
+    size_t len, cap;
+    int64_t n_total;              /* announced at begin */
+    int seek, seek_end;
+    bool need_lang;
+};
+
+/* One 30 s window at s->seek: encode, decode with fallback, segments, advance. */
+static enum sd_err run_window(struct transcribe_stream *s, struct sd_error *err)
+{
+    struct run *r = &s->r;
+    const struct transcribe_params *p = r->p;
+    const int seek = s->seek, seek_end = s->seek_end;
+    enum sd_err rc = encode_window(r, seek, err);
+    if (rc)
+        return rc;
+    if (s->need_lang) {
+        rc = detect_language(r, err);
+        if (rc)
+            return rc;
+        s->need_lang = false;
+    }
+    struct window_outcome o;
+    rc = decode_with_fallback(r, seek, &o, err);
+    if (rc)
+        return rc;
+    if (is_silence(r, &o)) {
+        /* openai/whisper: a confident no-speech window yields no text. */
+        int left = seek_end - seek;
+        int advance = left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
+        trace_window(r, seek, advance, &o);
+        s->seek += advance;
+        past_reset(r);
+    } else {
+        int first_seg = r->out->n_segments;
+        rc = window_segments(r, &o, seek, err);
+        if (rc == SD_OK && p->word_timestamps)
+            rc = window_words(r, &o, seek, first_seg, err);
+        if (rc)
+            return rc;
+        for (int i = first_seg; p->on_segment && i < r->out->n_segments; i++)
+            p->on_segment(p->on_segment_user, &r->out->segments[i]);
+        int advance = window_advance(r, &o.res.seq, seek);
+        int n_result = o.res.seq.n_tokens;
+        trace_window(r, seek, advance, &o);
+        s->seek += advance;
+        if (p->condition_on_previous_text && o.temperature <= 0.5f && s->seek + 500 < seek_end)
+            past_append(r, o.res.seq.tokens, n_result);
+        else
+            past_reset(r);
+    }
+    r->fraction_done = s->seek >= seek_end ? 1.0f : (float)s->seek / (float)seek_end;
+    if (p->progress && !p->progress(p->progress_user, r->fraction_done))
+        return sd_fail(err, SD_ECANCELLED, "transcription cancelled");
+    return SD_OK;
+}
+
+/* Runs every window whose samples are all in, then forgets the samples behind the next one. */
+static enum sd_err run_ready_windows(struct transcribe_stream *s, struct sd_error *err)
+{
+    int64_t from = 0, to = 0;
+    while (s->seek + 10 < s->seek_end) {
+        mel_window_samples(&s->r.mel, s->seek, &from, &to);
+        if (to > s->first + (int64_t)s->len)
+            break;
+        mel_set_view(&s->r.mel, s->buf, s->first);
+        enum sd_err rc = run_window(s, err);
+        if (rc)
+            return rc;
+    }
+    mel_window_samples(&s->r.mel, s->seek, &from, &to);
+    if (from > s->first) {
+        size_t drop = (size_t)(from - s->first) < s->len ? (size_t)(from - s->first) : s->len;
+        memmove(s->buf, s->buf + drop, (s->len - drop) * sizeof(float));
+        s->len -= drop;
+        s->first += (int64_t)drop;
+    }
+    return SD_OK;
+}
+
+enum sd_err transcribe_stream_begin(struct whisper_state *st, const struct tokenizer *tok,
+                                    size_t n_samples, double mel_max_log,
+                                    const struct transcribe_params *p,
+                                    struct transcribe_stream **out, struct sd_error *err)
+{
+    struct transcribe_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sd_fail(err, SD_ENOMEM, "transcription");
+    enum sd_err rc = run_init(&s->r, st, tok, n_samples, mel_max_log, p, err);
+    if (rc) {
+        transcribe_stream_free(s);
+        return rc;
+    }
+    struct run *r = &s->r;
+    for (int i = 0; i < r->n_initial && r->n_past < MAX_PAST_TOKENS; i++)
+        r->past[r->n_past++] = r->initial[i];
+    s->n_total = (int64_t)n_samples;
+    s->seek_end = r->mel.n_frames_audio;
+    s->need_lang = whisper_model_is_multilingual(whisper_state_model(st)) && r->lang_token < 0;
+    *out = s;
+    return SD_OK;
+}
+
+enum sd_err transcribe_stream_push(struct transcribe_stream *s, const float *pcm, size_t n,
+                                   struct sd_error *err)
+{
+    if (s->first + (int64_t)s->len + (int64_t)n > s->n_total)
+        return sd_fail(err, SD_EINVAL, "more audio than the %lld samples announced",
+                       (long long)s->n_total);
+    /* a window's worth at a time: the buffer holds at most two windows of samples */
+    const size_t piece_max = (size_t)FRAMES_PER_WINDOW * MEL_HOP;
+    while (n > 0) {
+        size_t piece = n < piece_max ? n : piece_max;
+        if (s->len + piece > s->cap) {
+            size_t cap = s->len + 2 * piece_max + MEL_N_FFT;
+            float *grown = realloc(s->buf, cap * sizeof(float));
+            if (!grown)
+                return sd_fail(err, SD_ENOMEM, "audio buffer");
+            s->buf = grown;
+            s->cap = cap;
+        }
+        memcpy(s->buf + s->len, pcm, piece * sizeof(float));
+        s->len += piece;
+        pcm += piece;
+        n -= piece;
+        enum sd_err rc = run_ready_windows(s, err);
+        if (rc)
+            return rc;
+    }
+    return SD_OK;
+}
+
+enum sd_err transcribe_stream_finish(struct transcribe_stream *s, struct transcript **out,
+                                     struct sd_error *err)
+{
+    int64_t have = s->first + (int64_t)s->len;
+    if (have != s->n_total)
+        return sd_fail(err, SD_EFORMAT, "the audio ended after %lld of %lld samples",
+                       (long long)have, (long long)s->n_total);
+    enum sd_err rc = run_ready_windows(s, err);
+    if (rc == SD_OK)
+        rc = set_transcript_text(&s->r, err);
+    if (rc == SD_OK) {
+        *out = s->r.out;
+        s->r.out = NULL;
+    }
+    return rc;
+}
+
+void transcribe_stream_free(struct transcribe_stream *s)
+{
+    if (!s)
+        return;
+    run_free(&s->r);
+    free(s->buf);
+    free(s);
+}
+
+enum sd_err transcribe_mel_max_begin(const struct whisper_state *st, int n_threads,
+                                     struct mel_max **out, struct sd_error *err)
+{
+    int n_mels = 0, n_bins = 0;
+    const float *filters = whisper_model_mel_filters(whisper_state_model(st), &n_mels, &n_bins);
+    return mel_max_begin(filters, n_mels, n_threads > 0 ? n_threads : 1, out, err);
+}
+
 enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok, const float *pcm,
                            size_t n_samples, const struct transcribe_params *p,
                            struct transcript **out, struct sd_error *err)
 {
-    struct run r;
-    enum sd_err rc = run_init(&r, st, tok, pcm, n_samples, p, err);
-    if (rc)
-        goto done;
-    r.n_past = 0;
-    for (int i = 0; i < r.n_initial && r.n_past < MAX_PAST_TOKENS; i++)
-        r.past[r.n_past++] = r.initial[i];
-    const int seek_end = r.mel.n_frames_audio;
-    int seek = 0;
-    bool need_lang = whisper_model_is_multilingual(whisper_state_model(st)) && r.lang_token < 0;
-    while (seek + 10 < seek_end) {
-        rc = encode_window(&r, seek, err);
-        if (rc)
-            goto done;
-        if (need_lang) {
-            rc = detect_language(&r, err);
-            if (rc)
-                goto done;
-            need_lang = false;
-        }
-        struct window_outcome o;
-        rc = decode_with_fallback(&r, seek, &o, err);
-        if (rc)
-            goto done;
-        if (is_silence(&r, &o)) {
-            /* openai/whisper: a confident no-speech window yields no text. */
-            int left = seek_end - seek;
-            int advance = left < FRAMES_PER_WINDOW ? left : FRAMES_PER_WINDOW;
-            trace_window(&r, seek, advance, &o);
-            seek += advance;
-            past_reset(&r);
-        } else {
-            int first_seg = r.out->n_segments;
-            rc = window_segments(&r, &o, seek, err);
-            if (rc == SD_OK && p->word_timestamps)
-                rc = window_words(&r, &o, seek, first_seg, err);
-            if (rc)
-                goto done;
-            for (int i = first_seg; p->on_segment && i < r.out->n_segments; i++)
-                p->on_segment(p->on_segment_user, &r.out->segments[i]);
-            int advance = window_advance(&r, &o.res.seq, seek);
-            int n_result = o.res.seq.n_tokens;
-            trace_window(&r, seek, advance, &o);
-            seek += advance;
-            if (p->condition_on_previous_text && o.temperature <= 0.5f && seek + 500 < seek_end)
-                past_append(&r, o.res.seq.tokens, n_result);
-            else
-                past_reset(&r);
-        }
-        r.fraction_done = seek >= seek_end ? 1.0f : (float)seek / (float)seek_end;
-        if (p->progress && !p->progress(p->progress_user, r.fraction_done)) {
-            rc = sd_fail(err, SD_ECANCELLED, "transcription cancelled");
-            goto done;
-        }
-    }
-    rc = set_transcript_text(&r, err);
-    if (rc)
-        goto done;
-    *out = r.out;
-    r.out = NULL;
-done:
-    run_free(&r);
+    /* the streaming path with all the audio at once: one code path, the same numbers */
+    struct mel_max *mx = NULL;
+    struct transcribe_stream *s = NULL;
+    enum sd_err rc = transcribe_mel_max_begin(st, p->n_threads, &mx, err);
+    if (rc == SD_OK)
+        rc = mel_max_push(mx, pcm, n_samples, err);
+    if (rc == SD_OK)
+        rc = transcribe_stream_begin(st, tok, n_samples, mel_max_finish(mx), p, &s, err);
+    if (rc == SD_OK)
+        rc = transcribe_stream_push(s, pcm, n_samples, err);
+    if (rc == SD_OK)
+        rc = transcribe_stream_finish(s, out, err);
+    transcribe_stream_free(s);
+    mel_max_free(mx);
     return rc;
 }

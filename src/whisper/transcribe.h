@@ -92,4 +92,31 @@ enum sd_err transcribe_pcm(struct whisper_state *st, const struct tokenizer *tok
                            size_t n_samples, const struct transcribe_params *p,
                            struct transcript **out, struct sd_error *err);
 
+/*
+ * The same for audio that is never held whole (a long file decoded as a
+ * stream): the clip's length and log-mel maximum come first (one pass over
+ * the samples through a mel_max from transcribe_mel_max_begin), then the
+ * samples are pushed in order in chunks of any size and each 30 s window
+ * runs as soon as its audio is in, so at most ~60 s of samples are held.
+ * The transcript is identical to transcribe_pcm's on the same samples
+ * (transcribe_pcm is this with one push). p, st and tok are borrowed until
+ * transcribe_stream_free; callbacks run inside push and finish.
+ */
+struct mel_max;
+struct transcribe_stream;
+/* A log-mel maximum for the model of st. Caller owns *out: mel_max_free(). */
+enum sd_err transcribe_mel_max_begin(const struct whisper_state *st, int n_threads,
+                                     struct mel_max **out, struct sd_error *err);
+enum sd_err transcribe_stream_begin(struct whisper_state *st, const struct tokenizer *tok,
+                                    size_t n_samples, double mel_max_log,
+                                    const struct transcribe_params *p,
+                                    struct transcribe_stream **out, struct sd_error *err);
+/* The next samples; SD_EINVAL past the announced length. */
+enum sd_err transcribe_stream_push(struct transcribe_stream *s, const float *pcm, size_t n,
+                                   struct sd_error *err);
+/* Every sample pushed: the last windows run. On SD_OK the caller owns *out. */
+enum sd_err transcribe_stream_finish(struct transcribe_stream *s, struct transcript **out,
+                                     struct sd_error *err);
+void transcribe_stream_free(struct transcribe_stream *s);
+
 #endif
