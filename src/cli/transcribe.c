@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "output/format.h"
 #include "pipeline/stt_params.h"
 #include "pipeline/transcription.h"
+#include "util/clock.h"
 
 struct transcribe_cli {
     const char *model_path;
@@ -101,6 +103,34 @@ static int parse_args(struct transcribe_cli *c, int argc, char **argv)
     return 0;
 }
 
+/* One updating line on a terminal while a long file transcribes (as `model download`). */
+struct terminal_progress {
+    double t0;
+    int percent, windows;
+    double audio_s;           /* audio the decoder has heard so far */
+    bool shown;
+};
+
+static bool show_percent(void *user, float fraction)
+{
+    struct terminal_progress *tp = user;
+    double elapsed = sd_mono_s() - tp->t0;
+    tp->percent = (int)(fraction * 100.0f);
+    fprintf(stderr, "\r  %3d%%  %d window%s, %.1f s of audio in %.1f s (%.1fx real time)  ",
+            tp->percent, tp->windows, tp->windows == 1 ? "" : "s", tp->audio_s, elapsed,
+            elapsed > 0 ? tp->audio_s / elapsed : 0.0);
+    tp->shown = true;
+    return true;
+}
+
+/* Called before show_percent for each window the decoder finishes. */
+static void count_window(void *user, const struct transcribe_window_trace *w)
+{
+    struct terminal_progress *tp = user;
+    tp->windows++;
+    tp->audio_s = (w->seek + w->advance) / 100.0;
+}
+
 /* Prints the transcript in the requested format; false on ENOMEM. */
 static bool print_transcript(const struct transcript *t, enum output_format f)
 {
@@ -126,10 +156,18 @@ static int run(const struct transcribe_cli *c)
     int status = 1;
     struct pipeline_opts o = {.model_path = c->model_path, .vad_path = c->vad_model_path,
                               .threads_per_worker = c->threads};
+    struct terminal_progress tp = {.t0 = sd_mono_s()};
+    struct stt_hooks hooks = {show_percent, NULL, count_window, &tp};
     stt_params_to_engine(&c->params, &ep);
     if (pipeline_create(&o, &p, &err) != SD_OK || pipeline_worker_create(p, &w, &err) != SD_OK)
         goto fail;
-    if (pipeline_transcribe_file(w, c->file, &ep, NULL, &t, &audio_s, &err) != SD_OK) {
+    /* progress only where someone watches: stdout may be a pipe, stderr a terminal */
+    enum sd_err rc = pipeline_transcribe_file(w, c->file, &ep,
+                                              isatty(STDERR_FILENO) ? &hooks : NULL, &t,
+                                              &audio_s, &err);
+    if (tp.shown)
+        fputc('\n', stderr);
+    if (rc != SD_OK) {
         if (err.code != SD_EINVAL && !strstr(err.msg, c->file)) { /* name the file in its errors */
             char msg[2 * sizeof(err.msg) + 8];
             snprintf(msg, sizeof(msg), "%s: %s", c->file, err.msg);

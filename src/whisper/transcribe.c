@@ -485,6 +485,10 @@ static enum sd_err add_segment(struct run *r, const struct window_outcome *o, in
         t->segments = grown;
         r->cap_segments = cap;
     }
+    /* a timestamp past the audio's end (the window is padded to 30 s) ends with the audio */
+    const int audio_cs = (int)(t->duration * 100.0 + 0.5);
+    t1 = t1 < audio_cs ? t1 : audio_cs;
+    t0 = t0 < t1 ? t0 : t1;
     struct transcript_segment *s = &t->segments[t->n_segments];
     memset(s, 0, sizeof(*s));
     s->tokens = malloc((size_t)(n_tokens > 0 ? n_tokens : 1) * sizeof(int32_t));
@@ -563,11 +567,13 @@ static void attach_words(struct run *r, int first_seg, struct word_timing *w, in
             n++;
         if (n > 0) {
             seg->words = calloc((size_t)n, sizeof(*seg->words));
+            const double duration = r->out->duration;
             for (int k = 0; seg->words && k < n; k++) {
                 seg->words[k].word = w[wi + k].word;
                 w[wi + k].word = NULL; /* moved */
-                seg->words[k].start = w[wi + k].start;
-                seg->words[k].end = w[wi + k].end;
+                seg->words[k].end = w[wi + k].end < duration ? w[wi + k].end : duration;
+                seg->words[k].start =
+                    w[wi + k].start < seg->words[k].end ? w[wi + k].start : seg->words[k].end;
                 seg->words[k].probability = w[wi + k].probability;
             }
             if (seg->words) {

@@ -156,3 +156,16 @@ def test_stream_sse_sends_segments_as_they_finish(server):
                           files={"file": ("c.wav", f, "audio/wav")}, stream=True, timeout=300)
     r.close()  # leave before the first event
     assert requests.get(server.url("/health"), timeout=10).status_code == 200
+
+
+def test_segments_end_with_the_audio(server, short_wav):
+    # the decoder's window is padded to 30 s; no time may point past the audio itself
+    r = transcribe(server, short_wav, {"response_format": "verbose_json", "vad_filter": "false",
+                                       "timestamp_granularities[]": "word"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["segments"]
+    for seg in body["segments"]:
+        assert 0 <= seg["start"] <= seg["end"] <= body["duration"] + 1e-6, (seg, body["duration"])
+    for word in body.get("words", []):
+        assert word["end"] <= body["duration"] + 1e-6, word
