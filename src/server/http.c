@@ -788,8 +788,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_event(a->log, LOG_DEBUG, "http.mhd", (struct log_field[]){LOG_STR("msg", msg), LOG_END});
 }
 
-enum sd_err http_start(struct app *app, const char *host, int port, struct http_server **out,
-                       struct sd_error *err)
+enum sd_err http_listen(const char *host, int port, int *fd_out, struct sd_error *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -799,9 +798,39 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     int gai = getaddrinfo(host && *host ? host : NULL, port_s, &hints, &ai);
     if (gai != 0)
         return sd_fail(err, SD_EINVAL, "--host %s: %s", host, gai_strerror(gai));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, e = 0;
+    if (fd < 0) {
+        e = errno;
+    } else {
+        /*
+         * SO_REUSEADDR: a restart may bind while the last run's connections
+         * linger in TIME_WAIT. Never SO_REUSEPORT: a second server would bind
+         * too, and the kernel would split requests between the two.
+         */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6) /* "::" serves IPv6 only, as MHD's own socket did */
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0)
+            e = errno;
+    }
+    freeaddrinfo(ai);
+    if (e != 0) {
+        if (fd >= 0)
+            close(fd);
+        return sd_fail(err, SD_EIO, "cannot listen on %s port %d: %s%s", host, port, strerror(e),
+                       e == EADDRINUSE ? " (is another scribed serve running there?)" : "");
+    }
+    *fd_out = fd;
+    return SD_OK;
+}
+
+enum sd_err http_start(struct app *app, int listen_fd, struct http_server **out,
+                       struct sd_error *err)
+{
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s) {
-        freeaddrinfo(ai);
+        close(listen_fd);
         return sd_fail(err, SD_ENOMEM, "http server");
     }
     s->app = app;
@@ -814,9 +843,13 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     if (rc != SD_OK) {
         auth_gate_destroy(s->gate);
         free(s);
-        freeaddrinfo(ai);
+        close(listen_fd);
         return rc;
     }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    bool v6 = getsockname(listen_fd, (struct sockaddr *)&bound, &blen) == 0 &&
+              bound.ss_family == AF_INET6;
     /*
      * Connections past --max-connections-per-ip are answered 429 and closed
      * (auth_gate_connect); past twice that, a flood rather than a client's
@@ -825,25 +858,25 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     unsigned per_ip_hard = (unsigned)app->cfg.max_connections_per_ip * 2u;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
-    if (ai->ai_family == AF_INET6)
+    if (v6)
         flags |= MHD_USE_IPv6;
+    /* MHD owns listen_fd once started (MHD_stop_daemon closes it) */
     s->d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)app->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)app->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        per_ip_hard, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_hard, MHD_OPTION_END);
     if (!s->d) {
         conn_guard_stop(s->guard);
         auth_gate_destroy(s->gate);
         free(s);
-        return sd_fail(err, SD_EIO, "cannot listen on %s:%d (address in use?)", host, port);
+        close(listen_fd);
+        return sd_fail(err, SD_EIO, "cannot start the HTTP server");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : port;
+    s->port = di ? di->port : 0;
     *out = s;
     return SD_OK;
 }
