@@ -419,10 +419,12 @@ static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const
 /* The answer decided from the headers goes out once the body is in (see the top). */
 static void answer_after_body(struct http_request *r, int status, json_t *body)
 {
-    if (r->early_body)
+    if (r->early_body) {
         json_decref(body); /* the first decision stands */
-    else
-        r->early_status = status, r->early_body = body;
+        return;
+    }
+    r->early_status = status;
+    r->early_body = body;
 }
 
 /* The early answer, now, on the socket: the body is too big to read and drop. */
