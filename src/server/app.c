@@ -156,6 +156,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     char db[1100];
 
     memset(a, 0, sizeof(*a));
+    a->listen_fd = -1;
     a->cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     atomic_init(&a->draining, false);
@@ -172,6 +173,9 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
         rc = sd_fail(err, SD_ENOMEM, "start-up");
         goto fail;
     }
+    /* a second server on a busy port must not touch the first one's data dir */
+    if ((rc = http_listen(a->cfg.host, (int)a->cfg.port, &a->listen_fd, err)) != SD_OK)
+        goto fail;
     a->max_upload_bytes = (int64_t)a->cfg.max_file_size_mb << 20;
     snprintf(a->uploads_dir, sizeof(a->uploads_dir), "%s/uploads", a->cfg.data_dir);
     if ((rc = make_dir(a->cfg.data_dir, err)) != SD_OK ||
@@ -186,7 +190,9 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     load_live_vad(a);
     if ((rc = start_jobs(a, err)) != SD_OK)
         goto fail;
-    if ((rc = http_start(a, a->cfg.host, (int)a->cfg.port, &a->http, err)) != SD_OK)
+    rc = http_start(a, a->listen_fd, &a->http, err);
+    a->listen_fd = -1; /* http's now, also on failure */
+    if (rc != SD_OK)
         goto fail;
     log_event(a->log, LOG_INFO, "server.listening",
               (struct log_field[]){LOG_STR("host", a->cfg.host), LOG_I64("port", app_port(a)),
@@ -209,6 +215,7 @@ int app_port(const struct app *a)
 
 bool app_stop(struct app *a)
 {
+    bool served = a->http != NULL; /* a failed start says why in its error alone */
     atomic_store(&a->draining, true);
     if (a->http)
         http_quiesce(a->http);
@@ -227,6 +234,9 @@ bool app_stop(struct app *a)
     /* connections waiting on sync jobs see the drain and answer before this returns */
     http_stop(a->http);
     a->http = NULL;
+    if (a->listen_fd >= 0)
+        close(a->listen_fd);
+    a->listen_fd = -1;
     jobs_stop(a->jobs, 0);
     a->jobs = NULL;
     store_close(a->store);
@@ -235,7 +245,8 @@ bool app_stop(struct app *a)
     a->rt_vad = NULL;
     metrics_destroy(a->metrics);
     a->metrics = NULL;
-    log_event(a->log, LOG_INFO, "server.stopped", NULL);
+    if (served)
+        log_event(a->log, LOG_INFO, "server.stopped", NULL);
     log_destroy(a->log);
     a->log = NULL;
     config_clear(&a->cfg);

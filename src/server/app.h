@@ -3,8 +3,9 @@
  * metrics, store, job system and HTTP server. Passed down explicitly; there
  * are no globals besides the signal flag in cli/serve.c.
  *
- * Lifecycle: app_start (store opened and recovered, model loading in the
- * background, listening) -> app_stop (stop accepting, drain, close).
+ * Lifecycle: app_start (port bound first, so a port in use fails before the
+ * data dir is touched; store opened and recovered, model loading in the
+ * background, serving) -> app_stop (stop accepting, drain, close).
  */
 #ifndef SD_SERVER_APP_H
 #define SD_SERVER_APP_H
@@ -33,6 +34,7 @@ struct app {
     struct store *store;
     struct jobs *jobs;
     struct http_server *http;
+    int listen_fd;                 /* bound first thing; -1 once http owns it */
     char model_path[1024];
     char uploads_dir[1024];
     char model_hint[2600];         /* how to get a model, when there is none */

@@ -447,12 +447,14 @@ struct auth_gate {
     struct auth *auth;
     struct rl_buckets *by_key, *by_ip;
     struct rl_slots *uploads;
+    struct rl_slots *conns;       /* open connections per address */
     struct sd_log *log;           /* borrowed */
     bool protect_metrics;
     int max_uploads;
+    int max_conns;                /* per address; 0: no limit */
     char client_ip_header[64];    /* "" : the peer address */
     atomic_ullong n_denied[AUTH_EXPIRED + 1];
-    atomic_ullong n_limited_key, n_limited_ip, n_upload_capped;
+    atomic_ullong n_limited_key, n_limited_ip, n_upload_capped, n_conn_capped;
 };
 
 enum sd_err auth_gate_create(const struct config *cfg, struct store *store, struct sd_log *log,
@@ -464,6 +466,7 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
     g->log = log;
     g->protect_metrics = cfg->protect_metrics != 0;
     g->max_uploads = (int)cfg->max_uploads_per_key;
+    g->max_conns = (int)cfg->max_connections_per_ip;
     snprintf(g->client_ip_header, sizeof(g->client_ip_header), "%s",
              cfg->client_ip_header ? cfg->client_ip_header : "");
     struct auth_opts ao = {
@@ -477,7 +480,8 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
                                 4096, &g->by_key, err)) != SD_OK ||
         (rc = rl_buckets_create((double)cfg->rate_limit_ip_rpm, (double)cfg->rate_limit_burst,
                                 16384, &g->by_ip, err)) != SD_OK ||
-        (rc = rl_slots_create(&g->uploads, err)) != SD_OK) {
+        (rc = rl_slots_create(&g->uploads, err)) != SD_OK ||
+        (rc = rl_slots_create(&g->conns, err)) != SD_OK) {
         auth_gate_destroy(g);
         return rc;
     }
@@ -509,7 +513,27 @@ void auth_gate_destroy(struct auth_gate *g)
     rl_buckets_destroy(g->by_key);
     rl_buckets_destroy(g->by_ip);
     rl_slots_destroy(g->uploads);
+    rl_slots_destroy(g->conns);
     free(g);
+}
+
+/* The key an address counts under: IPv4 as is (also when v4-mapped), IPv6 by /64. */
+static void address_key(const char *buf, char *out, size_t n)
+{
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, buf, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, &a6.s6_addr[12], out, (socklen_t)n);
+            return;
+        }
+        memset(&a6.s6_addr[8], 0, 8);
+        char p[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &a6, p, sizeof(p));
+        snprintf(out, n, "%s/64", p);
+        return;
+    }
+    struct in_addr a4;
+    snprintf(out, n, "%s", inet_pton(AF_INET, buf, &a4) == 1 ? buf : "invalid");
 }
 
 /*
@@ -532,20 +556,7 @@ static void client_ip(struct auth_gate *g, struct http_request *r, const char *p
     } else {
         snprintf(buf, sizeof(buf), "%s", peer ? peer : "-");
     }
-    struct in6_addr a6;
-    if (inet_pton(AF_INET6, buf, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            inet_ntop(AF_INET, &a6.s6_addr[12], out, (socklen_t)n);
-            return;
-        }
-        memset(&a6.s6_addr[8], 0, 8);
-        char p[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &a6, p, sizeof(p));
-        snprintf(out, n, "%s/64", p);
-        return;
-    }
-    struct in_addr a4;
-    snprintf(out, n, "%s", inet_pton(AF_INET, buf, &a4) == 1 ? buf : "invalid");
+    address_key(buf, out, n);
 }
 
 /*
@@ -625,12 +636,39 @@ static bool authenticate(struct auth_gate *g, struct http_request *r, const char
     return false;
 }
 
+bool auth_gate_connect(struct auth_gate *g, const char *peer_ip)
+{
+    if (g->max_conns <= 0)
+        return true;
+    char key[80];
+    address_key(peer_ip, key, sizeof(key));
+    return rl_slot_acquire(g->conns, key, g->max_conns);
+}
+
+void auth_gate_disconnect(struct auth_gate *g, const char *peer_ip)
+{
+    if (g->max_conns <= 0)
+        return;
+    char key[80];
+    address_key(peer_ip, key, sizeof(key));
+    rl_slot_release(g->conns, key);
+}
+
 void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *peer_ip,
-                     unsigned route_flags, struct auth_admission *out)
+                     bool conn_over_limit, unsigned route_flags, struct auth_admission *out)
 {
     memset(out, 0, sizeof(*out));
     if (route_flags & ROUTE_PROBE)
         return; /* health checks: never limited, never authenticated */
+    if (conn_over_limit) {
+        atomic_fetch_add(&g->n_conn_capped, 1);
+        char m[200];
+        snprintf(m, sizeof(m), "this address already has %d connections open; retry on one of "
+                               "them", g->max_conns);
+        deny(out, 429, "too_many_connections", "connections", m);
+        out->retry_after_s = 1;
+        return;
+    }
     char ip[80];
     client_ip(g, r, peer_ip, ip, sizeof(ip));
     double now_s = (double)sd_mono_ms() / 1000.0;
@@ -694,9 +732,10 @@ char *auth_gate_metrics(struct auth_gate *g, uint64_t slow_headers, uint64_t slo
                "# TYPE scribed_rate_limited_total counter\n"
                "scribed_rate_limited_total{limit=\"key\"} %llu\n"
                "scribed_rate_limited_total{limit=\"ip\"} %llu\n"
-               "scribed_rate_limited_total{limit=\"uploads\"} %llu\n",
+               "scribed_rate_limited_total{limit=\"uploads\"} %llu\n"
+               "scribed_rate_limited_total{limit=\"connections\"} %llu\n",
             atomic_load(&g->n_limited_key), atomic_load(&g->n_limited_ip),
-            atomic_load(&g->n_upload_capped));
+            atomic_load(&g->n_upload_capped), atomic_load(&g->n_conn_capped));
     fprintf(f, "# HELP scribed_slow_clients_total Connections closed for sending too slowly.\n"
                "# TYPE scribed_slow_clients_total counter\n"
                "scribed_slow_clients_total{phase=\"headers\"} %llu\n"

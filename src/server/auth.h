@@ -101,13 +101,25 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
                              struct auth_gate **out, struct sd_error *err);
 void auth_gate_destroy(struct auth_gate *g);
 /*
+ * Connections per address (--max-connections-per-ip), counted from accept to
+ * close by the socket's own address (numeric; IPv6 by /64). False when the
+ * address already holds its limit: that connection is not counted, its
+ * requests get 429 (conn_over_limit below) and it is closed after the answer,
+ * so a client whose pool opened a connection too many reads a retryable
+ * answer instead of having its connection closed unread. Each connection
+ * counted (true) is released with auth_gate_disconnect when it closes.
+ */
+bool auth_gate_connect(struct auth_gate *g, const char *peer_ip);
+void auth_gate_disconnect(struct auth_gate *g, const char *peer_ip);
+/*
  * Decides one request once its headers are in. route_flags: the matched
  * route's ROUTE_* flags, 0 for an unknown path (treated as protected).
- * peer_ip: the connection's address (numeric). On status 0 with a slot, the
- * caller must auth_gate_release(g, out) when the request ends.
+ * peer_ip: the connection's address (numeric); conn_over_limit: the
+ * connection was not counted by auth_gate_connect. On status 0 with a slot,
+ * the caller must auth_gate_release(g, out) when the request ends.
  */
 void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *peer_ip,
-                     unsigned route_flags, struct auth_admission *out);
+                     bool conn_over_limit, unsigned route_flags, struct auth_admission *out);
 void auth_gate_release(struct auth_gate *g, struct auth_admission *a);
 /*
  * Prometheus text of the gate's counters and the slow-client guard's counts

@@ -4,10 +4,17 @@
  * missing Host, oversize bodies), streaming bodies into an upload, the reply
  * helpers, X-Request-Id, and one JSON access-log line + metrics per request.
  *
- * MHD 0.9.75 cannot queue a response while a body is still arriving, so a
- * body that goes over the limit (or turns out malformed) mid-stream gets its
- * error written straight to the socket, then the connection is closed after
- * a short lingering read so the client sees the status instead of a reset.
+ * An answer decided from the headers alone (the gate's 401 / 429, an unknown
+ * route, a service shutting down, a declared body over the limit) waits for
+ * the body: answered before it, MHD 0.9.75 closes the connection with the
+ * body unread, the kernel resets it, and a client still writing (Node: write
+ * EPIPE) never reads the answer. So such a body is read and dropped up to
+ * DROP_BODY_MAX, then answered as usual (the connection stays alive).
+ *
+ * MHD cannot queue a response while a body is still arriving, so a body past
+ * that bound, or one that goes over the upload limit (or turns out malformed)
+ * mid-stream, gets its answer written straight to the socket, then a
+ * lingering close (as nginx's) lets the client read it instead of a reset.
  */
 #include "server/http.h"
 
@@ -41,6 +48,13 @@ struct http_server {
 
 struct upgrade_ctx;
 
+/* One TCP connection, accept to close (MHD's socket context). */
+struct http_conn {
+    struct guard_conn *guard;    /* its slow-client clock (may be NULL) */
+    char peer[INET6_ADDRSTRLEN]; /* numeric address, "" if unknown */
+    bool counted;                /* within the per-address limit (auth_gate_connect) */
+};
+
 struct http_request {
     struct app *app;
     struct MHD_Connection *conn;
@@ -52,15 +66,17 @@ struct http_request {
     double t0;
     int status;               /* 0 until answered */
     bool raw_answered;        /* answered on the socket directly (mid-body error) */
-    enum http_condition pending_cond;  /* answer with this once the body is in */
-    enum sd_err pending_err;
-    char pending_msg[256];
+    int early_status;         /* decided from the headers: answer this once the body is */
+    json_t *early_body;       /* dropped (NULL: none) */
     struct upload *up;
-    int64_t body_bytes;
+    int64_t body_bytes;       /* received so far */
+    int64_t body_declared;    /* Content-Length, -1 if none (chunked) */
+    int64_t body_limit;       /* the most this route reads: the upload limit + 1 MiB, or 1 MiB */
     enum MHD_Result result;
     struct upgrade_ctx *upgrade; /* 101 queued: on_upgraded takes it, or on_completed drops it */
     struct http_server *srv;
-    struct guard_conn *guard;    /* this connection's slow-client clock (may be NULL) */
+    struct http_conn *hc;        /* this request's connection (may be NULL: ENOMEM) */
+    struct guard_conn *guard;    /* hc's slow-client clock (may be NULL) */
     struct auth_admission adm;   /* the gate's decision; adm.status != 0: refused */
 };
 
@@ -135,21 +151,40 @@ static void add_common_headers(struct http_request *r, struct MHD_Response *resp
     MHD_add_response_header(resp, "X-Request-Id", r->id);
 }
 
+/* A header that comes with a status (both reply paths add it). */
+struct status_header {
+    const char *name;
+    char value[48];
+};
+
+/* Fills h with the header status needs; false if none. */
+static bool status_header(const struct http_request *r, int status, struct status_header *h)
+{
+    if (status == 429) {
+        *h = (struct status_header){"Retry-After", ""};
+        snprintf(h->value, sizeof(h->value), "%d",
+                 r->adm.retry_after_s > 0 ? r->adm.retry_after_s : 5);
+    } else if (status == 401) {
+        *h = (struct status_header){"WWW-Authenticate", "Bearer realm=\"scribed\""};
+    } else if (status == 503) {
+        *h = (struct status_header){"Retry-After", "10"};
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void queue(struct http_request *r, int status, struct MHD_Response *resp)
 {
     if (!resp) {
         r->result = MHD_NO;
         return;
     }
-    if (status == 429) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", r->adm.retry_after_s > 0 ? r->adm.retry_after_s : 5);
-        MHD_add_response_header(resp, "Retry-After", ra);
-    }
-    if (status == 401)
-        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"scribed\"");
-    if (status == 503)
-        MHD_add_response_header(resp, "Retry-After", "10");
+    struct status_header h;
+    if (status_header(r, status, &h))
+        MHD_add_response_header(resp, h.name, h.value);
+    if (r->hc && !r->hc->counted) /* over its address's limit: one answer, then it goes */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->result = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -234,18 +269,25 @@ void http_reply_json(struct http_request *r, int status, json_t *body)
     http_reply_body(r, status, "application/json", s, n);
 }
 
+static json_t *error_json(enum sd_err code, const char *message, const char *param)
+{
+    return errors_body(message, errors_http_type(code), param, sd_err_name(code));
+}
+
+static json_t *condition_json(enum http_condition c, const char *message)
+{
+    return errors_body(message, errors_condition_type(c), NULL, errors_condition_code(c));
+}
+
 void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
                       const char *param)
 {
-    http_reply_json(r, errors_http_status(code),
-                    errors_body(message, errors_http_type(code), param, sd_err_name(code)));
+    http_reply_json(r, errors_http_status(code), error_json(code, message, param));
 }
 
 void http_reply_condition(struct http_request *r, enum http_condition c, const char *message)
 {
-    http_reply_json(r, errors_condition_status(c),
-                    errors_body(message, errors_condition_type(c), NULL,
-                                errors_condition_code(c)));
+    http_reply_json(r, errors_condition_status(c), condition_json(c, message));
 }
 
 /* Writes all of buf to a non-blocking socket, waiting up to 2 s in total. */
@@ -267,8 +309,9 @@ static void write_all(int fd, const char *buf, size_t n)
 }
 
 /*
- * Mid-body error: status line, headers and JSON error straight onto the
- * socket, then a lingering read (bounded) so the client reads the answer.
+ * Answers written on the socket before the body has been read (the body is
+ * too big to drop, or turned out bad mid-stream): status line, headers and
+ * JSON error, then a lingering close.
  */
 static const char *reason(int status)
 {
@@ -285,39 +328,81 @@ static const char *reason(int status)
     return "Bad Request";
 }
 
-static enum MHD_Result abort_raw_json(struct http_request *r, int status, json_t *b)
+/*
+ * A body nobody will use is read and dropped up to this, then answered and
+ * closed; also the most a route without an upload reads.
+ */
+#define DROP_BODY_MAX ((int64_t)1 << 20)
+/* The lingering close after a raw answer: nginx's lingering_time / lingering_timeout. */
+#define LINGER_S 30.0
+#define LINGER_IDLE_S 5.0
+#define LINGER_MAX_BYTES ((int64_t)8 << 20)
+
+/*
+ * What a lingering close may drop: the rest of a body whose declared length
+ * the route accepts (Node's undici and Python's requests send it all before
+ * they read the answer), else LINGER_MAX_BYTES (no declared size, or over
+ * the limit: the client is cut off after that, answer read or not).
+ */
+static int64_t linger_bytes(const struct http_request *r)
 {
-    char *body = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int64_t rest = r->body_declared - r->body_bytes;
+    if (r->body_declared >= 0 && r->body_declared <= r->body_limit && rest > LINGER_MAX_BYTES)
+        return rest;
+    return LINGER_MAX_BYTES;
+}
+
+/*
+ * Reads and drops what the client still sends after the answer went out,
+ * until it closes (it has read the answer), max_bytes, linger_s in all or
+ * LINGER_IDLE_S without data. Closing with unread bytes would reset the
+ * connection, and a reset can destroy an answer the client has not read.
+ */
+static void linger(int fd, int64_t max_bytes, double linger_s)
+{
+    char sink[16384];
+    double deadline = sd_mono_s() + linger_s, last_data = sd_mono_s();
+    int64_t drained = 0;
+    while (drained < max_bytes) {
+        double now = sd_mono_s();
+        if (now >= deadline || now - last_data >= LINGER_IDLE_S)
+            break;
+        ssize_t got = recv(fd, sink, sizeof(sink), 0);
+        if (got == 0)
+            break;
+        if (got > 0) {
+            drained += got;
+            last_data = sd_mono_s();
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        poll(&p, 1, 100);
+    }
+}
+
+/* Writes the answer on the socket, lingers linger_s at most, and ends the connection. */
+static enum MHD_Result answer_raw(struct http_request *r, int status, json_t *b, double linger_s)
+{
+    char *body = b ? json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(b);
     int fd = conn_fd(r);
     r->status = status;
     r->raw_answered = true;
     if (fd >= 0 && body) {
-        char head[512];
+        char head[640], extra[128] = "";
+        struct status_header h;
+        if (status_header(r, status, &h))
+            snprintf(extra, sizeof(extra), "%s: %s\r\n", h.name, h.value);
         int hn = snprintf(head, sizeof(head),
                           "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
-                          status, reason(status), strlen(body), r->id);
+                          "Content-Length: %zu\r\nX-Request-Id: %s\r\n%sConnection: close\r\n\r\n",
+                          status, reason(status), strlen(body), r->id, extra);
         write_all(fd, head, (size_t)hn);
         write_all(fd, body, strlen(body));
         shutdown(fd, SHUT_WR);
-        char sink[16384];
-        /* bounded: a client that keeps sending is cut off after 1 s or 8 MiB */
-        double deadline = sd_mono_s() + 1.0;
-        int64_t drained = 0;
-        while (sd_mono_s() < deadline && drained < (8LL << 20)) {
-            ssize_t got = recv(fd, sink, sizeof(sink), 0);
-            if (got == 0)
-                break;
-            if (got > 0) {
-                drained += got;
-                continue;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                break;
-            struct pollfd p = {.fd = fd, .events = POLLIN};
-            poll(&p, 1, 100);
-        }
+        linger(fd, linger_bytes(r), linger_s);
     }
     free(body);
     return MHD_NO;
@@ -325,10 +410,29 @@ static enum MHD_Result abort_raw_json(struct http_request *r, int status, json_t
 
 static enum MHD_Result abort_raw(struct http_request *r, enum sd_err code, const char *msg)
 {
-    return abort_raw_json(r, errors_http_status(code),
-                          errors_body(msg, errors_http_type(code),
-                                      code == SD_ETOOBIG || code == SD_EUNSUPPORTED ? "file" : NULL,
-                                      sd_err_name(code)));
+    return answer_raw(r, errors_http_status(code),
+                      error_json(code, msg,
+                                 code == SD_ETOOBIG || code == SD_EUNSUPPORTED ? "file" : NULL),
+                      LINGER_S);
+}
+
+/* The answer decided from the headers goes out once the body is in (see the top). */
+static void answer_after_body(struct http_request *r, int status, json_t *body)
+{
+    if (r->early_body) {
+        json_decref(body); /* the first decision stands */
+        return;
+    }
+    r->early_status = status;
+    r->early_body = body;
+}
+
+/* The early answer, now, on the socket: the body is too big to read and drop. */
+static enum MHD_Result answer_early_raw(struct http_request *r)
+{
+    json_t *b = r->early_body;
+    r->early_body = NULL;
+    return answer_raw(r, r->early_status, b, LINGER_S);
 }
 
 /* ---- protocol upgrade (WebSocket, server/ws.c) ---- */
@@ -382,6 +486,19 @@ void http_upgrade_close(void *handle)
 
 /* ---- request lifecycle ---- */
 
+/* The connection's numeric address ("" if unknown). */
+static void peer_address(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static bool valid_request_id(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -433,7 +550,8 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
     r->srv = srv;
     const union MHD_ConnectionInfo *sc =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    r->guard = sc ? sc->socket_context : NULL;
+    r->hc = sc ? sc->socket_context : NULL;
+    r->guard = r->hc ? r->hc->guard : NULL;
     conn_guard_headers_done(srv->guard, r->guard);
     r->conn = c;
     r->t0 = sd_mono_s();
@@ -449,42 +567,35 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
 }
 
 /* Header-time decisions for a body-carrying route: size limit, upload file. */
-static enum MHD_Result begin_multipart(struct http_request *r)
+static void begin_multipart(struct http_request *r)
 {
     struct app *a = r->app;
-    const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    /* the multipart envelope and text fields get 1 MiB on top of the file limit */
-    if (cl && strtoll(cl, NULL, 10) > a->max_upload_bytes + (1 << 20)) {
+    if (r->body_declared > r->body_limit) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "the request body (%s bytes) is larger than the limit of %lld MB",
-                 cl, (long long)(a->max_upload_bytes >> 20));
-        http_reply_json(r, errors_http_status(SD_ETOOBIG),
-                        errors_body(msg, errors_http_type(SD_ETOOBIG), "file",
-                                    sd_err_name(SD_ETOOBIG)));
-        return r->result;
+        snprintf(msg, sizeof(msg),
+                 "the request body (%lld bytes) is larger than the limit of %lld MB",
+                 (long long)r->body_declared, (long long)(a->max_upload_bytes >> 20));
+        answer_after_body(r, errors_http_status(SD_ETOOBIG), error_json(SD_ETOOBIG, msg, "file"));
+        return;
     }
     if (atomic_load(&a->draining)) {
-        r->pending_cond = HTTP_COND_UNAVAILABLE;
-        snprintf(r->pending_msg, sizeof(r->pending_msg), "the service is shutting down");
-        return MHD_YES;
+        answer_after_body(r, errors_condition_status(HTTP_COND_UNAVAILABLE),
+                          condition_json(HTTP_COND_UNAVAILABLE, "the service is shutting down"));
+        return;
     }
     char path[1100];
     struct sd_error err = {0};
     snprintf(path, sizeof(path), "%s/%s.part", a->uploads_dir, r->id);
     if (upload_create(r->conn, path, a->max_upload_bytes, a->cfg.allowed_formats, &r->up, &err) !=
-        SD_OK) {
-        r->pending_err = err.code;
-        snprintf(r->pending_msg, sizeof(r->pending_msg), "%s", err.msg);
-    }
-    return MHD_YES;
+        SD_OK)
+        answer_after_body(r, errors_http_status(err.code), error_json(err.code, err.msg, NULL));
 }
 
 /* The gate's refusal (401 / 429) as an error body from the one status table. */
-static void reply_denied(struct http_request *r)
+static json_t *denied_json(const struct http_request *r)
 {
     enum sd_err code = r->adm.status == 401 ? SD_EAUTH : SD_EBUSY;
-    http_reply_json(r, errors_http_status(code),
-                    errors_body(r->adm.message, errors_http_type(code), NULL, r->adm.code));
+    return errors_body(r->adm.message, errors_http_type(code), NULL, r->adm.code);
 }
 
 /*
@@ -495,47 +606,55 @@ static void reply_denied(struct http_request *r)
 static bool admit(struct http_request *r)
 {
     char peer[INET6_ADDRSTRLEN] = "";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof(peer));
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof(peer));
-    auth_gate_admit(r->srv->gate, r, peer, r->route ? r->route->flags : 0, &r->adm);
+    if (r->hc)
+        snprintf(peer, sizeof(peer), "%s", r->hc->peer);
+    else
+        peer_address(r->conn, peer, sizeof(peer));
+    auth_gate_admit(r->srv->gate, r, peer, r->hc && !r->hc->counted,
+                    r->route ? r->route->flags : 0, &r->adm);
     return r->adm.status == 0;
+}
+
+/* What the headers alone decide: an early answer (answer_after_body), or the upload. */
+static void decide(struct http_request *r)
+{
+    bool wrong_method = false;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", r->path);
+    r->route = router_match(r->method, path, r->param, sizeof(r->param), &wrong_method);
+    /* the multipart envelope and text fields get 1 MiB on top of the file limit */
+    if (r->route && (r->route->flags & ROUTE_MULTIPART))
+        r->body_limit = r->app->max_upload_bytes + (1 << 20);
+    if (!admit(r)) {
+        answer_after_body(r, r->adm.status, denied_json(r));
+        return;
+    }
+    if (!r->route) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s %.160s: %s", r->method, r->path,
+                 wrong_method ? "method not allowed" : "no such endpoint");
+        enum http_condition c = wrong_method ? HTTP_COND_METHOD : HTTP_COND_NO_ROUTE;
+        answer_after_body(r, errors_condition_status(c), condition_json(c, msg));
+        return;
+    }
+    if (r->route->flags & ROUTE_MULTIPART)
+        begin_multipart(r);
 }
 
 static enum MHD_Result first_call(struct http_request *r, const char *version)
 {
     char msg[256];
     enum sd_err rc = check_protocol(r, version, msg, sizeof(msg));
-    if (rc != SD_OK) {
-        http_reply_error(r, rc, msg, NULL);
-        return r->result;
-    }
-    bool wrong_method = false;
-    char path[256];
-    snprintf(path, sizeof(path), "%s", r->path);
-    r->route = router_match(r->method, path, r->param, sizeof(r->param), &wrong_method);
-    if (!admit(r)) {
-        /* a refused upload is answered before its body (which is then not read) */
-        if (http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
-            http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-            reply_denied(r);
-            return r->result;
-        }
-        return MHD_YES; /* answered on the next call, keeping the connection alive */
-    }
-    if (!r->route) {
-        r->pending_cond = wrong_method ? HTTP_COND_METHOD : HTTP_COND_NO_ROUTE;
-        snprintf(r->pending_msg, sizeof(r->pending_msg), "%s %.160s: %s", r->method, r->path,
-                 wrong_method ? "method not allowed" : "no such endpoint");
-        return MHD_YES;
-    }
-    if (r->route->flags & ROUTE_MULTIPART)
-        return begin_multipart(r);
-    return MHD_YES; /* answer on the next call: answering now would drop keep-alive */
+    const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    r->body_declared = cl ? strtoll(cl, NULL, 10) : -1;
+    r->body_limit = DROP_BODY_MAX; /* decide() raises it for uploads */
+    if (rc != SD_OK) /* the body cannot be trusted to be one (two lengths): no reading it */
+        return answer_raw(r, errors_http_status(rc), error_json(rc, msg, NULL), LINGER_S);
+    decide(r);
+    if (r->early_body && r->body_declared > DROP_BODY_MAX)
+        return answer_early_raw(r); /* too much to read for nothing */
+    /* answer on the next calls, after the body: answering now would reset the connection */
+    return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -554,39 +673,28 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->body_bytes += (int64_t)n;
-        if (!conn_guard_body(r->srv->guard, r->guard, n))
-            return abort_raw_json(r, 408,
-                                  errors_body("the request body is arriving too slowly",
-                                              "invalid_request_error", NULL, "request_timeout"));
+        if (!conn_guard_body(r->srv->guard, r->guard, n)) /* a slow client: no long lingering */
+            return answer_raw(r, 408,
+                              errors_body("the request body is arriving too slowly",
+                                          "invalid_request_error", NULL, "request_timeout"),
+                              1.0);
+        if (r->early_body) /* nobody reads this body: drop it, up to a bound */
+            return r->body_bytes > DROP_BODY_MAX ? answer_early_raw(r) : MHD_YES;
         if (r->up) {
             struct sd_error err = {0};
             if (upload_feed(r->up, upload_data, n, &err) != SD_OK)
                 return abort_raw(r, err.code, err.msg);
-        } else if (r->body_bytes > (1 << 20)) {
-            /* a body nobody will read: answer the pending error now, not after all of it */
-            if (r->pending_cond != HTTP_COND_NONE)
-                return abort_raw_json(r, errors_condition_status(r->pending_cond),
-                                      errors_body(r->pending_msg,
-                                                  errors_condition_type(r->pending_cond), NULL,
-                                                  errors_condition_code(r->pending_cond)));
-            if (r->pending_err != SD_OK)
-                return abort_raw(r, r->pending_err, r->pending_msg);
+        } else if (r->body_bytes > r->body_limit) {
             return abort_raw(r, SD_ETOOBIG, "unexpected request body");
         }
         return MHD_YES;
     }
     if (r->status)
         return MHD_YES;
-    if (r->adm.status) {
-        reply_denied(r);
-        return r->result;
-    }
-    if (r->pending_cond != HTTP_COND_NONE) {
-        http_reply_condition(r, r->pending_cond, r->pending_msg);
-        return r->result;
-    }
-    if (r->pending_err != SD_OK) {
-        http_reply_error(r, r->pending_err, r->pending_msg, NULL);
+    if (r->early_body) {
+        json_t *b = r->early_body;
+        r->early_body = NULL;
+        http_reply_json(r, r->early_status, b);
         return r->result;
     }
     if (r->up) {
@@ -636,23 +744,37 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
             r->upgrade->drop(r->upgrade->user);
         free(r->upgrade);
     }
+    json_decref(r->early_body);
     upload_destroy(r->up);
     auth_gate_release(r->srv->gate, &r->adm);
     conn_guard_request_done(r->srv->guard, r->guard);
     free(r);
 }
 
-/* Each connection's slow-client clock lives from accept to close (before MHD closes the fd). */
+/*
+ * Each connection's slow-client clock and its place in its address's count
+ * live from accept to close (before MHD closes the fd).
+ */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_server *s = cls;
+    struct http_conn *hc = *socket_ctx;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_ctx = conn_guard_open(s->guard, ci ? (int)ci->connect_fd : -1);
-    } else {
-        conn_guard_close(s->guard, *socket_ctx);
+        hc = calloc(1, sizeof(*hc));
+        if (hc) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            hc->guard = conn_guard_open(s->guard, ci ? (int)ci->connect_fd : -1);
+            peer_address(c, hc->peer, sizeof(hc->peer));
+            hc->counted = auth_gate_connect(s->gate, hc->peer);
+        }
+        *socket_ctx = hc;
+    } else if (hc) {
+        conn_guard_close(s->guard, hc->guard);
+        if (hc->counted)
+            auth_gate_disconnect(s->gate, hc->peer);
+        free(hc);
         *socket_ctx = NULL;
     }
 }
@@ -668,8 +790,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_event(a->log, LOG_DEBUG, "http.mhd", (struct log_field[]){LOG_STR("msg", msg), LOG_END});
 }
 
-enum sd_err http_start(struct app *app, const char *host, int port, struct http_server **out,
-                       struct sd_error *err)
+enum sd_err http_listen(const char *host, int port, int *fd_out, struct sd_error *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -679,9 +800,39 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     int gai = getaddrinfo(host && *host ? host : NULL, port_s, &hints, &ai);
     if (gai != 0)
         return sd_fail(err, SD_EINVAL, "--host %s: %s", host, gai_strerror(gai));
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, e = 0;
+    if (fd < 0) {
+        e = errno;
+    } else {
+        /*
+         * SO_REUSEADDR: a restart may bind while the last run's connections
+         * linger in TIME_WAIT. Never SO_REUSEPORT: a second server would bind
+         * too, and the kernel would split requests between the two.
+         */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6) /* "::" serves IPv6 only, as MHD's own socket did */
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0)
+            e = errno;
+    }
+    freeaddrinfo(ai);
+    if (e != 0) {
+        if (fd >= 0)
+            close(fd);
+        return sd_fail(err, SD_EIO, "cannot listen on %s port %d: %s%s", host, port, strerror(e),
+                       e == EADDRINUSE ? " (is another scribed serve running there?)" : "");
+    }
+    *fd_out = fd;
+    return SD_OK;
+}
+
+enum sd_err http_start(struct app *app, int listen_fd, struct http_server **out,
+                       struct sd_error *err)
+{
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s) {
-        freeaddrinfo(ai);
+        close(listen_fd);
         return sd_fail(err, SD_ENOMEM, "http server");
     }
     s->app = app;
@@ -694,30 +845,40 @@ enum sd_err http_start(struct app *app, const char *host, int port, struct http_
     if (rc != SD_OK) {
         auth_gate_destroy(s->gate);
         free(s);
-        freeaddrinfo(ai);
+        close(listen_fd);
         return rc;
     }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    bool v6 = getsockname(listen_fd, (struct sockaddr *)&bound, &blen) == 0 &&
+              bound.ss_family == AF_INET6;
+    /*
+     * Connections past --max-connections-per-ip are answered 429 and closed
+     * (auth_gate_connect); past twice that, a flood rather than a client's
+     * pool, MHD closes them at accept, before any thread serves them.
+     */
+    unsigned per_ip_hard = (unsigned)app->cfg.max_connections_per_ip * 2u;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
-    if (ai->ai_family == AF_INET6)
+    if (v6)
         flags |= MHD_USE_IPv6;
+    /* MHD owns listen_fd once started (MHD_stop_daemon closes it) */
     s->d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)app->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)app->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)app->cfg.max_connections_per_ip, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_hard, MHD_OPTION_END);
     if (!s->d) {
         conn_guard_stop(s->guard);
         auth_gate_destroy(s->gate);
         free(s);
-        return sd_fail(err, SD_EIO, "cannot listen on %s:%d (address in use?)", host, port);
+        close(listen_fd);
+        return sd_fail(err, SD_EIO, "cannot start the HTTP server");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : port;
+    s->port = di ? di->port : 0;
     *out = s;
     return SD_OK;
 }

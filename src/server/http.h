@@ -46,7 +46,14 @@ struct route {
 const struct route *router_match(const char *method, const char *path, char *param,
                                  size_t param_n, bool *method_mismatch);
 
-enum sd_err http_start(struct app *app, const char *host, int port, struct http_server **out,
+/*
+ * Binds host:port and listens (before anything else starts, so that a port
+ * in use fails the start with one clear message). *fd_out is the caller's
+ * until handed to http_start.
+ */
+enum sd_err http_listen(const char *host, int port, int *fd_out, struct sd_error *err);
+/* Serves on listen_fd, which it owns from here (closed on failure too). */
+enum sd_err http_start(struct app *app, int listen_fd, struct http_server **out,
                        struct sd_error *err);
 int http_port(const struct http_server *s);
 /* Stops accepting new connections (existing ones finish). */

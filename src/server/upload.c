@@ -3,6 +3,17 @@
  * post processor calls back per piece of a part; file pieces are appended
  * to the file with write(2), text fields are accumulated up to small caps
  * (64 KiB a field, 64 fields) so a hostile body cannot grow memory.
+ *
+ * How MHD 0.9.75 hands over a value (postprocessor.c, process_value_to_boundary):
+ * the first piece of a part comes at offset 0 and may be EMPTY (it is sent as
+ * soon as the part's headers are in, even if none of the value has arrived:
+ * a chunked body, as the openai SDK sends a streamed file, splits anywhere);
+ * later pieces come at the offset where the value so far ends, so the piece
+ * after an empty one is at offset 0 again. A piece therefore continues the
+ * field opened last when it has the same key and starts where that value ends.
+ * The one case this cannot tell apart, an empty field followed directly by
+ * a field of the same name, reads as that second field alone, whatever the
+ * splitting (empty values count as absent anyway: pipeline/param_table.h).
  */
 #include "server/upload.h"
 
@@ -33,6 +44,7 @@ struct upload {
     bool has_file, in_file, file_ended, kept;
     struct field fields[MAX_FIELDS];
     int n_fields;
+    int open_field;            /* the field the last piece went to; -1 after a file piece */
     unsigned char head[SNIFF_BYTES];
     size_t head_len;
     char delim[256];           /* "\r\n--BOUNDARY--": the end of the multipart body */
@@ -56,6 +68,7 @@ static enum sd_err fail(struct upload *u, enum sd_err code, const char *msg)
 static enum MHD_Result on_file_piece(struct upload *u, const char *filename, const char *data,
                                      uint64_t off, size_t size)
 {
+    u->open_field = -1;
     if (off == 0 && u->has_file && (u->file_bytes > 0 || u->file_ended)) {
         fail(u, SD_EINVAL, "more than one 'file' part in the request");
         return MHD_NO;
@@ -105,11 +118,9 @@ static enum MHD_Result on_file_piece(struct upload *u, const char *filename, con
 static enum MHD_Result on_field_piece(struct upload *u, const char *key, const char *data,
                                       uint64_t off, size_t size)
 {
-    struct field *f = NULL;
-    /* pieces of one value arrive with off > 0: append to the field opened last */
-    if (off > 0 && u->n_fields > 0 && strcmp(u->fields[u->n_fields - 1].key, key) == 0) {
-        f = &u->fields[u->n_fields - 1];
-    } else {
+    struct field *f = u->open_field >= 0 ? &u->fields[u->open_field] : NULL;
+    /* a continuation: same key, and it starts where the value so far ends (see the top) */
+    if (!f || strcmp(f->key, key) != 0 || off != f->len) {
         if (u->n_fields == MAX_FIELDS) {
             fail(u, SD_EINVAL, "too many form fields");
             return MHD_NO;
@@ -124,7 +135,7 @@ static enum MHD_Result on_field_piece(struct upload *u, const char *key, const c
             fail(u, SD_ENOMEM, "form field");
             return MHD_NO;
         }
-        u->n_fields++;
+        u->open_field = u->n_fields++;
     }
     if (f->len + size > MAX_FIELD_BYTES) {
         fail(u, SD_EINVAL, "a form field is longer than 64 KiB");
@@ -221,6 +232,7 @@ enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t ma
     if (!u)
         return sd_fail(err, SD_ENOMEM, "upload");
     u->fd = -1;
+    u->open_field = -1;
     u->max_file_bytes = max_file_bytes;
     u->allowed = allowed ? allowed : "";
     snprintf(u->path, sizeof(u->path), "%s", path);

@@ -1,11 +1,12 @@
-"""Health, metrics, models, request ids, configuration (--help, env), missing model."""
+"""Health, metrics, models, request ids, configuration (--help, env), missing model,
+a port already in use."""
 import os
 import subprocess
 import time
 
 import requests
 
-from conftest import assert_openai_error, scribed_bin, transcribe
+from conftest import assert_openai_error, micro_model, scribed_bin, transcribe
 
 
 def test_health_fields(server):
@@ -122,3 +123,22 @@ def test_missing_model_keeps_running_with_503(make_server, tmp_path, short_wav):
     err = assert_openai_error(r, 503)
     assert "scribed model download" in err["message"]
     assert requests.get(s.url("/metrics"), timeout=5).status_code == 200
+
+
+def test_second_server_on_a_busy_port_fails_at_start(make_server, tmp_path):
+    """Two servers must never share a port (the kernel would split requests between
+    them): the second exits non-zero with one line, before touching its data dir."""
+    first = make_server()
+    data = tmp_path / "second"
+    try:
+        r = subprocess.run([scribed_bin(), "serve", "--host", "127.0.0.1", "--port",
+                            str(first.port), "--data-dir", str(data), "--model", micro_model()],
+                           capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("a second server started on a port in use")
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Address already in use" in lines[0] and str(first.port) in lines[0], lines[0]
+    assert not data.exists()
+    assert requests.get(first.url("/health"), timeout=5).status_code == 200

@@ -1,6 +1,11 @@
 """Rate limits: token buckets per API key and per address (429 with
 Retry-After, then recovery), /health never limited, key guessing costs the
-address its rate, and the cap on concurrent uploads per key."""
+address its rate, the cap on concurrent uploads per key, the cap on
+connections per address; and every refusal reaches the client as an answer
+it can read (the body is read first, or the close lingers), on a connection
+that stays alive where it can."""
+import os
+import re
 import socket
 import time
 
@@ -110,3 +115,126 @@ def test_concurrent_uploads_capped_per_key(make_server, tmp_path, short_wav):
             break
         time.sleep(0.2)
     assert r.status_code == 202, r.text
+
+
+def read_answer(sock):
+    """One response off a kept-alive socket: (status, headers, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        c = sock.recv(65536)
+        assert c, f"closed before the answer: {data!r}"
+        data += c
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        c = sock.recv(65536)
+        assert c, "closed in the middle of the answer"
+        body += c
+    return int(lines[0].split()[1]), headers, body
+
+
+def multipart_request(path, wav_bytes, extra=""):
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            b"Content-Type: audio/wav\r\n\r\n" + wav_bytes + b"\r\n--XyZ--\r\n")
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}"
+            "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def test_refused_upload_keeps_the_connection_alive(make_server, short_wav):
+    """A 429 decided from the headers waits for the body (read and dropped): the client
+    reads it, and its kept-alive connection serves the next request."""
+    s = make_server(args=["--rate-limit-ip-rpm", "1", "--rate-limit-burst", "1"])
+    with open(short_wav, "rb") as f:
+        wav = f.read()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answer(sock)[0] == 200  # the one token
+        sock.sendall(multipart_request("/v1/audio/transcriptions", wav))
+        status, headers, body = read_answer(sock)
+        assert status == 429 and b"rate_limit_exceeded" in body, body
+        assert headers["retry-after"] and headers.get("connection", "").lower() != "close"
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answer(sock)[0] == 200
+
+
+def test_refused_big_upload_still_reads_its_answer(make_server, tmp_path):
+    """A client that sends its whole body before it reads (Python's requests, Node's
+    fetch with a Buffer) gets the 401 decided from the headers, body declared or chunked,
+    instead of a reset: past 1 MiB the answer goes out first and the close lingers."""
+    s = make_server(env={"SCRIBED_API_KEY": "sk-scribed-right"})
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF" + os.urandom(5 << 20))
+    with open(big, "rb") as f:
+        r = requests.post(s.url("/v1/audio/transcriptions"), data={"model": "whisper-1"},
+                          files={"file": ("big.wav", f)}, timeout=60)
+    assert_openai_error(r, 401)
+
+    def chunks():
+        yield b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+        for _ in range(5 * 16):
+            yield os.urandom(65536)
+        yield b"\r\n--XyZ--\r\n"
+
+    r = requests.post(s.url("/v1/audio/transcriptions"), data=chunks(), timeout=60,
+                      headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert_openai_error(r, 401)
+    assert requests.get(s.url("/health"), timeout=5).status_code == 200
+
+
+def test_connections_over_the_address_limit_get_429(make_server):
+    """Past --max-connections-per-ip a connection's request is answered 429 and the
+    connection closed after it (a client's pool may open one too many); past twice
+    the limit connections are closed at once. Health is never limited."""
+    s = make_server(args=["--max-connections-per-ip", "3"])
+    held = []
+
+    def counted_connection(deadline):
+        """A connection within the limit (the start's health probes may still be closing)."""
+        while True:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            try:
+                c.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if read_answer(c)[0] == 200:
+                    return c
+            except (ConnectionResetError, AssertionError):
+                pass
+            c.close()
+            assert time.time() < deadline, "no connection within the limit"
+            time.sleep(0.1)
+
+    try:
+        for _ in range(3):
+            held.append(counted_connection(time.time() + 10))
+        over = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        held.append(over)
+        over.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, headers, body = read_answer(over)
+        assert status == 429 and b"too_many_connections" in body, body
+        assert headers["connection"].lower() == "close" and int(headers["retry-after"]) >= 1
+        assert over.recv(1) == b""  # closed after its answer
+        probe = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        held.append(probe)
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answer(probe)[0] == 200
+        for _ in range(6):  # 3 counted + up to 3 more waiting for their 429, then a flood
+            held.append(socket.create_connection(("127.0.0.1", s.port), timeout=10))
+        last = held[-1]
+        last.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        try:
+            assert last.recv(1) == b""  # closed at accept: no answer
+        except ConnectionResetError:
+            pass
+        for c in held[2:]:  # one counted connection goes, and every extra one
+            c.close()
+        del held[2:]
+        counted_connection(time.time() + 10).close()  # a new one is served again
+        held[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        metrics = read_answer(held[0])[2].decode()
+        refused = re.search(r'scribed_rate_limited_total\{limit="connections"\} (\d+)', metrics)
+        assert refused and int(refused[1]) >= 1, metrics
+    finally:
+        for c in held:
+            c.close()

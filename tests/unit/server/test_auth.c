@@ -1,4 +1,7 @@
-/* Tests of server/auth.c: key generation and hashing, the key cache over a real store, JWTs. */
+/*
+ * Tests of server/auth.c: key generation and hashing, the key cache over a real
+ * store, JWTs, the gate's count of connections per address.
+ */
 #include <nettle/hmac.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,6 +10,8 @@
 
 #include "check.h"
 #include "server/auth.h"
+#include "server/config.h"
+#include "telemetry/log.h"
 
 static struct store *auth_store(char *dir)
 {
@@ -245,4 +250,48 @@ TEST(auth_verify_routes_jwts_and_keys)
     CHECK_EQ_INT(auth_verify(a, tok, 0, 3000 * 1000, who, sizeof(who)), AUTH_EXPIRED);
     CHECK_EQ_INT(auth_verify(a, "k", 0, 0, who, sizeof(who)), AUTH_OK);
     auth_destroy(a);
+}
+
+/* A gate from `serve` flags (no store: no stored keys), logging nowhere. */
+static struct auth_gate *gate_with(int argc, char **argv, struct config *c, struct sd_log **log)
+{
+    struct sd_error e_ = {0}, *e = &e_;
+    struct auth_gate *g = NULL;
+    CHECK_OK(config_parse(c, argc, argv, NULL, e), e);
+    *log = log_create(stderr, LOG_ERROR);
+    CHECK_OK(auth_gate_create(c, NULL, *log, &g, e), e);
+    return g;
+}
+
+TEST(auth_gate_counts_connections_per_address)
+{
+    struct config c;
+    struct sd_log *log;
+    char *argv[] = {"serve", "--max-connections-per-ip", "2", NULL};
+    struct auth_gate *g = gate_with(3, argv, &c, &log);
+    CHECK(auth_gate_connect(g, "10.0.0.1"));
+    CHECK(auth_gate_connect(g, "10.0.0.1"));
+    CHECK(!auth_gate_connect(g, "10.0.0.1")); /* not counted: nothing to release */
+    CHECK(auth_gate_connect(g, "10.0.0.2"));
+    CHECK(auth_gate_connect(g, "::ffff:10.0.0.2")); /* the same address, v4-mapped */
+    CHECK(!auth_gate_connect(g, "10.0.0.2"));
+    auth_gate_disconnect(g, "10.0.0.1");
+    CHECK(auth_gate_connect(g, "10.0.0.1"));
+    /* IPv6 counts by /64: one subscriber's block */
+    CHECK(auth_gate_connect(g, "2001:db8:1:2::1"));
+    CHECK(auth_gate_connect(g, "2001:db8:1:2::ff"));
+    CHECK(!auth_gate_connect(g, "2001:db8:1:2:aa::1"));
+    CHECK(auth_gate_connect(g, "2001:db8:1:3::1"));
+    auth_gate_destroy(g);
+    log_destroy(log);
+    config_clear(&c);
+
+    char *off[] = {"serve", "--max-connections-per-ip", "0", NULL};
+    g = gate_with(3, off, &c, &log);
+    for (int i = 0; i < 1000; i++)
+        CHECK(auth_gate_connect(g, "10.0.0.1"));
+    auth_gate_disconnect(g, "10.0.0.1"); /* harmless when nothing is counted */
+    auth_gate_destroy(g);
+    log_destroy(log);
+    config_clear(&c);
 }

@@ -1,6 +1,13 @@
-/* Tests of server/config.c, server/router.c and server/errors.c (no sockets). */
+/*
+ * Tests of server/config.c, server/router.c and server/errors.c (no sockets),
+ * and http_listen on loopback.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "server/config.h"
@@ -119,4 +126,25 @@ TEST(errors_one_table)
     CHECK(json_is_string(json_object_get(e, "message")));
     CHECK(json_is_null(json_object_get(e, "param")));
     json_decref(b);
+}
+
+TEST(http_listen_refuses_a_port_in_use)
+{
+    struct sd_error e_ = {0}, *e = &e_;
+    int fd = -1, fd2 = -1;
+    CHECK_OK(http_listen("127.0.0.1", 0, &fd, e), e);
+    struct sockaddr_in a;
+    socklen_t n = sizeof(a);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &n) == 0);
+    int port = ntohs(a.sin_port);
+    CHECK(port > 0);
+    /* never shared (no SO_REUSEPORT): the second bind fails, saying why */
+    CHECK_EQ_INT(http_listen("127.0.0.1", port, &fd2, e), SD_EIO);
+    CHECK(strstr(e->msg, "Address already in use") != NULL);
+    CHECK_EQ_INT(fd2, -1);
+    CHECK_EQ_INT(http_listen("no such host", 0, &fd2, e), SD_EINVAL);
+    close(fd);
+    /* free again once the first is closed (SO_REUSEADDR: no wait for TIME_WAIT) */
+    CHECK_OK(http_listen("127.0.0.1", port, &fd2, e), e);
+    close(fd2);
 }
