@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "server/app.h"
+#include "server/models.h"
 #include "server/routes.h"
 
 static enum sd_err check_file(const struct upload *u, struct sd_error *err)
@@ -103,6 +104,10 @@ bool fields_read_request(struct http_request *r, enum fields_dialect d, struct s
         size_t n = strlen(msg);
         snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
+        return false;
+    }
+    if (STT_GIVEN(p, model) && p->model && *p->model && !models_find(a, p->model, NULL)) {
+        models_reply_not_found(r, p->model);
         return false;
     }
     return true;
