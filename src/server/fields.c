@@ -4,8 +4,10 @@
  * parameters (read through the parameter table, pipeline/stt_params.def, in
  * OpenAI's names or whisper.cpp server's), and the rules that belong to an
  * endpoint rather than to a parameter: translations always translate, jobs
- * cannot stream and may carry a webhook. Every refusal names the field
- * (OpenAI's "param"). Deep media checks are the decoder's job.
+ * cannot stream and may carry a webhook. `model` is optional everywhere (the
+ * loaded model); given, it must name an offered model (models.h). Every
+ * refusal names the field (OpenAI's "param"). Deep media checks are the
+ * decoder's job.
  */
 #include <stdio.h>
 #include <string.h>
@@ -82,9 +84,6 @@ enum sd_err fields_parse(const struct upload *u, enum fields_dialect d, struct s
         snprintf(param, FIELDS_PARAM_MAX, "%s", checked ? checked : "");
         return rc;
     }
-    if ((d == FIELDS_TRANSCRIPTION || d == FIELDS_TRANSLATION) && !STT_GIVEN(p, model))
-        return fail_param(param, "model", err,
-                          "the 'model' field is required (any name works, e.g. whisper-1)");
     if (d == FIELDS_TRANSLATION)
         STT_SET(p, task, TASK_TRANSLATE);
     return d == FIELDS_JOB ? job_fields(u, p, callback_url, param, err) : SD_OK;
