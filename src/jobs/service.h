@@ -87,6 +87,14 @@ enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_pa
 enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
                         struct sd_error *err);
 
+/*
+ * DELETE of a final job (privacy): its upload file, results and row are
+ * removed; later reads are SD_ENOTFOUND. A job not final is left alone
+ * (*was tells which: cancel it first). SD_ENOTFOUND if unknown.
+ */
+enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
+                        struct sd_error *err);
+
 /* worker.c */
 void *jobs_worker_main(void *arg);
 /* Renders t in every response format and records it as the job's results. */

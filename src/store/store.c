@@ -122,6 +122,13 @@ enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
     return s->ops->job_cancel(s, id, now_ms, was, err);
 }
 
+enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
+                             char **upload_path, struct sd_error *err)
+{
+    *upload_path = NULL;
+    return s->ops->job_delete(s, id, was, upload_path, err);
+}
+
 enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
                                struct sd_error *err)
 {

@@ -113,6 +113,8 @@ struct store_ops {
     enum sd_err (*job_requeue)(struct store *s, const char *id, struct sd_error *err);
     enum sd_err (*job_cancel)(struct store *s, const char *id, int64_t now_ms,
                               enum job_status *was, struct sd_error *err);
+    enum sd_err (*job_delete)(struct store *s, const char *id, enum job_status *was,
+                              char **upload_path, struct sd_error *err);
     enum sd_err (*jobs_recover)(struct store *s, int max_attempts, struct store_job **out, int *n,
                                 struct sd_error *err);
     enum sd_err (*result_get)(struct store *s, const char *id, const char *format, char **body,
@@ -175,6 +177,15 @@ enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *
  */
 enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
                              enum job_status *was, struct sd_error *err);
+/*
+ * Deletes a final job: its row, upload metadata and results, in one
+ * transaction. *upload_path receives the upload file's path for the caller
+ * to unlink (NULL when retention already forgot it; caller frees). A job not
+ * final is left alone (*was tells which; *upload_path NULL). SD_ENOTFOUND if
+ * unknown.
+ */
+enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
+                             char **upload_path, struct sd_error *err);
 /*
  * At start-up: every RUNNING job (the process died under it) goes back to
  * QUEUED, or to FAILED once it has been started max_attempts times. Returns

@@ -1,6 +1,8 @@
 """Async jobs: create -> poll -> result in every format, listing with
 pagination, cancellation, webhooks with retries."""
 import json
+import os
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -40,8 +42,31 @@ def test_job_lifecycle_and_every_format(server, short_wav):
     r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), params={"format": "docx"},
                      timeout=10)
     assert_openai_error(r, 400, "format")
-    # cancelling something finished is refused
-    assert_openai_error(requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5), 400)
+
+
+def db_rows(server, sql, *args):
+    with sqlite3.connect(f"file:{server.data_dir}/scribed.db?mode=ro", uri=True) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def test_delete_a_finished_job_removes_upload_and_results(server, short_wav):
+    job = submit_job(server, short_wav, {"response_format": "srt"}).json()
+    assert wait_job(server, job["id"])["status"] == "succeeded"
+    upload = os.path.join(server.data_dir, "uploads", job["id"])
+    assert os.path.exists(upload)
+    count = "SELECT (SELECT count(*) FROM jobs WHERE id = ?1) + (SELECT count(*) FROM results" \
+            " WHERE job_id = ?1) + (SELECT count(*) FROM uploads WHERE job_id = ?1)"
+    assert db_rows(server, count, job["id"])[0][0] > 3
+    r = requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": job["id"], "object": "transcription.job", "deleted": True}
+    assert not os.path.exists(upload)
+    assert db_rows(server, count, job["id"])[0][0] == 0
+    for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/result"):
+        assert_openai_error(requests.get(server.url(path), timeout=5), 404)
+    assert_openai_error(requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5), 404)
+    listed = requests.get(server.url("/v1/jobs"), params={"limit": 100}, timeout=5).json()
+    assert job["id"] not in [j["id"] for j in listed["data"]]
 
 
 def test_unknown_job(server):
