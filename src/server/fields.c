@@ -109,5 +109,10 @@ bool fields_read_request(struct http_request *r, enum fields_dialect d, struct s
         models_reply_not_found(r, p->model);
         return false;
     }
+    /* a webhook to this machine or its network is refused now, not after 5 tries */
+    if (*callback_url && callbacks_check_url(a->jobs, *callback_url, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, "callback_url");
+        return false;
+    }
     return true;
 }

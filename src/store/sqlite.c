@@ -40,7 +40,8 @@ struct sqlite_store {
 #define JOB_COLUMNS                                                                      \
     "j.id, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
     " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
-    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename" \
+    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
+    " j.callback_error"                                                                    \
     " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
 static struct sqlite_store *impl(struct store *s)
@@ -181,7 +182,8 @@ static enum sd_err read_job(sqlite3_stmt *q, void *ctx, struct sd_error *err)
                                &j->upload_bytes};
     double *const reals[] = {&j->progress, &j->audio_s, &j->run_s};
     char **const owned[] = {&j->params_json,   &j->callback_url, &j->error_code,
-                            &j->error_message, &j->upload_path,  &j->filename};
+                            &j->error_message, &j->upload_path,  &j->filename,
+                            &j->callback_error};
     int col = 0;
 
     (void)err;
@@ -647,11 +649,14 @@ static enum sd_err sq_result_get(struct store *s, const char *id, const char *fo
 }
 
 static enum sd_err sq_callback_set(struct store *s, const char *id, enum store_cb_state cbs,
-                                   int attempts, struct sd_error *err)
+                                   int attempts, const char *error, struct sd_error *err)
 {
     return lock_and_update_job(
-        impl(s), "callback state", "UPDATE jobs SET cb_state = ?, cb_attempts = ? WHERE id = ?",
-        (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(id), SQL_END}, id, err);
+        impl(s), "callback state",
+        "UPDATE jobs SET cb_state = ?, cb_attempts = ?, callback_error = ? WHERE id = ?",
+        (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(error), SQL_TEXT(id),
+                           SQL_END},
+        id, err);
 }
 
 static enum sd_err sq_callbacks_pending(struct store *s, struct store_job **out, int *n,

@@ -49,6 +49,7 @@ struct store_job {
     double run_s;             /* wall time of the successful run */
     enum store_cb_state cb_state;
     int cb_attempts;
+    char *callback_error;     /* why the last webhook delivery failed, or NULL */
     bool results_expired;     /* retention removed the results */
 };
 
@@ -120,7 +121,7 @@ struct store_ops {
     enum sd_err (*result_get)(struct store *s, const char *id, const char *format, char **body,
                               size_t *len, char **content_type, struct sd_error *err);
     enum sd_err (*callback_set)(struct store *s, const char *id, enum store_cb_state st,
-                                int attempts, struct sd_error *err);
+                                int attempts, const char *error, struct sd_error *err);
     enum sd_err (*callbacks_pending)(struct store *s, struct store_job **out, int *n,
                                      struct sd_error *err);
     enum sd_err (*purge)(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
@@ -196,8 +197,9 @@ enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_j
 /* One rendered result. SD_ENOTFOUND if absent. Caller owns *body and *content_type (free). */
 enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
                              size_t *len, char **content_type, struct sd_error *err);
+/* error: why the last delivery failed (NULL once one succeeded); kept on the job. */
 enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
-                               int attempts, struct sd_error *err);
+                               int attempts, const char *error, struct sd_error *err);
 /* Final jobs whose webhook is still PENDING (caller owns: store_jobs_free). */
 enum sd_err store_callbacks_pending(struct store *s, struct store_job **out, int *n,
                                     struct sd_error *err);

@@ -1,7 +1,9 @@
 """Async jobs: create -> poll -> result in every format, listing with
 pagination, cancellation, webhooks with retries."""
+import ipaddress
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -187,6 +189,7 @@ def test_callback_retries_with_backoff(make_server, short_wav):
         assert len(hook.received) == 3
         job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
         assert job["callback_status"] == "delivered"
+        assert job["callback_error"] is None  # cleared by the delivery that worked
         attempts = [e for e in s.events("callback.attempt") if e["job"] == jid]
         assert [e["delivered"] for e in attempts] == [False, False, True]
     finally:
@@ -199,26 +202,54 @@ def test_callback_gives_up(make_server, short_wav):
     jid = submit_job(s, short_wav, {"callback_url": "http://127.0.0.1:9/nothing"}).json()["id"]
     assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
                     .json()["callback_status"] == "failed")
-    # the job itself still succeeded
-    assert requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()["status"] == "succeeded"
+    # the job itself still succeeded; why the webhook failed is on the job
+    job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
+    assert job["status"] == "succeeded"
+    assert job["callback_error"] and "connect" in job["callback_error"].lower(), job
 
 
 def test_callback_to_internal_address_refused_by_default(make_server, short_wav):
-    """No SSRF: by default a webhook may not reach loopback, private or metadata addresses."""
-    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "1"])
+    """No SSRF: by default a webhook may not reach loopback, private or metadata
+    addresses; such a callback_url is refused at submission, naming the setting."""
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "1",
+                          "--callback-timeout-ms", "200"])
     hook = Hook()
     try:
+        port = hook.httpd.server_port
         for url in (hook.url, "http://169.254.169.254/latest/meta-data/",
-                    "http://localhost:%d/hook" % hook.httpd.server_port):
-            jid = submit_job(s, short_wav, {"callback_url": url}).json()["id"]
-            assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
-                            .json()["callback_status"] == "failed"), url
+                    f"http://localhost:{port}/hook", f"http://LOCALHOST:{port}/",
+                    f"http://x.localhost:{port}/", f"http://[::1]:{port}/",
+                    "http://10.1.2.3/", "http://192.168.0.1/", "http://[fe80::1]/",
+                    "https://user@127.0.0.1:8443/x", "http://0.0.0.0/"):
+            r = submit_job(s, short_wav, {"callback_url": url})
+            err = assert_openai_error(r, 400, "callback_url")
+            assert "--callback-allow-private" in err["message"], (url, err)
+        assert requests.get(s.url("/v1/jobs"), timeout=5).json()["data"] == []
+        # a public address is taken (delivery fails later: that is recorded, below)
+        r = submit_job(s, short_wav, {"callback_url": "http://192.0.2.1:9/"})
+        assert r.status_code == 202, r.text
         time.sleep(0.3)
         assert hook.received == []
-        refused = [e for e in s.events("callback.attempt") if not e["delivered"]]
-        assert refused and all("not public" in e.get("error", "") for e in refused), refused
     finally:
         hook.close()
+
+
+def test_callback_name_resolving_to_internal_address_fails_with_reason(make_server, short_wav):
+    """A name is checked after DNS, at each delivery; the reason ends up on the job."""
+    name = socket.gethostname()
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)}
+    except OSError:
+        pytest.skip(f"the host name {name} does not resolve")
+    if not all(ipaddress.ip_address(a.split("%")[0]).is_private for a in addrs):
+        pytest.skip(f"{name} resolves to a public address")
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "2"])
+    jid = submit_job(s, short_wav, {"callback_url": f"http://{name}:9/hook"}).json()["id"]
+    assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
+                    .json()["callback_status"] == "failed")
+    job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
+    assert "not public" in job["callback_error"], job
+    assert "--callback-allow-private" in job["callback_error"], job
 
 
 def test_bad_callback_url(server, short_wav):

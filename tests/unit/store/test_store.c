@@ -139,10 +139,17 @@ TEST(store_lifecycle_and_results)
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 1);
     store_jobs_free(v, n);
-    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_DELIVERED, 1, e), e);
+    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_PENDING, 1, "HTTP 500", e), e);
+    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK_STR(j.callback_error, "HTTP 500");
+    store_job_clear(&j);
+    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_DELIVERED, 1, NULL, e), e);
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 0);
     store_jobs_free(v, n);
+    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK(j.callback_error == NULL);
+    store_job_clear(&j);
     enum job_status was;
     CHECK_OK(store_job_cancel(s, "job_x", 4000, &was, e), e);
     CHECK_EQ_INT(was, JOB_SUCCEEDED); /* left alone */
