@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from conftest import assert_openai_error, submit_job, wait_job
+from conftest import assert_openai_error, shared_dir, submit_job, wait_job
 
 
 def test_job_lifecycle_and_every_format(server, short_wav):
@@ -267,3 +267,18 @@ def test_failed_job_records_error(server, tmp_path):
     assert done["error"]["code"] and done["error"]["message"]
     r = requests.get(server.url(f"/v1/jobs/{done['id']}/result"), timeout=5)
     assert_openai_error(r, 400)
+
+
+def test_progress_is_reported_per_window(make_server):
+    """A 52 s clip is two 30 s windows and several 10 s reads: progress rises in steps
+    between 0 and 1 (it stayed 0 and jumped to 1), each one visible to GET /v1/jobs/ID."""
+    s = make_server(args=["--workers", "1", "--log-level", "debug"])
+    clip = os.path.join(shared_dir(), "reference", "c_passage.wav")
+    jid = submit_job(s, clip, {"beam_size": "1", "no_fallback": "true"}).json()["id"]
+    assert wait_job(s, jid)["status"] == "succeeded"
+    steps = [e["progress"] for e in s.events("job.progress") if e["job"] == jid]
+    assert steps == sorted(steps), steps
+    inside = [p for p in steps if 0 < p < 1]
+    assert len(inside) >= 3, steps
+    # at least one step comes from the decoder between its windows, not only the reads
+    assert any(0.1 < p < 0.95 for p in inside), steps
