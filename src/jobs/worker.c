@@ -165,9 +165,8 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     }
     j->audio_s = audio_s;
     j->run_s = run_s;
-    const char *outcome = final == JOB_SUCCEEDED ? "succeeded"
-                          : final == JOB_FAILED  ? "failed"
-                                                 : "cancelled";
+    /* a drained run that goes back to the queue says so: "queued", not cancelled */
+    const char *outcome = job_status_name(final);
     metrics_job(js->metrics, outcome, run_s, audio_s);
     log_event(js->log, rc == SD_OK || rc == SD_ECANCELLED ? LOG_INFO : LOG_WARN, "job.done",
               (struct log_field[]){LOG_STR("job", j->id), LOG_STR("status", outcome),
