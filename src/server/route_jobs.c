@@ -124,7 +124,8 @@ void route_job_result(struct http_request *r)
         snprintf(msg, sizeof(msg), "the job is %s%s%s; results exist once it succeeded",
                  job_status_name(sj.status), sj.error_message ? ": " : "",
                  sj.error_message ? sj.error_message : "");
-        http_reply_error(r, SD_EINVAL, msg, NULL);
+        /* the request is fine, the job's state is not (yet): 409, as for any conflict */
+        http_reply_condition(r, HTTP_COND_CONFLICT, msg);
         goto out;
     }
     if (sj.results_expired) {

@@ -110,13 +110,17 @@ def test_cancel_queued_and_running(make_server, short_wav, long_wav):
     # would run the shorter one first (short work first)
     wait_job(s, first, statuses=("running",))
     second = submit_job(s, short_wav).json()["id"]
+    for jid, status in ((first, "running"), (second, "queued")):
+        err = assert_openai_error(requests.get(s.url(f"/v1/jobs/{jid}/result"), timeout=5), 409)
+        assert err["code"] == "conflict" and status in err["message"], err
     r = requests.delete(s.url(f"/v1/jobs/{second}"), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = requests.delete(s.url(f"/v1/jobs/{first}"), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     done = wait_job(s, first)
     assert done["status"] == "cancelled"
-    assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 400)
+    err = assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 409)
+    assert err["code"] == "conflict" and "cancelled" in err["message"]
     assert requests.get(s.url("/health"), timeout=5).json()["queue_depth"] == 0
     # the run itself stops at its next progress check (the end of a 30 s window)
 
