@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/transcription.h"
 #include "server/app.h"
 #include "server/models.h"
 #include "server/routes.h"
@@ -107,6 +108,22 @@ bool fields_read_request(struct http_request *r, enum fields_dialect d, struct s
     }
     if (STT_GIVEN(p, model) && p->model && *p->model && !models_find(a, p->model, NULL)) {
         models_reply_not_found(r, p->model);
+        return false;
+    }
+    /* the model's limits are the request's fault: a 400 naming the field, before queueing */
+    const char *lang = p->language;
+    if (lang && *lang && strcmp(lang, "en") != 0 && strcmp(lang, "auto") != 0 &&
+        !pipeline_multilingual(a->jobs->pipeline)) {
+        snprintf(msg, sizeof(msg), "language '%s' needs a multilingual model (%s is English-only)",
+                 lang, pipeline_model_name(a->jobs->pipeline));
+        http_reply_error(r, SD_EINVAL, msg, "language");
+        return false;
+    }
+    if (p->task == TASK_TRANSLATE && !pipeline_multilingual(a->jobs->pipeline)) {
+        snprintf(msg, sizeof(msg), "translation needs a multilingual model (%s is English-only)",
+                 pipeline_model_name(a->jobs->pipeline));
+        /* on /v1/audio/translations the model is what cannot do it; elsewhere the task field */
+        http_reply_error(r, SD_EINVAL, msg, d == FIELDS_TRANSLATION ? "model" : "task");
         return false;
     }
     /* a webhook to this machine or its network is refused now, not after 5 tries */

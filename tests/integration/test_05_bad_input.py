@@ -56,7 +56,20 @@ def test_model_field_is_optional(server, short_wav):
     with open(short_wav, "rb") as f:
         r = requests.post(server.url("/v1/audio/translations"), files={"file": ("a.wav", f)},
                           timeout=60)
-    assert "multilingual" in assert_openai_error(r, 400)["message"]
+    assert "multilingual" in assert_openai_error(r, 400, "model")["message"]
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/audio/transcriptions", "/v1/jobs"])
+def test_what_an_english_model_cannot_do_names_the_field(server, short_wav, endpoint):
+    """Refused at submission with OpenAI's param (it was a failed job, or param null)."""
+    for fields, param, words in (({"language": "de"}, "language", "multilingual"),
+                                 ({"task": "translate"}, "task", "multilingual"),
+                                 ({"language": "xx"}, "language", "unknown language 'xx'")):
+        with open(short_wav, "rb") as f:
+            r = requests.post(server.url(endpoint), data=fields, files={"file": ("a.wav", f)},
+                              timeout=60)
+        err = assert_openai_error(r, 400, param)
+        assert words in err["message"], (fields, err)
 
 
 def test_wrong_type_by_extension(server):
