@@ -270,12 +270,13 @@ def test_failed_job_records_error(server, tmp_path):
     assert done["status"] == "failed"
     assert done["error"]["code"] and done["error"]["message"]
     r = requests.get(server.url(f"/v1/jobs/{done['id']}/result"), timeout=5)
-    assert_openai_error(r, 400)
+    err = assert_openai_error(r, 409)  # the job's state, not the request, is the problem
+    assert err["code"] == "conflict" and "failed" in err["message"], err
 
 
 def test_progress_is_reported_per_window(make_server):
     """A 52 s clip is two 30 s windows and several 10 s reads: progress rises in steps
-    between 0 and 1 (it stayed 0 and jumped to 1), each one visible to GET /v1/jobs/ID."""
+    between 0 and 1 (it stayed 0 and jumped to 1); GET /v1/jobs/ID shows the latest."""
     s = make_server(args=["--workers", "1", "--log-level", "debug"])
     clip = os.path.join(shared_dir(), "reference", "c_passage.wav")
     jid = submit_job(s, clip, {"beam_size": "1", "no_fallback": "true"}).json()["id"]
