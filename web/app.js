@@ -23,6 +23,7 @@ const state = {
     jobsAfter: null,
     live: null,
     liveSegs: new Map(),
+    modelReady: false, /* /health says a model is loaded: recording can work */
 };
 
 /* ---------- small helpers ---------- */
@@ -72,12 +73,23 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /* ---------- health and API key ---------- */
 
+/* Record works only with a loaded model; a session already going keeps its Stop button. */
+function updateRecordButton() {
+    const b = $("record");
+    if (state.live)
+        return;
+    b.disabled = !state.modelReady;
+    b.title = state.modelReady ? "" : "Recording needs a loaded model (see the server status above)";
+}
+
 async function checkHealth() {
     const box = $("health");
     let next = 30000;
+    state.modelReady = false;
     try {
         const res = await fetch("/health", { cache: "no-store" });
         const h = await res.json();
+        state.modelReady = h.model_loaded === true;
         box.classList.remove("ok", "bad", "wait");
         if (h.status === "healthy") {
             box.classList.add("ok");
@@ -97,6 +109,7 @@ async function checkHealth() {
         $("health-text").textContent = "Server unreachable";
         next = 5000;
     }
+    updateRecordButton();
     setTimeout(checkHealth, next);
 }
 
@@ -541,7 +554,7 @@ async function toggleRecord() {
             if (s === "closed" && state.live === session) {
                 state.live = null;
                 setRecording(false);
-                b.disabled = false;
+                updateRecordButton();
             }
         },
         onSegments: onLiveSegments,
@@ -559,7 +572,7 @@ async function toggleRecord() {
     } catch (err) {
         state.live = null;
         setRecording(false);
-        b.disabled = false;
+        updateRecordButton();
         setStatus("live-status", `Cannot record: ${err.message}`, true);
     }
 }

@@ -28,8 +28,11 @@ struct keys_args {
     int json;
 };
 
-static int keys_usage(void)
+/* What was wrong (one line, when known), then the usage; exit status 2. */
+static int keys_usage(const char *why)
 {
+    if (why && *why)
+        fprintf(stderr, "scribed keys: %s\n", why);
     fprintf(stderr,
             "usage: scribed keys create [--name LABEL] [--data-dir DIR]\n"
             "       scribed keys list [--json] [--data-dir DIR]\n"
@@ -57,13 +60,21 @@ static const char *flag_value(int argc, char **argv, int *i, const char *flag, b
     return argv[++*i];
 }
 
-static bool keys_parse(int argc, char **argv, struct keys_args *a)
+/* False on a command line that is not one of the usage's, saying why in why[why_n]. */
+static bool keys_parse(int argc, char **argv, struct keys_args *a, char *why, size_t why_n)
 {
     memset(a, 0, sizeof(*a));
     a->data_dir = getenv("SCRIBED_DATA_DIR");
-    if (argc < 2)
+    if (argc < 2) {
+        snprintf(why, why_n, "a command is needed: create, list or revoke");
         return false;
+    }
     a->verb = argv[1];
+    if (strcmp(a->verb, "create") != 0 && strcmp(a->verb, "list") != 0 &&
+        strcmp(a->verb, "revoke") != 0) {
+        snprintf(why, why_n, "unknown keys command '%.64s'", a->verb);
+        return false;
+    }
     for (int i = 2; i < argc; i++) {
         bool missing = false;
         const char *v;
@@ -75,8 +86,13 @@ static bool keys_parse(int argc, char **argv, struct keys_args *a)
             a->json = 1;
         else if (!missing && argv[i][0] != '-' && !a->id)
             a->id = argv[i];
-        else
+        else {
+            if (missing)
+                snprintf(why, why_n, "%.64s needs a value", argv[i]);
+            else
+                snprintf(why, why_n, "unexpected argument '%.64s'", argv[i]);
             return false;
+        }
     }
     if (!a->data_dir || !*a->data_dir)
         a->data_dir = "./data";
@@ -208,11 +224,10 @@ int cmd_keys(int argc, char **argv)
     struct keys_args a;
     struct sd_error err = {0};
     struct store *s = NULL;
-    if (!keys_parse(argc, argv, &a))
-        return keys_usage();
+    char why[160] = "";
+    if (!keys_parse(argc, argv, &a, why, sizeof(why)))
+        return keys_usage(why);
     bool create = strcmp(a.verb, "create") == 0;
-    if (!create && strcmp(a.verb, "list") != 0 && strcmp(a.verb, "revoke") != 0)
-        return keys_usage();
     if (keys_open(&a, create, &s, &err) != SD_OK) {
         fprintf(stderr, "scribed keys %s: %s\n", a.verb, err.msg);
         return 1;

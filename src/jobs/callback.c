@@ -6,11 +6,14 @@
  * deliveries pending at a restart resume. One thread, libcurl easy API.
  * It does not follow redirects (a webhook target should answer directly).
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "jobs/service.h"
@@ -98,6 +101,59 @@ static curl_socket_t open_public_socket(void *clientp, curlsocktype purpose,
     return socket(address->family, address->socktype, address->protocol);
 }
 
+/* localhost and *.localhost always name this machine (RFC 6761), whatever DNS says. */
+static bool names_loopback(const char *host)
+{
+    size_t n = strlen(host);
+    return strcasecmp(host, "localhost") == 0 ||
+           (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0);
+}
+
+/* True when host is an IP literal (IPv6 in brackets) of an address that is not public. */
+static bool literal_not_public(const char *host)
+{
+    char buf[64];
+    size_t n = strlen(host);
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1)
+        return !sd_addr_is_public((const struct sockaddr *)&v4);
+    if (n > 2 && n < sizeof(buf) && host[0] == '[' && host[n - 1] == ']') {
+        snprintf(buf, sizeof(buf), "%.*s", (int)(n - 2), host + 1);
+        char *zone = strchr(buf, '%'); /* fe80::1%eth0: link-local either way */
+        if (zone)
+            *zone = '\0';
+        if (inet_pton(AF_INET6, buf, &v6.sin6_addr) == 1)
+            return !sd_addr_is_public((const struct sockaddr *)&v6);
+    }
+    return false;
+}
+
+enum sd_err callbacks_check_url(const struct jobs *js, const char *url, struct sd_error *err)
+{
+    if (js->o.callback_allow_private)
+        return SD_OK;
+    CURLU *u = curl_url();
+    char *host = NULL;
+    enum sd_err rc = SD_OK;
+    if (!u)
+        return sd_fail(err, SD_ENOMEM, "callback_url: out of memory");
+    /* curl's own parser: the host checked is the host curl would connect to */
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) {
+        rc = sd_fail(err, SD_EINVAL, "callback_url is not a valid URL");
+    } else if (names_loopback(host) || literal_not_public(host)) {
+        rc = sd_fail(err, SD_EINVAL,
+                     "callback_url: %.100s is not a public address; webhooks reach only the "
+                     "public internet unless the server runs with --callback-allow-private 1 "
+                     "(SCRIBED_CALLBACK_ALLOW_PRIVATE=1)",
+                     host);
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 /* One POST; true on a 2xx answer. */
 static bool post_once(struct jobs *js, const struct store_job *j, long *status, char *why,
                       size_t why_n)
@@ -129,6 +185,7 @@ static bool post_once(struct jobs *js, const struct store_job *j, long *status, 
     CURLcode cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         snprintf(why, why_n, "%s", refused ? "the callback address is not public (set "
+                                             "--callback-allow-private 1 or "
                                              "SCRIBED_CALLBACK_ALLOW_PRIVATE=1 for internal "
                                              "services)"
                                            : curl_easy_strerror(cc));
@@ -162,7 +219,7 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     enum store_cb_state st = ok                                         ? STORE_CB_DELIVERED
                              : d->attempts >= js->o.callback_max_attempts ? STORE_CB_FAILED
                                                                         : STORE_CB_PENDING;
-    store_callback_set(js->store, d->id, st, d->attempts, NULL);
+    store_callback_set(js->store, d->id, st, d->attempts, ok ? NULL : why, NULL);
     log_event(js->log, ok ? LOG_INFO : LOG_WARN, "callback.attempt",
               (struct log_field[]){LOG_STR("job", d->id), LOG_I64("attempt", d->attempts),
                                    LOG_I64("status", status), LOG_BOOL("delivered", ok),

@@ -125,6 +125,8 @@ json_t *job_to_json(const struct store_job *j)
     static const char *const cb_names[] = {"none", "pending", "delivered", "failed"};
     json_object_set_new(o, "callback_status",
                         json_string(cb_names[(unsigned)j->cb_state < 4 ? j->cb_state : 0]));
+    json_object_set_new(o, "callback_error",
+                        j->callback_error ? json_string(j->callback_error) : json_null());
     json_object_set_new(o, "results_expired", json_boolean(j->results_expired));
     return o;
 }

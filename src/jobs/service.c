@@ -8,10 +8,12 @@
 #include "util/clock.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Re-queues what the store says was waiting or running when the process died. */
 static enum sd_err recover(struct jobs *js, struct sd_error *err)
@@ -210,6 +212,20 @@ enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_pa
     if (rc == SD_OK && (rc = job_set_pcm(j, pcm, n, err)) != SD_OK)
         job_free(j);
     return rc == SD_OK ? submit_sync(js, j, out, err) : rc;
+}
+
+enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
+                        struct sd_error *err)
+{
+    char *path = NULL;
+    enum sd_err rc = store_job_delete(js->store, id, was, &path, err);
+    /* the row went first: a file left by a failed unlink is only disk, never served */
+    if (rc == SD_OK && path && unlink(path) != 0 && errno != ENOENT)
+        log_event(js->log, LOG_WARN, "job.delete_upload_failed",
+                  (struct log_field[]){LOG_STR("job", id), LOG_STR("path", path),
+                                       LOG_STR("error", strerror(errno)), LOG_END});
+    free(path);
+    return rc;
 }
 
 enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,

@@ -87,6 +87,14 @@ enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_pa
 enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
                         struct sd_error *err);
 
+/*
+ * DELETE of a final job (privacy): its upload file, results and row are
+ * removed; later reads are SD_ENOTFOUND. A job not final is left alone
+ * (*was tells which: cancel it first). SD_ENOTFOUND if unknown.
+ */
+enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
+                        struct sd_error *err);
+
 /* worker.c */
 void *jobs_worker_main(void *arg);
 /* Renders t in every response format and records it as the job's results. */
@@ -97,6 +105,13 @@ enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct tr
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);
 void callbacks_push(struct callbacks *cb, const char *id, int attempts_done);
 void callbacks_stop(struct callbacks *cb);
+/*
+ * At submission: SD_EINVAL (the message names the setting that allows it)
+ * when the URL's host is an address that is not public (loopback, private,
+ * link-local: an IP literal or localhost) and private targets are not
+ * allowed. Names are checked again after DNS at every delivery.
+ */
+enum sd_err callbacks_check_url(const struct jobs *js, const char *url, struct sd_error *err);
 
 /* retention.c: periodic deletion of old uploads and results */
 enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err);

@@ -19,12 +19,19 @@ struct progress_ctx {
     struct jobs *js;
     struct job *j;
     int64_t last_store_ms;
+    float last_logged;         /* the hook also runs as "keep going?" with an unchanged value */
 };
 
 static bool on_progress(void *user, float fraction)
 {
     struct progress_ctx *c = user;
     jobq_set_progress(c->js->q, c->j, fraction);
+    if (fraction > c->last_logged) { /* a step (a window, 10 s read): debug log shows the pace */
+        c->last_logged = fraction;
+        log_event(c->js->log, LOG_DEBUG, "job.progress",
+                  (struct log_field[]){LOG_STR("job", c->j->id), LOG_F64("progress", fraction),
+                                       LOG_END});
+    }
     int64_t now = sd_wall_ms();
     /* the store sees progress at most every 500 ms: a row update is an fsync */
     if (!c->j->sync && now - c->last_store_ms >= 500) {
@@ -131,7 +138,7 @@ static enum sd_err transcribe_job(struct pipeline_worker *w, struct job *j,
 static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
 {
     struct sd_error err = {0};
-    struct progress_ctx pc = {js, j, 0};
+    struct progress_ctx pc = {js, j, 0, 0.0f};
     struct transcript *t = NULL;
     double audio_s = 0;
 
@@ -158,9 +165,8 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     }
     j->audio_s = audio_s;
     j->run_s = run_s;
-    const char *outcome = final == JOB_SUCCEEDED ? "succeeded"
-                          : final == JOB_FAILED  ? "failed"
-                                                 : "cancelled";
+    /* a drained run that goes back to the queue says so: "queued", not cancelled */
+    const char *outcome = job_status_name(final);
     metrics_job(js->metrics, outcome, run_s, audio_s);
     log_event(js->log, rc == SD_OK || rc == SD_ECANCELLED ? LOG_INFO : LOG_WARN, "job.done",
               (struct log_field[]){LOG_STR("job", j->id), LOG_STR("status", outcome),

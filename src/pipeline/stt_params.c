@@ -62,8 +62,8 @@ enum sd_err stt_params_check(struct stt_params *p, const char **param, struct sd
         int i = whisper_lang_index(p->language);
         if (i < 0) {
             *param = "language";
-            return sd_fail(err, SD_EINVAL, "language: '%.32s' is not a language Whisper knows "
-                           "(use a code such as en, de, fr, or auto)", p->language);
+            return sd_fail(err, SD_EINVAL, "unknown language '%.32s': not a language Whisper "
+                           "knows (use a code such as en, de, fr, or auto)", p->language);
         }
         const char *code = whisper_lang_code(i);
         if (strcmp(code, p->language) != 0) {

@@ -225,6 +225,12 @@ bool pipeline_vad_loaded(struct pipeline *p)
     return e && e->vad;
 }
 
+bool pipeline_multilingual(struct pipeline *p)
+{
+    const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);
+    return !e || whisper_model_is_multilingual(e->model);
+}
+
 void pipeline_batch_stats(struct pipeline *p, struct pipeline_batch_stats *out)
 {
     const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);

@@ -50,6 +50,8 @@ enum sd_err pipeline_transcribe_pcm(struct pipeline_worker *w, const float *pcm,
 
 /* True when a VAD model is loaded (vad_filter has an effect). */
 bool pipeline_vad_loaded(struct pipeline *p);
+/* False when the loaded model is English-only (no other language, no translation); true until loaded. */
+bool pipeline_multilingual(struct pipeline *p);
 
 /* Counters of the decoding steps shared between workers; zero when not shared. */
 struct pipeline_batch_stats {

@@ -52,6 +52,8 @@ int errors_condition_status(enum http_condition c)
     case HTTP_COND_NO_ROUTE: return 404;
     case HTTP_COND_METHOD: return 405;
     case HTTP_COND_UNAVAILABLE: return 503;
+    case HTTP_COND_NO_MODEL: return 404;
+    case HTTP_COND_CONFLICT: return 409;
     case HTTP_COND_NONE: break;
     }
     return 500;
@@ -68,6 +70,8 @@ const char *errors_condition_code(enum http_condition c)
     case HTTP_COND_NO_ROUTE: return "unknown_url";
     case HTTP_COND_METHOD: return "method_not_allowed";
     case HTTP_COND_UNAVAILABLE: return "service_unavailable";
+    case HTTP_COND_NO_MODEL: return "model_not_found";
+    case HTTP_COND_CONFLICT: return "conflict";
     case HTTP_COND_NONE: break;
     }
     return "internal_error";

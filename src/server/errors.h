@@ -16,6 +16,8 @@ enum http_condition {
     HTTP_COND_NO_ROUTE,    /* 404 */
     HTTP_COND_METHOD,      /* 405 */
     HTTP_COND_UNAVAILABLE, /* 503: model loading / failed, shutting down */
+    HTTP_COND_NO_MODEL,    /* 404 model_not_found: a model id nobody offers (param "model") */
+    HTTP_COND_CONFLICT,    /* 409: the resource is not in a state that allows it (results of a running job) */
 };
 
 int errors_http_status(enum sd_err code);

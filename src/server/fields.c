@@ -4,13 +4,17 @@
  * parameters (read through the parameter table, pipeline/stt_params.def, in
  * OpenAI's names or whisper.cpp server's), and the rules that belong to an
  * endpoint rather than to a parameter: translations always translate, jobs
- * cannot stream and may carry a webhook. Every refusal names the field
- * (OpenAI's "param"). Deep media checks are the decoder's job.
+ * cannot stream and may carry a webhook. `model` is optional everywhere (the
+ * loaded model); given, it must name an offered model (models.h). Every
+ * refusal names the field (OpenAI's "param"). Deep media checks are the
+ * decoder's job.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/transcription.h"
 #include "server/app.h"
+#include "server/models.h"
 #include "server/routes.h"
 
 static enum sd_err check_file(const struct upload *u, struct sd_error *err)
@@ -81,9 +85,6 @@ enum sd_err fields_parse(const struct upload *u, enum fields_dialect d, struct s
         snprintf(param, FIELDS_PARAM_MAX, "%s", checked ? checked : "");
         return rc;
     }
-    if ((d == FIELDS_TRANSCRIPTION || d == FIELDS_TRANSLATION) && !STT_GIVEN(p, model))
-        return fail_param(param, "model", err,
-                          "the 'model' field is required (any name works, e.g. whisper-1)");
     if (d == FIELDS_TRANSLATION)
         STT_SET(p, task, TASK_TRANSLATE);
     return d == FIELDS_JOB ? job_fields(u, p, callback_url, param, err) : SD_OK;
@@ -103,6 +104,31 @@ bool fields_read_request(struct http_request *r, enum fields_dialect d, struct s
         size_t n = strlen(msg);
         snprintf(msg + n, sizeof(msg) - n, ". %s", a->model_hint);
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, msg);
+        return false;
+    }
+    if (STT_GIVEN(p, model) && p->model && *p->model && !models_find(a, p->model, NULL)) {
+        models_reply_not_found(r, p->model);
+        return false;
+    }
+    /* the model's limits are the request's fault: a 400 naming the field, before queueing */
+    const char *lang = p->language;
+    if (lang && *lang && strcmp(lang, "en") != 0 && strcmp(lang, "auto") != 0 &&
+        !pipeline_multilingual(a->jobs->pipeline)) {
+        snprintf(msg, sizeof(msg), "language '%s' needs a multilingual model (%s is English-only)",
+                 lang, pipeline_model_name(a->jobs->pipeline));
+        http_reply_error(r, SD_EINVAL, msg, "language");
+        return false;
+    }
+    if (p->task == TASK_TRANSLATE && !pipeline_multilingual(a->jobs->pipeline)) {
+        snprintf(msg, sizeof(msg), "translation needs a multilingual model (%s is English-only)",
+                 pipeline_model_name(a->jobs->pipeline));
+        /* on /v1/audio/translations the model is what cannot do it; elsewhere the task field */
+        http_reply_error(r, SD_EINVAL, msg, d == FIELDS_TRANSLATION ? "model" : "task");
+        return false;
+    }
+    /* a webhook to this machine or its network is refused now, not after 5 tries */
+    if (*callback_url && callbacks_check_url(a->jobs, *callback_url, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, "callback_url");
         return false;
     }
     return true;

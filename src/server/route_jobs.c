@@ -1,7 +1,8 @@
 /*
  * route_jobs.c - async jobs: POST /v1/jobs (202 + job), GET /v1/jobs
  * (newest first, cursor pagination), GET /v1/jobs/{id}, GET
- * /v1/jobs/{id}/result?format=..., DELETE /v1/jobs/{id} (cancel).
+ * /v1/jobs/{id}/result?format=..., DELETE /v1/jobs/{id} (cancels a queued or
+ * running job; deletes a finished one: upload, results and row).
  * The store is the source of truth; the queue only adds live progress.
  */
 #include <stdio.h>
@@ -84,10 +85,17 @@ void route_job_delete(struct http_request *r)
         return;
     }
     if (job_status_is_final(was)) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "the job already %s; there is nothing to cancel",
-                 job_status_name(was));
-        http_reply_error(r, SD_EINVAL, msg, NULL);
+        /* a finished job: DELETE removes its audio and results at once (privacy) */
+        if (jobs_delete(a->jobs, http_path_param(r), &was, &err) != SD_OK) {
+            http_reply_error(r, err.code, err.msg, NULL);
+            return;
+        }
+        log_event(a->log, LOG_INFO, "job.deleted",
+                  (struct log_field[]){LOG_STR("req", http_request_id(r)),
+                                       LOG_STR("job", http_path_param(r)),
+                                       LOG_STR("was", job_status_name(was)), LOG_END});
+        http_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "id", http_path_param(r), "object",
+                                          "transcription.job", "deleted", 1));
         return;
     }
     log_event(a->log, LOG_INFO, "job.cancel",
@@ -116,7 +124,8 @@ void route_job_result(struct http_request *r)
         snprintf(msg, sizeof(msg), "the job is %s%s%s; results exist once it succeeded",
                  job_status_name(sj.status), sj.error_message ? ": " : "",
                  sj.error_message ? sj.error_message : "");
-        http_reply_error(r, SD_EINVAL, msg, NULL);
+        /* the request is fine, the job's state is not (yet): 409, as for any conflict */
+        http_reply_condition(r, HTTP_COND_CONFLICT, msg);
         goto out;
     }
     if (sj.results_expired) {

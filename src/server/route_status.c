@@ -1,5 +1,5 @@
 /*
- * route_status.c - GET /health, GET /metrics, GET /v1/models. These never
+ * route_status.c - GET /health and GET /metrics (/v1/models: models.c). These never
  * touch the store or wait on the queue (only its counters), so they answer
  * in well under a millisecond even while every worker is busy.
  * No authentication is ever required here (orchestrators probe /health).
@@ -70,21 +70,4 @@ void route_metrics(struct http_request *r)
     free(text);
     free(security);
     http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", all, n_text + n_sec);
-}
-
-static json_t *model_entry(const char *id)
-{
-    return json_pack("{s:s, s:s, s:i, s:s}", "id", id, "object", "model", "created", 0,
-                     "owned_by", "scribed");
-}
-
-void route_models(struct http_request *r)
-{
-    struct app *a = http_app(r);
-    json_t *data = json_array();
-    /* clients written for OpenAI ask for whisper-1; it names the loaded model */
-    json_array_append_new(data, model_entry("whisper-1"));
-    if (pipeline_status(a->jobs->pipeline, NULL, 0) == PIPELINE_READY)
-        json_array_append_new(data, model_entry(pipeline_model_name(a->jobs->pipeline)));
-    http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

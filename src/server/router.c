@@ -14,6 +14,7 @@ static const struct route routes[] = {
     {"HEAD", "/health", "health", route_health, ROUTE_PROBE},
     {"GET", "/metrics", "metrics", route_metrics, ROUTE_METRICS},
     {"GET", "/v1/models", "models", route_models, 0},
+    {"GET", "/v1/models/{id}", "model_get", route_model_get, 0},
     {"POST", "/v1/audio/transcriptions", "transcriptions", route_transcriptions, ROUTE_MULTIPART},
     {"POST", "/v1/audio/translations", "translations", route_translations, ROUTE_MULTIPART},
     {"POST", "/inference", "inference", route_inference, ROUTE_MULTIPART},

@@ -10,7 +10,9 @@
 /* route_status.c */
 void route_health(struct http_request *r);
 void route_metrics(struct http_request *r);
+/* models.c */
 void route_models(struct http_request *r);
+void route_model_get(struct http_request *r);
 /* route_audio.c: synchronous transcription (OpenAI + whisper.cpp shapes) */
 void route_transcriptions(struct http_request *r);
 void route_translations(struct http_request *r);

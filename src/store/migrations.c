@@ -51,6 +51,8 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  last_used_ms INTEGER NOT NULL DEFAULT 0,"
     "  revoked_ms INTEGER NOT NULL DEFAULT 0);",
+    /* 4: why a webhook was given up (or last failed), shown on the job */
+    "ALTER TABLE jobs ADD COLUMN callback_error TEXT;",
 };
 
 int store_migration_count(void)

@@ -40,7 +40,8 @@ struct sqlite_store {
 #define JOB_COLUMNS                                                                      \
     "j.id, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
     " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
-    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename" \
+    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
+    " j.callback_error"                                                                    \
     " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
 static struct sqlite_store *impl(struct store *s)
@@ -181,7 +182,8 @@ static enum sd_err read_job(sqlite3_stmt *q, void *ctx, struct sd_error *err)
                                &j->upload_bytes};
     double *const reals[] = {&j->progress, &j->audio_s, &j->run_s};
     char **const owned[] = {&j->params_json,   &j->callback_url, &j->error_code,
-                            &j->error_message, &j->upload_path,  &j->filename};
+                            &j->error_message, &j->upload_path,  &j->filename,
+                            &j->callback_error};
     int col = 0;
 
     (void)err;
@@ -511,6 +513,62 @@ static enum sd_err sq_job_cancel(struct store *s, const char *id, int64_t now_ms
     return rc;
 }
 
+/* The status and upload path of one job (ctx: struct job_delete_row). */
+struct job_delete_row {
+    enum job_status status;
+    char *upload_path;
+};
+
+static enum sd_err read_delete_row(sqlite3_stmt *row, void *ctx, struct sd_error *err)
+{
+    struct job_delete_row *d = ctx;
+    d->status = column_status(row, 0);
+    free(d->upload_path);
+    d->upload_path = dup_col(row, 1);
+    if (!d->upload_path && sqlite3_column_type(row, 1) != SQLITE_NULL)
+        return sd_fail(err, SD_ENOMEM, "delete job");
+    return SD_OK;
+}
+
+static enum sd_err sq_job_delete(struct store *s, const char *id, enum job_status *was,
+                                 char **upload_path, struct sd_error *err)
+{
+    struct sqlite_store *st = impl(s);
+    struct job_delete_row d = {JOB_FAILED, NULL};
+    int rows = 0;
+
+    /* one lock and one transaction: the status read is the one the delete acts on */
+    pthread_mutex_lock(&st->mu);
+    enum sd_err rc = tx_begin(st, "delete job", err);
+    if (rc == SD_OK) {
+        rc = run_statement(st, "delete job",
+                           "SELECT j.status, u.path FROM jobs j LEFT JOIN uploads u"
+                           " ON u.job_id = j.id WHERE j.id = ?",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_delete_row, &d,
+                           &rows, err);
+        if (rc == SD_OK && rows == 0)
+            rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
+        if (rc == SD_OK)
+            *was = d.status;
+        /* results and uploads first: the same order without ON DELETE CASCADE */
+        static const char *const deletes[] = {
+            "DELETE FROM results WHERE job_id = ?",
+            "DELETE FROM uploads WHERE job_id = ?",
+            "DELETE FROM jobs WHERE id = ?",
+        };
+        for (size_t i = 0; rc == SD_OK && job_status_is_final(d.status) && i < 3; i++)
+            rc = run_statement(st, "delete job", deletes[i],
+                               (struct sql_arg[]){SQL_TEXT(id), SQL_END}, NULL, NULL, NULL, err);
+        rc = tx_end(st, rc, "delete job", err);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (rc == SD_OK && job_status_is_final(d.status))
+        *upload_path = d.upload_path;
+    else
+        free(d.upload_path);
+    return rc;
+}
+
 static enum sd_err sq_jobs_recover(struct store *s, int max_attempts, struct store_job **out,
                                    int *n, struct sd_error *err)
 {
@@ -591,11 +649,14 @@ static enum sd_err sq_result_get(struct store *s, const char *id, const char *fo
 }
 
 static enum sd_err sq_callback_set(struct store *s, const char *id, enum store_cb_state cbs,
-                                   int attempts, struct sd_error *err)
+                                   int attempts, const char *error, struct sd_error *err)
 {
     return lock_and_update_job(
-        impl(s), "callback state", "UPDATE jobs SET cb_state = ?, cb_attempts = ? WHERE id = ?",
-        (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(id), SQL_END}, id, err);
+        impl(s), "callback state",
+        "UPDATE jobs SET cb_state = ?, cb_attempts = ?, callback_error = ? WHERE id = ?",
+        (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(error), SQL_TEXT(id),
+                           SQL_END},
+        id, err);
 }
 
 static enum sd_err sq_callbacks_pending(struct store *s, struct store_job **out, int *n,
@@ -861,6 +922,7 @@ static const struct store_ops sqlite_ops = {
     .job_finish = sq_job_finish,
     .job_requeue = sq_job_requeue,
     .job_cancel = sq_job_cancel,
+    .job_delete = sq_job_delete,
     .jobs_recover = sq_jobs_recover,
     .result_get = sq_result_get,
     .callback_set = sq_callback_set,

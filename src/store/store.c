@@ -47,6 +47,7 @@ void store_job_clear(struct store_job *j)
     free(j->callback_url);
     free(j->error_code);
     free(j->error_message);
+    free(j->callback_error);
     memset(j, 0, sizeof(*j));
 }
 
@@ -122,6 +123,13 @@ enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
     return s->ops->job_cancel(s, id, now_ms, was, err);
 }
 
+enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
+                             char **upload_path, struct sd_error *err)
+{
+    *upload_path = NULL;
+    return s->ops->job_delete(s, id, was, upload_path, err);
+}
+
 enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
                                struct sd_error *err)
 {
@@ -135,9 +143,9 @@ enum sd_err store_result_get(struct store *s, const char *id, const char *format
 }
 
 enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
-                               int attempts, struct sd_error *err)
+                               int attempts, const char *error, struct sd_error *err)
 {
-    return s->ops->callback_set(s, id, st, attempts, err);
+    return s->ops->callback_set(s, id, st, attempts, error, err);
 }
 
 enum sd_err store_callbacks_pending(struct store *s, struct store_job **out, int *n,

@@ -49,6 +49,7 @@ struct store_job {
     double run_s;             /* wall time of the successful run */
     enum store_cb_state cb_state;
     int cb_attempts;
+    char *callback_error;     /* why the last webhook delivery failed, or NULL */
     bool results_expired;     /* retention removed the results */
 };
 
@@ -113,12 +114,14 @@ struct store_ops {
     enum sd_err (*job_requeue)(struct store *s, const char *id, struct sd_error *err);
     enum sd_err (*job_cancel)(struct store *s, const char *id, int64_t now_ms,
                               enum job_status *was, struct sd_error *err);
+    enum sd_err (*job_delete)(struct store *s, const char *id, enum job_status *was,
+                              char **upload_path, struct sd_error *err);
     enum sd_err (*jobs_recover)(struct store *s, int max_attempts, struct store_job **out, int *n,
                                 struct sd_error *err);
     enum sd_err (*result_get)(struct store *s, const char *id, const char *format, char **body,
                               size_t *len, char **content_type, struct sd_error *err);
     enum sd_err (*callback_set)(struct store *s, const char *id, enum store_cb_state st,
-                                int attempts, struct sd_error *err);
+                                int attempts, const char *error, struct sd_error *err);
     enum sd_err (*callbacks_pending)(struct store *s, struct store_job **out, int *n,
                                      struct sd_error *err);
     enum sd_err (*purge)(struct store *s, int64_t uploads_before_ms, int64_t results_before_ms,
@@ -176,6 +179,15 @@ enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *
 enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
                              enum job_status *was, struct sd_error *err);
 /*
+ * Deletes a final job: its row, upload metadata and results, in one
+ * transaction. *upload_path receives the upload file's path for the caller
+ * to unlink (NULL when retention already forgot it; caller frees). A job not
+ * final is left alone (*was tells which; *upload_path NULL). SD_ENOTFOUND if
+ * unknown.
+ */
+enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
+                             char **upload_path, struct sd_error *err);
+/*
  * At start-up: every RUNNING job (the process died under it) goes back to
  * QUEUED, or to FAILED once it has been started max_attempts times. Returns
  * all QUEUED jobs, oldest first (caller owns: store_jobs_free).
@@ -185,8 +197,9 @@ enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_j
 /* One rendered result. SD_ENOTFOUND if absent. Caller owns *body and *content_type (free). */
 enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
                              size_t *len, char **content_type, struct sd_error *err);
+/* error: why the last delivery failed (NULL once one succeeded); kept on the job. */
 enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
-                               int attempts, struct sd_error *err);
+                               int attempts, const char *error, struct sd_error *err);
 /* Final jobs whose webhook is still PENDING (caller owns: store_jobs_free). */
 enum sd_err store_callbacks_pending(struct store *s, struct store_job **out, int *n,
                                     struct sd_error *err);

@@ -11,6 +11,7 @@
  */
 #include "whisper/mel.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -299,9 +300,15 @@ static void mel_core_run(const struct mel_core *c, const struct mel_view *v, int
     *max_log = m;
 }
 
-/* Frames that hold audio (the rest of the n_frames are all padding: -10). */
+/*
+ * Frames that hold audio (the rest of the n_frames are all padding: -10).
+ * Saturates at INT_MAX: mel_max_push passes INT64_MAX while the length is not
+ * known yet (no frame is padding), which overflowed here (UBSan).
+ */
 static int mel_frames_computed(int64_t n_samples)
 {
+    if (n_samples >= ((int64_t)INT_MAX - 1) * MEL_HOP - MEL_PAD_HEAD)
+        return INT_MAX;
     return (int)((n_samples + MEL_PAD_HEAD) / MEL_HOP + 1);
 }
 

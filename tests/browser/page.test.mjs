@@ -261,6 +261,29 @@ test("the page loads with its local assets and shows the model", async () => {
     await context.close();
 });
 
+/* A second server without a model (SCRIBED_URL_NOMODEL): nothing to record with. */
+test("Record is disabled while no model is loaded", async (t) => {
+    const noModel = (process.env.SCRIBED_URL_NOMODEL || "").replace(/\/$/, "");
+    if (!noModel) {
+        t.skip("SCRIBED_URL_NOMODEL not set");
+        return;
+    }
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const host = new URL(noModel).host;
+    await context.route("**/*", (route) => (new URL(route.request().url()).host === host
+        ? route.continue() : route.abort("blockedbyclient")));
+    const page = await context.newPage();
+    await page.goto(`${noModel}/`);
+    await page.waitForFunction(() => document.getElementById("health-text").textContent.startsWith("Unavailable"));
+    assert.equal(await page.isDisabled("#record"), true);
+    assert.match(await page.getAttribute("#record", "title"), /needs a loaded model/);
+    await context.close();
+    /* with a model the same button is enabled */
+    const ok = await newPage();
+    assert.equal(await ok.page.isDisabled("#record"), false);
+    await ok.context.close();
+});
+
 test("upload a file: progress, transcript with segment times, play from a segment, downloads", async () => {
     const { page, context, errors } = await newPage();
     await uploadAndWait(page);

@@ -53,6 +53,12 @@ async function formats() {
   for await (const event of stream) out.stream.push(event);
   out.models = [];
   for await (const m of client.models.list()) out.models.push(m.id);
+  out.retrieved = await client.models.retrieve('whisper-1');
+  try {
+    await client.models.retrieve('no-such-model');
+  } catch (e) {
+    out.unknown = { status: e.status, name: e.constructor.name, code: e.code, param: e.param };
+  }
   return out;
 }
 

@@ -35,13 +35,37 @@ def test_request_id_echoed_and_logged(server):
 
 
 def test_models_list(server):
+    """Ids are stable slugs (the micro test model is no published shape: its file's
+    name), whisper-1 is an alias of the loaded model, created is the file's mtime."""
     r = requests.get(server.url("/v1/models"), timeout=5)
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
-    assert "whisper-1" in ids
-    assert all(m["object"] == "model" for m in body["data"])
+    assert ids == ["micro-en.f16", "whisper-1"]
+    mtime = int(os.stat(micro_model()).st_mtime)
+    for m in body["data"]:
+        assert m["object"] == "model" and m["owned_by"] == "scribed"
+        assert m["created"] == mtime
+        assert " " not in m["id"]
+
+
+def test_model_retrieve_and_unknown_model(server, short_wav):
+    for mid in ("micro-en.f16", "whisper-1"):
+        r = requests.get(server.url(f"/v1/models/{mid}"), timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == mid and r.json()["object"] == "model"
+    r = requests.get(server.url("/v1/models/gpt-9"), timeout=5)
+    assert r.status_code == 404
+    assert r.json() == {"error": {"message": "The model 'gpt-9' does not exist",
+                                  "type": "invalid_request_error", "param": "model",
+                                  "code": "model_not_found"}}
+    for endpoint in ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/jobs"):
+        r = transcribe(server, short_wav, {"model": "gpt-9"}, endpoint=endpoint)
+        err = assert_openai_error(r, 404, "model")
+        assert err["code"] == "model_not_found", endpoint
+    r = transcribe(server, short_wav, {"model": "micro-en.f16", "response_format": "text"})
+    assert r.status_code == 200, r.text
 
 
 def test_metrics_prometheus(server, short_wav):

@@ -2,6 +2,7 @@
 /inference alias, word timestamps, SSE streaming."""
 import json
 import os
+import subprocess
 
 import pytest
 import requests
@@ -169,3 +170,15 @@ def test_segments_end_with_the_audio(server, short_wav):
         assert 0 <= seg["start"] <= seg["end"] <= body["duration"] + 1e-6, (seg, body["duration"])
     for word in body.get("words", []):
         assert word["end"] <= body["duration"] + 1e-6, word
+
+
+@pytest.mark.parametrize("ext", ["aac", "m4a", "mp3", "flac", "ogg", "opus", "webm"])
+def test_every_format_the_readme_lists(server, short_wav, tmp_path, ext):
+    """The README's list of formats, each through the server (.aac was a 415 while
+    the CLI took it)."""
+    path = str(tmp_path / f"clip.{ext}")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", short_wav, path], check=True,
+                   timeout=60)
+    r = transcribe(server, path, {"response_format": "verbose_json"})
+    assert r.status_code == 200, (ext, r.text)
+    assert r.json()["duration"] > 1.5

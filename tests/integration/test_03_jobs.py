@@ -1,6 +1,10 @@
 """Async jobs: create -> poll -> result in every format, listing with
 pagination, cancellation, webhooks with retries."""
+import ipaddress
 import json
+import os
+import socket
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -8,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from conftest import assert_openai_error, submit_job, wait_job
+from conftest import assert_openai_error, shared_dir, submit_job, wait_job
 
 
 def test_job_lifecycle_and_every_format(server, short_wav):
@@ -40,8 +44,31 @@ def test_job_lifecycle_and_every_format(server, short_wav):
     r = requests.get(server.url(f"/v1/jobs/{job['id']}/result"), params={"format": "docx"},
                      timeout=10)
     assert_openai_error(r, 400, "format")
-    # cancelling something finished is refused
-    assert_openai_error(requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5), 400)
+
+
+def db_rows(server, sql, *args):
+    with sqlite3.connect(f"file:{server.data_dir}/scribed.db?mode=ro", uri=True) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def test_delete_a_finished_job_removes_upload_and_results(server, short_wav):
+    job = submit_job(server, short_wav, {"response_format": "srt"}).json()
+    assert wait_job(server, job["id"])["status"] == "succeeded"
+    upload = os.path.join(server.data_dir, "uploads", job["id"])
+    assert os.path.exists(upload)
+    count = "SELECT (SELECT count(*) FROM jobs WHERE id = ?1) + (SELECT count(*) FROM results" \
+            " WHERE job_id = ?1) + (SELECT count(*) FROM uploads WHERE job_id = ?1)"
+    assert db_rows(server, count, job["id"])[0][0] > 3
+    r = requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": job["id"], "object": "transcription.job", "deleted": True}
+    assert not os.path.exists(upload)
+    assert db_rows(server, count, job["id"])[0][0] == 0
+    for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/result"):
+        assert_openai_error(requests.get(server.url(path), timeout=5), 404)
+    assert_openai_error(requests.delete(server.url(f"/v1/jobs/{job['id']}"), timeout=5), 404)
+    listed = requests.get(server.url("/v1/jobs"), params={"limit": 100}, timeout=5).json()
+    assert job["id"] not in [j["id"] for j in listed["data"]]
 
 
 def test_unknown_job(server):
@@ -83,13 +110,17 @@ def test_cancel_queued_and_running(make_server, short_wav, long_wav):
     # would run the shorter one first (short work first)
     wait_job(s, first, statuses=("running",))
     second = submit_job(s, short_wav).json()["id"]
+    for jid, status in ((first, "running"), (second, "queued")):
+        err = assert_openai_error(requests.get(s.url(f"/v1/jobs/{jid}/result"), timeout=5), 409)
+        assert err["code"] == "conflict" and status in err["message"], err
     r = requests.delete(s.url(f"/v1/jobs/{second}"), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = requests.delete(s.url(f"/v1/jobs/{first}"), timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     done = wait_job(s, first)
     assert done["status"] == "cancelled"
-    assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 400)
+    err = assert_openai_error(requests.get(s.url(f"/v1/jobs/{first}/result"), timeout=5), 409)
+    assert err["code"] == "conflict" and "cancelled" in err["message"]
     assert requests.get(s.url("/health"), timeout=5).json()["queue_depth"] == 0
     # the run itself stops at its next progress check (the end of a 30 s window)
 
@@ -162,6 +193,7 @@ def test_callback_retries_with_backoff(make_server, short_wav):
         assert len(hook.received) == 3
         job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
         assert job["callback_status"] == "delivered"
+        assert job["callback_error"] is None  # cleared by the delivery that worked
         attempts = [e for e in s.events("callback.attempt") if e["job"] == jid]
         assert [e["delivered"] for e in attempts] == [False, False, True]
     finally:
@@ -174,26 +206,54 @@ def test_callback_gives_up(make_server, short_wav):
     jid = submit_job(s, short_wav, {"callback_url": "http://127.0.0.1:9/nothing"}).json()["id"]
     assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
                     .json()["callback_status"] == "failed")
-    # the job itself still succeeded
-    assert requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()["status"] == "succeeded"
+    # the job itself still succeeded; why the webhook failed is on the job
+    job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
+    assert job["status"] == "succeeded"
+    assert job["callback_error"] and "connect" in job["callback_error"].lower(), job
 
 
 def test_callback_to_internal_address_refused_by_default(make_server, short_wav):
-    """No SSRF: by default a webhook may not reach loopback, private or metadata addresses."""
-    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "1"])
+    """No SSRF: by default a webhook may not reach loopback, private or metadata
+    addresses; such a callback_url is refused at submission, naming the setting."""
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "1",
+                          "--callback-timeout-ms", "200"])
     hook = Hook()
     try:
+        port = hook.httpd.server_port
         for url in (hook.url, "http://169.254.169.254/latest/meta-data/",
-                    "http://localhost:%d/hook" % hook.httpd.server_port):
-            jid = submit_job(s, short_wav, {"callback_url": url}).json()["id"]
-            assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
-                            .json()["callback_status"] == "failed"), url
+                    f"http://localhost:{port}/hook", f"http://LOCALHOST:{port}/",
+                    f"http://x.localhost:{port}/", f"http://[::1]:{port}/",
+                    "http://10.1.2.3/", "http://192.168.0.1/", "http://[fe80::1]/",
+                    "https://user@127.0.0.1:8443/x", "http://0.0.0.0/"):
+            r = submit_job(s, short_wav, {"callback_url": url})
+            err = assert_openai_error(r, 400, "callback_url")
+            assert "--callback-allow-private" in err["message"], (url, err)
+        assert requests.get(s.url("/v1/jobs"), timeout=5).json()["data"] == []
+        # a name is taken: it is checked after DNS, at delivery (next test)
+        r = submit_job(s, short_wav, {"callback_url": "http://example.com:9/hook"})
+        assert r.status_code == 202, r.text
         time.sleep(0.3)
         assert hook.received == []
-        refused = [e for e in s.events("callback.attempt") if not e["delivered"]]
-        assert refused and all("not public" in e.get("error", "") for e in refused), refused
     finally:
         hook.close()
+
+
+def test_callback_name_resolving_to_internal_address_fails_with_reason(make_server, short_wav):
+    """A name is checked after DNS, at each delivery; the reason ends up on the job."""
+    name = socket.gethostname()
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)}
+    except OSError:
+        pytest.skip(f"the host name {name} does not resolve")
+    if not all(ipaddress.ip_address(a.split("%")[0]).is_private for a in addrs):
+        pytest.skip(f"{name} resolves to a public address")
+    s = make_server(args=["--callback-backoff-ms", "50", "--callback-attempts", "2"])
+    jid = submit_job(s, short_wav, {"callback_url": f"http://{name}:9/hook"}).json()["id"]
+    assert wait_for(lambda: requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5)
+                    .json()["callback_status"] == "failed")
+    job = requests.get(s.url(f"/v1/jobs/{jid}"), timeout=5).json()
+    assert "not public" in job["callback_error"], job
+    assert "--callback-allow-private" in job["callback_error"], job
 
 
 def test_bad_callback_url(server, short_wav):
@@ -210,4 +270,20 @@ def test_failed_job_records_error(server, tmp_path):
     assert done["status"] == "failed"
     assert done["error"]["code"] and done["error"]["message"]
     r = requests.get(server.url(f"/v1/jobs/{done['id']}/result"), timeout=5)
-    assert_openai_error(r, 400)
+    err = assert_openai_error(r, 409)  # the job's state, not the request, is the problem
+    assert err["code"] == "conflict" and "failed" in err["message"], err
+
+
+def test_progress_is_reported_per_window(make_server):
+    """A 52 s clip is two 30 s windows and several 10 s reads: progress rises in steps
+    between 0 and 1 (it stayed 0 and jumped to 1); GET /v1/jobs/ID shows the latest."""
+    s = make_server(args=["--workers", "1", "--log-level", "debug"])
+    clip = os.path.join(shared_dir(), "reference", "c_passage.wav")
+    jid = submit_job(s, clip, {"beam_size": "1", "no_fallback": "true"}).json()["id"]
+    assert wait_job(s, jid)["status"] == "succeeded"
+    steps = [e["progress"] for e in s.events("job.progress") if e["job"] == jid]
+    assert steps == sorted(steps), steps
+    inside = [p for p in steps if 0 < p < 1]
+    assert len(inside) >= 3, steps
+    # at least one step comes from the decoder between its windows, not only the reads
+    assert any(0.1 < p < 0.95 for p in inside), steps

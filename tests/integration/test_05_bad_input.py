@@ -45,9 +45,31 @@ def test_empty_file(server):
     assert_openai_error(r, 400, "file")
 
 
-def test_missing_model_field(server, short_wav):
-    r = post(server, files={"file": ("a.wav", open(short_wav, "rb"))})
-    assert_openai_error(r, 400, "model")
+def test_model_field_is_optional(server, short_wav):
+    """OpenAI requires it; here the loaded model is the default (README's first example)."""
+    with open(short_wav, "rb") as f:
+        r = requests.post(server.url("/v1/audio/transcriptions"),
+                          data={"response_format": "text"}, files={"file": ("a.wav", f)},
+                          timeout=60)
+    assert r.status_code == 200, r.text
+    # translations too: refused here only because the micro model is English-only
+    with open(short_wav, "rb") as f:
+        r = requests.post(server.url("/v1/audio/translations"), files={"file": ("a.wav", f)},
+                          timeout=60)
+    assert "multilingual" in assert_openai_error(r, 400, "model")["message"]
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/audio/transcriptions", "/v1/jobs"])
+def test_what_an_english_model_cannot_do_names_the_field(server, short_wav, endpoint):
+    """Refused at submission with OpenAI's param (it was a failed job, or param null)."""
+    for fields, param, words in (({"language": "de"}, "language", "multilingual"),
+                                 ({"task": "translate"}, "task", "multilingual"),
+                                 ({"language": "xx"}, "language", "unknown language 'xx'")):
+        with open(short_wav, "rb") as f:
+            r = requests.post(server.url(endpoint), data=fields, files={"file": ("a.wav", f)},
+                              timeout=60)
+        err = assert_openai_error(r, 400, param)
+        assert words in err["message"], (fields, err)
 
 
 def test_wrong_type_by_extension(server):

@@ -57,7 +57,7 @@ def test_bad_flag_values_name_the_flag(flag, value):
 @pytest.mark.parametrize("flag,value,words", [
     ("--beam-size", "0", ["--beam-size", "1 to 16"]), ("--beam-size", "17", ["1 to 16"]),
     ("--temperature", "-0.5", ["--temperature", "0 to 1"]),
-    ("--max-tokens", "300", ["0 to 224"]), ("--language", "xx", ["'xx'", "not a language"])])
+    ("--max-tokens", "300", ["0 to 224"]), ("--language", "xx", ["unknown language 'xx'"])])
 def test_out_of_range_parameters_are_usage_errors_naming_the_range(flag, value, words):
     # the ranges are the API's (one parameter table): refused before any work, never clamped
     r = run("--model", micro_model(), flag, value, CLIP)

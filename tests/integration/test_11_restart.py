@@ -49,6 +49,10 @@ def test_queued_jobs_survive_sigterm(make_server, tmp_path, long_wav, short_wav)
     assert s.stop() == 0
     elapsed = time.time() - t0
     assert elapsed < 1 + 2 + 3, elapsed  # drain timeout + 2 s grace, then re-queued
+    # a run stopped by the drain is re-queued, and its log line says so (not "cancelled")
+    done = [e for e in s.events("job.done") if e["job"] == first]
+    for e in done:
+        assert (e["status"], e["requeued"]) in (("queued", True), ("succeeded", False)), e
     s2 = make_server(args=["--workers", "1"], data_dir=data)
     for jid in [first] + rest:
         assert wait_job(s2, jid, timeout=300)["status"] == "succeeded"

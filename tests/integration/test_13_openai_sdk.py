@@ -54,6 +54,9 @@ def test_every_format_and_streaming(server, node_sdk, short_wav, upload):
     assert events and events[-1]["type"] == "transcript.text.done"
     assert all(e["type"] == "transcript.text.delta" for e in events[:-1])
     assert "whisper-1" in out["models"]
+    assert out["retrieved"]["id"] == "whisper-1" and out["retrieved"]["created"] > 0
+    assert out["unknown"] == {"status": 404, "name": "NotFoundError", "code": "model_not_found",
+                              "param": "model"}
 
 
 @pytest.mark.parametrize("upload", UPLOADS)

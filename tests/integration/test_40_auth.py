@@ -301,4 +301,12 @@ def test_keys_cli_errors(tmp_path):
     assert r.returncode != 0
     r = subprocess.run([scribed_bin(), "keys", "frobnicate"], capture_output=True, text=True,
                        timeout=30)
-    assert r.returncode == 2 and "usage" in r.stderr
+    # what was wrong first, then the usage
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == "scribed keys: unknown keys command 'frobnicate'", r.stderr
+    assert lines[1].startswith("usage:"), r.stderr
+    for args, why in ((["keys"], "a command is needed"), (["keys", "list", "--name"],
+                      "--name needs a value"), (["keys", "list", "--nope"], "'--nope'")):
+        r = subprocess.run([scribed_bin(), *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and why in r.stderr.splitlines()[0], r.stderr

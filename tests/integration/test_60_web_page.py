@@ -5,7 +5,7 @@ runner + playwright-core driving Debian's /usr/bin/chromium) against a real
 The node test uploads a file and checks the transcript and segment times,
 downloads txt/srt/vtt/json, records through Chromium's fake microphone (a
 sub-test that reports "skipped" while /v1/realtime answers 404), checks the
-API-key field, keyboard reach, the layout at 1280/390/360 px with screenshots
+API-key field, the Record button disabled on a server without a model, keyboard reach, the layout at 1280/390/360 px with screenshots
 (tests/browser/screenshots/), and that no request leaves localhost;
 resampler.test.mjs checks the recorder worklet's 16 kHz resampling in node.
 Needs: chromium (in .ci/packages-test.txt), node >= 20, and npm for the first
@@ -45,9 +45,11 @@ def test_web_page_in_chromium(make_server):
     ensure_node_modules()
 
     server = make_server()
+    no_model = make_server(model="")  # the Record button must be disabled there
     env = dict(os.environ)
     env.update({
         "SCRIBED_URL": server.base,
+        "SCRIBED_URL_NOMODEL": no_model.base,
         "SCRIBED_SHARED": shared_dir(),
         "CHROMIUM": CHROMIUM,
         "SCREENSHOT_DIR": env.get("SCREENSHOT_DIR", os.path.join(BROWSER_DIR, "screenshots")),
@@ -59,6 +61,6 @@ def test_web_page_in_chromium(make_server):
     print(out)
     assert r.returncode == 0, f"browser test failed (rc {r.returncode}):\n{out[-8000:]}"
     passed = re.search(r"^# pass (\d+)", out, re.M)
-    assert passed and int(passed.group(1)) >= 12, f"too few browser sub-tests passed:\n{out[-4000:]}"
+    assert passed and int(passed.group(1)) >= 13, f"too few browser sub-tests passed:\n{out[-4000:]}"
     for reason in re.findall(r"^ok \d+ - (.*?) # SKIP (.*)$", out, re.M):
         warnings.warn(f"browser sub-test skipped: {reason[0]} ({reason[1]})")

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "server/config.h"
 #include "server/errors.h"
+#include "server/models.h"
 #include "server/http.h"
 
 TEST(config_defaults)
@@ -147,4 +148,24 @@ TEST(http_listen_refuses_a_port_in_use)
     /* free again once the first is closed (SO_REUSEADDR: no wait for TIME_WAIT) */
     CHECK_OK(http_listen("127.0.0.1", port, &fd2, e), e);
     close(fd2);
+}
+
+TEST(model_ids_are_slugs)
+{
+    char id[MODELS_ID_MAX];
+    models_slug("base.en f16", "/m/ggml-base.en.bin", id, sizeof(id));
+    CHECK_STR(id, "base.en");
+    models_slug("large-v3 q5_0", "/m/x.bin", id, sizeof(id));
+    CHECK_STR(id, "large-v3-q5_0");
+    models_slug("tiny f32", "/m/x.bin", id, sizeof(id));
+    CHECK_STR(id, "tiny");
+    models_slug("large-v3-turbo q8_0", "/m/x.bin", id, sizeof(id));
+    CHECK_STR(id, "large-v3-turbo-q8_0");
+    /* a shape nobody published: the file's name, lowercased, safe characters only */
+    models_slug("custom-64x2+2.en f16", "/ref/micro-en.f16.bin", id, sizeof(id));
+    CHECK_STR(id, "micro-en.f16");
+    models_slug("custom-64x2+2 f16", "/ref/ggml-My Model+1.BIN", id, sizeof(id));
+    CHECK_STR(id, "my-model-1.bin");
+    models_slug("custom-64x2+2 f16", "/ref/ggml-My Model+1.bin", id, sizeof(id));
+    CHECK_STR(id, "my-model-1");
 }

@@ -139,10 +139,17 @@ TEST(store_lifecycle_and_results)
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 1);
     store_jobs_free(v, n);
-    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_DELIVERED, 1, e), e);
+    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_PENDING, 1, "HTTP 500", e), e);
+    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK_STR(j.callback_error, "HTTP 500");
+    store_job_clear(&j);
+    CHECK_OK(store_callback_set(s, "job_x", STORE_CB_DELIVERED, 1, NULL, e), e);
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 0);
     store_jobs_free(v, n);
+    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK(j.callback_error == NULL);
+    store_job_clear(&j);
     enum job_status was;
     CHECK_OK(store_job_cancel(s, "job_x", 4000, &was, e), e);
     CHECK_EQ_INT(was, JOB_SUCCEEDED); /* left alone */
@@ -235,5 +242,39 @@ TEST(store_purge_and_backup)
     snprintf(rpath, sizeof(rpath), "%s/restored.db", dir);
     CHECK_OK(store_restore_sqlite(bpath, rpath, e), e);
     CHECK_EQ_INT(store_restore_sqlite("/nonexistent/x.db", rpath, e), SD_ENOTFOUND);
+    cleanup(s, dir);
+}
+
+TEST(store_job_delete_removes_a_final_job)
+{
+    char *dir = temp_dir();
+    struct store *s = open_in(dir);
+    struct sd_error e_ = {0}, *e = &e_;
+    enum job_status was;
+    char *path = (char *)"unset";
+    add_job(s, "job_d", 1000, NULL);
+    /* not final: left alone */
+    CHECK_OK(store_job_delete(s, "job_d", &was, &path, e), e);
+    CHECK_EQ_INT(was, JOB_QUEUED);
+    CHECK(path == NULL);
+    CHECK_OK(store_job_start(s, "job_d", 2000, e), e);
+    struct store_result r = {"text", "text/plain; charset=utf-8", "hi\n", 3};
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 3000, .results = &r,
+                             .n_results = 1};
+    CHECK_OK(store_job_finish(s, "job_d", &f, e), e);
+    CHECK_OK(store_job_delete(s, "job_d", &was, &path, e), e);
+    CHECK_EQ_INT(was, JOB_SUCCEEDED);
+    CHECK_STR(path, "/tmp/none.wav");
+    free(path);
+    struct store_job j = {0};
+    CHECK_EQ_INT(store_job_get(s, "job_d", &j, e), SD_ENOTFOUND);
+    char *body = NULL, *ct = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(store_result_get(s, "job_d", "text", &body, &len, &ct, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_delete(s, "job_d", &was, &path, e), SD_ENOTFOUND);
+    CHECK(path == NULL);
+    int64_t n = -1;
+    CHECK_OK(store_count(s, JOB_SUCCEEDED, &n, e), e);
+    CHECK_EQ_INT(n, 0);
     cleanup(s, dir);
 }
