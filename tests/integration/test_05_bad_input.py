@@ -77,6 +77,17 @@ def test_bad_fields(server, short_wav, field, value):
     assert_openai_error(r, 400, field)
 
 
+@pytest.mark.parametrize("endpoint", ["/v1/audio/transcriptions", "/v1/jobs"])
+def test_text_field_not_utf8(server, short_wav, endpoint):
+    # found by tests/fuzz/fuzz_params.c: a prompt that is not UTF-8 cannot be
+    # stored as JSON nor tokenized as text; it is refused, naming the field
+    with open(short_wav, "rb") as f:
+        r = post(server, data={"model": "whisper-1", "prompt": b"caf\xe9 au lait"},
+                 files={"file": ("a.wav", f)}, endpoint=endpoint)
+    assert_openai_error(r, 400, "prompt")
+    assert "UTF-8" in r.json()["error"]["message"]
+
+
 def test_oversize_with_content_length(small, tmp_path):
     big = tmp_path / "big.wav"
     big.write_bytes(b"RIFF" + b"\x00" * (3 << 20))
