@@ -95,9 +95,14 @@ static void compare(const struct upload *a, const struct upload *b)
         const char *va[16], *vb[16];
         int na = upload_field_all(a, checked_fields[i], va, 16);
         int nb = upload_field_all(b, checked_fields[i], vb, 16);
+        if (na != nb)
+            fprintf(stderr, "%s: %d values whole, %d split\n", checked_fields[i], na, nb);
         FUZZ_REQUIRE(na == nb, "the same number of values per field");
-        for (int k = 0; k < na; k++)
+        for (int k = 0; k < na; k++) {
+            if (strcmp(va[k], vb[k]) != 0)
+                fprintf(stderr, "%s: whole '%s', split '%s'\n", checked_fields[i], va[k], vb[k]);
             FUZZ_REQUIRE(strcmp(va[k], vb[k]) == 0, "the same field values, however split");
+        }
     }
     if (upload_has_file(a)) {
         FUZZ_REQUIRE(strcmp(upload_file_name(a), upload_file_name(b)) == 0, "the same file name");
