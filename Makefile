@@ -78,8 +78,9 @@ UNIT_BINS  := $(foreach a,$(UNIT_AREAS),$(BUILD)/tests/unit_$(a))
 CONF_BIN   := $(if $(wildcard tests/conformance/*.c),$(BUILD)/tests/conformance)
 CHECK_OBJ  := $(BUILD)/obj/tests/check.o
 
-.PHONY: all test unit clean fuzz-audio
+.PHONY: all libs test unit clean fuzz-audio
 all: $(BUILD)/scribed $(BUILD)/mkmodel
+libs: $(ALL_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -153,3 +154,27 @@ $(BUILD)/tests/audio_decode: tests/unit/audio/tool/audio_decode_main.c $(call li
         $(call lib_of,util)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- fuzzing every parser of untrusted bytes (tests/fuzz/README.md) ----
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="params jwt"]: builds the libraries
+# once more with clang-14 and ASan + UBSan + libFuzzer coverage (in
+# $(FUZZ_BUILD)/tree), links one libFuzzer binary per tests/fuzz/fuzz_*.c
+# target below, and runs each for FUZZ_SECONDS over its seed corpus
+# (tests/fuzz/seeds/NAME/, findings kept there as regression inputs).
+FUZZ_TARGETS ?= multipart params jwt netaddr output model ws
+FUZZ_TREE := $(FUZZ_BUILD)/tree
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+.PHONY: fuzz fuzz-build fuzz-libs
+fuzz-libs:
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_TREE) CC=$(FUZZ_CC) OPT=-O1 \
+	    EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" libs
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c fuzz-libs
+	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer $(PKG_CFLAGS) \
+	    -o $@ $< $(foreach a,$(AREAS),$(FUZZ_TREE)/lib/libsd_$(a).a) $(PKG_LIBS) -lwslay -lm -pthread
+
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
+
+fuzz: fuzz-build $(BUILD)/mkmodel
+	tests/fuzz/run_fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -51,5 +51,27 @@ if ls tests/integration/test_*.py >/dev/null 2>&1; then
     if [ $rc -ne 0 ] && [ $rc -ne 5 ] && [ -z "$f$e" ]; then total_fail=$((total_fail + 1)); fi
 fi
 
+# A short libFuzzer run of every parser of untrusted bytes (tests/fuzz/README.md):
+# each target replays its committed seeds and earlier findings, then mutates
+# for SCRIBED_FUZZ_SECONDS (0 skips). Needs clang-14 (.ci/packages-test.txt).
+FUZZ_S=${SCRIBED_FUZZ_SECONDS:-10}
+if [ "$FUZZ_S" != 0 ] && command -v clang-14 >/dev/null; then
+    echo "== fuzz (${FUZZ_S}s per target)"
+    out=$(make --no-print-directory BUILD="$BUILD" fuzz fuzz-audio FUZZ_SECONDS="$FUZZ_S" 2>&1)
+    rc=$?
+    grep -E '^fuzz|FINDING|contract broken|ERROR:|error:' <<<"$out"
+    p=$(grep -cE '^fuzz [a-z]+: .*no findings' <<<"$out")
+    f=$(grep -cE '^fuzz [a-z]+: FINDING|^fuzz-audio: findings' <<<"$out")
+    grep -q '^fuzz-audio: no findings' <<<"$out" && p=$((p + 1))
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    if [ $rc -ne 0 ] && [ "$f" = 0 ]; then
+        tail -n 30 <<<"$out"
+        total_fail=$((total_fail + 1))
+    fi
+elif [ "$FUZZ_S" != 0 ]; then
+    echo "== fuzz: skipped (no clang-14)"
+fi
+
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -4,8 +4,8 @@
  * duration, text, segments[...], words[...] when present).
  *
  * Top-level text is trimmed; segment text in verbose_json is kept as decoded
- * (leading space included), in srt/vtt cues it is trimmed and blank lines are
- * dropped; segments with no text get no cue. verbose_json names the language
+ * (leading space included), in srt/vtt cues it is trimmed, and control characters
+ * and blank lines are dropped; segments with no text get no cue. verbose_json names the language
  * in full ("english", as OpenAI does) and adds language_probabilities {code:
  * p} when t->n_langs > 0. Invalid UTF-8 becomes U+FFFD, so every body is
  * valid UTF-8 (and valid JSON); non-finite numbers are written as 0.

@@ -1,9 +1,10 @@
 /*
  * subtitle.c - the "srt" and "vtt" response formats: one cue per segment with
  * non-empty text, numbered from 1 (SRT), times HH:MM:SS,mmm / HH:MM:SS.mmm.
- * Cue text is trimmed, UTF-8-repaired and has its blank lines removed (a
- * blank line would end the cue early); VTT escapes & < > as the WebVTT
- * syntax requires (which also rules out "-->" inside a cue). Does not split
+ * Cue text is trimmed, UTF-8-repaired, stripped of control characters and
+ * has its blank lines removed (a blank line would end the cue early); VTT
+ * escapes & < > as the WebVTT syntax requires (which also rules out "-->"
+ * inside a cue). Does not split
  * long segments into shorter cues or build cues from words.
  */
 #include "output/output_internal.h"
@@ -11,14 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Appends the cue text of s: no empty lines, no CR; escaped for VTT if vtt. */
+/* Appends the cue text of s: no empty lines, no CR or other controls; escaped for VTT if vtt. */
 static void append_cue_text(struct out_buf *b, const char *s, int vtt)
 {
     int at_line_start = 1, pending_newline = 0;
     for (; *s; s++) {
         char c = *s;
-        if (c == '\r')
-            continue;
+        if (c == '\r' || (c != '\n' && c != '\t' && ((unsigned char)c < 0x20 || c == 0x7F)))
+            continue; /* control bytes (the byte-level vocabulary can emit them) upset players */
         if (c == '\n') {
             if (!at_line_start)
                 pending_newline = 1;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/utf8.h"
+
 #define MAX_WORDS 8
 #define MAX_FIELD_VALUES 16
 
@@ -148,6 +150,15 @@ static bool parse_number(const char *s, double *out)
     return end != s && *end == '\0';
 }
 
+static bool valid_utf8(const char *s, size_t n)
+{
+    uint32_t cp;
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = sd_utf8_char((const uint8_t *)s + i, n - i, &cp)) == 0)
+            return false;
+    return true;
+}
+
 /* Sets parameter i from text as spelled by sp (NULL: the canonical form). */
 static enum sd_err set_value(const struct param_table *t, int i, void *p,
                              const struct spelling *sp, const char *text, const char *field,
@@ -199,6 +210,8 @@ static enum sd_err set_value(const struct param_table *t, int i, void *p,
         if ((double)n > d->hi)
             return sd_fail(err, SD_EINVAL, "%s is %zu bytes long; at most %.0f are allowed",
                            field, n, d->hi);
+        if (!valid_utf8(text, n)) /* it is stored as JSON and fed to the tokenizer as text */
+            return sd_fail(err, SD_EINVAL, "%s must be UTF-8 text", field);
         char *copy = strdup(text);
         if (!copy)
             return sd_fail(err, SD_ENOMEM, "%s", field);

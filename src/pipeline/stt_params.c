@@ -116,17 +116,16 @@ static void drop_legacy_unset(json_t *o)
 enum sd_err stt_params_from_json(const char *json, struct stt_params *p, struct sd_error *err)
 {
     json_error_t je;
+    stt_params_init(p); /* as the header promises, whatever the outcome */
     json_t *o = json_loads(json ? json : "", 0, &je);
     if (!o)
         return sd_fail(err, SD_EFORMAT, "stored job parameters: %s", je.text);
     drop_legacy_unset(o);
-    enum sd_err rc = param_from_json(&stt_param_table, o, p, err);
+    struct sd_error why = {0}; /* err may be NULL: callers that only want the outcome */
+    enum sd_err rc = param_from_json(&stt_param_table, o, p, &why);
     json_decref(o);
-    if (rc != SD_OK) {
-        char msg[sizeof(err->msg)];
-        snprintf(msg, sizeof(msg), "%s", err->msg);
-        sd_fail(err, rc, "stored job parameters: %.200s", msg);
-    }
+    if (rc != SD_OK)
+        sd_fail(err, rc, "stored job parameters: %.200s", why.msg);
     return rc;
 }
 

@@ -99,6 +99,27 @@ def test_bad_fields(server, short_wav, field, value):
     assert_openai_error(r, 400, field)
 
 
+@pytest.mark.parametrize("endpoint", ["/v1/audio/transcriptions", "/v1/jobs"])
+def test_text_field_not_utf8(server, short_wav, endpoint):
+    # found by tests/fuzz/fuzz_params.c: a prompt that is not UTF-8 cannot be
+    # stored as JSON nor tokenized as text; it is refused, naming the field
+    with open(short_wav, "rb") as f:
+        r = post(server, data={"model": "whisper-1", "prompt": b"caf\xe9 au lait"},
+                 files={"file": ("a.wav", f)}, endpoint=endpoint)
+    assert_openai_error(r, 400, "prompt")
+    assert "UTF-8" in r.json()["error"]["message"]
+
+
+def test_urlencoded_body_with_raw_nul(server):
+    # found by tests/fuzz/fuzz_multipart.c: MHD cut such a value at the NUL only
+    # within the piece that held it, so the fields depended on the body's splitting
+    r = requests.post(server.url("/v1/audio/transcriptions"),
+                      data=b"model=whisper-1&language=en\x00\x00xx&prompt=a",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert "NUL" in r.json()["error"]["message"]
+
+
 def test_oversize_with_content_length(small, tmp_path):
     big = tmp_path / "big.wav"
     big.write_bytes(b"RIFF" + b"\x00" * (3 << 20))

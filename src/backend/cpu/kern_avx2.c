@@ -5,6 +5,7 @@
  * attributes so the rest of the build stays baseline x86-64; backend.c only
  * selects this table after __builtin_cpu_supports() confirms the features.
  */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -13,11 +14,17 @@
 #include "backend/cpu/kernels.h"
 
 
+/* F16C from CPUID leaf 1 directly: clang 14's __builtin_cpu_supports has no "f16c". */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 int sd_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
 AVX2 static inline float hsum(__m256 v)
