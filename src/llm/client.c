@@ -384,12 +384,11 @@ static enum sd_err read_answer(const struct llm_client *c, const json_t *o, cons
         if (!text)
             return sd_fail(err, SD_EFORMAT, "the LLM API's answer has no message content");
         *raw = strdup(text);
-        json_error_t je;
-        json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+        /* jansson's parse errors quote the text: they are not passed on (a transcript's words) */
+        json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
         if (!json_is_object(v)) {
             json_decref(v);
-            return sd_fail(err, SD_EFORMAT, "the model's answer is not a JSON object%s%s",
-                           v ? "" : ": ", v ? "" : je.text);
+            return sd_fail(err, SD_EFORMAT, "the model's answer is not a JSON object");
         }
         *out = v;
         return SD_OK;
