@@ -8,8 +8,10 @@ tool_choice), records every request, and answers from a script: a valid
 object, invalid JSON, an object the schema refuses, 429 with Retry-After,
 500, a hang, a body over the size cap.
 """
+import asyncio
 import json
 import os
+import wave
 import subprocess
 import threading
 import time
@@ -17,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import websockets
 
 from conftest import Server, micro_model, scribed_bin, submit_job, transcribe
 
@@ -219,6 +222,7 @@ def test_request_matches_protocol_and_result_is_stored(srv, stand_in, short_wav)
     assert len(stand_in.requests) == 1
     path, headers, body, _ = stand_in.requests[0]
     text = transcript_text(srv, job["id"])
+    assert text.strip()
     assert body["model"] == "test-model"
     assert LLM_KEY not in json.dumps(body)
     assert headers["content-type"] == "application/json"
@@ -448,3 +452,46 @@ def test_misconfiguration_is_refused(make_server, tmp_path, stand_in, short_wav)
     wait_job(s, jid)
     assert stand_in.requests[0][1]["authorization"] == f"Bearer {LLM_KEY}"
     assert LLM_KEY not in s.log()
+
+
+def test_realtime_session_ends_with_an_extraction(srv, stand_in, short_wav):
+    with wave.open(short_wav) as w:
+        pcm = w.readframes(w.getnframes())
+
+    async def session(config, end):
+        msgs = []
+        url = f"ws://127.0.0.1:{srv.port}/v1/realtime"
+        async with websockets.connect(url, extra_headers=AUTH, max_size=None) as ws:
+            await ws.send(json.dumps(config))
+            assert json.loads(await ws.recv())["type"] == "ready"
+            for i in range(0, len(pcm), 3200):
+                await ws.send(pcm[i:i + 3200])
+            await ws.send(json.dumps(end))
+            async for m in ws:
+                msgs.append(json.loads(m))
+        return msgs
+
+    base = {"sample_rate": 16000, "format": "pcm_s16le", "use_vad": False}
+    stand_in.reset()
+    msgs = asyncio.run(session(dict(base, extract="meeting"), {"type": "end"}))
+    types = [m["type"] for m in msgs]
+    assert types[-2:] == ["done", "extraction"], types
+    ex = msgs[-1]
+    assert ex["status"] == "succeeded" and ex["data"] == VALID and ex["template"] == "meeting"
+    assert len(stand_in.requests) == 1  # once for the session, not per decode
+    body = stand_in.requests[0][2]
+    user = body["messages"][-1]["content"]
+    assert msgs[-2]["text"] and msgs[-2]["text"] in user
+    # asked for at the end instead; a failing LLM still gives the transcript first
+    stand_in.reset(["401"])
+    msgs = asyncio.run(session(base, {"type": "end", "extract": "meeting"}))
+    assert [m["type"] for m in msgs][-2:] == ["done", "extraction"]
+    assert msgs[-1]["status"] == "failed"
+    # an unknown template is refused with the config
+    async def bad():
+        url = f"ws://127.0.0.1:{srv.port}/v1/realtime"
+        async with websockets.connect(url, extra_headers=AUTH) as ws:
+            await ws.send(json.dumps(dict(base, extract="nope")))
+            return json.loads(await ws.recv())
+    m = asyncio.run(bad())
+    assert m["type"] == "error" and "template" in m["message"]
