@@ -1,7 +1,8 @@
 /*
  * app.js - behaviour of scribed's web page (index.html): pick or drop a file,
  * upload it as a job (POST /v1/jobs) with upload progress, poll the job,
- * show the verbose_json segments (click one to play the audio from there),
+ * show the verbose_json segments (click one to play the audio from there)
+ * and the job's structured extraction if it asked for one,
  * download txt/srt/vtt/json, list jobs, record live over /v1/realtime
  * (live.js), and ask for an API key after a 401. Server calls go through
  * api.js; nothing is fetched from anywhere but this server.
@@ -348,7 +349,24 @@ async function showResult(id, name) {
             item.addEventListener("click", () => playFrom(s.start));
         list.append(el("li", {}, item));
     }
+    showExtraction(r.extraction);
     $("result").hidden = false;
+}
+
+/* A job that asked for structured extraction: its record rides in verbose_json. */
+function showExtraction(ex) {
+    const box = $("extraction");
+    box.hidden = !ex;
+    if (!ex)
+        return;
+    const bits = [ex.template || "inline schema", ex.model, ex.status];
+    if (ex.usage)
+        bits.push(`${ex.usage.input_tokens} + ${ex.usage.output_tokens} tokens`);
+    $("extraction-meta").textContent = bits.filter(Boolean).join(" · ");
+    $("extraction-meta").classList.toggle("error", ex.status !== "succeeded");
+    $("extraction-data").textContent = ex.status === "succeeded"
+        ? JSON.stringify(ex.data, null, 2)
+        : (ex.error && ex.error.message) || "The extraction failed.";
 }
 
 function playFrom(sec) {
