@@ -47,6 +47,8 @@ class StandIn:
         self.requests = []      # (path, headers dict (lower-case names), body dict, time)
         self.hooks = []
         self.script = []        # actions for the next requests; empty: "valid"
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.Lock()
         stand_in = self
 
@@ -68,7 +70,14 @@ class StandIn:
                     stand_in.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()},
                                               body, time.monotonic()))
                     action = stand_in.script.pop(0) if stand_in.script else "valid"
-                stand_in.answer(self, action, body)
+                with stand_in.lock:
+                    stand_in.in_flight += 1
+                    stand_in.max_in_flight = max(stand_in.max_in_flight, stand_in.in_flight)
+                try:
+                    stand_in.answer(self, action, body)
+                finally:
+                    with stand_in.lock:
+                        stand_in.in_flight -= 1
 
             def reply(self, status, obj, headers=None, raw=None):
                 data = raw if raw is not None else json.dumps(obj).encode()
@@ -101,6 +110,7 @@ class StandIn:
             self.requests.clear()
             self.hooks.clear()
             self.script = list(script)
+            self.max_in_flight = 0
 
     def answer(self, h, action, body):
         anthropic = h.path.endswith("/messages")
@@ -112,6 +122,9 @@ class StandIn:
         if action == "401":
             return h.reply(401, {"error": {"type": "authentication_error",
                                            "message": f"invalid x-api-key {LLM_KEY}"}})
+        if action == "slow":
+            time.sleep(1.5)
+            action = "valid"
         if action == "hang":
             time.sleep(6)
             return h.reply(200, {})
@@ -495,3 +508,20 @@ def test_realtime_session_ends_with_an_extraction(srv, stand_in, short_wav):
             return json.loads(await ws.recv())
     m = asyncio.run(bad())
     assert m["type"] == "error" and "template" in m["message"]
+
+
+def test_concurrency_cap(make_server, stand_in, templates_dir, short_wav):
+    # two workers finish transcribing together; with --llm-concurrency 1 their LLM calls queue
+    s = make_server(args=llm_args(stand_in, templates_dir, "openai", "--llm-concurrency", "1"))
+    stand_in.reset(["slow"] * 3)
+    ids = []
+    for _ in range(3):
+        r = submit_job(s, short_wav, {"extract": "meeting"})
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    for jid in ids:
+        assert wait_job(s, jid, timeout=120)["status"] == "succeeded"
+        ex = requests.get(s.url(f"/v1/jobs/{jid}/extraction"), timeout=5).json()
+        assert ex["status"] == "succeeded"
+    assert len(stand_in.requests) == 3
+    assert stand_in.max_in_flight == 1
