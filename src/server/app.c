@@ -149,6 +149,20 @@ static enum sd_err read_llm_key(struct app *a, char *key, size_t n, struct sd_er
     return SD_OK;
 }
 
+/* The URL without credentials (user:pass@, a query) for the log: some APIs take a key there. */
+static void url_for_log(const char *url, char *out, size_t n)
+{
+    snprintf(out, n, "%s", url);
+    char *q = strchr(out, '?');
+    if (q)
+        *q = '\0';
+    char *host = strstr(out, "://");
+    host = host ? host + 3 : out;
+    char *slash = strchr(host, '/'), *at = strchr(host, '@');
+    if (at && (!slash || at < slash))
+        memmove(host, at + 1, strlen(at + 1) + 1);
+}
+
 /*
  * The LLM client and the extraction templates. A bad template file or
  * setting stops the start (one line saying which); the key is wiped from the
@@ -190,9 +204,11 @@ static enum sd_err start_llm(struct app *a, struct sd_error *err)
         memset(a->cfg.llm_api_key, 0, strlen(a->cfg.llm_api_key));
     if (rc != SD_OK)
         return rc;
+    char url[1024];
+    url_for_log(a->cfg.llm_url, url, sizeof(url));
     log_event(a->log, LOG_INFO, "llm.configured",
               (struct log_field[]){LOG_STR("protocol", llm_protocol_name(o.protocol)),
-                                   LOG_STR("url", a->cfg.llm_url),
+                                   LOG_STR("url", url),
                                    LOG_STR("model", a->cfg.llm_model),
                                    LOG_BOOL("key", have_key),
                                    LOG_I64("templates", a->templates.n),

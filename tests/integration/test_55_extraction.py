@@ -444,6 +444,11 @@ def test_misconfiguration_is_refused(make_server, tmp_path, stand_in, short_wav)
     p = subprocess.run([scribed_bin(), "serve", "--llm-api-key", "x"], capture_output=True,
                        text=True, timeout=30)
     assert p.returncode != 0 and "unknown option" in p.stderr
+    # credentials in the URL stay out of the log too
+    s = make_server(args=["--llm-url", "http://user:pw-SECRET-1@127.0.0.1:9/v1?key=SECRET-2",
+                          "--llm-model", "m"])
+    assert any(e.get("url") == "http://127.0.0.1:9/v1" for e in s.events("llm.configured"))
+    assert "SECRET" not in s.log()
     # no LLM: extract is refused up front; no inline permission: extract_schema is
     s = make_server()
     r = submit_job(s, short_wav, {"extract": "meeting"})
