@@ -25,7 +25,7 @@ static json_t *failed_record(const char *template_name, const char *model, const
 }
 
 json_t *jobs_extract(struct jobs *js, const char *id, const struct stt_params *p,
-                     const char *text)
+                     const char *text, const atomic_bool *cancel)
 {
     if (!jobs_wants_extraction(p))
         return NULL;
@@ -42,12 +42,12 @@ json_t *jobs_extract(struct jobs *js, const char *id, const struct stt_params *p
                               ? p->extract_instructions
                               : "Extract the data the schema describes.";
         rec = inline_schema
-                  ? llm_extract(js->o.llm, name, ins, inline_schema, text, &st)
+                  ? llm_extract(js->o.llm, name, ins, inline_schema, text, cancel, &st)
                   : failed_record(name, llm_client_model(js->o.llm), sd_err_name(SD_EINVAL),
                                   "extract_schema is not JSON");
     } else {
         const struct llm_template *t = llm_templates_find(js->o.templates, name);
-        rec = t ? llm_extract(js->o.llm, name, t->instructions, t->schema, text, &st)
+        rec = t ? llm_extract(js->o.llm, name, t->instructions, t->schema, text, cancel, &st)
                 : failed_record(name, llm_client_model(js->o.llm), sd_err_name(SD_ENOTFOUND),
                                 "no extraction template of this name (templates are read at "
                                 "start)");

@@ -112,10 +112,11 @@ bool jobs_wants_extraction(const struct stt_params *p);
  * Runs the extraction p asks for on text; returns its record (see
  * llm_extract; a failed one is a record with status "failed", never an
  * error), records metrics and logs the outcome (never the text). NULL only
- * when p asks for none or memory ran out.
+ * when p asks for none or memory ran out. cancel (may be NULL) cuts the
+ * LLM's part short (the record then says "cancelled").
  */
 json_t *jobs_extract(struct jobs *js, const char *id, const struct stt_params *p,
-                     const char *text);
+                     const char *text, const atomic_bool *cancel);
 
 /* callback.c: webhook delivery (libcurl) with retries and exponential backoff */
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);

@@ -180,8 +180,12 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     double run_s = sd_mono_s() - t0;
     /* run_s stays the transcription's time: the extraction reports its own timings */
     json_t *extraction = NULL;
-    if (rc == SD_OK && t && !atomic_load(&j->cancel) && jobs_wants_extraction(&j->params))
-        extraction = jobs_extract(js, j->id, &j->params, t->text ? t->text : "");
+    if (rc == SD_OK && t && !atomic_load(&j->cancel) && jobs_wants_extraction(&j->params)) {
+        extraction = jobs_extract(js, j->id, &j->params, t->text ? t->text : "", &j->cancel);
+        /* DELETE or a drain during the extraction: the job is cancelled (or re-queued) as a whole */
+        if (atomic_load(&j->cancel))
+            rc = SD_ECANCELLED;
+    }
     enum job_status final;
     if (j->sync) {
         final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;

@@ -215,10 +215,22 @@ static void provider_message(const struct llm_client *c, const struct response *
 
 enum attempt { ATTEMPT_OK, ATTEMPT_RETRY, ATTEMPT_FAIL };
 
+static bool cancelled(const atomic_bool *cancel)
+{
+    return cancel && atomic_load(cancel);
+}
+
+/* curl calls this about once a second and on every transfer step: nonzero aborts. */
+static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return cancelled(user) ? 1 : 0;
+}
+
 /* One POST. Fills *resp and *status; tells whether to retry. */
 static enum attempt post_once(struct llm_client *c, const char *url, const char *body,
-                              struct response *resp, long *status, enum sd_err *code,
-                              char *why, size_t why_n)
+                              const atomic_bool *cancel, struct response *resp, long *status,
+                              enum sd_err *code, char *why, size_t why_n)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hd = NULL;
@@ -253,6 +265,11 @@ static enum attempt post_once(struct llm_client *c, const char *url, const char 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+    if (cancel) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)cancel);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode cc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     curl_off_t connected_us = 0;
@@ -263,6 +280,11 @@ static enum attempt post_once(struct llm_client *c, const char *url, const char 
         atomic_store(&c->reachable, 1);
         *code = SD_ETOOBIG;
         snprintf(why, why_n, "the model's answer is larger than %zu bytes", c->o.max_response_bytes);
+        return ATTEMPT_FAIL;
+    }
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        *code = SD_ECANCELLED;
+        snprintf(why, why_n, "the extraction was cancelled");
         return ATTEMPT_FAIL;
     }
     if (cc != CURLE_OK) {
@@ -299,20 +321,38 @@ static enum attempt post_once(struct llm_client *c, const char *url, const char 
     return ATTEMPT_FAIL;
 }
 
-static void sleep_ms(long ms)
+/* Sleeps ms in slices of 100 ms; false if cancelled meanwhile. */
+static bool sleep_ms(long ms, const atomic_bool *cancel)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    while (ms > 0 && !cancelled(cancel)) {
+        long step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        ms -= step;
+    }
+    return !cancelled(cancel);
 }
 
-static void slot_take(struct llm_client *c)
+/* Waits for one of the concurrency cap's slots; false if cancelled first. */
+static bool slot_take(struct llm_client *c, const atomic_bool *cancel)
 {
     pthread_mutex_lock(&c->mu);
-    while (c->in_flight >= c->o.concurrency)
-        pthread_cond_wait(&c->cv, &c->mu);
-    c->in_flight++;
+    while (c->in_flight >= c->o.concurrency && !cancelled(cancel)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &until);
+    }
+    bool ok = !cancelled(cancel);
+    if (ok)
+        c->in_flight++;
     pthread_mutex_unlock(&c->mu);
+    return ok;
 }
 
 static void slot_give(struct llm_client *c)
@@ -325,16 +365,18 @@ static void slot_give(struct llm_client *c)
 
 /* POSTs body with retries; on SD_OK *resp holds a 2xx answer (caller frees resp->body). */
 static enum sd_err post(struct llm_client *c, const char *url, const char *body,
-                        struct response *resp, struct llm_stats *st, struct sd_error *err)
+                        const atomic_bool *cancel, struct response *resp, struct llm_stats *st,
+                        struct sd_error *err)
 {
     char why[400] = "";
     enum sd_err code = SD_EIO;
     for (int attempt = 0;; attempt++) {
         *resp = (struct response){.max = c->o.max_response_bytes, .retry_after_s = -1};
         long status = 0;
-        slot_take(c);
+        if (!slot_take(c, cancel))
+            return sd_fail(err, SD_ECANCELLED, "the extraction was cancelled");
         double t0 = sd_mono_s();
-        enum attempt a = post_once(c, url, body, resp, &status, &code, why, sizeof(why));
+        enum attempt a = post_once(c, url, body, cancel, resp, &status, &code, why, sizeof(why));
         st->seconds += sd_mono_s() - t0;
         slot_give(c);
         st->requests++;
@@ -349,7 +391,8 @@ static enum sd_err post(struct llm_client *c, const char *url, const char *body,
         long wait_ms = (long)c->o.retry_backoff_ms << (attempt < 16 ? attempt : 16);
         if (retry_after >= 0)
             wait_ms = (retry_after < RETRY_AFTER_MAX_S ? retry_after : RETRY_AFTER_MAX_S) * 1000L;
-        sleep_ms(wait_ms);
+        if (!sleep_ms(wait_ms, cancel))
+            return sd_fail(err, SD_ECANCELLED, "the extraction was cancelled");
     }
     return sd_fail(err, code, "%s", why);
 }
@@ -413,8 +456,8 @@ static enum sd_err read_answer(const struct llm_client *c, const json_t *o, cons
 
 enum sd_err llm_structured(struct llm_client *c, const char *system,
                            const struct llm_message *msgs, int n_msgs, const char *schema_name,
-                           const json_t *schema, json_t **out, char **raw, struct llm_stats *st,
-                           struct sd_error *err)
+                           const json_t *schema, const atomic_bool *cancel, json_t **out,
+                           char **raw, struct llm_stats *st, struct sd_error *err)
 {
     char url[2100];
     *out = NULL;
@@ -429,7 +472,7 @@ enum sd_err llm_structured(struct llm_client *c, const char *system,
     snprintf(url, sizeof(url), "%s/%s", c->url,
              c->o.protocol == LLM_ANTHROPIC ? "messages" : "chat/completions");
     struct response resp;
-    enum sd_err rc = post(c, url, body, &resp, st, err);
+    enum sd_err rc = post(c, url, body, cancel, &resp, st, err);
     free(body);
     if (rc != SD_OK)
         return rc;

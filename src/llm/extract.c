@@ -48,7 +48,8 @@ static void schema_name(const char *template_name, char *out, size_t n)
 }
 
 json_t *llm_extract(struct llm_client *c, const char *template_name, const char *instructions,
-                    const json_t *schema, const char *transcript, struct llm_stats *st)
+                    const json_t *schema, const char *transcript, const atomic_bool *cancel,
+                    struct llm_stats *st)
 {
     struct llm_stats local = {0};
     struct sd_error err = {0};
@@ -72,8 +73,8 @@ json_t *llm_extract(struct llm_client *c, const char *template_name, const char 
         raw = NULL;
         json_array_clear(errors);
         err = (struct sd_error){0};
-        rc = llm_structured(c, sys, msgs, rounds == 1 ? 1 : 3, name, schema, &data, &raw, &local,
-                            &err);
+        rc = llm_structured(c, sys, msgs, rounds == 1 ? 1 : 3, name, schema, cancel, &data, &raw,
+                            &local, &err);
         if (rc == SD_OK && schema_validate(schema, data, errors))
             break;
         if (rc != SD_OK && rc != SD_EFORMAT)

@@ -31,6 +31,7 @@
 #define SD_LLM_LLM_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,12 +94,14 @@ struct llm_message {
  * model sent it, for a repair turn. SD_EFORMAT: the model answered but not
  * with a JSON object (*raw then holds what it said). SD_ETIMEOUT, SD_EIO,
  * SD_EBUSY (429 after the retries), SD_EAUTH (401/403), SD_EINVAL (other
- * 4xx), SD_ETOOBIG (answer over the cap). *st accumulates.
+ * 4xx), SD_ETOOBIG (answer over the cap), SD_ECANCELLED (*cancel became
+ * true: a request in flight, a wait for a slot or a backoff is cut short
+ * within ~100 ms). cancel may be NULL. *st accumulates.
  */
 enum sd_err llm_structured(struct llm_client *c, const char *system,
                            const struct llm_message *msgs, int n_msgs, const char *schema_name,
-                           const json_t *schema, json_t **out, char **raw, struct llm_stats *st,
-                           struct sd_error *err);
+                           const json_t *schema, const atomic_bool *cancel, json_t **out,
+                           char **raw, struct llm_stats *st, struct sd_error *err);
 
 /* ---- templates.c: named extraction templates from a directory ---------- */
 
@@ -131,9 +134,11 @@ const struct llm_template *llm_templates_find(const struct llm_templates *t, con
  * "output_tokens"}, "timings": {"llm_s", "requests"}, "error" (null or
  * {"code", "message"})}. An answer that fails the schema (or is not JSON)
  * is sent back once with the errors; a second failure fails the record.
- * *st (may be NULL) receives the call's costs for metrics.
+ * *st (may be NULL) receives the call's costs for metrics; cancel (may be
+ * NULL) stops it early (see llm_structured).
  */
 json_t *llm_extract(struct llm_client *c, const char *template_name, const char *instructions,
-                    const json_t *schema, const char *transcript, struct llm_stats *st);
+                    const json_t *schema, const char *transcript, const atomic_bool *cancel,
+                    struct llm_stats *st);
 
 #endif

@@ -245,7 +245,7 @@ static void send_done(struct session *s)
      * by --llm-timeout and the retries); the decodes are all done by now.
      */
     if (jobs_wants_extraction(&s->xp)) {
-        json_t *rec = jobs_extract(s->a->jobs, s->id, &s->xp, text ? text : "");
+        json_t *rec = jobs_extract(s->a->jobs, s->id, &s->xp, text ? text : "", NULL);
         if (rec) {
             json_object_set_new(rec, "type", json_string("extraction"));
             send_json(s, rec);

@@ -530,3 +530,21 @@ def test_concurrency_cap(make_server, stand_in, templates_dir, short_wav):
         assert ex["status"] == "succeeded"
     assert len(stand_in.requests) == 3
     assert stand_in.max_in_flight == 1
+
+
+def test_cancel_cuts_a_waiting_extraction_short(make_server, stand_in, templates_dir, short_wav):
+    s = make_server(args=llm_args(stand_in, templates_dir, "openai", "--llm-timeout", "60"))
+    stand_in.reset(["hang"])
+    jid = submit_job(s, short_wav, {"extract": "meeting"}).json()["id"]
+    deadline = time.time() + 60
+    while not stand_in.requests and time.time() < deadline:
+        time.sleep(0.05)
+    assert stand_in.requests
+    assert requests.delete(s.url(f"/v1/jobs/{jid}"), timeout=5).status_code == 200
+    assert wait_job(s, jid)["status"] == "cancelled"
+    deadline = time.time() + 10
+    while not s.events("extraction.done") and time.time() < deadline:
+        time.sleep(0.05)
+    done = s.events("extraction.done")
+    # the request in flight was aborted, not answered (the stand-in never answers usefully)
+    assert done and done[0]["error"] and "cancelled" in done[0]["error"]
