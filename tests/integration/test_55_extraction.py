@@ -270,6 +270,10 @@ def test_request_matches_protocol_and_result_is_stored(srv, stand_in, short_wav)
                       headers=AUTH, timeout=5).json()
     assert vj["extraction"] == ex and vj["text"] == text
     assert job["request"]["extract"] == "meeting"
+    # the transcript and the model's answer stay out of the (info-level) log
+    time.sleep(0.2)
+    log = srv.log()
+    assert text.strip() not in log and VALID["summary"] not in log
 
 
 def test_repair_round_sends_the_errors_back(srv, stand_in, short_wav):
