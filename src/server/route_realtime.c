@@ -242,10 +242,12 @@ static void send_done(struct session *s)
     /*
      * The extraction the client asked for, of the whole session's text, as the
      * last message before the close: this thread waits for the LLM (bounded
-     * by --llm-timeout and the retries); the decodes are all done by now.
+     * by --llm-timeout and the retries, cut short by a drain); the decodes
+     * are all done by now.
      */
     if (jobs_wants_extraction(&s->xp)) {
-        json_t *rec = jobs_extract(s->a->jobs, s->id, &s->xp, text ? text : "", NULL);
+        json_t *rec = jobs_extract(s->a->jobs, s->id, &s->xp, text ? text : "",
+                                   &s->a->draining); /* SIGTERM does not wait for the LLM */
         if (rec) {
             json_object_set_new(rec, "type", json_string("extraction"));
             send_json(s, rec);
