@@ -552,3 +552,28 @@ def test_cancel_cuts_a_waiting_extraction_short(make_server, stand_in, templates
     done = s.events("extraction.done")
     # the request in flight was aborted, not answered (the stand-in never answers usefully)
     assert done and done[0]["error"] and "cancelled" in done[0]["error"]
+
+
+def test_drain_requeues_a_job_waiting_on_the_llm(make_server, tmp_path, stand_in, templates_dir,
+                                                 short_wav):
+    # running jobs get --drain-timeout-s to finish; then they are cancelled and re-queued
+    args = llm_args(stand_in, templates_dir, "openai", "--llm-timeout", "60",
+                    "--drain-timeout-s", "1")
+    s = make_server(args=args, data_dir=tmp_path / "drain")
+    stand_in.reset(["hang"])
+    jid = submit_job(s, short_wav, {"extract": "meeting"}).json()["id"]
+    deadline = time.time() + 60
+    while not stand_in.requests and time.time() < deadline:
+        time.sleep(0.05)
+    assert stand_in.requests
+    assert s.stop() == 0
+    # the drain did not have to give up on the worker: the LLM request was aborted
+    assert not s.events("server.abandon")
+    assert "cancelled" in s.events("extraction.done")[0]["error"]
+    # after the restart the job runs again, extraction included
+    stand_in.reset()
+    s2 = make_server(args=args, data_dir=tmp_path / "drain")
+    job = wait_job(s2, jid)
+    assert job["status"] == "succeeded"
+    ex = requests.get(s2.url(f"/v1/jobs/{jid}/extraction"), timeout=5).json()
+    assert ex["status"] == "succeeded" and ex["data"] == VALID
