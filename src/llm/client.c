@@ -243,6 +243,7 @@ static enum attempt post_once(struct llm_client *c, const char *url, const char 
     }
     hd = curl_slist_append(hd, "Content-Type: application/json");
     hd = curl_slist_append(hd, "User-Agent: scribed");
+    hd = curl_slist_append(hd, "Expect:"); /* a long transcript is no reason to wait for 100 */
     if (c->o.protocol == LLM_ANTHROPIC) {
         hd = curl_slist_append(hd, "anthropic-version: 2023-06-01");
         if (*c->api_key) {
