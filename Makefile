@@ -32,10 +32,10 @@ endif
 
 # Areas in link order (a library may only use those to its right). The graph
 # itself (docs/ARCHITECTURE.md): util <- telemetry; util <- backend <- whisper
-# <- output; audio, vad and store are siblings on util (vad on backend);
+# <- output; audio, vad, store and llm are siblings on util (vad on backend);
 # pipeline (audio -> VAD -> whisper) <- jobs (+ store, telemetry) <- realtime
 # <- server (+ web) <- cli.
-AREAS := cli server realtime web jobs store pipeline output vad audio whisper backend telemetry util
+AREAS := cli server realtime web jobs llm store pipeline output vad audio whisper backend telemetry util
 
 # What each area's unit tests link (itself first, then its dependencies).
 DEPS_util      := util
@@ -46,8 +46,9 @@ DEPS_audio     := audio util
 DEPS_vad       := vad backend util
 DEPS_output    := output whisper backend util
 DEPS_store     := store util
+DEPS_llm       := llm util
 DEPS_pipeline  := pipeline output vad audio whisper backend util
-DEPS_jobs      := jobs store pipeline output vad audio whisper backend telemetry util
+DEPS_jobs      := jobs llm store pipeline output vad audio whisper backend telemetry util
 DEPS_realtime  := realtime $(DEPS_jobs)
 DEPS_server    := server realtime web $(DEPS_jobs)
 DEPS_web       := web util

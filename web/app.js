@@ -1,7 +1,9 @@
 /*
  * app.js - behaviour of scribed's web page (index.html): pick or drop a file,
  * upload it as a job (POST /v1/jobs) with upload progress, poll the job,
- * show the verbose_json segments (click one to play the audio from there),
+ * show the verbose_json segments (click one to play the audio from there)
+ * and the job's structured extraction if it asked for one (a template can be
+ * picked in the options when the server has an LLM),
  * download txt/srt/vtt/json, list jobs, record live over /v1/realtime
  * (live.js), and ask for an API key after a 401. Server calls go through
  * api.js; nothing is fetched from anywhere but this server.
@@ -133,6 +135,7 @@ function initAuth() {
         $("api-key").value = "";
         try {
             await loadJobs(true);
+            loadTemplates().catch(() => {});
             $("auth").hidden = true;
             setStatus("upload-status", "API key saved.");
         } catch {
@@ -199,7 +202,22 @@ function jobForm(file) {
     const temp = $("opt-temperature").value.trim();
     if (temp)
         form.append("temperature", temp);
+    const extract = $("opt-extract").value;
+    if (extract)
+        form.append("extract", extract);
     return form;
+}
+
+/* The server's extraction templates, offered when an LLM is configured. */
+async function loadTemplates() {
+    const r = await apiJson("/v1/extraction/templates");
+    const sel = $("opt-extract");
+    sel.replaceChildren(el("option", { value: "", text: "Nothing (transcript only)" }));
+    for (const t of r.data || [])
+        sel.append(el("option", { value: t.name, text: t.name }));
+    const show = !!r.llm_configured && (r.data || []).length > 0;
+    sel.hidden = !show;
+    $("opt-extract-label").hidden = !show;
 }
 
 function setBar(barId, pctId, frac) {
@@ -361,7 +379,24 @@ async function showResult(id, name) {
             item.addEventListener("click", () => playFrom(s.start));
         list.append(el("li", {}, item));
     }
+    showExtraction(r.extraction);
     $("result").hidden = false;
+}
+
+/* A job that asked for structured extraction: its record rides in verbose_json. */
+function showExtraction(ex) {
+    const box = $("extraction");
+    box.hidden = !ex;
+    if (!ex)
+        return;
+    const bits = [ex.template || "inline schema", ex.model, ex.status];
+    if (ex.usage)
+        bits.push(`${ex.usage.input_tokens} + ${ex.usage.output_tokens} tokens`);
+    $("extraction-meta").textContent = bits.filter(Boolean).join(" · ");
+    $("extraction-meta").classList.toggle("error", ex.status !== "succeeded");
+    $("extraction-data").textContent = ex.status === "succeeded"
+        ? JSON.stringify(ex.data, null, 2)
+        : (ex.error && ex.error.message) || "The extraction failed.";
 }
 
 function playFrom(sec) {
@@ -592,6 +627,7 @@ function init() {
     $("jobs-more").addEventListener("click", () => loadJobs(false).catch(() => {}));
     checkHealth();
     loadJobs(true).catch(() => {});
+    loadTemplates().catch(() => {});
 }
 
 init();

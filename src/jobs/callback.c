@@ -1,7 +1,7 @@
 /*
  * callback.c - webhook delivery: when an async job with a callback_url ends,
- * its job object (and result, in the requested format) is POSTed once as
- * JSON. Failures (network error, non-2xx) are retried with exponential
+ * its job object (and result, in the requested format, and extraction, if
+ * it asked for one) is POSTed once as JSON. Failures (network error, non-2xx) are retried with exponential
  * backoff up to callback_max_attempts; the state lives in the store, so
  * deliveries pending at a restart resume. One thread, libcurl easy API.
  * It does not follow redirects (a webhook target should answer directly).
@@ -59,7 +59,7 @@ static size_t discard(char *p, size_t size, size_t n, void *user)
     return size * n;
 }
 
-/* The JSON body: the job object plus its result in the requested format. */
+/* The JSON body: the job object plus its result in the requested format and its extraction. */
 static char *payload(struct jobs *js, const struct store_job *j)
 {
     json_t *o = job_to_json(j);
@@ -75,6 +75,15 @@ static char *payload(struct jobs *js, const struct store_job *j)
         if (ct && strncmp(ct, "application/json", 16) == 0)
             parsed = json_loadb(body, len, 0, NULL);
         json_object_set_new(o, "result", parsed ? parsed : json_stringn(body, len));
+    }
+    free(body);
+    free(ct);
+    body = ct = NULL;
+    if (j->status == JOB_SUCCEEDED &&
+        store_result_get(js->store, j->id, "extraction", &body, &len, &ct, NULL) == SD_OK) {
+        json_t *ex = json_loadb(body, len, 0, NULL);
+        if (ex)
+            json_object_set_new(o, "extraction", ex);
     }
     free(body);
     free(ct);

@@ -63,6 +63,7 @@ void job_free(struct job *j)
     free(j->upload_path);
     free(j->callback_url);
     transcript_destroy(j->transcript);
+    json_decref(j->extraction);
     job_stream_free(j->stream);
     free(j);
 }

@@ -47,6 +47,7 @@ struct job {
     struct sd_error err;
     struct transcript *transcript; /* sync jobs: the result (owned) */
     struct job_stream *stream;     /* sync SSE jobs: events as segments become final (owned) */
+    json_t *extraction;            /* sync jobs that asked for one: its record (owned) */
     double audio_s, run_s;
 };
 

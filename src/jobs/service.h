@@ -17,6 +17,7 @@
 
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "llm/llm.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 #include "telemetry/log.h"
@@ -36,6 +37,9 @@ struct jobs_opts {
     int result_retention_days;
     int retention_interval_s;
     struct pipeline_opts pipeline; /* loaded in the background */
+    /* structured extraction after transcription (both borrowed; llm NULL: none) */
+    struct llm_client *llm;
+    const struct llm_templates *templates;
 };
 
 struct callbacks;
@@ -97,9 +101,30 @@ enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
 
 /* worker.c */
 void *jobs_worker_main(void *arg);
-/* Renders t in every response format and records it as the job's results. */
+/*
+ * Renders t in every response format and records it as the job's results;
+ * extraction (or NULL) is stored beside them as the result "extraction" and
+ * under the key "extraction" of verbose_json.
+ */
 enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
-                                double audio_s, double run_s, struct sd_error *err);
+                                const json_t *extraction, double audio_s, double run_s,
+                                struct sd_error *err);
+
+/* verbose_json with the extraction record under "extraction" (malloc'd; NULL on ENOMEM). */
+char *jobs_verbose_with_extraction(const char *verbose_json, const json_t *extraction);
+
+/* extract.c: the extraction step of a job (see llm.h) */
+/* True if p asks for an extraction (a template or an inline schema). */
+bool jobs_wants_extraction(const struct stt_params *p);
+/*
+ * Runs the extraction p asks for on text; returns its record (see
+ * llm_extract; a failed one is a record with status "failed", never an
+ * error), records metrics and logs the outcome (never the text). NULL only
+ * when p asks for none or memory ran out. cancel (may be NULL) cuts the
+ * LLM's part short (the record then says "cancelled").
+ */
+json_t *jobs_extract(struct jobs *js, const char *id, const struct stt_params *p,
+                     const char *text, const atomic_bool *cancel);
 
 /* callback.c: webhook delivery (libcurl) with retries and exponential backoff */
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);

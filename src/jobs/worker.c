@@ -41,18 +41,39 @@ static bool on_progress(void *user, float fraction)
     return !atomic_load(&c->j->cancel) && !c->js->stop;
 }
 
+/* verbose_json with the extraction record under "extraction" (malloc'd; NULL on ENOMEM). */
+char *jobs_verbose_with_extraction(const char *verbose_json, const json_t *extraction)
+{
+    json_t *o = json_loads(verbose_json, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set(o, "extraction", (json_t *)extraction);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
 enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
-                                double audio_s, double run_s, struct sd_error *err)
+                                const json_t *extraction, double audio_s, double run_s,
+                                struct sd_error *err)
 {
     static const enum output_format all[] = {OUTPUT_JSON, OUTPUT_TEXT, OUTPUT_SRT, OUTPUT_VTT,
                                              OUTPUT_VERBOSE_JSON};
     enum { N = sizeof(all) / sizeof(all[0]) };
-    struct store_result r[N];
-    char *bodies[N] = {0};
+    struct store_result r[N + 1];
+    char *bodies[N + 1] = {0};
     enum sd_err rc = SD_OK;
+    int n = N;
 
     for (int i = 0; i < N; i++) {
         bodies[i] = output_render(t, all[i]);
+        if (bodies[i] && extraction && all[i] == OUTPUT_VERBOSE_JSON) {
+            char *with = jobs_verbose_with_extraction(bodies[i], extraction);
+            free(bodies[i]);
+            bodies[i] = with;
+        }
         if (!bodies[i]) {
             rc = sd_fail(err, SD_ENOMEM, "rendering the %s result", output_format_name(all[i]));
             goto out;
@@ -60,11 +81,22 @@ enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct tr
         r[i] = (struct store_result){output_format_name(all[i]), output_content_type(all[i]),
                                      bodies[i], strlen(bodies[i])};
     }
+    /* the extraction is one more result row: no new column, no migration */
+    if (extraction) {
+        bodies[N] = json_dumps(extraction, JSON_COMPACT);
+        if (!bodies[N]) {
+            rc = sd_fail(err, SD_ENOMEM, "rendering the extraction");
+            goto out;
+        }
+        r[N] = (struct store_result){"extraction", "application/json", bodies[N],
+                                     strlen(bodies[N])};
+        n = N + 1;
+    }
     struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = sd_wall_ms(),
-                             .audio_s = audio_s, .run_s = run_s, .results = r, .n_results = N};
+                             .audio_s = audio_s, .run_s = run_s, .results = r, .n_results = n};
     rc = store_job_finish(js->store, id, &f, err);
 out:
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i <= N; i++)
         free(bodies[i]);
     return rc;
 }
@@ -72,7 +104,7 @@ out:
 /* Records an async job's outcome; returns the status the queue should report. */
 static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err rc,
                                     const struct sd_error *jerr, struct transcript *t,
-                                    double audio_s, double run_s)
+                                    const json_t *extraction, double audio_s, double run_s)
 {
     struct sd_error err = {0};
     enum job_status final;
@@ -86,7 +118,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
     }
     if (rc == SD_OK && !atomic_load(&j->cancel)) {
         final = JOB_SUCCEEDED;
-        if (jobs_record_success(js, j->id, t, audio_s, run_s, &err) != SD_OK) {
+        if (jobs_record_success(js, j->id, t, extraction, audio_s, run_s, &err) != SD_OK) {
             final = JOB_FAILED;
             struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
                                      .error_code = sd_err_name(err.code),
@@ -153,16 +185,27 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     double t0 = sd_mono_s();
     enum sd_err rc = transcribe_job(w, j, &pc, &t, &audio_s, &err);
     double run_s = sd_mono_s() - t0;
+    /* run_s stays the transcription's time: the extraction reports its own timings */
+    json_t *extraction = NULL;
+    if (rc == SD_OK && t && !atomic_load(&j->cancel) && jobs_wants_extraction(&j->params)) {
+        extraction = jobs_extract(js, j->id, &j->params, t->text ? t->text : "", &j->cancel);
+        /* DELETE or a drain during the extraction: the job is cancelled (or re-queued) as a whole */
+        if (atomic_load(&j->cancel))
+            rc = SD_ECANCELLED;
+    }
     enum job_status final;
     if (j->sync) {
         final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->rc = rc;
         j->err = err;
         j->transcript = t;
+        j->extraction = extraction;
+        extraction = NULL;
         t = NULL;
     } else {
-        final = finish_async(js, j, rc, &err, t, audio_s, run_s);
+        final = finish_async(js, j, rc, &err, t, extraction, audio_s, run_s);
     }
+    json_decref(extraction);
     j->audio_s = audio_s;
     j->run_s = run_s;
     /* a drained run that goes back to the queue says so: "queued", not cancelled */

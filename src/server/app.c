@@ -120,6 +120,103 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
     *batch_threads = (int)(all < cores ? all : cores); /* one pass at a time: no more than cores */
 }
 
+/* The key from --llm-api-key-file (one line; surrounding whitespace dropped) or the environment. */
+static enum sd_err read_llm_key(struct app *a, char *key, size_t n, struct sd_error *err)
+{
+    key[0] = '\0';
+    if (a->cfg.llm_api_key_file && *a->cfg.llm_api_key_file) {
+        FILE *f = fopen(a->cfg.llm_api_key_file, "r");
+        if (!f)
+            return sd_fail(err, SD_EINVAL, "--llm-api-key-file: cannot read %s: %s",
+                           a->cfg.llm_api_key_file, strerror(errno));
+        size_t got = fread(key, 1, n - 1, f);
+        fclose(f);
+        key[got] = '\0';
+    } else if (a->cfg.llm_api_key) {
+        snprintf(key, n, "%s", a->cfg.llm_api_key);
+    }
+    char *start = key;
+    while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+        start++;
+    size_t len = strlen(start);
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t' ||
+                       start[len - 1] == '\n' || start[len - 1] == '\r'))
+        len--;
+    memmove(key, start, len);
+    key[len] = '\0';
+    if (strpbrk(key, "\r\n"))
+        return sd_fail(err, SD_EINVAL, "the LLM API key must be one line");
+    return SD_OK;
+}
+
+/* The URL without credentials (user:pass@, a query) for the log: some APIs take a key there. */
+static void url_for_log(const char *url, char *out, size_t n)
+{
+    snprintf(out, n, "%s", url);
+    char *q = strchr(out, '?');
+    if (q)
+        *q = '\0';
+    char *host = strstr(out, "://");
+    host = host ? host + 3 : out;
+    char *slash = strchr(host, '/'), *at = strchr(host, '@');
+    if (at && (!slash || at < slash))
+        memmove(host, at + 1, strlen(at + 1) + 1);
+}
+
+/*
+ * The LLM client and the extraction templates. A bad template file or
+ * setting stops the start (one line saying which); the key is wiped from the
+ * configuration once the client holds it.
+ */
+static enum sd_err start_llm(struct app *a, struct sd_error *err)
+{
+    enum sd_err rc = SD_OK;
+    if (a->cfg.extraction_templates && *a->cfg.extraction_templates &&
+        (rc = llm_templates_load(a->cfg.extraction_templates, &a->templates, err)) != SD_OK)
+        return rc;
+    if (!a->cfg.llm_url || !*a->cfg.llm_url) {
+        if (a->templates.n > 0 || a->cfg.extraction_allow_inline)
+            log_event(a->log, LOG_WARN, "llm.unconfigured",
+                      (struct log_field[]){LOG_STR("hint", "extraction needs --llm-url and "
+                                                           "--llm-model"), LOG_END});
+        return SD_OK;
+    }
+    struct llm_opts o = {.url = a->cfg.llm_url,
+                         .model = a->cfg.llm_model,
+                         .timeout_s = (int)a->cfg.llm_timeout_s,
+                         .connect_timeout_s = (int)a->cfg.llm_connect_timeout_s,
+                         .max_retries = (int)a->cfg.llm_max_retries,
+                         .retry_backoff_ms = (int)a->cfg.llm_retry_backoff_ms,
+                         .concurrency = (int)a->cfg.llm_concurrency,
+                         .max_tokens = (int)a->cfg.llm_max_tokens,
+                         .max_response_bytes = (size_t)a->cfg.llm_max_response_kb << 10};
+    if (!llm_protocol_parse(a->cfg.llm_protocol, &o.protocol))
+        return sd_fail(err, SD_EINVAL, "--llm-protocol: '%s' is not openai or anthropic",
+                       a->cfg.llm_protocol);
+    char key[1024];
+    rc = read_llm_key(a, key, sizeof(key), err);
+    o.api_key = key;
+    if (rc == SD_OK)
+        rc = llm_client_create(&o, &a->llm, err);
+    bool have_key = key[0] != '\0';
+    memset(key, 0, sizeof(key));
+    if (a->cfg.llm_api_key)
+        memset(a->cfg.llm_api_key, 0, strlen(a->cfg.llm_api_key));
+    if (rc != SD_OK)
+        return rc;
+    char url[1024];
+    url_for_log(a->cfg.llm_url, url, sizeof(url));
+    log_event(a->log, LOG_INFO, "llm.configured",
+              (struct log_field[]){LOG_STR("protocol", llm_protocol_name(o.protocol)),
+                                   LOG_STR("url", url),
+                                   LOG_STR("model", a->cfg.llm_model),
+                                   LOG_BOOL("key", have_key),
+                                   LOG_I64("templates", a->templates.n),
+                                   LOG_BOOL("inline_schemas", a->cfg.extraction_allow_inline != 0),
+                                   LOG_END});
+    return SD_OK;
+}
+
 static enum sd_err start_jobs(struct app *a, struct sd_error *err)
 {
     int threads, batch_threads;
@@ -146,6 +243,8 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
                      .max_audio_s = (double)a->cfg.max_audio_s,
                      .allowed_formats = NULL,
                      .background = true},
+        .llm = a->llm,
+        .templates = &a->templates,
     };
     return jobs_start(&jo, a->store, a->log, a->metrics, &a->jobs, err);
 }
@@ -184,6 +283,8 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     remove_partial_uploads(a);
     snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
     if ((rc = store_open_sqlite(db, &a->store, err)) != SD_OK)
+        goto fail;
+    if ((rc = start_llm(a, err)) != SD_OK)
         goto fail;
     choose_model(a);
     choose_vad(a);
@@ -243,6 +344,9 @@ bool app_stop(struct app *a)
     a->store = NULL;
     vad_model_free(a->rt_vad);
     a->rt_vad = NULL;
+    llm_client_destroy(a->llm);
+    a->llm = NULL;
+    llm_templates_free(&a->templates);
     metrics_destroy(a->metrics);
     a->metrics = NULL;
     if (served)

@@ -43,6 +43,8 @@ struct app {
     atomic_bool draining;          /* SIGTERM: refuse new work */
     atomic_int n_realtime;         /* open /v1/realtime streams */
     struct vad_model *rt_vad;      /* Silero VAD shared read-only by live streams, or NULL */
+    struct llm_client *llm;        /* structured extraction, or NULL without --llm-url */
+    struct llm_templates templates; /* from --extraction-templates, read once at start */
 };
 
 /* Takes ownership of *cfg (even on failure). On failure everything started is stopped. */

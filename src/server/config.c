@@ -87,7 +87,8 @@ static enum sd_err apply_args(struct config *c, int argc, char **argv, struct sd
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const struct opt_desc *o = NULL;
         for (int k = 0; k < N_OPTS; k++)
-            if (strlen(opts[k].flag) == nlen && strncmp(name, opts[k].flag, nlen) == 0)
+            if (opts[k].flag[0] && strlen(opts[k].flag) == nlen &&
+                strncmp(name, opts[k].flag, nlen) == 0)
                 o = &opts[k];
         if (!o)
             return sd_fail(err, SD_EINVAL, "unknown option '%.*s' (see --help)", (int)nlen + 2, a);
@@ -149,7 +150,10 @@ void config_print_help(FILE *f)
             snprintf(def, sizeof(def), "%ld", o->def_i);
         else
             snprintf(def, sizeof(def), "%s", *o->def_s ? o->def_s : "(none)");
-        fprintf(f, "  --%-24s %s\n  %-26s env %s, default %s\n", o->flag, o->help, "", o->env,
-                def);
+        if (!o->flag[0]) /* a secret: environment only */
+            fprintf(f, "  %-26s %s\n", o->env, o->help);
+        else
+            fprintf(f, "  --%-24s %s\n  %-26s env %s, default %s\n", o->flag, o->help, "",
+                    o->env, def);
     }
 }

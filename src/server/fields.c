@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "llm/schema.h"
 #include "pipeline/transcription.h"
 #include "server/app.h"
 #include "server/models.h"
@@ -90,13 +91,66 @@ enum sd_err fields_parse(const struct upload *u, enum fields_dialect d, struct s
     return d == FIELDS_JOB ? job_fields(u, p, callback_url, param, err) : SD_OK;
 }
 
+/*
+ * The extraction fields (extract, extract_schema, extract_instructions):
+ * an LLM configured, a template that exists or an inline schema the
+ * operator allows and that is a schema, and an answer that can carry it.
+ */
+static enum sd_err extraction_fields(const struct app *a, enum fields_dialect d,
+                                     const struct stt_params *p, char *param,
+                                     struct sd_error *err)
+{
+    bool named = p->extract && *p->extract;
+    bool inline_schema = p->extract_schema && *p->extract_schema;
+    if (!named && !inline_schema) {
+        if (p->extract_instructions && *p->extract_instructions)
+            return fail_param(param, "extract_instructions", err,
+                              "extract_instructions goes with extract_schema");
+        return SD_OK;
+    }
+    const char *field = inline_schema ? "extract_schema" : "extract";
+    if (!a->llm)
+        return fail_param(param, field, err,
+                          "structured extraction is not configured on this server (--llm-url, "
+                          "--llm-model)");
+    if (d != FIELDS_JOB && p->stream)
+        return fail_param(param, field, err, "extraction cannot be combined with stream=true");
+    if (d != FIELDS_JOB && p->response_format != OUTPUT_JSON &&
+        p->response_format != OUTPUT_VERBOSE_JSON)
+        return fail_param(param, field, err,
+                          "extraction needs response_format json or verbose_json (or use "
+                          "POST /v1/jobs and GET /v1/jobs/{id}/extraction)");
+    if (!inline_schema) {
+        if (!llm_templates_find(&a->templates, p->extract))
+            return fail_param(param, "extract", err,
+                              "no extraction template of this name (GET "
+                              "/v1/extraction/templates lists them)");
+        return SD_OK;
+    }
+    if (!a->cfg.extraction_allow_inline)
+        return fail_param(param, "extract_schema", err,
+                          "this server does not accept inline schemas "
+                          "(--extraction-allow-inline); use a template with extract");
+    json_t *schema = json_loads(p->extract_schema, 0, NULL);
+    struct sd_error se = {0};
+    enum sd_err rc = schema_check(schema, &se);
+    json_decref(schema);
+    if (rc != SD_OK) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "extract_schema: %s", schema ? se.msg : "not JSON");
+        return fail_param(param, "extract_schema", err, msg);
+    }
+    return SD_OK;
+}
+
 bool fields_read_request(struct http_request *r, enum fields_dialect d, struct stt_params *p,
                          const char **callback_url)
 {
     struct app *a = http_app(r);
     struct sd_error err = {0};
     char param[FIELDS_PARAM_MAX], msg[3000];
-    if (fields_parse(http_upload(r), d, p, callback_url, param, &err) != SD_OK) {
+    if (fields_parse(http_upload(r), d, p, callback_url, param, &err) != SD_OK ||
+        extraction_fields(a, d, p, param, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, param[0] ? param : NULL);
         return false;
     }

@@ -125,6 +125,11 @@ static void reply_transcript(struct http_request *r, const struct job *j)
     } else {
         body = output_render(j->transcript, j->params.response_format);
         ctype = output_content_type(j->params.response_format);
+        if (body && j->extraction) { /* json or verbose_json (fields.c): one more key */
+            char *with = jobs_verbose_with_extraction(body, j->extraction);
+            free(body);
+            body = with;
+        }
     }
     if (!body) {
         http_reply_error(r, SD_ENOMEM, "out of memory rendering the transcript", NULL);

@@ -1,8 +1,9 @@
 /*
  * route_jobs.c - async jobs: POST /v1/jobs (202 + job), GET /v1/jobs
  * (newest first, cursor pagination), GET /v1/jobs/{id}, GET
- * /v1/jobs/{id}/result?format=..., DELETE /v1/jobs/{id} (cancels a queued or
- * running job; deletes a finished one: upload, results and row).
+ * /v1/jobs/{id}/result?format=..., GET /v1/jobs/{id}/extraction, DELETE
+ * /v1/jobs/{id} (cancels a queued or running job; deletes a finished one:
+ * upload, results and row).
  * The store is the source of truth; the queue only adds live progress.
  */
 #include <stdio.h>
@@ -152,6 +153,52 @@ void route_job_result(struct http_request *r)
         goto out;
     }
     http_reply_body(r, 200, ctype, body, len);
+    body = NULL;
+out:
+    free(body);
+    free(ctype);
+    stt_params_clear(&p);
+    store_job_clear(&sj);
+}
+
+/* The extraction record, stored as the result "extraction" (see jobs_record_success). */
+void route_job_extraction(struct http_request *r)
+{
+    struct app *a = http_app(r);
+    struct store_job sj = {0};
+    struct sd_error err = {0};
+    struct stt_params p;
+    char *body = NULL, *ctype = NULL;
+    size_t len = 0;
+
+    stt_params_init(&p);
+    if (store_job_get(a->store, http_path_param(r), &sj, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    if (stt_params_from_json(sj.params_json, &p, NULL) != SD_OK || !jobs_wants_extraction(&p)) {
+        http_reply_error(r, SD_ENOTFOUND, "this job did not ask for an extraction (extract)",
+                         NULL);
+        goto out;
+    }
+    if (sj.status != JOB_SUCCEEDED) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "the job is %s%s%s; its extraction exists once it succeeded",
+                 job_status_name(sj.status), sj.error_message ? ": " : "",
+                 sj.error_message ? sj.error_message : "");
+        http_reply_condition(r, HTTP_COND_CONFLICT, msg); /* as /result: the state, not the request */
+        goto out;
+    }
+    if (sj.results_expired) {
+        http_reply_error(r, SD_ENOTFOUND, "the results of this job were deleted (retention)",
+                         NULL);
+        goto out;
+    }
+    if (store_result_get(a->store, sj.id, "extraction", &body, &len, &ctype, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        goto out;
+    }
+    http_reply_body(r, 200, "application/json", body, len);
     body = NULL;
 out:
     free(body);

@@ -3,7 +3,9 @@
  * Two dialects on one endpoint:
  *  - scribed's own (default): a JSON config text frame, then binary PCM;
  *    {"type":"end"} or the bytes END_OF_AUDIO finish. Server messages:
- *    ready, segments ({id,start,end,text,final}), error, done.
+ *    ready, segments ({id,start,end,text,final}), error, done, and
+ *    extraction (after done) when the config or the end asked for one
+ *    ("extract": template, or "extract_schema").
  *  - OpenAI Realtime transcription (?intent=transcription): session.update,
  *    input_audio_buffer.append/commit/clear in; speech_started/stopped,
  *    committed, ...input_audio_transcription.delta/.completed out.
@@ -22,6 +24,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "llm/schema.h"
 #include "realtime/decode.h"
 #include "realtime/pcm.h"
 #include "realtime/stream.h"
@@ -58,6 +61,7 @@ struct session {
     struct ws_conn *ws;
     bool full, configured, ending, closing, quit, done_sent;
     struct stt_params jp;        /* every decode of the session runs with these */
+    struct stt_params xp;        /* only the extraction fields: the end's, not each decode's */
     struct rt_params rp;
     enum rt_pcm_format fmt;
     int rate;
@@ -209,7 +213,8 @@ static void on_event(void *user, const struct rt_event *ev)
     }
 }
 
-static void send_done(struct session *s)
+/* The whole session's final text, segments joined by spaces (malloc'd; NULL on ENOMEM). */
+static char *session_text(const struct session *s)
 {
     size_t cap = 1, len = 0, i;
     json_t *seg;
@@ -225,9 +230,29 @@ static void send_done(struct session *s)
             len += (size_t)sprintf(text + len, "%s%s", len ? " " : "", t);
         }
     }
+    return text;
+}
+
+static void send_done(struct session *s)
+{
+    char *text = session_text(s);
     send_json(s, json_pack("{s:s, s:s, s:O, s:f}", "type", "done", "text", text ? text : "",
                            "segments", s->finals, "duration",
                            (double)s->audio_samples / RT_SAMPLE_RATE));
+    /*
+     * The extraction the client asked for, of the whole session's text, as the
+     * last message before the close: this thread waits for the LLM (bounded
+     * by --llm-timeout and the retries, cut short by a drain); the decodes
+     * are all done by now.
+     */
+    if (jobs_wants_extraction(&s->xp)) {
+        json_t *rec = jobs_extract(s->a->jobs, s->id, &s->xp, text ? text : "",
+                                   &s->a->draining); /* SIGTERM does not wait for the LLM */
+        if (rec) {
+            json_object_set_new(rec, "type", json_string("extraction"));
+            send_json(s, rec);
+        }
+    }
     free(text);
     s->done_sent = true;
 }
@@ -282,6 +307,45 @@ static enum sd_err set_language(struct session *s, json_t *v, struct sd_error *e
     return rc == SD_OK ? stt_params_check(&s->jp, &param, err) : rc;
 }
 
+/*
+ * The extraction a session asks for: "extract" (a template's name) or
+ * "extract_schema" (an object, when the operator allows inline schemas) with
+ * "extract_instructions"; in the config or in the closing {"type":"end"}.
+ */
+static enum sd_err extraction_options(struct session *s, json_t *o, struct sd_error *err)
+{
+    json_t *name = json_object_get(o, "extract"), *schema = json_object_get(o, "extract_schema");
+    json_t *ins = json_object_get(o, "extract_instructions");
+    if ((!name || json_is_null(name)) && (!schema || json_is_null(schema)))
+        return SD_OK;
+    const struct app *a = s->a;
+    if (!a->llm)
+        return sd_fail(err, SD_EINVAL, "structured extraction is not configured on this server");
+    if (ins && !json_is_string(ins))
+        return sd_fail(err, SD_EINVAL, "extract_instructions must be a string");
+    if (schema && !json_is_null(schema)) {
+        if (!a->cfg.extraction_allow_inline)
+            return sd_fail(err, SD_EINVAL, "this server does not accept inline schemas; use "
+                                           "extract with a template's name");
+        if (schema_check(schema, err) != SD_OK)
+            return err->code;
+        char *text = json_dumps(schema, JSON_COMPACT);
+        enum sd_err rc = text ? param_set_text(&stt_param_table, &s->xp, STT_P_extract_schema,
+                                               text, "extract_schema", err)
+                              : sd_fail(err, SD_ENOMEM, "extract_schema");
+        free(text);
+        if (rc == SD_OK && ins)
+            rc = param_set_text(&stt_param_table, &s->xp, STT_P_extract_instructions,
+                                json_string_value(ins), "extract_instructions", err);
+        return rc;
+    }
+    if (!json_is_string(name) || !llm_templates_find(&a->templates, json_string_value(name)))
+        return sd_fail(err, SD_EINVAL, "extract: no extraction template of this name (GET "
+                                       "/v1/extraction/templates lists them)");
+    return param_set_text(&stt_param_table, &s->xp, STT_P_extract, json_string_value(name),
+                          "extract", err);
+}
+
 /* The native dialect's first text frame. */
 static enum sd_err parse_config(struct session *s, json_t *o, struct sd_error *err)
 {
@@ -320,6 +384,8 @@ static enum sd_err parse_config(struct session *s, json_t *o, struct sd_error *e
     if ((v = json_object_get(o, "use_vad")) && json_is_boolean(v))
         s->rp.use_vad = json_is_true(v);
     if ((v = json_object_get(o, "vad")) && vad_options(s, v, err) != SD_OK)
+        return err->code;
+    if (extraction_options(s, o, err) != SD_OK)
         return err->code;
     return open_stream(s, err);
 }
@@ -493,9 +559,11 @@ static void on_text(void *user, const char *msg, size_t n)
         }
     } else {
         const char *type = json_string_value(json_object_get(o, "type"));
-        if (type && strcmp(type, "end") == 0)
+        if (type && strcmp(type, "end") == 0) {
+            if (extraction_options(s, o, &err) != SD_OK)
+                send_error(s, "invalid_value", err.msg, 0); /* the transcript still comes */
             finish_audio(s);
-        else
+        } else
             send_error(s, "unsupported_message",
                        "after the config only {\"type\":\"end\"} and binary audio are expected",
                        0);
@@ -632,6 +700,7 @@ static void session_free(struct session *s)
     json_decref(s->partial);
     free(s->sent_delta);
     stt_params_clear(&s->jp);
+    stt_params_clear(&s->xp);
     free(s);
 }
 
@@ -731,6 +800,7 @@ void route_realtime(struct http_request *r)
     const char *intent = http_query(r, "intent");
     s->openai = intent && strcmp(intent, "transcription") == 0;
     stt_params_init(&s->jp);
+    stt_params_init(&s->xp);
     STT_SET(&s->jp, beam_size, 1);      /* greedy: the latency budget has no room for 5 beams */
     STT_SET(&s->jp, vad_filter, false); /* the span is already one VAD utterance */
     s->rp = rt_params_default();

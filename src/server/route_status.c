@@ -11,6 +11,25 @@
 #include "server/app.h"
 #include "server/routes.h"
 
+/*
+ * The LLM as /health reports it: configured or not, protocol, model, and
+ * whether its last request was answered (null before any). Never the key.
+ * Not probed here: /health stays fast and does not spend a paid API's quota.
+ */
+static json_t *llm_health(const struct app *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "configured", json_boolean(a->llm != NULL));
+    if (!a->llm)
+        return o;
+    int reach = llm_client_reachable(a->llm);
+    json_object_set_new(o, "protocol", json_string(llm_protocol_name(llm_client_protocol(a->llm))));
+    json_object_set_new(o, "model", json_string(llm_client_model(a->llm)));
+    json_object_set_new(o, "reachable", reach < 0 ? json_null() : json_boolean(reach == 1));
+    json_object_set_new(o, "templates", json_integer(a->templates.n));
+    return o;
+}
+
 void route_health(struct http_request *r)
 {
     struct app *a = http_app(r);
@@ -32,6 +51,7 @@ void route_health(struct http_request *r)
     json_object_set_new(o, "jobs_running", json_integer(running));
     json_object_set_new(o, "workers", json_integer(a->n_workers));
     json_object_set_new(o, "version", json_string(SCRIBED_VERSION));
+    json_object_set_new(o, "llm", llm_health(a));
     if (st == PIPELINE_FAILED) {
         char full[3000];
         snprintf(full, sizeof(full), "%s%s%s", msg, a->model_hint[0] ? ". " : "", a->model_hint);

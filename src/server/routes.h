@@ -23,6 +23,9 @@ void route_jobs_list(struct http_request *r);
 void route_job_get(struct http_request *r);
 void route_job_result(struct http_request *r);
 void route_job_delete(struct http_request *r);
+void route_job_extraction(struct http_request *r);
+/* route_extraction.c: the extraction templates the server was started with */
+void route_extraction_templates(struct http_request *r);
 /* route_realtime.c: live transcription over a WebSocket */
 void route_realtime(struct http_request *r);
 /* route_web.c: the web page at / (files compiled in from web/). */

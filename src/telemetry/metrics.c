@@ -35,6 +35,11 @@ struct metrics {
     double audio_s_total;
     double run_s_total;
     double last_rtf;
+    /* LLM (extraction) */
+    uint64_t llm_calls, llm_failures, llm_extractions[2];
+    uint64_t llm_buckets[N_BUCKETS];
+    double llm_seconds;
+    uint64_t llm_tokens_in, llm_tokens_out;
 };
 
 struct metrics *metrics_create(void)
@@ -90,6 +95,24 @@ void metrics_job(struct metrics *m, const char *outcome, double run_s, double au
         m->run_s_total += run_s;
         m->last_rtf = run_s / audio_s;
     }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_llm(struct metrics *m, const char *outcome, int requests, int failures,
+                 double seconds, int64_t input_tokens, int64_t output_tokens)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->llm_extractions[strcmp(outcome, "succeeded") == 0 ? 0 : 1]++;
+    m->llm_calls += (uint64_t)(requests > 0 ? requests : 0);
+    m->llm_failures += (uint64_t)(failures > 0 ? failures : 0);
+    for (int b = 0; b < N_BUCKETS; b++)
+        if (seconds <= bucket_le[b])
+            m->llm_buckets[b]++;
+    m->llm_seconds += seconds;
+    m->llm_tokens_in += (uint64_t)(input_tokens > 0 ? input_tokens : 0);
+    m->llm_tokens_out += (uint64_t)(output_tokens > 0 ? output_tokens : 0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -175,6 +198,35 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "# TYPE scribed_real_time_factor gauge\n"
               "scribed_real_time_factor %.4f\n",
               m->audio_s_total, m->run_s_total, m->last_rtf);
+    sb_printf(&b,
+              "# HELP scribed_llm_calls_total Requests sent to the LLM API (retries included).\n"
+              "# TYPE scribed_llm_calls_total counter\n"
+              "scribed_llm_calls_total %llu\n"
+              "# HELP scribed_llm_failures_total LLM requests not answered with a usable 2xx.\n"
+              "# TYPE scribed_llm_failures_total counter\n"
+              "scribed_llm_failures_total %llu\n"
+              "# HELP scribed_extractions_total Extractions by outcome.\n"
+              "# TYPE scribed_extractions_total counter\n"
+              "scribed_extractions_total{outcome=\"succeeded\"} %llu\n"
+              "scribed_extractions_total{outcome=\"failed\"} %llu\n"
+              "# HELP scribed_llm_tokens_total Tokens the LLM API reported, by kind.\n"
+              "# TYPE scribed_llm_tokens_total counter\n"
+              "scribed_llm_tokens_total{kind=\"input\"} %llu\n"
+              "scribed_llm_tokens_total{kind=\"output\"} %llu\n"
+              "# HELP scribed_llm_duration_seconds LLM request time of one extraction.\n"
+              "# TYPE scribed_llm_duration_seconds histogram\n",
+              (unsigned long long)m->llm_calls, (unsigned long long)m->llm_failures,
+              (unsigned long long)m->llm_extractions[0], (unsigned long long)m->llm_extractions[1],
+              (unsigned long long)m->llm_tokens_in, (unsigned long long)m->llm_tokens_out);
+    uint64_t n_llm = m->llm_extractions[0] + m->llm_extractions[1];
+    for (int i = 0; i < N_BUCKETS; i++)
+        sb_printf(&b, "scribed_llm_duration_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
+                  (unsigned long long)m->llm_buckets[i]);
+    sb_printf(&b,
+              "scribed_llm_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+              "scribed_llm_duration_seconds_sum %.6f\n"
+              "scribed_llm_duration_seconds_count %llu\n",
+              (unsigned long long)n_llm, m->llm_seconds, (unsigned long long)n_llm);
     pthread_mutex_unlock(&m->mu);
     sb_printf(&b,
               "# HELP scribed_queue_depth Jobs waiting for a worker.\n"

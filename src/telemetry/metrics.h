@@ -29,6 +29,13 @@ void metrics_destroy(struct metrics *m);
 void metrics_http(struct metrics *m, const char *route, int status);
 /* One finished job: outcome "succeeded"/"failed"/"cancelled", wall and audio seconds. */
 void metrics_job(struct metrics *m, const char *outcome, double run_s, double audio_s);
+/*
+ * One extraction's LLM use: requests sent (retries included), failed ones,
+ * their wall seconds, tokens, and the extraction's outcome ("succeeded" or
+ * "failed").
+ */
+void metrics_llm(struct metrics *m, const char *outcome, int requests, int failures,
+                 double seconds, int64_t input_tokens, int64_t output_tokens);
 /* Returns a malloc'd text/plain exposition (caller frees); NULL on ENOMEM. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g);
 
