@@ -66,8 +66,10 @@ static char *payload(struct jobs *js, const struct store_job *j)
     const char *fmt = json_string_value(json_object_get(req, "response_format"));
     char *body = NULL, *ct = NULL;
     size_t len = 0;
+    /* the job's own result, read under its owner: a payload is only ever about this job */
     if (j->status == JOB_SUCCEEDED &&
-        store_result_get(js->store, j->id, fmt ? fmt : "json", &body, &len, &ct, NULL) == SD_OK) {
+        store_result_get(js->store, j->id, j->owner, fmt ? fmt : "json", &body, &len, &ct,
+                         NULL) == SD_OK) {
         json_t *parsed = NULL;
         if (ct && strncmp(ct, "application/json", 16) == 0)
             parsed = json_loadb(body, len, 0, NULL);
@@ -151,7 +153,7 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     struct store_job j = {0};
     char why[256] = "";
     long status = 0;
-    if (store_job_get(js->store, d->id, &j, NULL) != SD_OK || !j.callback_url ||
+    if (store_job_get(js->store, d->id, NULL, &j, NULL) != SD_OK || !j.callback_url ||
         j.cb_state != STORE_CB_PENDING) {
         store_job_clear(&j);
         free(d);

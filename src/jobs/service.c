@@ -146,7 +146,8 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     curl_global_cleanup();
 }
 
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner,
+                              const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err)
 {
@@ -159,6 +160,7 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_
         return sd_fail(err, SD_ENOMEM, "job parameters");
     struct store_job sj = {.upload_bytes = bytes, .created_ms = sd_wall_ms()};
     snprintf(sj.id, sizeof(sj.id), "%s", id);
+    snprintf(sj.owner, sizeof(sj.owner), "%s", owner ? owner : "");
     sj.params_json = params;
     sj.upload_path = (char *)upload_path;
     sj.filename = (char *)filename;
@@ -212,11 +214,11 @@ enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_pa
     return rc == SD_OK ? submit_sync(js, j, out, err) : rc;
 }
 
-enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum job_status *was,
                         struct sd_error *err)
 {
     /* the store first: a worker that claims it now sees CANCELLED and skips it */
-    enum sd_err rc = store_job_cancel(js->store, id, sd_wall_ms(), was, err);
+    enum sd_err rc = store_job_cancel(js->store, id, owner, sd_wall_ms(), was, err);
     if (rc != SD_OK)
         return rc;
     if (!job_status_is_final(*was))

@@ -70,10 +70,12 @@ int jobs_abandon(struct jobs *js);
 void jobs_stop(struct jobs *js, int drain_timeout_ms);
 
 /*
- * Records an async job (upload already in place at upload_path, named by id)
- * and queues it. SD_EBUSY when the queue is full: nothing is recorded.
+ * Records an async job of owner (the caller's principal; "" with auth off)
+ * whose upload is already in place at upload_path, named by id, and queues
+ * it. SD_EBUSY when the queue is full: nothing is recorded.
  */
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner,
+                              const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err);
 /* Queues a sync job; on SD_OK the caller holds a reference: jobq_release(js->q, *out). */
@@ -83,8 +85,11 @@ enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct stt_p
 /* The same for 16 kHz mono PCM in memory (copied): a live stream's utterance. */
 enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_params *p,
                             const float *pcm, size_t n, struct job **out, struct sd_error *err);
-/* DELETE: cancels a queued or running job; *was = status before. SD_ENOTFOUND if unknown. */
-enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+/*
+ * DELETE: cancels a queued or running job of owner (NULL: anyone's); *was =
+ * status before. SD_ENOTFOUND if unknown or another owner's.
+ */
+enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum job_status *was,
                         struct sd_error *err);
 
 /* worker.c */

@@ -256,6 +256,7 @@ struct cached_key {
     char id[STORE_ID_MAX];
     uint8_t hash[AUTH_HASH_BYTES];
     bool revoked;
+    bool admin;        /* sees every tenant's jobs */
     int64_t used_ms;   /* wall time of the last use not yet written to the store; 0: none */
 };
 
@@ -307,6 +308,7 @@ static enum sd_err reload_locked(struct auth *a, int64_t now_ms, struct sd_error
             continue; /* a damaged row can never match; skip it */
         snprintf(keys[m].id, sizeof(keys[m].id), "%s", rows[i].id);
         keys[m].revoked = rows[i].revoked_ms != 0;
+        keys[m].admin = rows[i].admin;
         for (int j = 0; j < a->n_keys; j++) /* keep uses the flush could not write */
             if (strcmp(a->keys[j].id, keys[m].id) == 0)
                 keys[m].used_ms = a->keys[j].used_ms;
@@ -399,8 +401,11 @@ static bool looks_like_jwt(const char *s)
 }
 
 enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t now_ms,
-                              int64_t wall, char *principal, size_t principal_n)
+                              int64_t wall, char *principal, size_t principal_n, bool *admin)
 {
+    bool admin_dummy;
+    admin = admin ? admin : &admin_dummy;
+    *admin = false;
     principal[0] = '\0';
     if (!credential || !*credential)
         return AUTH_MISSING;
@@ -430,6 +435,7 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
             o = AUTH_REVOKED;
         } else {
             o = AUTH_OK;
+            *admin = a->keys[match].admin;
             if (wall > a->keys[match].used_ms)
                 a->keys[match].used_ms = wall;
         }
@@ -613,7 +619,7 @@ static bool authenticate(struct auth_gate *g, struct http_request *r, const char
     const char *why = NULL;
     const char *cred = credential(r, &why);
     enum auth_outcome o = auth_verify(g->auth, cred, sd_mono_ms(), sd_wall_ms(), out->principal,
-                                      sizeof(out->principal));
+                                      sizeof(out->principal), &out->admin);
     if (o == AUTH_OK)
         return true;
     if (o == AUTH_MISSING && why)

@@ -54,11 +54,13 @@ void auth_destroy(struct auth *a);
 bool auth_required(struct auth *a, int64_t now_ms);
 /*
  * Checks one presented credential (an API key or, with a JWT secret, a JWT).
- * On AUTH_OK principal receives the caller's id (never the secret); on
- * AUTH_REVOKED the revoked key's id; else "". wall_ms: Unix time (JWT exp).
+ * On AUTH_OK principal receives the caller's id (never the secret) and
+ * *admin (if not NULL) whether it is an admin key (`scribed keys create
+ * --admin`: sees every tenant's jobs); on AUTH_REVOKED the revoked key's id;
+ * else "". wall_ms: Unix time (JWT exp).
  */
 enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t now_ms,
-                              int64_t wall_ms, char *principal, size_t principal_n);
+                              int64_t wall_ms, char *principal, size_t principal_n, bool *admin);
 /* Pushes lazily kept last-used times to the store now (also done on each refresh). */
 void auth_flush(struct auth *a);
 
@@ -90,7 +92,8 @@ struct auth_admission {
     const char *code;                 /* error code for the body */
     const char *deny;                 /* why, for the access log ("missing", "rate_ip", ...) */
     char message[200];
-    char principal[AUTH_PRINCIPAL_MAX]; /* who, for the access log; "" if anonymous */
+    char principal[AUTH_PRINCIPAL_MAX]; /* who (access log, job owner); "" if anonymous */
+    bool admin;                       /* an admin key: every tenant's jobs */
     char slot[AUTH_PRINCIPAL_MAX + 8];  /* held upload slot ("" if none): auth_gate_release */
 };
 

@@ -70,6 +70,11 @@ const char *http_header(struct http_request *r, const char *name);
 struct upload *http_upload(struct http_request *r);
 /* Who is calling: an API key id, "static", "jwt:SUB", or "" (auth off, open route). */
 const char *http_principal(struct http_request *r);
+/*
+ * The owner filter of this caller's job reads and cancels (store.h
+ * "Tenants"): NULL for an admin key (every tenant), else http_principal.
+ */
+const char *http_owner_scope(struct http_request *r);
 /* Prometheus text of the auth, rate-limit and slow-client counters (caller frees; NULL: ENOMEM). */
 char *http_security_metrics(struct http_request *r);
 /* True when the client closed its side (a waiting sync request should give up). */

@@ -80,12 +80,12 @@ TEST(auth_off_without_keys_on_with_static)
     struct auth_opts st = {.static_key = "s3cret-static"};
     CHECK_OK(auth_create(&st, NULL, &a, e), e);
     CHECK(auth_required(a, 0));
-    CHECK_EQ_INT(auth_verify(a, "s3cret-static", 0, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, "s3cret-static", 0, 0, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, "static");
-    CHECK_EQ_INT(auth_verify(a, "s3cret-stati", 0, 0, who, sizeof(who)), AUTH_INVALID);
+    CHECK_EQ_INT(auth_verify(a, "s3cret-stati", 0, 0, who, sizeof(who), NULL), AUTH_INVALID);
     CHECK_STR(who, "");
-    CHECK_EQ_INT(auth_verify(a, "", 0, 0, who, sizeof(who)), AUTH_MISSING);
-    CHECK_EQ_INT(auth_verify(a, NULL, 0, 0, who, sizeof(who)), AUTH_MISSING);
+    CHECK_EQ_INT(auth_verify(a, "", 0, 0, who, sizeof(who), NULL), AUTH_MISSING);
+    CHECK_EQ_INT(auth_verify(a, NULL, 0, 0, who, sizeof(who), NULL), AUTH_MISSING);
     auth_destroy(a);
 }
 
@@ -103,15 +103,15 @@ TEST(auth_stored_keys_create_revoke_refresh)
     /* the cache is fresh for 1 s: the new key is not seen yet, then it is */
     CHECK(!auth_required(a, 500));
     CHECK(auth_required(a, 1500));
-    CHECK_EQ_INT(auth_verify(a, k1, 1500, 42000, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, k1, 1500, 42000, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, id1);
-    CHECK_EQ_INT(auth_verify(a, "sk-scribed-nope", 1500, 0, who, sizeof(who)), AUTH_INVALID);
+    CHECK_EQ_INT(auth_verify(a, "sk-scribed-nope", 1500, 0, who, sizeof(who), NULL), AUTH_INVALID);
     add_key(s, k2, id2, sizeof(id2));
     CHECK_OK(store_key_revoke(s, id1, 2000, e), e);
-    CHECK_EQ_INT(auth_verify(a, k1, 1600, 0, who, sizeof(who)), AUTH_OK); /* cached */
-    CHECK_EQ_INT(auth_verify(a, k1, 2600, 0, who, sizeof(who)), AUTH_REVOKED);
+    CHECK_EQ_INT(auth_verify(a, k1, 1600, 0, who, sizeof(who), NULL), AUTH_OK); /* cached */
+    CHECK_EQ_INT(auth_verify(a, k1, 2600, 0, who, sizeof(who), NULL), AUTH_REVOKED);
     CHECK_STR(who, id1);
-    CHECK_EQ_INT(auth_verify(a, k2, 2600, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, k2, 2600, 0, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, id2);
     /* the last use of k1 (42000) went to the store at the refresh */
     struct store_key *ks = NULL;
@@ -128,7 +128,7 @@ TEST(auth_stored_keys_create_revoke_refresh)
     CHECK_OK(store_key_revoke(s, id2, 3000, e), e);
     CHECK_OK(auth_create(&o, s, &a, e), e);
     CHECK(auth_required(a, 0));
-    CHECK_EQ_INT(auth_verify(a, k2, 0, 0, who, sizeof(who)), AUTH_REVOKED);
+    CHECK_EQ_INT(auth_verify(a, k2, 0, 0, who, sizeof(who), NULL), AUTH_REVOKED);
     auth_destroy(a);
     auth_store_done(s, dir);
 }
@@ -245,10 +245,10 @@ TEST(auth_verify_routes_jwts_and_keys)
     struct auth_opts o = {.jwt_secret = SECRET, .static_key = "k"};
     CHECK_OK(auth_create(&o, NULL, &a, e), e);
     make_jwt(SECRET, HS256, "{\"sub\":\"svc-1\",\"exp\":2000}", tok);
-    CHECK_EQ_INT(auth_verify(a, tok, 0, 1000 * 1000, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, tok, 0, 1000 * 1000, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, "jwt:svc-1");
-    CHECK_EQ_INT(auth_verify(a, tok, 0, 3000 * 1000, who, sizeof(who)), AUTH_EXPIRED);
-    CHECK_EQ_INT(auth_verify(a, "k", 0, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, tok, 0, 3000 * 1000, who, sizeof(who), NULL), AUTH_EXPIRED);
+    CHECK_EQ_INT(auth_verify(a, "k", 0, 0, who, sizeof(who), NULL), AUTH_OK);
     auth_destroy(a);
 }
 
