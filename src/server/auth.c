@@ -567,10 +567,12 @@ static void client_ip(struct auth_gate *g, struct http_request *r, const char *p
 
 /*
  * The presented credential: Authorization: Bearer, X-API-Key, or ?api_key=
- * on a WebSocket upgrade (browsers cannot set headers there). A query key
- * anywhere else is refused: URLs end up in proxy logs and browser history.
+ * on the WebSocket upgrade of a ROUTE_QUERY_KEY route (/v1/realtime:
+ * browsers cannot set headers there). A query key anywhere else is refused,
+ * also on a REST route whose request carries an Upgrade header: URLs end up
+ * in proxy logs and browser history.
  */
-static const char *credential(struct http_request *r, const char **why)
+static const char *credential(struct http_request *r, unsigned route_flags, const char **why)
 {
     const char *h = http_header(r, "Authorization");
     if (h) {
@@ -587,9 +589,10 @@ static const char *credential(struct http_request *r, const char **why)
         return h;
     if ((h = http_query(r, "api_key")) != NULL) {
         const char *up = http_header(r, "Upgrade");
-        if (up && strcasecmp(up, "websocket") == 0)
+        if ((route_flags & ROUTE_QUERY_KEY) && up && strcasecmp(up, "websocket") == 0)
             return h;
-        *why = "?api_key= is only accepted on WebSocket upgrades: send Authorization: Bearer KEY";
+        *why = "?api_key= is only accepted on /v1/realtime WebSocket upgrades: send "
+               "Authorization: Bearer KEY";
         return NULL;
     }
     return NULL;
@@ -613,11 +616,11 @@ static void limited(struct auth_admission *out, int retry, const char *what, con
 }
 
 /* Checks credentials; on failure fills out (401, or 429 once the address is over its rate). */
-static bool authenticate(struct auth_gate *g, struct http_request *r, const char *ip,
-                         double now_s, struct auth_admission *out)
+static bool authenticate(struct auth_gate *g, struct http_request *r, unsigned route_flags,
+                         const char *ip, double now_s, struct auth_admission *out)
 {
     const char *why = NULL;
-    const char *cred = credential(r, &why);
+    const char *cred = credential(r, route_flags, &why);
     enum auth_outcome o = auth_verify(g->auth, cred, sd_mono_ms(), sd_wall_ms(), out->principal,
                                       sizeof(out->principal), &out->admin);
     if (o == AUTH_OK)
@@ -682,7 +685,7 @@ void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *pe
     bool open = (route_flags & ROUTE_OPEN) ||
                 ((route_flags & ROUTE_METRICS) && !g->protect_metrics);
     if (!open && auth_required(g->auth, sd_mono_ms())) {
-        if (!authenticate(g, r, ip, now_s, out))
+        if (!authenticate(g, r, route_flags, ip, now_s, out))
             return;
         if (!rl_take(g->by_key, out->principal, now_s, &retry)) {
             atomic_fetch_add(&g->n_limited_key, 1);

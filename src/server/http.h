@@ -32,6 +32,7 @@ enum route_flags {
     ROUTE_PROBE = 4,       /* no key, no rate limit (/health) */
     ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
     ROUTE_FALLBACK = 16,   /* catch-all (the web page's files): another method is a 404, not a 405 */
+    ROUTE_QUERY_KEY = 32,  /* a WebSocket browsers open: ?api_key= accepted on its upgrade */
 };
 
 struct route {

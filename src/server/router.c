@@ -22,7 +22,7 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/{id}", "job_get", route_job_get, 0},
     {"DELETE", "/v1/jobs/{id}", "job_delete", route_job_delete, 0},
     {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
-    {"GET", "/v1/realtime", "realtime", route_realtime, 0},
+    {"GET", "/v1/realtime", "realtime", route_realtime, ROUTE_QUERY_KEY},
     /* The web page: last, so every API route above matches first. */
     {"GET", "/", "web", route_web, ROUTE_OPEN},
     {"HEAD", "/", "web", route_web, ROUTE_OPEN},
