@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "server/http.h"
+#include "server/ratelimit.h"
 
 static enum sd_err make_dir(const char *path, struct sd_error *err)
 {
@@ -188,7 +189,8 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     choose_model(a);
     choose_vad(a);
     load_live_vad(a);
-    if ((rc = start_jobs(a, err)) != SD_OK)
+    if ((rc = start_jobs(a, err)) != SD_OK ||
+        (rc = rl_slots_create(&a->rt_by_key, err)) != SD_OK)
         goto fail;
     rc = http_start(a, a->listen_fd, &a->http, err);
     a->listen_fd = -1; /* http's now, also on failure */
@@ -243,6 +245,8 @@ bool app_stop(struct app *a)
     a->store = NULL;
     vad_model_free(a->rt_vad);
     a->rt_vad = NULL;
+    rl_slots_destroy(a->rt_by_key); /* after http: every session has released its slot */
+    a->rt_by_key = NULL;
     metrics_destroy(a->metrics);
     a->metrics = NULL;
     if (served)
