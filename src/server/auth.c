@@ -10,7 +10,10 @@
  *
  * JWTs: HS256 only (the header's alg must say so: "none" and everything else
  * are refused), signature checked in constant time, exp required, nbf honoured,
- * 30 s of clock skew allowed. Claims beyond sub/exp/nbf are not interpreted.
+ * 30 s of clock skew allowed. A token may not live longer than the configured
+ * cap (exp - iat, and exp - now: `exp: 1e300` would be a key nobody can
+ * revoke); aud and iss are checked when configured. Other claims are not
+ * interpreted.
  */
 #include "server/auth.h"
 
@@ -177,8 +180,55 @@ static json_t *jwt_segment(const char *s, size_t len)
     return o;
 }
 
-static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, size_t sub_n,
-                                    const char **why)
+/* aud as RFC 7519 allows it: a string, or an array of strings; true if it names want. */
+static bool audience_has(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The lifetime cap and the configured aud / iss; AUTH_OK or AUTH_BAD_TOKEN with *why. */
+static enum auth_outcome jwt_rules_check(json_t *claims, const struct auth_jwt_rules *r,
+                                         int64_t now_s, const char **why)
+{
+    double exp = json_number_value(json_object_get(claims, "exp"));
+    json_t *iat = json_object_get(claims, "iat");
+    if (iat && !json_is_number(iat)) {
+        *why = "the token's iat is not a number";
+        return AUTH_BAD_TOKEN;
+    }
+    if (r->max_lifetime_s > 0) {
+        double cap = (double)r->max_lifetime_s + JWT_SKEW_S;
+        if (exp - (double)now_s > cap || (iat && exp - json_number_value(iat) > cap)) {
+            *why = "the token lives longer than this server allows (--jwt-max-lifetime-s)";
+            return AUTH_BAD_TOKEN;
+        }
+    }
+    if (iat && json_number_value(iat) > (double)now_s + JWT_SKEW_S) {
+        *why = "the token was issued in the future (iat)";
+        return AUTH_BAD_TOKEN;
+    }
+    if (r->audience && *r->audience && !audience_has(json_object_get(claims, "aud"), r->audience)) {
+        *why = "the token's aud does not name this server";
+        return AUTH_BAD_TOKEN;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    if (r->issuer && *r->issuer && (!iss || strcmp(iss, r->issuer) != 0)) {
+        *why = "the token's iss is not the configured issuer";
+        return AUTH_BAD_TOKEN;
+    }
+    return AUTH_OK;
+}
+
+static enum auth_outcome jwt_claims(json_t *claims, const struct auth_jwt_rules *rules,
+                                    int64_t now_s, char *sub, size_t sub_n, const char **why)
 {
     json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
     if (!exp || !json_is_number(exp)) {
@@ -192,6 +242,11 @@ static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, si
     if (nbf && (!json_is_number(nbf) || (double)now_s + JWT_SKEW_S < json_number_value(nbf))) {
         *why = "the token is not valid yet (nbf)";
         return AUTH_EXPIRED;
+    }
+    if (rules) {
+        enum auth_outcome o = jwt_rules_check(claims, rules, now_s, why);
+        if (o != AUTH_OK)
+            return o;
     }
     const char *s = json_string_value(json_object_get(claims, "sub"));
     if (sub && sub_n) {
@@ -211,7 +266,8 @@ static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, si
 }
 
 enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const char *token,
-                                 int64_t now_s, char *sub, size_t sub_n, const char **why)
+                                 const struct auth_jwt_rules *rules, int64_t now_s, char *sub,
+                                 size_t sub_n, const char **why)
 {
     const char *dummy;
     why = why ? why : &dummy;
@@ -245,7 +301,7 @@ enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const ch
         *why = "the token's payload is not a JSON object";
         return AUTH_BAD_TOKEN;
     }
-    enum auth_outcome o = jwt_claims(claims, now_s, sub, sub_n, why);
+    enum auth_outcome o = jwt_claims(claims, rules, now_s, sub, sub_n, why);
     json_decref(claims);
     return o;
 }
@@ -266,6 +322,7 @@ struct auth {
     uint8_t static_hash[AUTH_HASH_BYTES];
     char *jwt_secret;
     size_t jwt_len;
+    struct auth_jwt_rules jwt_rules; /* audience and issuer: owned copies (or NULL) */
     int refresh_ms;
     pthread_mutex_t mu;   /* guards everything below */
     struct cached_key *keys;
@@ -337,7 +394,11 @@ enum sd_err auth_create(const struct auth_opts *o, struct store *store, struct a
     if (o->jwt_secret && *o->jwt_secret) {
         a->jwt_secret = strdup(o->jwt_secret);
         a->jwt_len = strlen(o->jwt_secret);
-        if (!a->jwt_secret) {
+        a->jwt_rules.max_lifetime_s = o->jwt.max_lifetime_s;
+        bool aud = o->jwt.audience && *o->jwt.audience, iss = o->jwt.issuer && *o->jwt.issuer;
+        a->jwt_rules.audience = aud ? strdup(o->jwt.audience) : NULL;
+        a->jwt_rules.issuer = iss ? strdup(o->jwt.issuer) : NULL;
+        if (!a->jwt_secret || (aud && !a->jwt_rules.audience) || (iss && !a->jwt_rules.issuer)) {
             auth_destroy(a);
             return sd_fail(err, SD_ENOMEM, "auth");
         }
@@ -363,6 +424,8 @@ void auth_destroy(struct auth *a)
     if (a->jwt_secret)
         explicit_bzero(a->jwt_secret, a->jwt_len);
     free(a->jwt_secret);
+    free((char *)a->jwt_rules.audience);
+    free((char *)a->jwt_rules.issuer);
     explicit_bzero(a->static_hash, sizeof(a->static_hash));
     free(a);
 }
@@ -412,8 +475,8 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
     if (a->jwt_secret && looks_like_jwt(credential)) {
         char sub[48];
         enum auth_outcome o =
-            auth_jwt_check(a->jwt_secret, a->jwt_len, credential, wall / 1000, sub, sizeof(sub),
-                           NULL);
+            auth_jwt_check(a->jwt_secret, a->jwt_len, credential, &a->jwt_rules, wall / 1000, sub,
+                           sizeof(sub), NULL);
         if (o == AUTH_OK)
             snprintf(principal, principal_n, "jwt:%s", sub);
         return o;
@@ -478,6 +541,9 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
     struct auth_opts ao = {
         .static_key = cfg->api_key,
         .jwt_secret = cfg->jwt_secret && *cfg->jwt_secret ? cfg->jwt_secret : cfg->jwt_secret_alias,
+        .jwt = {.max_lifetime_s = cfg->jwt_max_lifetime_s,
+                .audience = cfg->jwt_audience,
+                .issuer = cfg->jwt_issuer},
         .refresh_ms = 2000,
     };
     enum sd_err rc;

@@ -40,9 +40,17 @@ const char *auth_outcome_name(enum auth_outcome o);
 
 struct auth;
 
+/* What a JWT must also satisfy besides its signature, exp and nbf. */
+struct auth_jwt_rules {
+    int64_t max_lifetime_s;   /* exp - iat and exp - now at most this (+ skew); 0: no cap */
+    const char *audience;     /* NULL or "": aud not checked; else aud must name it */
+    const char *issuer;       /* NULL or "": iss not checked; else iss must equal it */
+};
+
 struct auth_opts {
     const char *static_key;   /* "" or NULL: none */
     const char *jwt_secret;   /* "" or NULL: JWTs are not accepted */
+    struct auth_jwt_rules jwt; /* strings copied */
     int refresh_ms;           /* how stale the key cache may get (created/revoked keys) */
 };
 
@@ -64,9 +72,14 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
 /* Pushes lazily kept last-used times to the store now (also done on each refresh). */
 void auth_flush(struct auth *a);
 
-/* HS256 JWT check alone (auth_verify uses it; exposed for tests). sub may be NULL. */
+/*
+ * HS256 JWT check alone (auth_verify uses it; exposed for tests). rules: NULL
+ * for none beyond exp/nbf. A token outside its lifetime cap or the rules'
+ * aud/iss is AUTH_BAD_TOKEN. sub may be NULL.
+ */
 enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const char *token,
-                                 int64_t now_s, char *sub, size_t sub_n, const char **why);
+                                 const struct auth_jwt_rules *rules, int64_t now_s, char *sub,
+                                 size_t sub_n, const char **why);
 
 /* ---- keys (cli/keys.c) ---- */
 
