@@ -65,6 +65,8 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     if (!js)
         return sd_fail(err, SD_ENOMEM, "job system");
     js->o = *o;
+    atomic_init(&js->n_stuck, 0);
+    atomic_init(&js->n_stalls, 0);
     js->store = st;
     js->log = log;
     js->metrics = m;

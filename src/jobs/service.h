@@ -12,6 +12,7 @@
 #define SD_JOBS_SERVICE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct jobs_opts {
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
+    double stuck_after_s;         /* a decoder silent this long makes its worker "stuck" */
     struct pipeline_opts pipeline; /* loaded in the background */
 };
 
@@ -53,6 +55,8 @@ struct jobs {
     volatile bool stop;           /* workers waiting for the model give up */
     struct callbacks *cb;
     struct retention *ret;
+    atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
+    atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
 };
 
 /* Loads nothing synchronously (the pipeline loads in the background). Caller owns: jobs_stop(). */
@@ -94,6 +98,9 @@ enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum
 
 /* worker.c */
 void *jobs_worker_main(void *arg);
+/* Workers stuck now (their decoder silent past stuck_after_s), and how often that began. */
+int jobs_stuck_workers(struct jobs *js);
+uint64_t jobs_stalls_total(struct jobs *js);
 /* Renders t in every response format and records it as the job's results. */
 enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
                                 double audio_s, double run_s, struct sd_error *err);

@@ -146,7 +146,10 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
                      .batch_threads = batch_threads,
                      .max_audio_s = (double)a->cfg.max_audio_s,
                      .allowed_formats = NULL,
+                     .decode_timeout_ms = (int)a->cfg.decode_timeout_s * 1000,
+                     .decode_ms_per_audio_s = (int)a->cfg.decode_ms_per_audio_s,
                      .background = true},
+        .stuck_after_s = (double)a->cfg.stuck_worker_s,
     };
     return jobs_start(&jo, a->store, a->log, a->metrics, &a->jobs, err);
 }
