@@ -53,7 +53,7 @@ static void requeue_callbacks(struct jobs *js)
     if (store_callbacks_pending(js->store, &v, &n, NULL) != SD_OK)
         return;
     for (int i = 0; i < n; i++)
-        callbacks_push(js->cb, v[i].id, v[i].cb_attempts);
+        callbacks_push(js->cb, v[i].id, v[i].callback_url, v[i].cb_attempts);
     store_jobs_free(v, n);
 }
 

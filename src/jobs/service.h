@@ -33,6 +33,9 @@ struct jobs_opts {
     int callback_backoff_ms;      /* first retry delay; doubles each time */
     int callback_timeout_ms;
     bool callback_allow_private;  /* else only public addresses (no SSRF into the network) */
+    int callback_concurrency;     /* webhook deliveries at once (threads) */
+    int callback_per_host;        /* ... of which at most this many to one host */
+    const char *callback_secret;  /* "" or NULL: unsigned; else HMAC-signed (callback.c) */
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
@@ -105,9 +108,12 @@ uint64_t jobs_stalls_total(struct jobs *js);
 enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct transcript *t,
                                 double audio_s, double run_s, struct sd_error *err);
 
-/* callback.c: webhook delivery (libcurl) with retries and exponential backoff */
+/*
+ * callback.c: webhook delivery (libcurl) on several threads, a cap per
+ * destination host, retries with exponential backoff, HMAC signatures
+ */
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);
-void callbacks_push(struct callbacks *cb, const char *id, int attempts_done);
+void callbacks_push(struct callbacks *cb, const char *id, const char *url, int attempts_done);
 void callbacks_stop(struct callbacks *cb);
 
 /* retention.c: periodic deletion of old uploads and results */

@@ -133,7 +133,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
                                            LOG_END});
     }
     if (j->callback_url)
-        callbacks_push(js->cb, j->id, 0);
+        callbacks_push(js->cb, j->id, j->callback_url, 0);
     return final;
 }
 
