@@ -14,6 +14,7 @@
 #ifndef SD_AUDIO_AUDIO_H
 #define SD_AUDIO_AUDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -52,6 +53,19 @@ struct audio_decode_opts {
     int max_cpu_s;          /* CPU seconds of the child; default 300 (-> SD_ETIMEOUT) */
     int timeout_ms;         /* wall-clock time spent waiting for the child, not counting time
                                spent in the caller's callback; default 600000 (-> SD_ETIMEOUT) */
+    int timeout_ms_per_audio_s; /* waiting time the child earns per second of audio it
+                               delivers, on top of timeout_ms, so the wall limit follows the
+                               audio's length (a stopped or stalled child fails soon; a long
+                               file still decodes); 0: timeout_ms alone */
+    /*
+     * Asked while waiting on the child (at least every 100 ms) with the
+     * seconds since it last sent anything; returning false kills the child at
+     * once and the call returns SD_ECANCELLED (a cancelled job, a drain: a
+     * stopped child cannot hold its caller). NULL: never asked. Runs on the
+     * calling thread.
+     */
+    bool (*keep_going)(void *user, double stalled_s);
+    void *keep_going_user;
     const char *helper_exe; /* NULL: the child is a fork() of this process (inherits a copy of
                                its memory). Set (e.g. "/proc/self/exe"): the child is that program
                                run via posix_spawn as `exe __audio-decode ...`, a fresh image that

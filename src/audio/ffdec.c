@@ -129,6 +129,11 @@ static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o,
         av_free(buf);
         return sd_fail(err, SD_ETOOBIG, "decoding needs more memory than allowed");
     }
+    /*
+     * Probing runs every demuxer's signature check on the first bytes (the
+     * public API has no whitelist for it); no demuxer outside FF_FORMATS and
+     * no decoder outside FF_CODECS goes further.
+     */
     const AVInputFormat *ifmt = NULL;
     int rc = av_probe_input_buffer2(d->avio, &ifmt, "", NULL, 0, 0);
     if (rc < 0 || !ifmt)
@@ -148,6 +153,12 @@ static enum sd_err ff_open(struct ffdec *d, const struct audio_decode_opts *o,
     d->fmt->io_open = ff_io_open_denied;
     AVDictionary *fo = NULL;
     av_dict_set(&fo, "format_whitelist", FF_FORMATS, 0);
+    /*
+     * Before avformat_find_stream_info: it opens a decoder for every stream
+     * to fill in parameters, and only decoders on this list may see the
+     * upload (an mp4's video track no longer reaches the h264 decoder).
+     */
+    av_dict_set(&fo, "codec_whitelist", FF_CODECS, 0);
     av_dict_set(&fo, "protocol_whitelist", "none", 0);
     av_dict_set(&fo, "probesize", "5000000", 0);
     av_dict_set(&fo, "max_streams", "64", 0);

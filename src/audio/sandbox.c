@@ -257,9 +257,14 @@ fail:
 struct sb_reader {
     int fd;
     long wait_budget_ms;   /* what is left of the wall-clock budget for waiting on the child */
+    const struct audio_decode_opts *o; /* keep_going */
+    int64_t last_data_ms;  /* monotonic: when the child last sent a byte (or started) */
 };
 
-/* Reads exactly n bytes: 1 ok, 0 EOF before any byte, -1 error/short, -2 timeout. */
+/* How long one poll waits when the caller wants to be asked whether to go on. */
+#define SB_ASK_EVERY_MS 100
+
+/* Reads exactly n bytes: 1 ok, 0 EOF before any byte, -1 error/short, -2 timeout, -3 stopped. */
 static int sb_read_exact(struct sb_reader *r, void *buf, size_t n)
 {
     char *p = buf;
@@ -267,12 +272,20 @@ static int sb_read_exact(struct sb_reader *r, void *buf, size_t n)
     while (got < n) {
         struct pollfd pfd = {r->fd, POLLIN, 0};
         long t0 = (long)sd_mono_ms();
-        int prc = poll(&pfd, 1, r->wait_budget_ms > 0 ? (int)r->wait_budget_ms : 0);
+        if (r->o->keep_going &&
+            !r->o->keep_going(r->o->keep_going_user, (double)(t0 - r->last_data_ms) / 1000.0))
+            return -3;
+        long wait = r->wait_budget_ms > 0 ? r->wait_budget_ms : 0;
+        if (r->o->keep_going && wait > SB_ASK_EVERY_MS)
+            wait = SB_ASK_EVERY_MS;
+        int prc = poll(&pfd, 1, (int)wait);
         r->wait_budget_ms -= (long)sd_mono_ms() - t0;
         if (prc < 0 && errno == EINTR)
             continue;
         if (prc < 0)
             return -1;
+        if (prc == 0 && r->wait_budget_ms > 0)
+            continue; /* a slice ended: ask again */
         if (prc == 0)
             return -2;
         ssize_t k = read(r->fd, p + got, n - got);
@@ -283,6 +296,7 @@ static int sb_read_exact(struct sb_reader *r, void *buf, size_t n)
         if (k == 0)
             return got == 0 ? 0 : -1;
         got += (size_t)k;
+        r->last_data_ms = sd_mono_ms();
     }
     return 1;
 }
@@ -345,7 +359,14 @@ static enum sd_err sb_read(struct sb_reader *r, void *buf, size_t n,
     if (rc == 1)
         return SD_OK;
     if (rc == -2)
-        return sd_fail(err, SD_ETIMEOUT, "decoding took longer than %d ms", o->timeout_ms);
+        return o->timeout_ms_per_audio_s > 0
+                   ? sd_fail(err, SD_ETIMEOUT,
+                             "the decoder took too long (over %d ms plus %d ms per second of "
+                             "audio it delivered)",
+                             o->timeout_ms, o->timeout_ms_per_audio_s)
+                   : sd_fail(err, SD_ETIMEOUT, "decoding took longer than %d ms", o->timeout_ms);
+    if (rc == -3)
+        return sd_fail(err, SD_ECANCELLED, "decoding stopped: the caller gave up");
     *state = AUDIO_RELAY_DIED; /* the wait status says why */
     return SD_EINTERNAL;
 }
@@ -360,6 +381,7 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
     for (;;) {
         struct audio_rec_hdr h;
         struct audio_info info;
+        r->last_data_ms = sd_mono_ms(); /* the sink's time is ours, not the child's silence */
         enum sd_err e = sb_read(r, &h, sizeof(h), o, state, err);
         if (e != SD_OK)
             return e;
@@ -383,6 +405,9 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
                 return sd_fail(err, SD_ETOOBIG, "audio is longer than the limit of %.0f s",
                                o->max_duration_s);
             n_samples += n;
+            /* the wall limit follows the audio: each second delivered earns waiting time */
+            r->wait_budget_ms +=
+                (long)((double)n * o->timeout_ms_per_audio_s / AUDIO_SAMPLE_RATE);
             for (size_t i = 0; i < n; i++)
                 if (!isfinite(pcm[i]))
                     pcm[i] = 0;
@@ -420,7 +445,7 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
 enum sd_err audio_relay_records(int fd, const struct audio_decode_opts *opts,
                                 const struct audio_sink *sink, int *state, struct sd_error *err)
 {
-    struct sb_reader r = {fd, opts->timeout_ms};
+    struct sb_reader r = {fd, opts->timeout_ms, opts, sd_mono_ms()};
     float *pcm = malloc(AUDIO_REC_MAX_LEN);
     enum sd_err rc = pcm ? sb_relay(&r, opts, sink, pcm, state, err)
                          : sd_fail(err, SD_ENOMEM, "out of memory");

@@ -26,6 +26,7 @@ struct keys_args {
     const char *name;
     const char *id;
     int json;
+    int admin;
 };
 
 /* What was wrong (one line, when known), then the usage; exit status 2. */
@@ -34,12 +35,13 @@ static int keys_usage(const char *why)
     if (why && *why)
         fprintf(stderr, "scribed keys: %s\n", why);
     fprintf(stderr,
-            "usage: scribed keys create [--name LABEL] [--data-dir DIR]\n"
+            "usage: scribed keys create [--name LABEL] [--admin] [--data-dir DIR]\n"
             "       scribed keys list [--json] [--data-dir DIR]\n"
             "       scribed keys revoke KEY_ID [--data-dir DIR]\n"
             "  DIR defaults to $SCRIBED_DATA_DIR, else ./data. `create` prints the new key\n"
             "  once, alone on its last line; only its hash is stored. The running service\n"
-            "  accepts new keys and refuses revoked ones within a few seconds.\n");
+            "  accepts new keys and refuses revoked ones within a few seconds. Each key\n"
+            "  sees only the jobs it created; an --admin key sees and cancels every job.\n");
     return 2;
 }
 
@@ -84,6 +86,8 @@ static bool keys_parse(int argc, char **argv, struct keys_args *a, char *why, si
             a->name = v;
         else if (strcmp(argv[i], "--json") == 0)
             a->json = 1;
+        else if (strcmp(argv[i], "--admin") == 0)
+            a->admin = 1;
         else if (!missing && argv[i][0] != '-' && !a->id)
             a->id = argv[i];
         else {
@@ -134,12 +138,13 @@ static int keys_create(const struct keys_args *a, struct store *s, struct sd_err
     if (auth_key_generate(key, &row, sd_wall_ms(), err) != SD_OK)
         return -1;
     snprintf(row.name, sizeof(row.name), "%s", name);
+    row.admin = a->admin != 0;
     if (store_key_insert(s, &row, err) != SD_OK) {
         explicit_bzero(key, sizeof(key));
         return -1;
     }
-    printf("created API key %s (\"%s\"); it is shown this once, store it now:\n%s\n", row.id,
-           row.name, key);
+    printf("created %sAPI key %s (\"%s\"); it is shown this once, store it now:\n%s\n",
+           row.admin ? "admin " : "", row.id, row.name, key);
     fflush(stdout);
     explicit_bzero(key, sizeof(key));
     return 0;
@@ -172,17 +177,18 @@ static int keys_list(const struct keys_args *a, struct store *s, struct sd_error
         fmt_time(k[i].last_used_ms, u, sizeof(u));
         fmt_time(k[i].revoked_ms, r, sizeof(r));
         if (a->json) { /* one JSON object per line */
-            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "id", k[i].id, "name",
+            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:b}", "id", k[i].id, "name",
                                   k[i].name, "prefix", k[i].prefix, "created", c, "last_used",
                                   k[i].last_used_ms ? u : NULL, "revoked",
-                                  k[i].revoked_ms ? r : NULL);
+                                  k[i].revoked_ms ? r : NULL, "admin", k[i].admin);
             char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
             printf("%s\n", line ? line : "{}");
             free(line);
             json_decref(o);
         } else
-            printf("%-20s %-20s %-16s %-20s %-20s %s%s\n", k[i].id, k[i].name, k[i].prefix, c, u,
-                   k[i].revoked_ms ? "revoked " : "active", k[i].revoked_ms ? r : "");
+            printf("%-20s %-20s %-16s %-20s %-20s %s%s%s\n", k[i].id, k[i].name, k[i].prefix, c,
+                   u, k[i].revoked_ms ? "revoked " : "active", k[i].revoked_ms ? r : "",
+                   k[i].admin ? " admin" : "");
     }
     free(k);
     return 0;

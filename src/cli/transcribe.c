@@ -157,7 +157,7 @@ static int run(const struct transcribe_cli *c)
     struct pipeline_opts o = {.model_path = c->model_path, .vad_path = c->vad_model_path,
                               .threads_per_worker = c->threads};
     struct terminal_progress tp = {.t0 = sd_mono_s()};
-    struct stt_hooks hooks = {show_percent, NULL, count_window, &tp};
+    struct stt_hooks hooks = {show_percent, NULL, count_window, &tp, NULL};
     stt_params_to_engine(&c->params, &ep);
     if (pipeline_create(&o, &p, &err) != SD_OK || pipeline_worker_create(p, &w, &err) != SD_OK)
         goto fail;

@@ -1,15 +1,22 @@
 /*
  * callback.c - webhook delivery: when an async job with a callback_url ends,
  * its job object (and result, in the requested format, and extraction, if
- * it asked for one) is POSTed once as JSON. Failures (network error, non-2xx) are retried with exponential
- * backoff up to callback_max_attempts; the state lives in the store, so
- * deliveries pending at a restart resume. One thread, libcurl easy API.
+ * it asked for one) is POSTed once as JSON. Failures (network error,
+ * non-2xx) are retried with exponential backoff up to callback_max_attempts; the state lives in the store, so
+ * deliveries pending at a restart resume. libcurl easy API, on
+ * callback_concurrency threads; at most callback_per_host deliveries to one
+ * host at a time, so one tenant's slow endpoint cannot hold everyone's.
+ * With a callback_secret each POST is signed the way Stripe and GitHub do:
+ * Scribed-Signature: t=UNIX_SECONDS,v1=hex(HMAC-SHA256(secret, "t.BODY")).
  * It does not follow redirects (a webhook target should answer directly).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <nettle/hmac.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +27,52 @@
 #include "util/netaddr.h"
 #include "util/clock.h"
 
+#define CB_HOST_MAX 256
+
 struct delivery {
     char id[STORE_ID_MAX];
+    char host[CB_HOST_MAX];    /* the destination, lowercase ("" if the URL does not parse) */
     int attempts;              /* done so far */
     int64_t due_ms;            /* monotonic */
     struct delivery *next;
 };
 
-struct callbacks {
-    struct jobs *js;
+struct cb_thread {
+    struct callbacks *cb;
     pthread_t thread;
-    pthread_mutex_t mu;        /* guards list and stopping */
-    pthread_cond_t cv;
-    struct delivery *list;
-    bool stopping;
+    char busy_host[CB_HOST_MAX]; /* what it delivers to now, "" when idle (under cb->mu) */
+    bool started;
 };
 
-void callbacks_push(struct callbacks *cb, const char *id, int attempts_done)
+struct callbacks {
+    struct jobs *js;
+    struct cb_thread *threads;
+    int n_threads;
+    int per_host;
+    pthread_mutex_t mu;        /* guards list and every busy_host */
+    pthread_cond_t cv;         /* a delivery queued, a host freed, or stopping */
+    struct delivery *list;
+    atomic_bool stopping;      /* also read by curl's progress callback, without mu */
+};
+
+/* The URL's host, lowercase, into out ("" when it does not parse). */
+static void url_host(const char *url, char *out, size_t n)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    out[0] = '\0';
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        size_t i = 0;
+        for (; host[i] && i + 1 < n; i++)
+            out[i] = (char)tolower((unsigned char)host[i]);
+        out[i] = '\0';
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+}
+
+void callbacks_push(struct callbacks *cb, const char *id, const char *url, int attempts_done)
 {
     if (!cb)
         return;
@@ -44,13 +80,35 @@ void callbacks_push(struct callbacks *cb, const char *id, int attempts_done)
     if (!d)
         return; /* stays PENDING in the store; retried after a restart */
     snprintf(d->id, sizeof(d->id), "%s", id);
+    url_host(url, d->host, sizeof(d->host));
     d->attempts = attempts_done;
     d->due_ms = sd_mono_ms();
     pthread_mutex_lock(&cb->mu);
     d->next = cb->list;
     cb->list = d;
-    pthread_cond_signal(&cb->cv);
+    pthread_cond_broadcast(&cb->cv);
     pthread_mutex_unlock(&cb->mu);
+}
+
+/* The signature header of body at unix time t (see the file comment); out holds 128 bytes. */
+static void sign(const char *secret, const char *body, int64_t t, char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char ts[24];
+    uint8_t mac[SHA256_DIGEST_SIZE];
+    struct hmac_sha256_ctx h;
+    int tl = snprintf(ts, sizeof(ts), "%lld.", (long long)t);
+    hmac_sha256_set_key(&h, strlen(secret), (const uint8_t *)secret);
+    hmac_sha256_update(&h, (size_t)tl, (const uint8_t *)ts);
+    hmac_sha256_update(&h, strlen(body), (const uint8_t *)body);
+    hmac_sha256_digest(&h, sizeof(mac), mac);
+    char mac_hex[2 * SHA256_DIGEST_SIZE + 1];
+    for (size_t i = 0; i < sizeof(mac); i++) {
+        mac_hex[2 * i] = hex[mac[i] >> 4];
+        mac_hex[2 * i + 1] = hex[mac[i] & 15];
+    }
+    mac_hex[sizeof(mac_hex) - 1] = '\0';
+    snprintf(out, n, "Scribed-Signature: t=%lld,v1=%s", (long long)t, mac_hex);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *user)
@@ -69,8 +127,10 @@ static char *payload(struct jobs *js, const struct store_job *j)
     const char *fmt = json_string_value(json_object_get(req, "response_format"));
     char *body = NULL, *ct = NULL;
     size_t len = 0;
+    /* the job's own result, read under its owner: a payload is only ever about this job */
     if (j->status == JOB_SUCCEEDED &&
-        store_result_get(js->store, j->id, fmt ? fmt : "json", &body, &len, &ct, NULL) == SD_OK) {
+        store_result_get(js->store, j->id, j->owner, fmt ? fmt : "json", &body, &len, &ct,
+                         NULL) == SD_OK) {
         json_t *parsed = NULL;
         if (ct && strncmp(ct, "application/json", 16) == 0)
             parsed = json_loadb(body, len, 0, NULL);
@@ -80,7 +140,7 @@ static char *payload(struct jobs *js, const struct store_job *j)
     free(ct);
     body = ct = NULL;
     if (j->status == JOB_SUCCEEDED &&
-        store_result_get(js->store, j->id, "extraction", &body, &len, &ct, NULL) == SD_OK) {
+        store_result_get(js->store, j->id, j->owner, "extraction", &body, &len, &ct, NULL) == SD_OK) {
         json_t *ex = json_loadb(body, len, 0, NULL);
         if (ex)
             json_object_set_new(o, "extraction", ex);
@@ -164,9 +224,18 @@ enum sd_err callbacks_check_url(const struct jobs *js, const char *url, struct s
 }
 
 /* One POST; true on a 2xx answer. */
-static bool post_once(struct jobs *js, const struct store_job *j, long *status, char *why,
+/* curl's progress callback: a POST in flight ends at once when the service stops. */
+static int abort_when_stopping(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                               curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return atomic_load((atomic_bool *)user) ? 1 : 0;
+}
+
+static bool post_once(struct callbacks *cb, const struct store_job *j, long *status, char *why,
                       size_t why_n)
 {
+    struct jobs *js = cb->js;
     char *body = payload(js, j);
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
@@ -178,6 +247,11 @@ static bool post_once(struct jobs *js, const struct store_job *j, long *status, 
     }
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "User-Agent: scribed-webhook");
+    if (js->o.callback_secret && *js->o.callback_secret) {
+        char sig[160];
+        sign(js->o.callback_secret, body, sd_wall_ms() / 1000, sig, sizeof(sig));
+        h = curl_slist_append(h, sig);
+    }
     curl_easy_setopt(c, CURLOPT_URL, j->callback_url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -186,6 +260,9 @@ static bool post_once(struct jobs *js, const struct store_job *j, long *status, 
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cb->stopping);
     bool refused = false;
     if (!js->o.callback_allow_private) {
         curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
@@ -217,13 +294,19 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     struct store_job j = {0};
     char why[256] = "";
     long status = 0;
-    if (store_job_get(js->store, d->id, &j, NULL) != SD_OK || !j.callback_url ||
+    if (store_job_get(js->store, d->id, NULL, &j, NULL) != SD_OK || !j.callback_url ||
         j.cb_state != STORE_CB_PENDING) {
         store_job_clear(&j);
         free(d);
         return;
     }
-    bool ok = post_once(js, &j, &status, why, sizeof(why));
+    bool ok = post_once(cb, &j, &status, why, sizeof(why));
+    if (!ok && atomic_load(&cb->stopping)) {
+        /* cut short by the shutdown: not an attempt; still PENDING, resumed at the next start */
+        store_job_clear(&j);
+        free(d);
+        return;
+    }
     d->attempts++;
     enum store_cb_state st = ok                                         ? STORE_CB_DELIVERED
                              : d->attempts >= js->o.callback_max_attempts ? STORE_CB_FAILED
@@ -239,7 +322,8 @@ static void deliver(struct callbacks *cb, struct delivery *d)
         free(d);
         return;
     }
-    int64_t delay = (int64_t)js->o.callback_backoff_ms << (d->attempts - 1 < 16 ? d->attempts - 1 : 16);
+    int64_t delay = (int64_t)js->o.callback_backoff_ms
+                    << (d->attempts - 1 < 16 ? d->attempts - 1 : 16);
     d->due_ms = sd_mono_ms() + delay;
     pthread_mutex_lock(&cb->mu);
     d->next = cb->list;
@@ -247,12 +331,26 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     pthread_mutex_unlock(&cb->mu);
 }
 
-/* Takes the earliest due delivery off the list, or sets *wait_ms (caller holds mu). */
+/* Deliveries to host in progress now (caller holds mu). */
+static int host_busy_locked(const struct callbacks *cb, const char *host)
+{
+    int n = 0;
+    for (int i = 0; i < cb->n_threads; i++)
+        n += cb->threads[i].busy_host[0] && strcmp(cb->threads[i].busy_host, host) == 0;
+    return n;
+}
+
+/*
+ * Takes the earliest due delivery whose host has a free slot off the list,
+ * or sets *wait_ms (caller holds mu). A host at its cap waits for a slot:
+ * the thread finishing there broadcasts cv.
+ */
 static struct delivery *take_due_locked(struct callbacks *cb, int64_t *wait_ms)
 {
     struct delivery **best = NULL;
     for (struct delivery **pp = &cb->list; *pp; pp = &(*pp)->next)
-        if (!best || (*pp)->due_ms < (*best)->due_ms)
+        if ((!best || (*pp)->due_ms < (*best)->due_ms) &&
+            host_busy_locked(cb, (*pp)->host) < cb->per_host)
             best = pp;
     *wait_ms = 60000;
     if (!best)
@@ -269,15 +367,19 @@ static struct delivery *take_due_locked(struct callbacks *cb, int64_t *wait_ms)
 
 static void *callbacks_main(void *arg)
 {
-    struct callbacks *cb = arg;
+    struct cb_thread *self = arg;
+    struct callbacks *cb = self->cb;
     pthread_mutex_lock(&cb->mu);
-    while (!cb->stopping) {
+    while (!atomic_load(&cb->stopping)) {
         int64_t wait_ms;
         struct delivery *d = take_due_locked(cb, &wait_ms);
         if (d) {
+            snprintf(self->busy_host, sizeof(self->busy_host), "%s", d->host);
             pthread_mutex_unlock(&cb->mu);
             deliver(cb, d);
             pthread_mutex_lock(&cb->mu);
+            self->busy_host[0] = '\0';
+            pthread_cond_broadcast(&cb->cv); /* a slot of that host is free again */
             continue;
         }
         struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, wait_ms);
@@ -293,13 +395,23 @@ enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_e
     if (!cb)
         return sd_fail(err, SD_ENOMEM, "webhooks");
     cb->js = js;
+    atomic_init(&cb->stopping, false);
+    cb->n_threads = js->o.callback_concurrency > 0 ? js->o.callback_concurrency : 1;
+    cb->per_host = js->o.callback_per_host > 0 ? js->o.callback_per_host : 1;
+    cb->threads = calloc((size_t)cb->n_threads, sizeof(*cb->threads));
+    if (!cb->threads) {
+        free(cb);
+        return sd_fail(err, SD_ENOMEM, "webhooks");
+    }
     pthread_mutex_init(&cb->mu, NULL);
     sd_cond_init_monotonic(&cb->cv);
-    if (pthread_create(&cb->thread, NULL, callbacks_main, cb) != 0) {
-        pthread_cond_destroy(&cb->cv);
-        pthread_mutex_destroy(&cb->mu);
-        free(cb);
-        return sd_fail(err, SD_EINTERNAL, "cannot start the webhook thread");
+    for (int i = 0; i < cb->n_threads; i++) {
+        cb->threads[i].cb = cb;
+        if (pthread_create(&cb->threads[i].thread, NULL, callbacks_main, &cb->threads[i]) != 0) {
+            callbacks_stop(cb);
+            return sd_fail(err, SD_EINTERNAL, "cannot start the webhook threads");
+        }
+        cb->threads[i].started = true;
     }
     *out = cb;
     return SD_OK;
@@ -310,10 +422,13 @@ void callbacks_stop(struct callbacks *cb)
     if (!cb)
         return;
     pthread_mutex_lock(&cb->mu);
-    cb->stopping = true;
-    pthread_cond_signal(&cb->cv);
+    atomic_store(&cb->stopping, true);
+    pthread_cond_broadcast(&cb->cv);
     pthread_mutex_unlock(&cb->mu);
-    pthread_join(cb->thread, NULL);
+    for (int i = 0; i < cb->n_threads; i++)
+        if (cb->threads[i].started)
+            pthread_join(cb->threads[i].thread, NULL);
+    free(cb->threads);
     while (cb->list) { /* still PENDING in the store: resumed at the next start */
         struct delivery *d = cb->list;
         cb->list = d->next;

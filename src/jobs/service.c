@@ -55,7 +55,7 @@ static void requeue_callbacks(struct jobs *js)
     if (store_callbacks_pending(js->store, &v, &n, NULL) != SD_OK)
         return;
     for (int i = 0; i < n; i++)
-        callbacks_push(js->cb, v[i].id, v[i].cb_attempts);
+        callbacks_push(js->cb, v[i].id, v[i].callback_url, v[i].cb_attempts);
     store_jobs_free(v, n);
 }
 
@@ -67,6 +67,8 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     if (!js)
         return sd_fail(err, SD_ENOMEM, "job system");
     js->o = *o;
+    atomic_init(&js->n_stuck, 0);
+    atomic_init(&js->n_stalls, 0);
     js->store = st;
     js->log = log;
     js->metrics = m;
@@ -148,7 +150,8 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     curl_global_cleanup();
 }
 
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner,
+                              const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err)
 {
@@ -161,6 +164,7 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_
         return sd_fail(err, SD_ENOMEM, "job parameters");
     struct store_job sj = {.upload_bytes = bytes, .created_ms = sd_wall_ms()};
     snprintf(sj.id, sizeof(sj.id), "%s", id);
+    snprintf(sj.owner, sizeof(sj.owner), "%s", owner ? owner : "");
     sj.params_json = params;
     sj.upload_path = (char *)upload_path;
     sj.filename = (char *)filename;
@@ -214,11 +218,11 @@ enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_pa
     return rc == SD_OK ? submit_sync(js, j, out, err) : rc;
 }
 
-enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
-                        struct sd_error *err)
+enum sd_err jobs_delete(struct jobs *js, const char *id, const char *owner,
+                        enum job_status *was, struct sd_error *err)
 {
     char *path = NULL;
-    enum sd_err rc = store_job_delete(js->store, id, was, &path, err);
+    enum sd_err rc = store_job_delete(js->store, id, owner, was, &path, err);
     /* the row went first: a file left by a failed unlink is only disk, never served */
     if (rc == SD_OK && path && unlink(path) != 0 && errno != ENOENT)
         log_event(js->log, LOG_WARN, "job.delete_upload_failed",
@@ -228,11 +232,11 @@ enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
     return rc;
 }
 
-enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum job_status *was,
                         struct sd_error *err)
 {
     /* the store first: a worker that claims it now sees CANCELLED and skips it */
-    enum sd_err rc = store_job_cancel(js->store, id, sd_wall_ms(), was, err);
+    enum sd_err rc = store_job_cancel(js->store, id, owner, sd_wall_ms(), was, err);
     if (rc != SD_OK)
         return rc;
     if (!job_status_is_final(*was))

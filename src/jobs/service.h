@@ -12,6 +12,7 @@
 #define SD_JOBS_SERVICE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,9 +34,13 @@ struct jobs_opts {
     int callback_backoff_ms;      /* first retry delay; doubles each time */
     int callback_timeout_ms;
     bool callback_allow_private;  /* else only public addresses (no SSRF into the network) */
+    int callback_concurrency;     /* webhook deliveries at once (threads) */
+    int callback_per_host;        /* ... of which at most this many to one host */
+    const char *callback_secret;  /* "" or NULL: unsigned; else HMAC-signed (callback.c) */
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
+    double stuck_after_s;         /* a decoder silent this long makes its worker "stuck" */
     struct pipeline_opts pipeline; /* loaded in the background */
     /* structured extraction after transcription (both borrowed; llm NULL: none) */
     struct llm_client *llm;
@@ -57,6 +62,8 @@ struct jobs {
     volatile bool stop;           /* workers waiting for the model give up */
     struct callbacks *cb;
     struct retention *ret;
+    atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
+    atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
 };
 
 /* Loads nothing synchronously (the pipeline loads in the background). Caller owns: jobs_stop(). */
@@ -74,10 +81,12 @@ int jobs_abandon(struct jobs *js);
 void jobs_stop(struct jobs *js, int drain_timeout_ms);
 
 /*
- * Records an async job (upload already in place at upload_path, named by id)
- * and queues it. SD_EBUSY when the queue is full: nothing is recorded.
+ * Records an async job of owner (the caller's principal; "" with auth off)
+ * whose upload is already in place at upload_path, named by id, and queues
+ * it. SD_EBUSY when the queue is full: nothing is recorded.
  */
-enum sd_err jobs_submit_async(struct jobs *js, const char *id, const struct stt_params *p,
+enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner,
+                              const struct stt_params *p,
                               const char *upload_path, int64_t bytes, const char *filename,
                               const char *callback_url, struct sd_error *err);
 /* Queues a sync job; on SD_OK the caller holds a reference: jobq_release(js->q, *out). */
@@ -87,20 +96,27 @@ enum sd_err jobs_submit_sync(struct jobs *js, const char *id, const struct stt_p
 /* The same for 16 kHz mono PCM in memory (copied): a live stream's utterance. */
 enum sd_err jobs_submit_pcm(struct jobs *js, const char *id, const struct stt_params *p,
                             const float *pcm, size_t n, struct job **out, struct sd_error *err);
-/* DELETE: cancels a queued or running job; *was = status before. SD_ENOTFOUND if unknown. */
-enum sd_err jobs_cancel(struct jobs *js, const char *id, enum job_status *was,
+/*
+ * DELETE: cancels a queued or running job of owner (NULL: anyone's); *was =
+ * status before. SD_ENOTFOUND if unknown or another owner's.
+ */
+enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum job_status *was,
                         struct sd_error *err);
 
 /*
  * DELETE of a final job (privacy): its upload file, results and row are
  * removed; later reads are SD_ENOTFOUND. A job not final is left alone
- * (*was tells which: cancel it first). SD_ENOTFOUND if unknown.
+ * (*was tells which: cancel it first). SD_ENOTFOUND if unknown or another
+ * owner's (owner NULL: anyone's).
  */
-enum sd_err jobs_delete(struct jobs *js, const char *id, enum job_status *was,
-                        struct sd_error *err);
+enum sd_err jobs_delete(struct jobs *js, const char *id, const char *owner,
+                        enum job_status *was, struct sd_error *err);
 
 /* worker.c */
 void *jobs_worker_main(void *arg);
+/* Workers stuck now (their decoder silent past stuck_after_s), and how often that began. */
+int jobs_stuck_workers(struct jobs *js);
+uint64_t jobs_stalls_total(struct jobs *js);
 /*
  * Renders t in every response format and records it as the job's results;
  * extraction (or NULL) is stored beside them as the result "extraction" and
@@ -126,9 +142,12 @@ bool jobs_wants_extraction(const struct stt_params *p);
 json_t *jobs_extract(struct jobs *js, const char *id, const struct stt_params *p,
                      const char *text, const atomic_bool *cancel);
 
-/* callback.c: webhook delivery (libcurl) with retries and exponential backoff */
+/*
+ * callback.c: webhook delivery (libcurl) on several threads, a cap per
+ * destination host, retries with exponential backoff, HMAC signatures
+ */
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);
-void callbacks_push(struct callbacks *cb, const char *id, int attempts_done);
+void callbacks_push(struct callbacks *cb, const char *id, const char *url, int attempts_done);
 void callbacks_stop(struct callbacks *cb);
 /*
  * At submission: SD_EINVAL (the message names the setting that allows it)

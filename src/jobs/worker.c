@@ -20,7 +20,42 @@ struct progress_ctx {
     struct job *j;
     int64_t last_store_ms;
     float last_logged;         /* the hook also runs as "keep going?" with an unchanged value */
+    bool stuck;                /* counted in js->n_stuck */
 };
+
+/* Marks the run stuck, or not, keeping js->n_stuck in step (one thread per ctx). */
+static void set_stuck(struct progress_ctx *c, bool stuck)
+{
+    if (stuck == c->stuck)
+        return;
+    c->stuck = stuck;
+    atomic_fetch_add(&c->js->n_stuck, stuck ? 1 : -1);
+    if (stuck) {
+        atomic_fetch_add(&c->js->n_stalls, 1);
+        log_event(c->js->log, LOG_WARN, "worker.stuck",
+                  (struct log_field[]){LOG_STR("job", c->j->id),
+                                       LOG_F64("silent_s", c->js->o.stuck_after_s), LOG_END});
+    }
+}
+
+/* While the decoder is waited on: a cancel or a drain stops it at once; long silence is "stuck". */
+static bool keep_going(void *user, double stalled_s)
+{
+    struct progress_ctx *c = user;
+    set_stuck(c, c->js->o.stuck_after_s > 0 && stalled_s >= c->js->o.stuck_after_s);
+    return !atomic_load(&c->j->cancel) && !c->js->stop;
+}
+
+int jobs_stuck_workers(struct jobs *js)
+{
+    int n = atomic_load(&js->n_stuck);
+    return n > 0 ? n : 0;
+}
+
+uint64_t jobs_stalls_total(struct jobs *js)
+{
+    return atomic_load(&js->n_stalls);
+}
 
 static bool on_progress(void *user, float fraction)
 {
@@ -137,7 +172,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
                                            LOG_END});
     }
     if (j->callback_url)
-        callbacks_push(js->cb, j->id, 0);
+        callbacks_push(js->cb, j->id, j->callback_url, 0);
     return final;
 }
 
@@ -157,7 +192,8 @@ static enum sd_err transcribe_job(struct pipeline_worker *w, struct job *j,
                                   double *audio_s, struct sd_error *err)
 {
     struct stt_engine_params ep;
-    struct stt_hooks hooks = {.progress = on_progress, .on_segment = on_segment, .user = pc};
+    struct stt_hooks hooks = {.progress = on_progress, .on_segment = on_segment,
+                              .keep_going = keep_going, .user = pc};
     stt_params_to_engine(&j->params, &ep);
     if (!j->pcm)
         return pipeline_transcribe_file(w, j->upload_path, &ep, &hooks, t, audio_s, err);
@@ -170,7 +206,7 @@ static enum sd_err transcribe_job(struct pipeline_worker *w, struct job *j,
 static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
 {
     struct sd_error err = {0};
-    struct progress_ctx pc = {js, j, 0, 0.0f};
+    struct progress_ctx pc = {js, j, 0, 0.0f, false};
     struct transcript *t = NULL;
     double audio_s = 0;
 
@@ -193,6 +229,7 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
         if (atomic_load(&j->cancel))
             rc = SD_ECANCELLED;
     }
+    set_stuck(&pc, false);
     enum job_status final;
     if (j->sync) {
         final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;

@@ -37,6 +37,8 @@ struct pipeline_opts {
     int batch_workers, batch_threads;
     double max_audio_s;          /* longest audio decoded (0: the decoder's default) */
     const char *allowed_formats; /* audio_decode_opts.allowed (NULL: every format) */
+    int decode_timeout_ms;       /* audio_decode_opts.timeout_ms (0: the decoder's default) */
+    int decode_ms_per_audio_s;   /* audio_decode_opts.timeout_ms_per_audio_s (0: none) */
     bool background;             /* load on a thread of its own */
 };
 

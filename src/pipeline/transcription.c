@@ -209,6 +209,13 @@ enum sd_err pipeline_transcribe_file(struct pipeline_worker *w, const char *path
     if (s->e->o->max_audio_s > 0)
         f.ao.max_duration_s = s->e->o->max_audio_s;
     f.ao.allowed = s->e->o->allowed_formats;
+    if (s->e->o->decode_timeout_ms > 0)
+        f.ao.timeout_ms = s->e->o->decode_timeout_ms;
+    f.ao.timeout_ms_per_audio_s = s->e->o->decode_ms_per_audio_s;
+    if (hooks && hooks->keep_going) {
+        f.ao.keep_going = hooks->keep_going;
+        f.ao.keep_going_user = hooks->user;
+    }
     /* A freshly exec'd decoder holds none of the server's memory, locks or secrets. */
     f.ao.helper_exe = "/proc/self/exe";
     struct pcm_source src = {play_file, &f};

@@ -32,6 +32,12 @@ struct stt_hooks {
     /* What each window decoded, including the beams it ran (tests, debugging). */
     void (*on_window)(void *user, const struct transcribe_window_trace *w);
     void *user;
+    /*
+     * Asked while waiting on the audio decoder (every 100 ms or so) with the
+     * seconds since it last sent audio; false kills the decoder at once and
+     * cancels (SD_ECANCELLED). See audio_decode_opts.keep_going.
+     */
+    bool (*keep_going)(void *user, double stalled_s);
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "server/http.h"
+#include "server/ratelimit.h"
 
 static enum sd_err make_dir(const char *path, struct sd_error *err)
 {
@@ -232,6 +233,9 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .callback_backoff_ms = (int)a->cfg.callback_backoff_ms,
         .callback_timeout_ms = (int)a->cfg.callback_timeout_ms,
         .callback_allow_private = a->cfg.callback_allow_private != 0,
+        .callback_concurrency = (int)a->cfg.callback_concurrency,
+        .callback_per_host = (int)a->cfg.callback_per_host,
+        .callback_secret = a->cfg.callback_secret,
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
@@ -242,9 +246,12 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
                      .batch_threads = batch_threads,
                      .max_audio_s = (double)a->cfg.max_audio_s,
                      .allowed_formats = NULL,
+                     .decode_timeout_ms = (int)a->cfg.decode_timeout_s * 1000,
+                     .decode_ms_per_audio_s = (int)a->cfg.decode_ms_per_audio_s,
                      .background = true},
         .llm = a->llm,
         .templates = &a->templates,
+        .stuck_after_s = (double)a->cfg.stuck_worker_s,
     };
     return jobs_start(&jo, a->store, a->log, a->metrics, &a->jobs, err);
 }
@@ -289,7 +296,8 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
     choose_model(a);
     choose_vad(a);
     load_live_vad(a);
-    if ((rc = start_jobs(a, err)) != SD_OK)
+    if ((rc = start_jobs(a, err)) != SD_OK ||
+        (rc = rl_slots_create(&a->rt_by_key, err)) != SD_OK)
         goto fail;
     rc = http_start(a, a->listen_fd, &a->http, err);
     a->listen_fd = -1; /* http's now, also on failure */
@@ -347,6 +355,8 @@ bool app_stop(struct app *a)
     llm_client_destroy(a->llm);
     a->llm = NULL;
     llm_templates_free(&a->templates);
+    rl_slots_destroy(a->rt_by_key); /* after http: every session has released its slot */
+    a->rt_by_key = NULL;
     metrics_destroy(a->metrics);
     a->metrics = NULL;
     if (served)

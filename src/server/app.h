@@ -26,6 +26,7 @@
 #endif
 
 struct http_server;
+struct rl_slots;
 
 struct app {
     struct config cfg;             /* owned, immutable after app_start */
@@ -42,6 +43,7 @@ struct app {
     int n_workers;
     atomic_bool draining;          /* SIGTERM: refuse new work */
     atomic_int n_realtime;         /* open /v1/realtime streams */
+    struct rl_slots *rt_by_key;    /* open /v1/realtime streams per principal (auth on) */
     struct vad_model *rt_vad;      /* Silero VAD shared read-only by live streams, or NULL */
     struct llm_client *llm;        /* structured extraction, or NULL without --llm-url */
     struct llm_templates templates; /* from --extraction-templates, read once at start */

@@ -10,7 +10,10 @@
  *
  * JWTs: HS256 only (the header's alg must say so: "none" and everything else
  * are refused), signature checked in constant time, exp required, nbf honoured,
- * 30 s of clock skew allowed. Claims beyond sub/exp/nbf are not interpreted.
+ * 30 s of clock skew allowed. A token may not live longer than the configured
+ * cap (exp - iat, and exp - now: `exp: 1e300` would be a key nobody can
+ * revoke); aud and iss are checked when configured. Other claims are not
+ * interpreted.
  */
 #include "server/auth.h"
 
@@ -177,8 +180,55 @@ static json_t *jwt_segment(const char *s, size_t len)
     return o;
 }
 
-static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, size_t sub_n,
-                                    const char **why)
+/* aud as RFC 7519 allows it: a string, or an array of strings; true if it names want. */
+static bool audience_has(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The lifetime cap and the configured aud / iss; AUTH_OK or AUTH_BAD_TOKEN with *why. */
+static enum auth_outcome jwt_rules_check(json_t *claims, const struct auth_jwt_rules *r,
+                                         int64_t now_s, const char **why)
+{
+    double exp = json_number_value(json_object_get(claims, "exp"));
+    json_t *iat = json_object_get(claims, "iat");
+    if (iat && !json_is_number(iat)) {
+        *why = "the token's iat is not a number";
+        return AUTH_BAD_TOKEN;
+    }
+    if (r->max_lifetime_s > 0) {
+        double cap = (double)r->max_lifetime_s + JWT_SKEW_S;
+        if (exp - (double)now_s > cap || (iat && exp - json_number_value(iat) > cap)) {
+            *why = "the token lives longer than this server allows (--jwt-max-lifetime-s)";
+            return AUTH_BAD_TOKEN;
+        }
+    }
+    if (iat && json_number_value(iat) > (double)now_s + JWT_SKEW_S) {
+        *why = "the token was issued in the future (iat)";
+        return AUTH_BAD_TOKEN;
+    }
+    if (r->audience && *r->audience && !audience_has(json_object_get(claims, "aud"), r->audience)) {
+        *why = "the token's aud does not name this server";
+        return AUTH_BAD_TOKEN;
+    }
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    if (r->issuer && *r->issuer && (!iss || strcmp(iss, r->issuer) != 0)) {
+        *why = "the token's iss is not the configured issuer";
+        return AUTH_BAD_TOKEN;
+    }
+    return AUTH_OK;
+}
+
+static enum auth_outcome jwt_claims(json_t *claims, const struct auth_jwt_rules *rules,
+                                    int64_t now_s, char *sub, size_t sub_n, const char **why)
 {
     json_t *exp = json_object_get(claims, "exp"), *nbf = json_object_get(claims, "nbf");
     if (!exp || !json_is_number(exp)) {
@@ -192,6 +242,11 @@ static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, si
     if (nbf && (!json_is_number(nbf) || (double)now_s + JWT_SKEW_S < json_number_value(nbf))) {
         *why = "the token is not valid yet (nbf)";
         return AUTH_EXPIRED;
+    }
+    if (rules) {
+        enum auth_outcome o = jwt_rules_check(claims, rules, now_s, why);
+        if (o != AUTH_OK)
+            return o;
     }
     const char *s = json_string_value(json_object_get(claims, "sub"));
     if (sub && sub_n) {
@@ -211,7 +266,8 @@ static enum auth_outcome jwt_claims(json_t *claims, int64_t now_s, char *sub, si
 }
 
 enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const char *token,
-                                 int64_t now_s, char *sub, size_t sub_n, const char **why)
+                                 const struct auth_jwt_rules *rules, int64_t now_s, char *sub,
+                                 size_t sub_n, const char **why)
 {
     const char *dummy;
     why = why ? why : &dummy;
@@ -245,7 +301,7 @@ enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const ch
         *why = "the token's payload is not a JSON object";
         return AUTH_BAD_TOKEN;
     }
-    enum auth_outcome o = jwt_claims(claims, now_s, sub, sub_n, why);
+    enum auth_outcome o = jwt_claims(claims, rules, now_s, sub, sub_n, why);
     json_decref(claims);
     return o;
 }
@@ -256,6 +312,7 @@ struct cached_key {
     char id[STORE_ID_MAX];
     uint8_t hash[AUTH_HASH_BYTES];
     bool revoked;
+    bool admin;        /* sees every tenant's jobs */
     int64_t used_ms;   /* wall time of the last use not yet written to the store; 0: none */
 };
 
@@ -265,6 +322,7 @@ struct auth {
     uint8_t static_hash[AUTH_HASH_BYTES];
     char *jwt_secret;
     size_t jwt_len;
+    struct auth_jwt_rules jwt_rules; /* audience and issuer: owned copies (or NULL) */
     int refresh_ms;
     pthread_mutex_t mu;   /* guards everything below */
     struct cached_key *keys;
@@ -307,6 +365,7 @@ static enum sd_err reload_locked(struct auth *a, int64_t now_ms, struct sd_error
             continue; /* a damaged row can never match; skip it */
         snprintf(keys[m].id, sizeof(keys[m].id), "%s", rows[i].id);
         keys[m].revoked = rows[i].revoked_ms != 0;
+        keys[m].admin = rows[i].admin;
         for (int j = 0; j < a->n_keys; j++) /* keep uses the flush could not write */
             if (strcmp(a->keys[j].id, keys[m].id) == 0)
                 keys[m].used_ms = a->keys[j].used_ms;
@@ -335,7 +394,11 @@ enum sd_err auth_create(const struct auth_opts *o, struct store *store, struct a
     if (o->jwt_secret && *o->jwt_secret) {
         a->jwt_secret = strdup(o->jwt_secret);
         a->jwt_len = strlen(o->jwt_secret);
-        if (!a->jwt_secret) {
+        a->jwt_rules.max_lifetime_s = o->jwt.max_lifetime_s;
+        bool aud = o->jwt.audience && *o->jwt.audience, iss = o->jwt.issuer && *o->jwt.issuer;
+        a->jwt_rules.audience = aud ? strdup(o->jwt.audience) : NULL;
+        a->jwt_rules.issuer = iss ? strdup(o->jwt.issuer) : NULL;
+        if (!a->jwt_secret || (aud && !a->jwt_rules.audience) || (iss && !a->jwt_rules.issuer)) {
             auth_destroy(a);
             return sd_fail(err, SD_ENOMEM, "auth");
         }
@@ -361,6 +424,8 @@ void auth_destroy(struct auth *a)
     if (a->jwt_secret)
         explicit_bzero(a->jwt_secret, a->jwt_len);
     free(a->jwt_secret);
+    free((char *)a->jwt_rules.audience);
+    free((char *)a->jwt_rules.issuer);
     explicit_bzero(a->static_hash, sizeof(a->static_hash));
     free(a);
 }
@@ -399,16 +464,19 @@ static bool looks_like_jwt(const char *s)
 }
 
 enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t now_ms,
-                              int64_t wall, char *principal, size_t principal_n)
+                              int64_t wall, char *principal, size_t principal_n, bool *admin)
 {
+    bool admin_dummy;
+    admin = admin ? admin : &admin_dummy;
+    *admin = false;
     principal[0] = '\0';
     if (!credential || !*credential)
         return AUTH_MISSING;
     if (a->jwt_secret && looks_like_jwt(credential)) {
         char sub[48];
         enum auth_outcome o =
-            auth_jwt_check(a->jwt_secret, a->jwt_len, credential, wall / 1000, sub, sizeof(sub),
-                           NULL);
+            auth_jwt_check(a->jwt_secret, a->jwt_len, credential, &a->jwt_rules, wall / 1000, sub,
+                           sizeof(sub), NULL);
         if (o == AUTH_OK)
             snprintf(principal, principal_n, "jwt:%s", sub);
         return o;
@@ -430,6 +498,7 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
             o = AUTH_REVOKED;
         } else {
             o = AUTH_OK;
+            *admin = a->keys[match].admin;
             if (wall > a->keys[match].used_ms)
                 a->keys[match].used_ms = wall;
         }
@@ -472,6 +541,9 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
     struct auth_opts ao = {
         .static_key = cfg->api_key,
         .jwt_secret = cfg->jwt_secret && *cfg->jwt_secret ? cfg->jwt_secret : cfg->jwt_secret_alias,
+        .jwt = {.max_lifetime_s = cfg->jwt_max_lifetime_s,
+                .audience = cfg->jwt_audience,
+                .issuer = cfg->jwt_issuer},
         .refresh_ms = 2000,
     };
     enum sd_err rc;
@@ -561,10 +633,12 @@ static void client_ip(struct auth_gate *g, struct http_request *r, const char *p
 
 /*
  * The presented credential: Authorization: Bearer, X-API-Key, or ?api_key=
- * on a WebSocket upgrade (browsers cannot set headers there). A query key
- * anywhere else is refused: URLs end up in proxy logs and browser history.
+ * on the WebSocket upgrade of a ROUTE_QUERY_KEY route (/v1/realtime:
+ * browsers cannot set headers there). A query key anywhere else is refused,
+ * also on a REST route whose request carries an Upgrade header: URLs end up
+ * in proxy logs and browser history.
  */
-static const char *credential(struct http_request *r, const char **why)
+static const char *credential(struct http_request *r, unsigned route_flags, const char **why)
 {
     const char *h = http_header(r, "Authorization");
     if (h) {
@@ -581,9 +655,10 @@ static const char *credential(struct http_request *r, const char **why)
         return h;
     if ((h = http_query(r, "api_key")) != NULL) {
         const char *up = http_header(r, "Upgrade");
-        if (up && strcasecmp(up, "websocket") == 0)
+        if ((route_flags & ROUTE_QUERY_KEY) && up && strcasecmp(up, "websocket") == 0)
             return h;
-        *why = "?api_key= is only accepted on WebSocket upgrades: send Authorization: Bearer KEY";
+        *why = "?api_key= is only accepted on /v1/realtime WebSocket upgrades: send "
+               "Authorization: Bearer KEY";
         return NULL;
     }
     return NULL;
@@ -607,13 +682,13 @@ static void limited(struct auth_admission *out, int retry, const char *what, con
 }
 
 /* Checks credentials; on failure fills out (401, or 429 once the address is over its rate). */
-static bool authenticate(struct auth_gate *g, struct http_request *r, const char *ip,
-                         double now_s, struct auth_admission *out)
+static bool authenticate(struct auth_gate *g, struct http_request *r, unsigned route_flags,
+                         const char *ip, double now_s, struct auth_admission *out)
 {
     const char *why = NULL;
-    const char *cred = credential(r, &why);
+    const char *cred = credential(r, route_flags, &why);
     enum auth_outcome o = auth_verify(g->auth, cred, sd_mono_ms(), sd_wall_ms(), out->principal,
-                                      sizeof(out->principal));
+                                      sizeof(out->principal), &out->admin);
     if (o == AUTH_OK)
         return true;
     if (o == AUTH_MISSING && why)
@@ -676,7 +751,7 @@ void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *pe
     bool open = (route_flags & ROUTE_OPEN) ||
                 ((route_flags & ROUTE_METRICS) && !g->protect_metrics);
     if (!open && auth_required(g->auth, sd_mono_ms())) {
-        if (!authenticate(g, r, ip, now_s, out))
+        if (!authenticate(g, r, route_flags, ip, now_s, out))
             return;
         if (!rl_take(g->by_key, out->principal, now_s, &retry)) {
             atomic_fetch_add(&g->n_limited_key, 1);

@@ -40,9 +40,17 @@ const char *auth_outcome_name(enum auth_outcome o);
 
 struct auth;
 
+/* What a JWT must also satisfy besides its signature, exp and nbf. */
+struct auth_jwt_rules {
+    int64_t max_lifetime_s;   /* exp - iat and exp - now at most this (+ skew); 0: no cap */
+    const char *audience;     /* NULL or "": aud not checked; else aud must name it */
+    const char *issuer;       /* NULL or "": iss not checked; else iss must equal it */
+};
+
 struct auth_opts {
     const char *static_key;   /* "" or NULL: none */
     const char *jwt_secret;   /* "" or NULL: JWTs are not accepted */
+    struct auth_jwt_rules jwt; /* strings copied */
     int refresh_ms;           /* how stale the key cache may get (created/revoked keys) */
 };
 
@@ -54,17 +62,24 @@ void auth_destroy(struct auth *a);
 bool auth_required(struct auth *a, int64_t now_ms);
 /*
  * Checks one presented credential (an API key or, with a JWT secret, a JWT).
- * On AUTH_OK principal receives the caller's id (never the secret); on
- * AUTH_REVOKED the revoked key's id; else "". wall_ms: Unix time (JWT exp).
+ * On AUTH_OK principal receives the caller's id (never the secret) and
+ * *admin (if not NULL) whether it is an admin key (`scribed keys create
+ * --admin`: sees every tenant's jobs); on AUTH_REVOKED the revoked key's id;
+ * else "". wall_ms: Unix time (JWT exp).
  */
 enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t now_ms,
-                              int64_t wall_ms, char *principal, size_t principal_n);
+                              int64_t wall_ms, char *principal, size_t principal_n, bool *admin);
 /* Pushes lazily kept last-used times to the store now (also done on each refresh). */
 void auth_flush(struct auth *a);
 
-/* HS256 JWT check alone (auth_verify uses it; exposed for tests). sub may be NULL. */
+/*
+ * HS256 JWT check alone (auth_verify uses it; exposed for tests). rules: NULL
+ * for none beyond exp/nbf. A token outside its lifetime cap or the rules'
+ * aud/iss is AUTH_BAD_TOKEN. sub may be NULL.
+ */
 enum auth_outcome auth_jwt_check(const char *secret, size_t secret_len, const char *token,
-                                 int64_t now_s, char *sub, size_t sub_n, const char **why);
+                                 const struct auth_jwt_rules *rules, int64_t now_s, char *sub,
+                                 size_t sub_n, const char **why);
 
 /* ---- keys (cli/keys.c) ---- */
 
@@ -90,7 +105,8 @@ struct auth_admission {
     const char *code;                 /* error code for the body */
     const char *deny;                 /* why, for the access log ("missing", "rate_ip", ...) */
     char message[200];
-    char principal[AUTH_PRINCIPAL_MAX]; /* who, for the access log; "" if anonymous */
+    char principal[AUTH_PRINCIPAL_MAX]; /* who (access log, job owner); "" if anonymous */
+    bool admin;                       /* an admin key: every tenant's jobs */
     char slot[AUTH_PRINCIPAL_MAX + 8];  /* held upload slot ("" if none): auth_gate_release */
 };
 

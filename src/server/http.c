@@ -117,6 +117,11 @@ const char *http_principal(struct http_request *r)
     return r->adm.principal;
 }
 
+const char *http_owner_scope(struct http_request *r)
+{
+    return r->adm.admin ? NULL : r->adm.principal;
+}
+
 char *http_security_metrics(struct http_request *r)
 {
     uint64_t slow_headers = 0, slow_bodies = 0;

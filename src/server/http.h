@@ -32,6 +32,7 @@ enum route_flags {
     ROUTE_PROBE = 4,       /* no key, no rate limit (/health) */
     ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
     ROUTE_FALLBACK = 16,   /* catch-all (the web page's files): another method is a 404, not a 405 */
+    ROUTE_QUERY_KEY = 32,  /* a WebSocket browsers open: ?api_key= accepted on its upgrade */
 };
 
 struct route {
@@ -70,6 +71,11 @@ const char *http_header(struct http_request *r, const char *name);
 struct upload *http_upload(struct http_request *r);
 /* Who is calling: an API key id, "static", "jwt:SUB", or "" (auth off, open route). */
 const char *http_principal(struct http_request *r);
+/*
+ * The owner filter of this caller's job reads and cancels (store.h
+ * "Tenants"): NULL for an admin key (every tenant), else http_principal.
+ */
+const char *http_owner_scope(struct http_request *r);
 /* Prometheus text of the auth, rate-limit and slow-client counters (caller frees; NULL: ENOMEM). */
 char *http_security_metrics(struct http_request *r);
 /* True when the client closed its side (a waiting sync request should give up). */

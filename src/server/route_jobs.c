@@ -5,6 +5,9 @@
  * /v1/jobs/{id} (cancels a queued or running job; deletes a finished one:
  * upload, results and row).
  * The store is the source of truth; the queue only adds live progress.
+ * Tenants: a job belongs to the caller that created it (http_principal);
+ * every read and cancel passes http_owner_scope, so another tenant's job
+ * answers 404 exactly like a missing one (admin keys see all).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@ static void reply_job(struct http_request *r, int status, const char *id)
     struct app *a = http_app(r);
     struct store_job sj = {0};
     struct sd_error err = {0};
-    if (store_job_get(a->store, id, &sj, &err) != SD_OK) {
+    if (store_job_get(a->store, id, http_owner_scope(r), &sj, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         return;
     }
@@ -57,8 +60,8 @@ void route_jobs_create(struct http_request *r)
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
     }
-    if (jobs_submit_async(a->jobs, id, &p, path, upload_file_bytes(u), upload_file_name(u), cb,
-                          &err) != SD_OK) {
+    if (jobs_submit_async(a->jobs, id, http_principal(r), &p, path, upload_file_bytes(u),
+                          upload_file_name(u), cb, &err) != SD_OK) {
         unlink(path);
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
@@ -81,13 +84,13 @@ void route_job_delete(struct http_request *r)
     struct app *a = http_app(r);
     enum job_status was;
     struct sd_error err = {0};
-    if (jobs_cancel(a->jobs, http_path_param(r), &was, &err) != SD_OK) {
+    if (jobs_cancel(a->jobs, http_path_param(r), http_owner_scope(r), &was, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         return;
     }
     if (job_status_is_final(was)) {
         /* a finished job: DELETE removes its audio and results at once (privacy) */
-        if (jobs_delete(a->jobs, http_path_param(r), &was, &err) != SD_OK) {
+        if (jobs_delete(a->jobs, http_path_param(r), http_owner_scope(r), &was, &err) != SD_OK) {
             http_reply_error(r, err.code, err.msg, NULL);
             return;
         }
@@ -116,7 +119,7 @@ void route_job_result(struct http_request *r)
     size_t len = 0;
 
     stt_params_init(&p);
-    if (store_job_get(a->store, http_path_param(r), &sj, &err) != SD_OK) {
+    if (store_job_get(a->store, http_path_param(r), http_owner_scope(r), &sj, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
     }
@@ -147,8 +150,8 @@ void route_job_result(struct http_request *r)
     } else if (stt_params_from_json(sj.params_json, &p, NULL) == SD_OK) {
         f = p.response_format;
     }
-    if (store_result_get(a->store, sj.id, output_format_name(f), &body, &len, &ctype, &err) !=
-        SD_OK) {
+    if (store_result_get(a->store, sj.id, http_owner_scope(r), output_format_name(f), &body, &len,
+                         &ctype, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
     }
@@ -172,7 +175,7 @@ void route_job_extraction(struct http_request *r)
     size_t len = 0;
 
     stt_params_init(&p);
-    if (store_job_get(a->store, http_path_param(r), &sj, &err) != SD_OK) {
+    if (store_job_get(a->store, http_path_param(r), http_owner_scope(r), &sj, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
     }
@@ -194,7 +197,8 @@ void route_job_extraction(struct http_request *r)
                          NULL);
         goto out;
     }
-    if (store_result_get(a->store, sj.id, "extraction", &body, &len, &ctype, &err) != SD_OK) {
+    if (store_result_get(a->store, sj.id, http_owner_scope(r), "extraction", &body, &len, &ctype,
+                         &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
         goto out;
     }
@@ -236,8 +240,8 @@ void route_jobs_list(struct http_request *r)
     struct store_job *v_jobs = NULL;
     int n = 0;
     bool more = false;
-    if (store_job_list(a->store, http_query(r, "after"), (int)limit, status, &v_jobs, &n, &more,
-                       &err) != SD_OK) {
+    if (store_job_list(a->store, http_owner_scope(r), http_query(r, "after"), (int)limit, status,
+                       &v_jobs, &n, &more, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, err.code == SD_EINVAL ? "after" : NULL);
         return;
     }

@@ -13,6 +13,9 @@
  * connection): socket I/O, PCM conversion and the VAD. Decodes are jobs on
  * the shared queue (realtime/decode.h); this thread only polls them.
  * Policy (utterances, partials, finals) is realtime/stream.h's.
+ * Fair share: while auth is on, one principal holds at most
+ * --realtime-streams-per-key streams, and only audio keeps a stream from
+ * its idle timeout (a client sending text messages alone cannot hold a slot).
  */
 #include <math.h>
 #include <nettle/base64.h>
@@ -29,12 +32,14 @@
 #include "realtime/pcm.h"
 #include "realtime/stream.h"
 #include "server/app.h"
+#include "server/ratelimit.h"
 #include "server/routes.h"
 #include "server/ws.h"
 #include "util/clock.h"
 
 struct rt_limits {
     int max_streams;
+    int per_key;                 /* streams one principal may hold; 0: no limit */
     double idle_s, max_session_s, max_backlog_s;
     size_t max_msg_bytes, max_out_bytes;
 };
@@ -44,6 +49,7 @@ static struct rt_limits limits_for(const struct app *a)
     int def = a->n_workers * 4 > 8 ? a->n_workers * 4 : 8;
     return (struct rt_limits){
         .max_streams = a->cfg.realtime_max_streams > 0 ? (int)a->cfg.realtime_max_streams : def,
+        .per_key = (int)a->cfg.realtime_streams_per_key,
         .idle_s = (double)a->cfg.realtime_idle_s,
         .max_session_s = (double)a->cfg.realtime_max_session_s,
         .max_backlog_s = (double)a->cfg.realtime_max_backlog_s,
@@ -60,6 +66,8 @@ struct session {
     char language[16], model[64];
     struct ws_conn *ws;
     bool full, configured, ending, closing, quit, done_sent;
+    bool key_full;               /* the caller already holds lim.per_key streams */
+    char slot[80];               /* the principal whose per-key slot this holds; "" none */
     struct stt_params jp;        /* every decode of the session runs with these */
     struct stt_params xp;        /* only the extraction fields: the end's, not each decode's */
     struct rt_params rp;
@@ -73,7 +81,8 @@ struct session {
     json_t *partial;           /* the utterance in progress, or NULL */
     char *sent_delta;          /* openai: text already sent as deltas for the current item */
     int64_t audio_samples;
-    double t_start, t_last_msg, t_closing;
+    double t_start, t_closing;
+    double t_last_audio;         /* idle timeout: only audio (or pausing reads) resets it */
 };
 
 /* ---- sending ---- */
@@ -399,6 +408,8 @@ static void feed(struct session *s, const void *bytes, size_t n, bool flush)
     struct sd_error err = {0};
     enum sd_err rc = flush ? rt_pcm_flush(s->pcm, &pcm, &np, &err)
                            : rt_pcm_push(s->pcm, bytes, n, &pcm, &np, &err);
+    if (!flush && n > 0)
+        s->t_last_audio = sd_mono_s();
     if (rc == SD_OK && np) {
         s->audio_samples += (int64_t)np;
         rc = rt_stream_feed(s->st, pcm, np, &err);
@@ -532,7 +543,6 @@ static void openai_message(struct session *s, json_t *o)
 static void on_text(void *user, const char *msg, size_t n)
 {
     struct session *s = user;
-    s->t_last_msg = sd_mono_s();
     if (s->closing)
         return;
     if (!s->openai && n == 12 && memcmp(msg, "END_OF_AUDIO", 12) == 0 && s->configured) {
@@ -574,7 +584,6 @@ static void on_text(void *user, const char *msg, size_t n)
 static void on_binary(void *user, const uint8_t *msg, size_t n)
 {
     struct session *s = user;
-    s->t_last_msg = sd_mono_s();
     if (s->closing || s->ending)
         return;
     if (s->openai) {
@@ -631,8 +640,8 @@ static bool check_limits(struct session *s, double now)
         send_error(s, "shutting_down", "the service is shutting down", WS_CLOSE_GOING_AWAY);
         return true;
     }
-    if (!s->ending && now - s->t_last_msg > s->lim.idle_s) {
-        send_error(s, "idle_timeout", "no message for too long; closing", WS_CLOSE_NORMAL);
+    if (!s->ending && now - s->t_last_audio > s->lim.idle_s) {
+        send_error(s, "idle_timeout", "no audio for too long; closing", WS_CLOSE_NORMAL);
         return true;
     }
     if (!s->ending && now - s->t_start > s->lim.max_session_s && s->st) {
@@ -662,7 +671,7 @@ static void session_loop(struct session *s)
         }
         bool paused = s->closing ? false : check_limits(s, now);
         if (paused)
-            s->t_last_msg = now; /* not reading is our choice, not the client's idleness */
+            s->t_last_audio = now; /* not reading is our choice, not the client's idleness */
         if (s->closing && s->t_closing == 0)
             s->t_closing = now;
         /* a close handshake gets 2 s once our close is out, 5 s in all (a client not reading) */
@@ -708,6 +717,8 @@ static void drop_session(void *user)
 {
     struct session *s = user;
     struct app *a = s->a;
+    if (s->slot[0])
+        rl_slot_release(a->rt_by_key, s->slot);
     session_free(s);
     atomic_fetch_sub(&a->n_realtime, 1);
 }
@@ -717,7 +728,7 @@ static void run_session(void *user, int fd, const char *extra, size_t n_extra, v
     struct session *s = user;
     struct sd_error err = {0};
     struct ws_handlers h = {on_text, on_binary};
-    s->t_start = s->t_last_msg = sd_mono_s();
+    s->t_start = s->t_last_audio = sd_mono_s();
     if (ws_conn_new(fd, extra, n_extra, s->lim.max_msg_bytes, &h, s, &s->ws, &err) == SD_OK) {
         log_event(s->a->log, LOG_INFO, "realtime.open",
                   (struct log_field[]){LOG_STR("req", s->id), LOG_BOOL("openai", s->openai),
@@ -727,6 +738,11 @@ static void run_session(void *user, int fd, const char *extra, size_t n_extra, v
             snprintf(m, sizeof(m), "the server is full (%d live streams); try again later",
                      s->lim.max_streams);
             send_error(s, "server_full", m, WS_CLOSE_TRY_AGAIN);
+        } else if (s->key_full) {
+            char m[160];
+            snprintf(m, sizeof(m), "this API key already has %d live streams open; close one "
+                                   "or try again later", s->lim.per_key);
+            send_error(s, "too_many_streams", m, WS_CLOSE_TRY_AGAIN);
         } else if (s->openai) {
             if (open_stream(s, &err) == SD_OK)
                 send_json(s, json_pack("{s:s, s:o}", "type", "transcription_session.created",
@@ -822,6 +838,14 @@ void route_realtime(struct http_request *r)
     /* full: the client still gets the 101, then a clear message and 1013 */
     bool full = atomic_fetch_add(&a->n_realtime, 1) >= s->lim.max_streams;
     s->full = full;
+    /* auth off: one tenant, the server-wide cap alone applies */
+    const char *who = http_principal(r);
+    if (!full && who[0] && s->lim.per_key > 0) {
+        if (rl_slot_acquire(a->rt_by_key, who, s->lim.per_key))
+            snprintf(s->slot, sizeof(s->slot), "%s", who);
+        else
+            s->key_full = true;
+    }
     static const char *const hdr_names[] = {"Upgrade", "Connection", "Sec-WebSocket-Accept"};
     const char *headers[] = {hdr_names[0], "websocket", hdr_names[1], "Upgrade", hdr_names[2],
                              accept, NULL, NULL};

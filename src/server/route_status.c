@@ -38,10 +38,14 @@ void route_health(struct http_request *r)
     int64_t pending = 0, running = 0;
     jobq_counts(a->jobs->q, &pending, &running);
     bool draining = atomic_load(&a->draining);
-    const char *status = draining              ? "draining"
-                         : st == PIPELINE_READY   ? "healthy"
-                         : st == PIPELINE_LOADING ? "loading"
-                                                : "unavailable";
+    /* stuck: a worker's decoder silent past --stuck-worker-s; every worker stuck serves nothing */
+    int stuck = jobs_stuck_workers(a->jobs);
+    bool all_stuck = stuck > 0 && stuck >= a->n_workers;
+    const char *status = draining                         ? "draining"
+                         : st == PIPELINE_READY && stuck ? "degraded"
+                         : st == PIPELINE_READY          ? "healthy"
+                         : st == PIPELINE_LOADING        ? "loading"
+                                                         : "unavailable";
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string(status));
     json_object_set_new(o, "model", json_string(pipeline_model_name(a->jobs->pipeline)));
@@ -50,6 +54,7 @@ void route_health(struct http_request *r)
     json_object_set_new(o, "queue_depth", json_integer(pending));
     json_object_set_new(o, "jobs_running", json_integer(running));
     json_object_set_new(o, "workers", json_integer(a->n_workers));
+    json_object_set_new(o, "workers_stuck", json_integer(stuck));
     json_object_set_new(o, "version", json_string(SCRIBED_VERSION));
     json_object_set_new(o, "llm", llm_health(a));
     if (st == PIPELINE_FAILED) {
@@ -58,8 +63,11 @@ void route_health(struct http_request *r)
         json_object_set_new(o, "error", json_string(full));
     } else if (st == PIPELINE_LOADING) {
         json_object_set_new(o, "error", json_string("the model is still loading"));
+    } else if (stuck) {
+        json_object_set_new(o, "error", json_string("a worker's audio decoder has sent nothing "
+                                                    "for too long (--stuck-worker-s)"));
     }
-    http_reply_json(r, st == PIPELINE_READY && !draining ? 200 : 503, o);
+    http_reply_json(r, st == PIPELINE_READY && !draining && !all_stuck ? 200 : 503, o);
 }
 
 void route_metrics(struct http_request *r)
@@ -70,6 +78,8 @@ void route_metrics(struct http_request *r)
     g.model_loaded = pipeline_status(a->jobs->pipeline, NULL, 0) == PIPELINE_READY;
     int streams = atomic_load(&a->n_realtime);
     g.realtime_streams = streams > 0 ? streams : 0; /* refused "full" streams count briefly */
+    g.workers_stuck = jobs_stuck_workers(a->jobs);
+    g.worker_stalls = jobs_stalls_total(a->jobs);
     struct pipeline_batch_stats bs;
     pipeline_batch_stats(a->jobs->pipeline, &bs);
     g.decode_batches = bs.batches;

@@ -25,7 +25,7 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/{id}/result", "job_result", route_job_result, 0},
     {"GET", "/v1/jobs/{id}/extraction", "job_extraction", route_job_extraction, 0},
     {"GET", "/v1/extraction/templates", "extraction_templates", route_extraction_templates, 0},
-    {"GET", "/v1/realtime", "realtime", route_realtime, 0},
+    {"GET", "/v1/realtime", "realtime", route_realtime, ROUTE_QUERY_KEY},
     /* The web page: last, so every API route above matches first. */
     {"GET", "/", "web", route_web, ROUTE_OPEN},
     {"HEAD", "/", "web", route_web, ROUTE_OPEN},

@@ -53,6 +53,14 @@ static const char *const migrations[] = {
     "  revoked_ms INTEGER NOT NULL DEFAULT 0);",
     /* 4: why a webhook was given up (or last failed), shown on the job */
     "ALTER TABLE jobs ADD COLUMN callback_error TEXT;",
+    /*
+     * 5: tenants. Each job belongs to the caller that created it (an auth
+     * principal: a key id, "static", "jwt:SUB"; "" with auth off, which is
+     * also what jobs from before this migration get). Admin keys see all.
+     */
+    "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX jobs_by_owner ON jobs(owner, seq);"
+    "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;",
 };
 
 int store_migration_count(void)

@@ -34,11 +34,11 @@ struct sqlite_store {
 };
 
 /*
- * A job row, its columns grouped the way read_job takes them: id and status,
+ * A job row, its columns grouped the way read_job takes them: id, owner and status,
  * 64-bit integers, small integers, reals, then the strings the job owns.
  */
 #define JOB_COLUMNS                                                                      \
-    "j.id, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
+    "j.id, j.owner, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
     " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
     " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
     " j.callback_error"                                                                    \
@@ -189,6 +189,7 @@ static enum sd_err read_job(sqlite3_stmt *q, void *ctx, struct sd_error *err)
     (void)err;
     memset(j, 0, sizeof(*j));
     snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(q, col++));
+    snprintf(j->owner, sizeof(j->owner), "%s", (const char *)sqlite3_column_text(q, col++));
     j->status = column_status(q, col++);
     for (size_t i = 0; i < sizeof(int64s) / sizeof(int64s[0]); i++)
         *int64s[i] = sqlite3_column_int64(q, col++);
@@ -299,9 +300,10 @@ static enum sd_err insert_job_rows(struct sqlite_store *st, const struct store_j
 {
     enum sd_err rc = run_statement(
         st, "insert job",
-        "INSERT INTO jobs (id, status, params, callback_url, created_ms, cb_state)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(job_status_name(JOB_QUEUED)),
+        "INSERT INTO jobs (id, owner, status, params, callback_url, created_ms, cb_state)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->owner),
+                           SQL_TEXT(job_status_name(JOB_QUEUED)),
                            SQL_TEXT(j->params_json ? j->params_json : "{}"),
                            SQL_TEXT(j->callback_url), SQL_I64(j->created_ms),
                            SQL_I64(j->callback_url ? STORE_CB_PENDING : STORE_CB_NONE), SQL_END},
@@ -331,8 +333,15 @@ static enum sd_err sq_job_insert(struct store *s, const struct store_job *j, str
     return rc;
 }
 
-static enum sd_err sq_job_get(struct store *s, const char *id, struct store_job *out,
-                              struct sd_error *err)
+/*
+ * The owner filter every client-facing query carries (store.h "Tenants"):
+ * ?N IS NULL (any owner) OR the row's owner is ?N. Kept as one SQL
+ * fragment with its parameter number so each query reads alike.
+ */
+#define OWNER_IS(col, n) " (?" #n " IS NULL OR " col " = ?" #n ")"
+
+static enum sd_err sq_job_get(struct store *s, const char *id, const char *owner,
+                              struct store_job *out, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
     struct store_job job = {0};
@@ -340,9 +349,9 @@ static enum sd_err sq_job_get(struct store *s, const char *id, struct store_job 
 
     /* ids are unique: one row at most */
     pthread_mutex_lock(&st->mu);
-    enum sd_err rc = run_statement(st, "get job", "SELECT " JOB_COLUMNS " WHERE j.id = ?",
-                                   (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_job, &job,
-                                   &rows, err);
+    enum sd_err rc = run_statement(
+        st, "get job", "SELECT " JOB_COLUMNS " WHERE j.id = ?1 AND" OWNER_IS("j.owner", 2),
+        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_job, &job, &rows, err);
     pthread_mutex_unlock(&st->mu);
     if (rc == SD_OK && rows == 0)
         rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
@@ -353,9 +362,9 @@ static enum sd_err sq_job_get(struct store *s, const char *id, struct store_job 
     return rc;
 }
 
-static enum sd_err sq_job_list(struct store *s, const char *after_id, int limit, int status_filter,
-                               struct store_job **out, int *n, bool *has_more,
-                               struct sd_error *err)
+static enum sd_err sq_job_list(struct store *s, const char *owner, const char *after_id,
+                               int limit, int status_filter, struct store_job **out, int *n,
+                               bool *has_more, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
     const char *status = status_filter >= 0 ? job_status_name((enum job_status)status_filter)
@@ -366,18 +375,20 @@ static enum sd_err sq_job_list(struct store *s, const char *after_id, int limit,
     pthread_mutex_lock(&st->mu);
     /* a cursor that names no job is the client's mistake, whatever the lookup said */
     if (after_id &&
-        (run_statement(st, "list jobs", "SELECT 1 FROM jobs WHERE id = ?",
-                       (struct sql_arg[]){SQL_TEXT(after_id), SQL_END}, NULL, NULL,
-                       &cursor_rows, NULL) != SD_OK ||
+        (run_statement(st, "list jobs",
+                       "SELECT 1 FROM jobs WHERE id = ?1 AND" OWNER_IS("owner", 2),
+                       (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(owner), SQL_END}, NULL,
+                       NULL, &cursor_rows, NULL) != SD_OK ||
          cursor_rows == 0))
         rc = sd_fail(err, SD_EINVAL, "cursor 'after': no job with id '%s'", after_id);
     else
         rc = collect_jobs(st, "list jobs",
                           "SELECT " JOB_COLUMNS
                           " WHERE (?1 IS NULL OR j.seq < (SELECT seq FROM jobs WHERE id = ?1))"
-                          " AND (?2 IS NULL OR j.status = ?2) ORDER BY j.seq DESC LIMIT ?3",
+                          " AND (?2 IS NULL OR j.status = ?2) AND" OWNER_IS("j.owner", 4)
+                          " ORDER BY j.seq DESC LIMIT ?3",
                           (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(status),
-                                             SQL_I64(limit + 1), SQL_END},
+                                             SQL_I64(limit + 1), SQL_TEXT(owner), SQL_END},
                           limit, out, n, has_more, err);
     pthread_mutex_unlock(&st->mu);
     return rc;
@@ -486,8 +497,8 @@ static enum sd_err read_status(sqlite3_stmt *row, void *ctx, struct sd_error *er
     return SD_OK;
 }
 
-static enum sd_err sq_job_cancel(struct store *s, const char *id, int64_t now_ms,
-                                 enum job_status *was, struct sd_error *err)
+static enum sd_err sq_job_cancel(struct store *s, const char *id, const char *owner,
+                                 int64_t now_ms, enum job_status *was, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
     enum job_status cur = JOB_FAILED;
@@ -495,9 +506,10 @@ static enum sd_err sq_job_cancel(struct store *s, const char *id, int64_t now_ms
 
     /* one lock for the read and the write: the status cannot change between them */
     pthread_mutex_lock(&st->mu);
-    enum sd_err rc = run_statement(st, "cancel job", "SELECT status FROM jobs WHERE id = ?",
-                                   (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_status, &cur,
-                                   &rows, err);
+    enum sd_err rc = run_statement(
+        st, "cancel job", "SELECT status FROM jobs WHERE id = ?1 AND" OWNER_IS("owner", 2),
+        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_status, &cur, &rows,
+        err);
     if (rc == SD_OK && rows == 0)
         rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
     if (rc == SD_OK) {
@@ -530,8 +542,8 @@ static enum sd_err read_delete_row(sqlite3_stmt *row, void *ctx, struct sd_error
     return SD_OK;
 }
 
-static enum sd_err sq_job_delete(struct store *s, const char *id, enum job_status *was,
-                                 char **upload_path, struct sd_error *err)
+static enum sd_err sq_job_delete(struct store *s, const char *id, const char *owner,
+                                 enum job_status *was, char **upload_path, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
     struct job_delete_row d = {JOB_FAILED, NULL};
@@ -543,8 +555,9 @@ static enum sd_err sq_job_delete(struct store *s, const char *id, enum job_statu
     if (rc == SD_OK) {
         rc = run_statement(st, "delete job",
                            "SELECT j.status, u.path FROM jobs j LEFT JOIN uploads u"
-                           " ON u.job_id = j.id WHERE j.id = ?",
-                           (struct sql_arg[]){SQL_TEXT(id), SQL_END}, read_delete_row, &d,
+                           " ON u.job_id = j.id WHERE j.id = ?1 AND" OWNER_IS("j.owner", 2),
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END},
+                           read_delete_row, &d,
                            &rows, err);
         if (rc == SD_OK && rows == 0)
             rc = sd_fail(err, SD_ENOTFOUND, "no job with id '%s'", id);
@@ -622,8 +635,9 @@ static enum sd_err read_result(sqlite3_stmt *row, void *ctx, struct sd_error *er
     return SD_OK;
 }
 
-static enum sd_err sq_result_get(struct store *s, const char *id, const char *format, char **body,
-                                 size_t *len, char **content_type, struct sd_error *err)
+static enum sd_err sq_result_get(struct store *s, const char *id, const char *owner,
+                                 const char *format, char **body, size_t *len,
+                                 char **content_type, struct sd_error *err)
 {
     struct sqlite_store *st = impl(s);
     struct result_row r = {0};
@@ -632,8 +646,11 @@ static enum sd_err sq_result_get(struct store *s, const char *id, const char *fo
     /* (job_id, format) is the key: one row at most */
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(
-        st, "get result", "SELECT body, content_type FROM results WHERE job_id = ? AND format = ?",
-        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_END}, read_result, &r, &rows, err);
+        st, "get result",
+        "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id"
+        " WHERE r.job_id = ?1 AND r.format = ?2 AND" OWNER_IS("j.owner", 3),
+        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_TEXT(owner), SQL_END}, read_result,
+        &r, &rows, err);
     pthread_mutex_unlock(&st->mu);
     if (rc == SD_OK && rows == 0)
         rc = sd_fail(err, SD_ENOTFOUND, "job '%s' has no %s result", id, format);
@@ -820,12 +837,13 @@ static enum sd_err sq_key_insert(struct store *s, const struct store_key *k, str
 {
     struct sqlite_store *st = impl(s);
     const struct sql_arg row[] = {SQL_TEXT(k->id), SQL_TEXT(k->name), SQL_TEXT(k->prefix),
-                                  SQL_TEXT(k->hash_hex), SQL_I64(k->created_ms), SQL_END};
+                                  SQL_TEXT(k->hash_hex), SQL_I64(k->created_ms),
+                                  SQL_I64(k->admin ? 1 : 0), SQL_END};
 
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(st, "insert key",
-                                   "INSERT INTO api_keys (id, name, prefix, hash, created_ms)"
-                                   " VALUES (?, ?, ?, ?, ?)",
+                                   "INSERT INTO api_keys (id, name, prefix, hash, created_ms,"
+                                   " admin) VALUES (?, ?, ?, ?, ?, ?)",
                                    row, NULL, NULL, NULL, err);
     rc = reused_id_is_invalid(st, rc, "key", k->id, err);
     pthread_mutex_unlock(&st->mu);
@@ -853,6 +871,7 @@ static enum sd_err add_key_row(sqlite3_stmt *row, void *ctx, struct sd_error *er
     k->created_ms = sqlite3_column_int64(row, 4);
     k->last_used_ms = sqlite3_column_int64(row, 5);
     k->revoked_ms = sqlite3_column_int64(row, 6);
+    k->admin = sqlite3_column_int(row, 7) != 0;
     return SD_OK;
 }
 
@@ -865,7 +884,7 @@ static enum sd_err sq_key_list(struct store *s, struct store_key **out, int *n,
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(st, "list keys",
                                    "SELECT id, name, prefix, hash, created_ms, last_used_ms,"
-                                   " revoked_ms FROM api_keys ORDER BY created_ms, id",
+                                   " revoked_ms, admin FROM api_keys ORDER BY created_ms, id",
                                    NULL, add_key_row, &vec, NULL, err);
     pthread_mutex_unlock(&st->mu);
     if (rc != SD_OK) {

@@ -79,18 +79,19 @@ enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct 
     return s->ops->job_insert(s, j, err);
 }
 
-enum sd_err store_job_get(struct store *s, const char *id, struct store_job *out,
-                          struct sd_error *err)
+enum sd_err store_job_get(struct store *s, const char *id, const char *owner,
+                          struct store_job *out, struct sd_error *err)
 {
-    return s->ops->job_get(s, id, out, err);
+    return s->ops->job_get(s, id, owner, out, err);
 }
 
-enum sd_err store_job_list(struct store *s, const char *after_id, int limit, int status_filter,
-                           struct store_job **out, int *n, bool *has_more, struct sd_error *err)
+enum sd_err store_job_list(struct store *s, const char *owner, const char *after_id, int limit,
+                           int status_filter, struct store_job **out, int *n, bool *has_more,
+                           struct sd_error *err)
 {
     if (limit < 1 || limit > 1000)
         return sd_fail(err, SD_EINVAL, "limit must be between 1 and 1000");
-    return s->ops->job_list(s, after_id, limit, status_filter, out, n, has_more, err);
+    return s->ops->job_list(s, owner, after_id, limit, status_filter, out, n, has_more, err);
 }
 
 enum sd_err store_job_start(struct store *s, const char *id, int64_t now_ms, struct sd_error *err)
@@ -117,17 +118,17 @@ enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *
     return s->ops->job_requeue(s, id, err);
 }
 
-enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
+enum sd_err store_job_cancel(struct store *s, const char *id, const char *owner, int64_t now_ms,
                              enum job_status *was, struct sd_error *err)
 {
-    return s->ops->job_cancel(s, id, now_ms, was, err);
+    return s->ops->job_cancel(s, id, owner, now_ms, was, err);
 }
 
-enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
-                             char **upload_path, struct sd_error *err)
+enum sd_err store_job_delete(struct store *s, const char *id, const char *owner,
+                             enum job_status *was, char **upload_path, struct sd_error *err)
 {
     *upload_path = NULL;
-    return s->ops->job_delete(s, id, was, upload_path, err);
+    return s->ops->job_delete(s, id, owner, was, upload_path, err);
 }
 
 enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
@@ -136,10 +137,11 @@ enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_j
     return s->ops->jobs_recover(s, max_attempts, out, n, err);
 }
 
-enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
-                             size_t *len, char **content_type, struct sd_error *err)
+enum sd_err store_result_get(struct store *s, const char *id, const char *owner,
+                             const char *format, char **body, size_t *len, char **content_type,
+                             struct sd_error *err)
 {
-    return s->ops->result_get(s, id, format, body, len, content_type, err);
+    return s->ops->result_get(s, id, owner, format, body, len, content_type, err);
 }
 
 enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,

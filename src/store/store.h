@@ -8,6 +8,13 @@
  * HTTP or transcription: request parameters travel as an opaque JSON string.
  * Thread safety: every call may be made from any thread; implementations
  * serialise internally. Times are milliseconds since the Unix epoch.
+ *
+ * Tenants: every job has an owner. The calls a client reaches (get, list,
+ * cancel, result) take an owner filter: NULL matches every owner (an admin,
+ * or the service itself); a string matches only jobs of that owner, and a
+ * job of another owner answers exactly as a missing one (SD_ENOTFOUND, same
+ * message), so an id never tells a caller that someone else's job exists.
+ * Implementations apply the filter inside the query of each operation.
  */
 #ifndef SD_STORE_STORE_H
 #define SD_STORE_STORE_H
@@ -29,10 +36,13 @@ bool job_status_parse(const char *name, enum job_status *out);
 bool job_status_is_final(enum job_status s);
 
 #define STORE_ID_MAX 48
+/* an owner: an auth principal (server/auth.h AUTH_PRINCIPAL_MAX) */
+#define STORE_OWNER_MAX 64
 
 /* One job row. Strings are owned by the struct: store_job_clear() frees them. */
 struct store_job {
     char id[STORE_ID_MAX];
+    char owner[STORE_OWNER_MAX]; /* the tenant: who created it ("" with auth off) */
     int64_t seq;              /* insertion order, assigned by the store */
     enum job_status status;
     char *params_json;        /* request fields, opaque to the store */
@@ -94,6 +104,7 @@ struct store_key {
     int64_t created_ms;
     int64_t last_used_ms;     /* 0: never (updated lazily, seconds late) */
     int64_t revoked_ms;       /* 0: active */
+    bool admin;               /* sees and acts on every tenant's jobs */
 };
 
 struct store;
@@ -102,24 +113,26 @@ struct store_ops {
     const char *name;
     void (*close)(struct store *s);
     enum sd_err (*job_insert)(struct store *s, const struct store_job *j, struct sd_error *err);
-    enum sd_err (*job_get)(struct store *s, const char *id, struct store_job *out,
-                           struct sd_error *err);
-    enum sd_err (*job_list)(struct store *s, const char *after_id, int limit, int status_filter,
-                            struct store_job **out, int *n, bool *has_more, struct sd_error *err);
+    enum sd_err (*job_get)(struct store *s, const char *id, const char *owner,
+                           struct store_job *out, struct sd_error *err);
+    enum sd_err (*job_list)(struct store *s, const char *owner, const char *after_id, int limit,
+                            int status_filter, struct store_job **out, int *n, bool *has_more,
+                            struct sd_error *err);
     enum sd_err (*job_start)(struct store *s, const char *id, int64_t now_ms, struct sd_error *err);
     enum sd_err (*job_progress)(struct store *s, const char *id, double progress,
                                 struct sd_error *err);
     enum sd_err (*job_finish)(struct store *s, const char *id, const struct store_finish *f,
                               struct sd_error *err);
     enum sd_err (*job_requeue)(struct store *s, const char *id, struct sd_error *err);
-    enum sd_err (*job_cancel)(struct store *s, const char *id, int64_t now_ms,
+    enum sd_err (*job_cancel)(struct store *s, const char *id, const char *owner, int64_t now_ms,
                               enum job_status *was, struct sd_error *err);
-    enum sd_err (*job_delete)(struct store *s, const char *id, enum job_status *was,
-                              char **upload_path, struct sd_error *err);
+    enum sd_err (*job_delete)(struct store *s, const char *id, const char *owner,
+                              enum job_status *was, char **upload_path, struct sd_error *err);
     enum sd_err (*jobs_recover)(struct store *s, int max_attempts, struct store_job **out, int *n,
                                 struct sd_error *err);
-    enum sd_err (*result_get)(struct store *s, const char *id, const char *format, char **body,
-                              size_t *len, char **content_type, struct sd_error *err);
+    enum sd_err (*result_get)(struct store *s, const char *id, const char *owner,
+                              const char *format, char **body, size_t *len, char **content_type,
+                              struct sd_error *err);
     enum sd_err (*callback_set)(struct store *s, const char *id, enum store_cb_state st,
                                 int attempts, const char *error, struct sd_error *err);
     enum sd_err (*callbacks_pending)(struct store *s, struct store_job **out, int *n,
@@ -151,18 +164,23 @@ enum sd_err store_open_sqlite(const char *db_path, struct store **out, struct sd
 enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
 void store_close(struct store *s);
 
-/* Inserts a new job (status QUEUED, seq assigned) and its upload metadata. */
+/* Inserts a new job (status QUEUED, seq assigned, owned by j->owner) and its upload metadata. */
 enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct sd_error *err);
-/* SD_ENOTFOUND if unknown. On SD_OK the caller owns *out: store_job_clear(). */
-enum sd_err store_job_get(struct store *s, const char *id, struct store_job *out,
-                          struct sd_error *err);
 /*
- * Newest first; after_id (or NULL) is the cursor: jobs older than it.
+ * SD_ENOTFOUND if unknown (or not owner's: see "Tenants"). On SD_OK the
+ * caller owns *out: store_job_clear().
+ */
+enum sd_err store_job_get(struct store *s, const char *id, const char *owner,
+                          struct store_job *out, struct sd_error *err);
+/*
+ * owner's jobs (NULL: everyone's), newest first; after_id (or NULL) is the
+ * cursor: jobs older than it, itself one of owner's jobs (else SD_EINVAL).
  * status_filter: -1 for all, else an enum job_status. limit 1..1000.
  * On SD_OK the caller owns *out: store_jobs_free(*out, *n).
  */
-enum sd_err store_job_list(struct store *s, const char *after_id, int limit, int status_filter,
-                           struct store_job **out, int *n, bool *has_more, struct sd_error *err);
+enum sd_err store_job_list(struct store *s, const char *owner, const char *after_id, int limit,
+                           int status_filter, struct store_job **out, int *n, bool *has_more,
+                           struct sd_error *err);
 /* QUEUED -> RUNNING, attempts + 1, started_ms = now_ms. */
 enum sd_err store_job_start(struct store *s, const char *id, int64_t now_ms, struct sd_error *err);
 enum sd_err store_job_progress(struct store *s, const char *id, double progress,
@@ -174,19 +192,20 @@ enum sd_err store_job_finish(struct store *s, const char *id, const struct store
 enum sd_err store_job_requeue(struct store *s, const char *id, struct sd_error *err);
 /*
  * QUEUED or RUNNING -> CANCELLED; *was receives the status before. A job
- * already final is left alone (*was tells which); SD_ENOTFOUND if unknown.
+ * already final is left alone (*was tells which); SD_ENOTFOUND if unknown
+ * or not owner's (NULL: any owner).
  */
-enum sd_err store_job_cancel(struct store *s, const char *id, int64_t now_ms,
+enum sd_err store_job_cancel(struct store *s, const char *id, const char *owner, int64_t now_ms,
                              enum job_status *was, struct sd_error *err);
 /*
  * Deletes a final job: its row, upload metadata and results, in one
  * transaction. *upload_path receives the upload file's path for the caller
  * to unlink (NULL when retention already forgot it; caller frees). A job not
  * final is left alone (*was tells which; *upload_path NULL). SD_ENOTFOUND if
- * unknown.
+ * unknown or not owner's (NULL: any owner).
  */
-enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *was,
-                             char **upload_path, struct sd_error *err);
+enum sd_err store_job_delete(struct store *s, const char *id, const char *owner,
+                             enum job_status *was, char **upload_path, struct sd_error *err);
 /*
  * At start-up: every RUNNING job (the process died under it) goes back to
  * QUEUED, or to FAILED once it has been started max_attempts times. Returns
@@ -194,9 +213,13 @@ enum sd_err store_job_delete(struct store *s, const char *id, enum job_status *w
  */
 enum sd_err store_jobs_recover(struct store *s, int max_attempts, struct store_job **out, int *n,
                                struct sd_error *err);
-/* One rendered result. SD_ENOTFOUND if absent. Caller owns *body and *content_type (free). */
-enum sd_err store_result_get(struct store *s, const char *id, const char *format, char **body,
-                             size_t *len, char **content_type, struct sd_error *err);
+/*
+ * One rendered result of a job of owner (NULL: any owner). SD_ENOTFOUND if
+ * absent. Caller owns *body and *content_type (free).
+ */
+enum sd_err store_result_get(struct store *s, const char *id, const char *owner,
+                             const char *format, char **body, size_t *len, char **content_type,
+                             struct sd_error *err);
 /* error: why the last delivery failed (NULL once one succeeded); kept on the job. */
 enum sd_err store_callback_set(struct store *s, const char *id, enum store_cb_state st,
                                int attempts, const char *error, struct sd_error *err);

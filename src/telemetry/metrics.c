@@ -244,6 +244,13 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "# HELP scribed_realtime_streams Open live transcription streams.\n"
               "# TYPE scribed_realtime_streams gauge\n"
               "scribed_realtime_streams %lld\n"
+              "# HELP scribed_workers_stuck Workers whose audio decoder has sent nothing for "
+              "longer than --stuck-worker-s.\n"
+              "# TYPE scribed_workers_stuck gauge\n"
+              "scribed_workers_stuck %lld\n"
+              "# HELP scribed_worker_stalls_total Times a worker became stuck that way.\n"
+              "# TYPE scribed_worker_stalls_total counter\n"
+              "scribed_worker_stalls_total %llu\n"
               "# HELP scribed_decode_batches_total Passes over the decoder weights by the "
               "shared decoding steps of the workers.\n"
               "# TYPE scribed_decode_batches_total counter\n"
@@ -259,7 +266,8 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "# TYPE process_resident_memory_bytes gauge\n"
               "process_resident_memory_bytes %ld\n",
               (long long)g->queue_depth, (long long)g->jobs_running, (long long)g->workers,
-              g->model_loaded, (long long)g->realtime_streams,
+              g->model_loaded, (long long)g->realtime_streams, (long long)g->workers_stuck,
+              (unsigned long long)g->worker_stalls,
               (unsigned long long)g->decode_batches, (unsigned long long)g->decode_batch_steps,
               (unsigned long long)g->decode_batch_rows, rss_bytes());
     if (b.oom) {

@@ -18,6 +18,8 @@ struct metrics_gauges {
     int64_t workers;
     int model_loaded;        /* 0/1 */
     int64_t realtime_streams; /* open /v1/realtime streams */
+    int64_t workers_stuck;   /* workers whose audio decoder is silent past the threshold */
+    uint64_t worker_stalls;  /* times a worker became stuck */
     /* shared decoding steps (pipeline_batch_stats): passes, member steps, sequences */
     uint64_t decode_batches, decode_batch_steps, decode_batch_rows;
 };

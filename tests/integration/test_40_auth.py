@@ -164,6 +164,13 @@ def test_query_key_only_for_websockets(authed):
     r = get(authed, "/v1/models", params={"api_key": authed.good})
     err = assert_openai_error(r, 401)
     assert "WebSocket" in err["message"]
+    # nor on a REST route whose request claims to be a WebSocket upgrade
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    for path in ("/v1/jobs", "/v1/models", "/metrics"):
+        r = get(authed, path, upgrade, params={"api_key": authed.good})
+        err = assert_openai_error(r, 401)
+        assert "/v1/realtime" in err["message"], (path, err)
 
 
 def test_upload_without_key_refused_before_body(authed, short_wav):

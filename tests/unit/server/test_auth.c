@@ -80,12 +80,12 @@ TEST(auth_off_without_keys_on_with_static)
     struct auth_opts st = {.static_key = "s3cret-static"};
     CHECK_OK(auth_create(&st, NULL, &a, e), e);
     CHECK(auth_required(a, 0));
-    CHECK_EQ_INT(auth_verify(a, "s3cret-static", 0, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, "s3cret-static", 0, 0, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, "static");
-    CHECK_EQ_INT(auth_verify(a, "s3cret-stati", 0, 0, who, sizeof(who)), AUTH_INVALID);
+    CHECK_EQ_INT(auth_verify(a, "s3cret-stati", 0, 0, who, sizeof(who), NULL), AUTH_INVALID);
     CHECK_STR(who, "");
-    CHECK_EQ_INT(auth_verify(a, "", 0, 0, who, sizeof(who)), AUTH_MISSING);
-    CHECK_EQ_INT(auth_verify(a, NULL, 0, 0, who, sizeof(who)), AUTH_MISSING);
+    CHECK_EQ_INT(auth_verify(a, "", 0, 0, who, sizeof(who), NULL), AUTH_MISSING);
+    CHECK_EQ_INT(auth_verify(a, NULL, 0, 0, who, sizeof(who), NULL), AUTH_MISSING);
     auth_destroy(a);
 }
 
@@ -103,15 +103,15 @@ TEST(auth_stored_keys_create_revoke_refresh)
     /* the cache is fresh for 1 s: the new key is not seen yet, then it is */
     CHECK(!auth_required(a, 500));
     CHECK(auth_required(a, 1500));
-    CHECK_EQ_INT(auth_verify(a, k1, 1500, 42000, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, k1, 1500, 42000, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, id1);
-    CHECK_EQ_INT(auth_verify(a, "sk-scribed-nope", 1500, 0, who, sizeof(who)), AUTH_INVALID);
+    CHECK_EQ_INT(auth_verify(a, "sk-scribed-nope", 1500, 0, who, sizeof(who), NULL), AUTH_INVALID);
     add_key(s, k2, id2, sizeof(id2));
     CHECK_OK(store_key_revoke(s, id1, 2000, e), e);
-    CHECK_EQ_INT(auth_verify(a, k1, 1600, 0, who, sizeof(who)), AUTH_OK); /* cached */
-    CHECK_EQ_INT(auth_verify(a, k1, 2600, 0, who, sizeof(who)), AUTH_REVOKED);
+    CHECK_EQ_INT(auth_verify(a, k1, 1600, 0, who, sizeof(who), NULL), AUTH_OK); /* cached */
+    CHECK_EQ_INT(auth_verify(a, k1, 2600, 0, who, sizeof(who), NULL), AUTH_REVOKED);
     CHECK_STR(who, id1);
-    CHECK_EQ_INT(auth_verify(a, k2, 2600, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, k2, 2600, 0, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, id2);
     /* the last use of k1 (42000) went to the store at the refresh */
     struct store_key *ks = NULL;
@@ -128,7 +128,7 @@ TEST(auth_stored_keys_create_revoke_refresh)
     CHECK_OK(store_key_revoke(s, id2, 3000, e), e);
     CHECK_OK(auth_create(&o, s, &a, e), e);
     CHECK(auth_required(a, 0));
-    CHECK_EQ_INT(auth_verify(a, k2, 0, 0, who, sizeof(who)), AUTH_REVOKED);
+    CHECK_EQ_INT(auth_verify(a, k2, 0, 0, who, sizeof(who), NULL), AUTH_REVOKED);
     auth_destroy(a);
     auth_store_done(s, dir);
 }
@@ -178,7 +178,7 @@ static enum auth_outcome jwt(const char *header, const char *payload, int64_t no
 {
     char tok[1200];
     make_jwt(SECRET, header, payload, tok);
-    return auth_jwt_check(SECRET, strlen(SECRET), tok, now, sub, 48, NULL);
+    return auth_jwt_check(SECRET, strlen(SECRET), tok, NULL, now, sub, 48, NULL);
 }
 
 TEST(auth_jwt_hs256_claims)
@@ -201,6 +201,50 @@ TEST(auth_jwt_hs256_claims)
     CHECK_EQ_INT(jwt(HS256, "[1,2]", 1000, sub), AUTH_BAD_TOKEN);
 }
 
+static enum auth_outcome jwt_ruled(const char *payload, const struct auth_jwt_rules *r,
+                                   const char **why)
+{
+    char tok[1200], sub[48];
+    make_jwt(SECRET, HS256, payload, tok);
+    return auth_jwt_check(SECRET, strlen(SECRET), tok, r, 1000000, sub, sizeof(sub), why);
+}
+
+/* issue 16: a token with exp 1e300 never expired; aud and iss were not checked */
+TEST(auth_jwt_lifetime_cap_audience_issuer)
+{
+    struct auth_jwt_rules day = {.max_lifetime_s = 86400};
+    const char *why = NULL;
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1e300}", &day, &why), AUTH_BAD_TOKEN);
+    CHECK(strstr(why, "longer"));
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1e300}", NULL, NULL), AUTH_OK); /* no rules: as before */
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1086400}", &day, NULL), AUTH_OK);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1086430}", &day, NULL), AUTH_OK); /* skew */
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1086500}", &day, NULL), AUTH_BAD_TOKEN);
+    /* exp - iat counts too, though the token has little left to live */
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"iat\":900000}", &day, NULL), AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"iat\":999000}", &day, NULL), AUTH_OK);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"iat\":\"x\"}", &day, NULL), AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"iat\":1000500}", &day, NULL), AUTH_BAD_TOKEN);
+
+    struct auth_jwt_rules aud = {.max_lifetime_s = 86400, .audience = "scribed",
+                                 .issuer = "https://idp.example"};
+    const char *ok = "{\"exp\":1000100,\"aud\":\"scribed\",\"iss\":\"https://idp.example\"}";
+    CHECK_EQ_INT(jwt_ruled(ok, &aud, NULL), AUTH_OK);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"aud\":[\"other\",\"scribed\"],"
+                           "\"iss\":\"https://idp.example\"}", &aud, NULL), AUTH_OK);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"aud\":\"other\",\"iss\":\"https://idp.example\"}",
+                           &aud, &why), AUTH_BAD_TOKEN);
+    CHECK(strstr(why, "aud"));
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"iss\":\"https://idp.example\"}", &aud, NULL),
+                 AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"aud\":\"scribed\",\"iss\":\"https://evil\"}",
+                           &aud, &why), AUTH_BAD_TOKEN);
+    CHECK(strstr(why, "iss"));
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"aud\":\"scribed\"}", &aud, NULL), AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(jwt_ruled("{\"exp\":1000100,\"aud\":7,\"iss\":\"https://idp.example\"}",
+                           &aud, NULL), AUTH_BAD_TOKEN);
+}
+
 TEST(auth_jwt_rejects_alg_and_signature)
 {
     char sub[48], tok[1200];
@@ -214,27 +258,28 @@ TEST(auth_jwt_rejects_alg_and_signature)
     b64u("{\"alg\":\"none\"}", 14, h);
     b64u("{\"exp\":2000}", 12, p);
     sprintf(tok, "%s.%s.", h, p);
-    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, 1000, sub, 48, &why),
+    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, NULL, 1000, sub, 48, &why),
                  AUTH_BAD_TOKEN);
     CHECK(strstr(why, "HS256") != NULL);
     /* signed with another secret */
     make_jwt("other", HS256, "{\"exp\":2000}", tok);
-    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, 1000, sub, 48, &why),
+    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, NULL, 1000, sub, 48, &why),
                  AUTH_BAD_TOKEN);
     CHECK(strstr(why, "signature") != NULL);
     /* payload changed after signing */
     make_jwt(SECRET, HS256, "{\"sub\":\"a\",\"exp\":2000}", tok);
     char *d1 = strchr(tok, '.');
     d1[2] ^= 1;
-    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, 1000, sub, 48, NULL), AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), tok, NULL, 1000, sub, 48, NULL),
+                 AUTH_BAD_TOKEN);
     /* shapes */
     const char *bad[] = {"", "abc", "a.b", "a.b.c.d", "eyJ.eyJ.", "!!!.eyJ.abc", NULL};
     for (int i = 0; bad[i]; i++)
-        CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), bad[i], 1000, sub, 48, NULL),
+        CHECK_EQ_INT(auth_jwt_check(SECRET, strlen(SECRET), bad[i], NULL, 1000, sub, 48, NULL),
                      AUTH_BAD_TOKEN);
     /* no secret: nothing verifies */
     make_jwt(SECRET, HS256, "{\"exp\":2000}", tok);
-    CHECK_EQ_INT(auth_jwt_check("", 0, tok, 1000, sub, 48, NULL), AUTH_BAD_TOKEN);
+    CHECK_EQ_INT(auth_jwt_check("", 0, tok, NULL, 1000, sub, 48, NULL), AUTH_BAD_TOKEN);
 }
 
 TEST(auth_verify_routes_jwts_and_keys)
@@ -245,10 +290,10 @@ TEST(auth_verify_routes_jwts_and_keys)
     struct auth_opts o = {.jwt_secret = SECRET, .static_key = "k"};
     CHECK_OK(auth_create(&o, NULL, &a, e), e);
     make_jwt(SECRET, HS256, "{\"sub\":\"svc-1\",\"exp\":2000}", tok);
-    CHECK_EQ_INT(auth_verify(a, tok, 0, 1000 * 1000, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, tok, 0, 1000 * 1000, who, sizeof(who), NULL), AUTH_OK);
     CHECK_STR(who, "jwt:svc-1");
-    CHECK_EQ_INT(auth_verify(a, tok, 0, 3000 * 1000, who, sizeof(who)), AUTH_EXPIRED);
-    CHECK_EQ_INT(auth_verify(a, "k", 0, 0, who, sizeof(who)), AUTH_OK);
+    CHECK_EQ_INT(auth_verify(a, tok, 0, 3000 * 1000, who, sizeof(who), NULL), AUTH_EXPIRED);
+    CHECK_EQ_INT(auth_verify(a, "k", 0, 0, who, sizeof(who), NULL), AUTH_OK);
     auth_destroy(a);
 }
 

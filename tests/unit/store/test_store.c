@@ -53,7 +53,7 @@ TEST(store_insert_get_roundtrip)
     struct sd_error e_ = {0}, *e = &e_;
     struct store_job j = {0};
     add_job(s, "job_a", 1000, NULL);
-    CHECK_OK(store_job_get(s, "job_a", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_a", NULL, &j, e), e);
     CHECK_STR(j.id, "job_a");
     CHECK_EQ_INT(j.status, JOB_QUEUED);
     CHECK_STR(j.filename, "a.wav");
@@ -62,7 +62,7 @@ TEST(store_insert_get_roundtrip)
     CHECK(j.callback_url == NULL);
     CHECK_EQ_INT(j.cb_state, STORE_CB_NONE);
     store_job_clear(&j);
-    CHECK_EQ_INT(store_job_get(s, "nope", &j, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_get(s, "nope", NULL, &j, e), SD_ENOTFOUND);
     struct store_job dup = {0};
     snprintf(dup.id, sizeof(dup.id), "job_a");
     CHECK_EQ_INT(store_job_insert(s, &dup, e), SD_EINVAL);
@@ -82,22 +82,90 @@ TEST(store_list_paginates_newest_first)
     struct store_job *v = NULL;
     int n = 0;
     bool more = false;
-    CHECK_OK(store_job_list(s, NULL, 2, -1, &v, &n, &more, e), e);
+    CHECK_OK(store_job_list(s, NULL, NULL, 2, -1, &v, &n, &more, e), e);
     CHECK_EQ_INT(n, 2);
     CHECK(more);
     CHECK_STR(v[0].id, "job_4");
     CHECK_STR(v[1].id, "job_3");
     store_jobs_free(v, n);
-    CHECK_OK(store_job_list(s, "job_3", 10, -1, &v, &n, &more, e), e);
+    CHECK_OK(store_job_list(s, NULL, "job_3", 10, -1, &v, &n, &more, e), e);
     CHECK_EQ_INT(n, 3);
     CHECK(!more);
     CHECK_STR(v[2].id, "job_0");
     store_jobs_free(v, n);
-    CHECK_EQ_INT(store_job_list(s, "missing", 10, -1, &v, &n, &more, e), SD_EINVAL);
-    CHECK_EQ_INT(store_job_list(s, NULL, 0, -1, &v, &n, &more, e), SD_EINVAL);
-    CHECK_OK(store_job_list(s, NULL, 10, JOB_RUNNING, &v, &n, &more, e), e);
+    CHECK_EQ_INT(store_job_list(s, NULL, "missing", 10, -1, &v, &n, &more, e), SD_EINVAL);
+    CHECK_EQ_INT(store_job_list(s, NULL, NULL, 0, -1, &v, &n, &more, e), SD_EINVAL);
+    CHECK_OK(store_job_list(s, NULL, NULL, 10, JOB_RUNNING, &v, &n, &more, e), e);
     CHECK_EQ_INT(n, 0);
     store_jobs_free(v, n);
+    cleanup(s, dir);
+}
+
+/* Tenants: every client-facing read takes an owner filter; another owner's job reads as missing. */
+TEST(store_owner_scopes_jobs)
+{
+    char *dir = temp_dir();
+    struct store *s = open_in(dir);
+    struct sd_error e_ = {0}, *e = &e_, e2 = {0};
+    const char *ids[] = {"job_a1", "job_b1", "job_a2"}, *owners[] = {"key_a", "key_b", "key_a"};
+    for (int i = 0; i < 3; i++) {
+        struct store_job j = {0};
+        snprintf(j.id, sizeof(j.id), "%s", ids[i]);
+        snprintf(j.owner, sizeof(j.owner), "%s", owners[i]);
+        j.created_ms = 1000 + i;
+        CHECK_OK(store_job_insert(s, &j, e), e);
+    }
+    struct store_job j = {0};
+    CHECK_OK(store_job_get(s, "job_b1", "key_b", &j, e), e);
+    CHECK_STR(j.owner, "key_b");
+    store_job_clear(&j);
+    CHECK_OK(store_job_get(s, "job_b1", NULL, &j, e), e); /* NULL: any owner */
+    store_job_clear(&j);
+    /* the same answer, word for word, as for an id nobody has */
+    CHECK_EQ_INT(store_job_get(s, "job_b1", "key_a", &j, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_get(s, "job_zz", "key_a", &j, &e2), SD_ENOTFOUND);
+    CHECK(strstr(e->msg, "job_b1") && strstr(e2.msg, "job_zz"));
+    CHECK_EQ_INT(store_job_get(s, "job_b1", "", &j, e), SD_ENOTFOUND);
+
+    struct store_job *v = NULL;
+    int n = 0;
+    bool more = false;
+    CHECK_OK(store_job_list(s, "key_a", NULL, 10, -1, &v, &n, &more, e), e);
+    CHECK_EQ_INT(n, 2);
+    CHECK_STR(v[0].id, "job_a2");
+    CHECK_STR(v[1].id, "job_a1");
+    store_jobs_free(v, n);
+    CHECK_OK(store_job_list(s, NULL, NULL, 10, -1, &v, &n, &more, e), e);
+    CHECK_EQ_INT(n, 3);
+    store_jobs_free(v, n);
+    /* another owner's id as the cursor is an unknown cursor */
+    CHECK_EQ_INT(store_job_list(s, "key_a", "job_b1", 10, -1, &v, &n, &more, e), SD_EINVAL);
+    CHECK_OK(store_job_list(s, "key_a", "job_a2", 10, -1, &v, &n, &more, e), e);
+    CHECK_EQ_INT(n, 1);
+    store_jobs_free(v, n);
+
+    enum job_status was = JOB_FAILED;
+    CHECK_EQ_INT(store_job_cancel(s, "job_b1", "key_a", 5000, &was, e), SD_ENOTFOUND);
+    CHECK_OK(store_job_get(s, "job_b1", NULL, &j, e), e);
+    CHECK_EQ_INT(j.status, JOB_QUEUED);
+    store_job_clear(&j);
+
+    struct store_result res = {
+        .format = "text", .content_type = "text/plain", .body = "b\n", .len = 2};
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 3000, .results = &res,
+                             .n_results = 1};
+    CHECK_OK(store_job_start(s, "job_b1", 2000, e), e);
+    CHECK_OK(store_job_finish(s, "job_b1", &f, e), e);
+    char *body = NULL, *ct = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(store_result_get(s, "job_b1", "key_a", "text", &body, &len, &ct, e),
+                 SD_ENOTFOUND);
+    CHECK_OK(store_result_get(s, "job_b1", "key_b", "text", &body, &len, &ct, e), e);
+    CHECK_STR(body, "b\n");
+    free(body);
+    free(ct);
+    CHECK_OK(store_job_cancel(s, "job_a1", "key_a", 5000, &was, e), e);
+    CHECK_EQ_INT(was, JOB_QUEUED);
     cleanup(s, dir);
 }
 
@@ -118,7 +186,7 @@ TEST(store_lifecycle_and_results)
                              .run_s = 0.5, .results = r, .n_results = 2};
     CHECK_OK(store_job_finish(s, "job_x", &f, e), e);
     struct store_job j = {0};
-    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_x", NULL, &j, e), e);
     CHECK_EQ_INT(j.status, JOB_SUCCEEDED);
     CHECK_EQ_INT(j.attempts, 1);
     CHECK_NEAR(j.progress, 1.0, 1e-9);
@@ -127,31 +195,31 @@ TEST(store_lifecycle_and_results)
     store_job_clear(&j);
     char *body = NULL, *ct = NULL;
     size_t len = 0;
-    CHECK_OK(store_result_get(s, "job_x", "text", &body, &len, &ct, e), e);
+    CHECK_OK(store_result_get(s, "job_x", NULL, "text", &body, &len, &ct, e), e);
     CHECK_EQ_INT(len, 3);
     CHECK_STR(body, "hi\n");
     CHECK_STR(ct, "text/plain; charset=utf-8");
     free(body);
     free(ct);
-    CHECK_EQ_INT(store_result_get(s, "job_x", "srt", &body, &len, &ct, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_result_get(s, "job_x", NULL, "srt", &body, &len, &ct, e), SD_ENOTFOUND);
     struct store_job *v = NULL;
     int n = 0;
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 1);
     store_jobs_free(v, n);
     CHECK_OK(store_callback_set(s, "job_x", STORE_CB_PENDING, 1, "HTTP 500", e), e);
-    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_x", NULL, &j, e), e);
     CHECK_STR(j.callback_error, "HTTP 500");
     store_job_clear(&j);
     CHECK_OK(store_callback_set(s, "job_x", STORE_CB_DELIVERED, 1, NULL, e), e);
     CHECK_OK(store_callbacks_pending(s, &v, &n, e), e);
     CHECK_EQ_INT(n, 0);
     store_jobs_free(v, n);
-    CHECK_OK(store_job_get(s, "job_x", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_x", NULL, &j, e), e);
     CHECK(j.callback_error == NULL);
     store_job_clear(&j);
     enum job_status was;
-    CHECK_OK(store_job_cancel(s, "job_x", 4000, &was, e), e);
+    CHECK_OK(store_job_cancel(s, "job_x", NULL, 4000, &was, e), e);
     CHECK_EQ_INT(was, JOB_SUCCEEDED); /* left alone */
     cleanup(s, dir);
 }
@@ -166,7 +234,7 @@ TEST(store_recover_requeues_running_jobs)
     add_job(s, "job_3", 1002, NULL);
     CHECK_OK(store_job_start(s, "job_2", 2000, e), e);
     enum job_status was;
-    CHECK_OK(store_job_cancel(s, "job_3", 2000, &was, e), e);
+    CHECK_OK(store_job_cancel(s, "job_3", NULL, 2000, &was, e), e);
     CHECK_EQ_INT(was, JOB_QUEUED);
     store_close(s);
     s = open_in(dir); /* as after kill -9 */
@@ -183,14 +251,14 @@ TEST(store_recover_requeues_running_jobs)
     CHECK_OK(store_jobs_recover(s, 3, &v, &n, e), e);
     store_jobs_free(v, n);
     struct store_job j = {0};
-    CHECK_OK(store_job_get(s, "job_2", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_2", NULL, &j, e), e);
     CHECK_EQ_INT(j.status, JOB_QUEUED);
     store_job_clear(&j);
     CHECK_OK(store_job_start(s, "job_2", 3000, e), e);
     CHECK_OK(store_jobs_recover(s, 3, &v, &n, e), e);
     CHECK_EQ_INT(n, 1);
     store_jobs_free(v, n);
-    CHECK_OK(store_job_get(s, "job_2", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_2", NULL, &j, e), e);
     CHECK_EQ_INT(j.status, JOB_FAILED);
     store_job_clear(&j);
     cleanup(s, dir);
@@ -219,12 +287,12 @@ TEST(store_purge_and_backup)
     store_purge_clear(&p);
     char *body = NULL, *ct = NULL;
     size_t len;
-    CHECK_EQ_INT(store_result_get(s, "job_old", "json", &body, &len, &ct, e), SD_ENOTFOUND);
-    CHECK_OK(store_result_get(s, "job_new", "json", &body, &len, &ct, e), e);
+    CHECK_EQ_INT(store_result_get(s, "job_old", NULL, "json", &body, &len, &ct, e), SD_ENOTFOUND);
+    CHECK_OK(store_result_get(s, "job_new", NULL, "json", &body, &len, &ct, e), e);
     free(body);
     free(ct);
     struct store_job j = {0};
-    CHECK_OK(store_job_get(s, "job_old", &j, e), e);
+    CHECK_OK(store_job_get(s, "job_old", NULL, &j, e), e);
     CHECK(j.results_expired);
     CHECK(j.upload_path == NULL);
     store_job_clear(&j);
@@ -254,7 +322,7 @@ TEST(store_job_delete_removes_a_final_job)
     char *path = (char *)"unset";
     add_job(s, "job_d", 1000, NULL);
     /* not final: left alone */
-    CHECK_OK(store_job_delete(s, "job_d", &was, &path, e), e);
+    CHECK_OK(store_job_delete(s, "job_d", NULL, &was, &path, e), e);
     CHECK_EQ_INT(was, JOB_QUEUED);
     CHECK(path == NULL);
     CHECK_OK(store_job_start(s, "job_d", 2000, e), e);
@@ -262,16 +330,16 @@ TEST(store_job_delete_removes_a_final_job)
     struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 3000, .results = &r,
                              .n_results = 1};
     CHECK_OK(store_job_finish(s, "job_d", &f, e), e);
-    CHECK_OK(store_job_delete(s, "job_d", &was, &path, e), e);
+    CHECK_OK(store_job_delete(s, "job_d", NULL, &was, &path, e), e);
     CHECK_EQ_INT(was, JOB_SUCCEEDED);
     CHECK_STR(path, "/tmp/none.wav");
     free(path);
     struct store_job j = {0};
-    CHECK_EQ_INT(store_job_get(s, "job_d", &j, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_get(s, "job_d", NULL, &j, e), SD_ENOTFOUND);
     char *body = NULL, *ct = NULL;
     size_t len = 0;
-    CHECK_EQ_INT(store_result_get(s, "job_d", "text", &body, &len, &ct, e), SD_ENOTFOUND);
-    CHECK_EQ_INT(store_job_delete(s, "job_d", &was, &path, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_result_get(s, "job_d", NULL, "text", &body, &len, &ct, e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_delete(s, "job_d", NULL, &was, &path, e), SD_ENOTFOUND);
     CHECK(path == NULL);
     int64_t n = -1;
     CHECK_OK(store_count(s, JOB_SUCCEEDED, &n, e), e);

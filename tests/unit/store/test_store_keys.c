@@ -47,6 +47,7 @@ TEST(store_keys_insert_list_revoke_touch)
     CHECK_EQ_INT(n, 0);
     free(ks);
     struct store_key a = key_row("key_a", "aa", 1000), b = key_row("key_b", "bb", 2000);
+    b.admin = true;
     CHECK_OK(store_key_insert(s, &b, e), e);
     CHECK_OK(store_key_insert(s, &a, e), e);
     /* same id or same hash again: refused */
@@ -67,6 +68,8 @@ TEST(store_keys_insert_list_revoke_touch)
     CHECK_EQ_INT(ks[0].revoked_ms, 0);
     CHECK_STR(ks[1].id, "key_b");
     CHECK_EQ_INT(ks[1].revoked_ms, 5000);
+    CHECK(!ks[0].admin);
+    CHECK(ks[1].admin);
     free(ks);
     keys_cleanup(s, dir);
 }
