@@ -1,10 +1,11 @@
 /*
  * fuzz_netaddr.c - libFuzzer target over the webhook address check
  * (sd_addr_is_public), compared with an independent table of the ranges
- * that must never be reached (IANA special-purpose registries), including
- * every IPv6 form that embeds an IPv4 address: mapped ::ffff:0:0/96,
- * compatible ::/96, NAT64 64:ff9b::/96, 6to4 2002::/16 (the v4 address in
- * bytes 2-5) and Teredo 2001::/32 (refused whole: its v4 part is obfuscated).
+ * that must never be reached (IANA special-purpose registries), written as
+ * prefix lists, including every IPv6 form that leads to an IPv4 address:
+ * mapped ::ffff:0:0/96, translated ::ffff:0:0:0/96, NAT64 64:ff9b::/96
+ * and 6to4 2002::/16 (the v4 address in bytes 2-5) are judged by that
+ * address; compatible ::/96 and Teredo 2001::/32 are refused whole.
  *
  * Input: first byte even: 4 bytes of IPv4; odd: 16 bytes of IPv6.
  * Contract: the check agrees with the table. A disagreement either way is a
@@ -19,38 +20,67 @@
 #include "fuzz_common.h"
 #include "util/netaddr.h"
 
-static bool v4_blocked(const uint8_t *a)
+struct range {
+    uint8_t net[16];
+    int bits;
+};
+
+static bool in_range(const uint8_t *a, const struct range *r)
 {
-    return a[0] == 0 || a[0] == 10 || a[0] == 127 ||              /* this net, private, loopback */
-           (a[0] == 100 && (a[1] & 0xC0) == 64) ||                 /* 100.64/10 */
-           (a[0] == 169 && a[1] == 254) ||                         /* link-local, metadata */
-           (a[0] == 172 && (a[1] & 0xF0) == 16) ||                 /* 172.16/12 */
-           (a[0] == 192 && a[1] == 168) ||                         /* 192.168/16 */
-           (a[0] == 192 && a[1] == 0 && a[2] == 0) ||              /* 192.0.0/24 */
-           (a[0] == 198 && (a[1] & 0xFE) == 18) ||                 /* 198.18/15 */
-           a[0] >= 224;                                            /* multicast, reserved */
+    int full = r->bits / 8, rest = r->bits % 8;
+    if (memcmp(a, r->net, (size_t)full) != 0)
+        return false;
+    return rest == 0 || ((a[full] ^ r->net[full]) & (0xFF << (8 - rest))) == 0;
 }
 
-static bool prefix(const uint8_t *a, const uint8_t *p, int bits)
+static bool in_any(const uint8_t *a, const struct range *v, size_t n)
 {
-    for (int i = 0; i < bits / 8; i++)
-        if (a[i] != p[i])
-            return false;
-    return true;
+    for (size_t i = 0; i < n; i++)
+        if (in_range(a, &v[i]))
+            return true;
+    return false;
 }
+
+/* IANA IPv4 special-purpose ranges a webhook must never reach. */
+static const struct range v4_never[] = {
+    {{0}, 8},            {{10}, 8},           {{100, 64}, 10},     {{127}, 8},
+    {{169, 254}, 16},    {{172, 16}, 12},     {{192, 0, 0}, 24},   {{192, 0, 2}, 24},
+    {{192, 168}, 16},    {{198, 18}, 15},     {{198, 51, 100}, 24}, {{203, 0, 113}, 24},
+    {{224}, 3},
+};
+
+static bool v4_blocked(const uint8_t *a)
+{
+    return in_any(a, v4_never, sizeof(v4_never) / sizeof(v4_never[0]));
+}
+
+/* IPv6 forms whose last 32 bits are the IPv4 address reached. */
+static const struct range v6_embedding[] = {
+    {{[10] = 0xFF, [11] = 0xFF}, 96},                     /* ::ffff:0:0/96 mapped */
+    {{[8] = 0xFF, [9] = 0xFF}, 96},                       /* ::ffff:0:0:0/96 translated */
+    {{0, 0x64, 0xFF, 0x9B}, 96},                          /* 64:ff9b::/96 NAT64 */
+};
+static const struct range v6_sixtofour = {{0x20, 0x02}, 16}; /* v4 in bytes 2-5 */
+static const struct range v6_never[] = {
+    {{0}, 96},                                            /* ::/96, IPv4-compatible included */
+    {{0, 0x64, 0xFF, 0x9B, 0, 1}, 48},                    /* local-use NAT64 */
+    {{0x01}, 64},                                         /* 100::/64 discard */
+    {{0x20, 0x01, 0, 0}, 32},                             /* Teredo */
+    {{0x20, 0x01, 0, 0x02, 0, 0}, 48},                    /* benchmarking */
+    {{0x20, 0x01, 0x0D, 0xB8}, 32},                       /* documentation */
+    {{0xFC}, 7},                                          /* unique local */
+    {{0xFE, 0x80}, 10},                                   /* link-local */
+    {{0xFE, 0xC0}, 10},                                   /* site-local */
+    {{0xFF}, 8},                                          /* multicast */
+};
 
 static bool v6_blocked(const uint8_t *a)
 {
-    static const uint8_t zero[16], mapped[12] = {[10] = 0xFF, [11] = 0xFF},
-                         nat64[12] = {0, 0x64, 0xFF, 0x9B}, six2four[2] = {0x20, 0x02},
-                         teredo[4] = {0x20, 0x01, 0, 0}, doc[4] = {0x20, 0x01, 0x0D, 0xB8};
-    if (prefix(a, mapped, 96) || prefix(a, zero, 96) || prefix(a, nat64, 96))
-        return v4_blocked(a + 12) || prefix(a, zero, 96); /* compatible ::/96 is deprecated */
-    if (prefix(a, six2four, 16))
+    if (in_any(a, v6_embedding, sizeof(v6_embedding) / sizeof(v6_embedding[0])))
+        return v4_blocked(a + 12);
+    if (in_range(a, &v6_sixtofour))
         return v4_blocked(a + 2);
-    if (prefix(a, teredo, 32) || prefix(a, doc, 32))
-        return true;
-    return (a[0] & 0xFE) == 0xFC || (a[0] == 0xFE && (a[1] & 0xC0) == 0x80) || a[0] == 0xFF;
+    return in_any(a, v6_never, sizeof(v6_never) / sizeof(v6_never[0]));
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
