@@ -31,6 +31,7 @@ struct whisper_batcher {
     struct whisper_dec_group *groups;
     struct whisper_step *steps;
     struct pending **batch;
+    struct sd_mem logits; /* [max_rows][n_vocab]: copied out by members after their batch */
 
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
@@ -71,7 +72,9 @@ enum sd_err whisper_batcher_create(const struct whisper_model *m, int n_threads,
     b->steps = calloc(M, sizeof(*b->steps));
     b->batch = calloc(M, sizeof(*b->batch));
     b->queue = calloc(M, sizeof(*b->queue));
-    if (!b->tokens || !b->groups || !b->steps || !b->batch || !b->queue) {
+    b->logits = sd_backend_alloc(b->be, R * (size_t)h->n_vocab * sizeof(float));
+    if (!b->tokens || !b->groups || !b->steps || !b->batch || !b->queue ||
+        sd_mem_is_none(b->logits)) {
         whisper_batcher_destroy(b);
         return sd_fail(err, SD_ENOMEM, "decode batcher buffers (%d rows)", b->max_rows);
     }
@@ -85,6 +88,7 @@ void whisper_batcher_destroy(struct whisper_batcher *b)
         return;
     if (b->be) {
         whisper_dec_buffers_free(b->be, &b->buf);
+        sd_backend_free(b->be, b->logits);
         sd_backend_destroy(b->be);
     }
     free(b->tokens);
@@ -128,7 +132,8 @@ static void run_ready_batches(struct whisper_batcher *b)
             b->steps[i] = b->batch[i]->step;
         }
         pthread_mutex_unlock(&b->mu);
-        whisper_decode_steps(b->m, b->be, &b->buf, b->steps, n, b->tokens, b->groups);
+        whisper_decode_steps(b->m, b->be, &b->buf, b->steps, n, b->tokens, b->groups,
+                             b->logits);
         pthread_mutex_lock(&b->mu);
         for (int i = 0; i < n; i++)
             b->batch[i]->done = true;
@@ -171,7 +176,7 @@ enum sd_err whisper_batcher_step(struct whisper_batcher *b, struct whisper_state
         pthread_cond_wait(&b->done_cv, &b->mu);
     pthread_mutex_unlock(&b->mu);
     size_t n_vocab = (size_t)b->m->hp.n_vocab;
-    sd_copy_out(b->be, logits, sd_mem_f32(b->buf.logits, (size_t)me.row0 * n_vocab),
+    sd_copy_out(b->be, logits, sd_mem_f32(b->logits, (size_t)me.row0 * n_vocab),
                 (size_t)n * n_vocab * sizeof(float));
     return SD_OK;
 }

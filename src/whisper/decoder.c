@@ -18,6 +18,7 @@ struct dec_pass {
     struct whisper_dec_buffers *buf;
     const struct whisper_dec_group *g;
     int n_g;
+    struct sd_mem logits; /* [n_g][n_vocab] */
 };
 
 static void self_attention(const struct dec_pass *P, int l)
@@ -111,7 +112,7 @@ static void decoder_block(const struct dec_pass *P, int l, int n)
 /*
  * Runs n rows (tokens[i] at the positions given by the groups) through the
  * decoder and writes the logits of the last row of every group to
- * buf->logits[group][n_vocab] (backend memory). Arguments are validated by the callers.
+ * P->logits[group][n_vocab] (backend memory). Arguments are validated by the callers.
  */
 static void decode_rows(const struct dec_pass *P, const int32_t *tokens, int n)
 {
@@ -133,7 +134,7 @@ static void decode_rows(const struct dec_pass *P, const int32_t *tokens, int n)
         sd_op_layer_norm(P->be, sd_mem_f32(B->x, (size_t)r * S), 1, S, m->dec_ln_w->mem,
                          m->dec_ln_b->mem, WHISPER_LN_EPS, sd_mem_f32(B->h, (size_t)i * S));
     }
-    sd_op_matmul(P->be, B->h, P->n_g, S, &emb, SD_MEM_NONE, B->logits, h->n_vocab, 0);
+    sd_op_matmul(P->be, B->h, P->n_g, S, &emb, SD_MEM_NONE, P->logits, h->n_vocab, 0);
 }
 
 static enum sd_err check_tokens(const struct whisper_state *s, const int32_t *tokens, int n,
@@ -164,9 +165,9 @@ enum sd_err whisper_decode(struct whisper_state *s, int seq, const int32_t *toke
     if (rc)
         return rc;
     struct whisper_dec_group g = {s, seq, 0, n_tokens, n_past};
-    struct dec_pass P = {s->m, s->be, &s->dec, &g, 1};
+    struct dec_pass P = {s->m, s->be, &s->dec, &g, 1, s->logits};
     decode_rows(&P, tokens, n_tokens);
-    sd_copy_out(s->be, logits, s->dec.logits, sizeof(float) * (size_t)h->n_vocab);
+    sd_copy_out(s->be, logits, s->logits, sizeof(float) * (size_t)h->n_vocab);
     return SD_OK;
 }
 
@@ -198,7 +199,8 @@ enum sd_err whisper_step_check(const struct whisper_step *step, struct sd_error 
 
 void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
                           struct whisper_dec_buffers *buf, const struct whisper_step *steps,
-                          int n_steps, int32_t *tokens, struct whisper_dec_group *groups)
+                          int n_steps, int32_t *tokens, struct whisper_dec_group *groups,
+                          struct sd_mem logits)
 {
     int n = 0;
     for (int i = 0; i < n_steps; i++)
@@ -207,7 +209,7 @@ void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
             groups[n] = (struct whisper_dec_group){steps[i].st, steps[i].seqs[j], n, 1,
                                                    steps[i].n_past[j]};
         }
-    struct dec_pass P = {m, be, buf, groups, n};
+    struct dec_pass P = {m, be, buf, groups, n, logits};
     decode_rows(&P, tokens, n);
 }
 
@@ -223,7 +225,7 @@ enum sd_err whisper_decode_batch(struct whisper_state *s, int n, const int *seqs
         return rc;
     struct whisper_dec_group g[64]; /* n <= n_seq <= 64 */
     int32_t toks[64];
-    whisper_decode_steps(s->m, s->be, &s->dec, &step, 1, toks, g);
-    sd_copy_out(s->be, logits, s->dec.logits, sizeof(float) * (size_t)n * s->m->hp.n_vocab);
+    whisper_decode_steps(s->m, s->be, &s->dec, &step, 1, toks, g, s->logits);
+    sd_copy_out(s->be, logits, s->logits, sizeof(float) * (size_t)n * s->m->hp.n_vocab);
     return SD_OK;
 }

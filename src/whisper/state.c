@@ -50,8 +50,7 @@ enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whispe
         ok = ok && !sd_mem_is_none(*plain[i]);
     }
     out->mlp = sd_backend_alloc(be, R * 4 * S * sizeof(float));
-    out->logits = sd_backend_alloc(be, R * (size_t)h->n_vocab * sizeof(float));
-    if (!ok || sd_mem_is_none(out->mlp) || sd_mem_is_none(out->logits)) {
+    if (!ok || sd_mem_is_none(out->mlp)) {
         whisper_dec_buffers_free(be, out);
         return sd_fail(err, SD_ENOMEM, "out of memory allocating decoder buffers (%d rows)",
                        rows);
@@ -61,7 +60,7 @@ enum sd_err whisper_dec_buffers_alloc(struct sd_backend *be, const struct whispe
 
 void whisper_dec_buffers_free(struct sd_backend *be, struct whisper_dec_buffers *b)
 {
-    struct sd_mem bufs[] = {b->x, b->h, b->q, b->k, b->v, b->a, b->mlp, b->logits};
+    struct sd_mem bufs[] = {b->x, b->h, b->q, b->k, b->v, b->a, b->mlp};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         sd_backend_free(be, bufs[i]);
     *b = (struct whisper_dec_buffers){0};
@@ -98,8 +97,9 @@ enum sd_err whisper_state_create(const struct whisper_model *m, int n_threads, i
     s->cross_v = alloc_halves(s, L * T * S);
     s->kv_k = alloc_halves(s, (size_t)n_seq * L * C * S);
     s->kv_v = alloc_halves(s, (size_t)n_seq * L * C * S);
+    s->logits = alloc_floats(s, (size_t)n_seq * (size_t)h->n_vocab);
     struct sd_mem all[] = {s->mel, s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out,
-                           s->cross_k, s->cross_v, s->kv_k, s->kv_v};
+                           s->cross_k, s->cross_v, s->kv_k, s->kv_v, s->logits};
     int ok = 1;
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         ok = ok && !sd_mem_is_none(all[i]);
@@ -123,7 +123,7 @@ void whisper_state_destroy(struct whisper_state *s)
     if (!s)
         return;
     struct sd_mem bufs[] = {s->mel, s->enc_col, s->enc_x, s->enc_h, s->enc_big, s->enc_out,
-                            s->cross_k, s->cross_v, s->kv_k, s->kv_v};
+                            s->cross_k, s->cross_v, s->kv_k, s->kv_v, s->logits};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]) && s->be; i++)
         sd_backend_free(s->be, bufs[i]);
     if (s->be)
@@ -142,21 +142,25 @@ enum sd_err whisper_state_set_seqs(struct whisper_state *s, int n_seq, struct sd
     size_t n = (size_t)n_seq * (size_t)h->n_text_layer * (size_t)h->n_text_ctx *
                (size_t)h->n_text_state;
     struct sd_mem k = alloc_halves(s, n), v = alloc_halves(s, n);
+    struct sd_mem logits = alloc_floats(s, (size_t)n_seq * (size_t)h->n_vocab);
     struct whisper_dec_buffers dec = {0};
     enum sd_err rc = SD_OK;
-    if (sd_mem_is_none(k) || sd_mem_is_none(v))
+    if (sd_mem_is_none(k) || sd_mem_is_none(v) || sd_mem_is_none(logits))
         rc = sd_fail(err, SD_ENOMEM, "out of memory for the KV caches of %d sequences", n_seq);
     else if (n_seq > s->dec.rows)
         rc = whisper_dec_buffers_alloc(s->be, h, n_seq, &dec, err);
     if (rc) {
         sd_backend_free(s->be, k);
         sd_backend_free(s->be, v);
+        sd_backend_free(s->be, logits);
         return rc;
     }
     sd_backend_free(s->be, s->kv_k);
     sd_backend_free(s->be, s->kv_v);
+    sd_backend_free(s->be, s->logits);
     s->kv_k = k;
     s->kv_v = v;
+    s->logits = logits;
     s->n_seq = n_seq;
     if (dec.rows) {
         whisper_dec_buffers_free(s->be, &s->dec);

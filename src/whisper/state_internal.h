@@ -20,7 +20,6 @@ struct whisper_dec_buffers {
     int rows;
     struct sd_mem x, h, q, k, v, a; /* [rows][n_text_state] */
     struct sd_mem mlp;              /* [rows][4 n_text_state] */
-    struct sd_mem logits;           /* [rows][n_vocab]: copied out after a pass */
 };
 
 /*
@@ -61,6 +60,8 @@ struct whisper_state {
 
     /* self-attention caches, f16 (as whisper.cpp's): [n_seq][n_text_layer][n_text_ctx][S] */
     struct sd_mem kv_k, kv_v;
+    /* the last decoding pass's logits [n_seq][n_vocab], copied out to the caller */
+    struct sd_mem logits;
 
     /* set only during whisper_decode_cross_attention (align.c): copy out cross-attention logits */
     struct whisper_xattn_capture *capture;
@@ -93,8 +94,9 @@ enum sd_err whisper_step_check(const struct whisper_step *step, struct sd_error 
 /*
  * decoder.c: runs checked steps of several states (all of model m) as one
  * pass over the weights, on backend be with activations buf (rows >= the
- * steps' total); buf->logits[row][n_vocab] in step order (backend memory:
- * copy out). tokens/groups: host scratch of buf->rows entries each.
+ * steps' total); logits[row][n_vocab] in step order (backend memory, rows
+ * >= the steps' total: copy out). tokens/groups: host scratch of buf->rows
+ * entries each.
  */
 /*
  * A run of consecutive rows of a decoding pass that belong to one sequence
@@ -107,7 +109,8 @@ struct whisper_dec_group {
 };
 void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
                           struct whisper_dec_buffers *buf, const struct whisper_step *steps,
-                          int n_steps, int32_t *tokens, struct whisper_dec_group *groups);
+                          int n_steps, int32_t *tokens, struct whisper_dec_group *groups,
+                          struct sd_mem logits);
 
 /* align.c: called by the decoder after layer l's cross-attention queries are in s->dec.q. */
 void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows);

@@ -849,6 +849,8 @@ static struct sd_mem op_alloc(struct sd_backend *b, size_t n_bytes)
 static void op_free(struct sd_backend *b, struct sd_mem m)
 {
     (void)b;
+    if (m.buf->kind == SD_BUF_HOST)
+        return; /* sd_cpu_mem: nothing was allocated */
     if (m.buf->kind == SD_BUF_OWNED)
         free(m.buf->ptr);
     free(m.buf);
