@@ -22,10 +22,11 @@
  *
  * Threading: a backend is used by one caller thread at a time (it owns the
  * worker threads and per-thread scratch); copies may come from any thread
- * once the op that wrote the data has returned. Every op returns when its
- * result is complete. Ops never allocate (scratch is reserved up front) and
- * cannot fail. Shapes: matrices are row-major with explicit row strides
- * (`ld*`, in elements).
+ * once the op that wrote the data has returned. An op's result is there for
+ * every later op and copy (the CPU returns when it is complete; a device
+ * backend may queue ops, and a copy out waits for them). Ops never allocate
+ * (scratch is reserved up front) and cannot fail. Shapes: matrices are
+ * row-major with explicit row strides (`ld*`, in elements).
  */
 #ifndef SD_BACKEND_OPS_H
 #define SD_BACKEND_OPS_H

@@ -88,7 +88,8 @@ static void decoder_block(const struct dec_pass *P, int l, int n)
     struct sd_weight wq = sd_weight_of(A->q_w), wk = sd_weight_of(A->k_w);
     struct sd_weight wv = sd_weight_of(A->v_w), wo = sd_weight_of(A->o_w);
     sd_op_layer_norm(be, B->x, n, S, A->ln_w->mem, A->ln_b->mem, WHISPER_LN_EPS, B->h);
-    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->mem, B->q, S, 0}, {&wk, SD_MEM_NONE, B->k, S, 0},
+    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->mem, B->q, S, 0},
+                                   {&wk, SD_MEM_NONE, B->k, S, 0},
                                    {&wv, A->v_b->mem, B->v, S, 0}};
     sd_op_matmul_multi(be, B->h, n, S, 3, qkv);
     self_attention(P, l);

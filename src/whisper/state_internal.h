@@ -42,12 +42,12 @@ struct whisper_state {
     int encoded;        /* whisper_encode succeeded since creation */
 
     /* encoder; every buffer below is backend memory */
-    struct sd_mem mel;  /* the window's log-mel, copied in [n_mels][2 n_audio_ctx] */
-    struct sd_mem enc_col;     /* im2col scratch: max(3000 * 3 * n_mels, n_audio_ctx * 3 * S) */
-    struct sd_mem enc_x;       /* residual stream [n_audio_ctx][S] */
-    struct sd_mem enc_h;       /* layer-norm output [n_audio_ctx][S] */
-    struct sd_mem enc_big;     /* [n_audio_ctx][4S]: conv1 output, then q|k|v|attn, then MLP hidden */
-    struct sd_mem enc_out;     /* after ln_post [n_audio_ctx][S] */
+    struct sd_mem mel;     /* the window's log-mel, copied in: [n_mels][2 n_audio_ctx] */
+    struct sd_mem enc_col; /* im2col scratch: max(3000 * 3 * n_mels, n_audio_ctx * 3 * S) */
+    struct sd_mem enc_x;   /* residual stream [n_audio_ctx][S] */
+    struct sd_mem enc_h;   /* layer-norm output [n_audio_ctx][S] */
+    struct sd_mem enc_big; /* [n_audio_ctx][4S]: conv1 output, q|k|v|attn, then MLP hidden */
+    struct sd_mem enc_out; /* after ln_post [n_audio_ctx][S] */
 
     /*
      * cross-attention K/V per decoder layer, f16 and head-major: K as
