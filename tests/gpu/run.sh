@@ -52,6 +52,11 @@ $CC -pthread -o "$B/bench" "$B/obj/src_cli_bench.c.o" "$B/obj/tests_gpu_bench_ma
 $CC -O2 -std=c11 -o "$B/mkmodel" "$SHARED/tools/mkmodel.c" -lm || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
 
+echo "== the CUDA device answers (else the suite below would quietly test the CPU)"
+"$B/bench" --model "$SHARED/reference/micro-en.f16.bin" --device cuda --runs 1 \
+    | tee "$LOG/bench-micro-cuda.log"
+grep -q '^device=cuda$' "$LOG/bench-micro-cuda.log" || { echo "no CUDA device"; exit 1; }
+
 echo "== conformance on cuda (the default device where a GPU is present)"
 SCRIBED_SHARED=$SHARED CHECK_TIMEOUT=300 "$B/conformance" | tee "$LOG/conformance.log"
 
