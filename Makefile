@@ -86,9 +86,10 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # ---- CUDA backend (issue 21 Part 2): `make CUDA=1 BUILD=build-cuda` where nvcc exists.
-# NOT COMPILED YET: no GPU machine was available to the change that added it; the
-# GPU machine runs tests/gpu/run.sh instead (an engine-only build: it lacks the
-# service's libraries). Without nvcc, CUDA=1 stops here with one line.
+# Compiles and links with nvcc 13.0 but has NEVER RUN: no GPU machine was available
+# to the change that added it. The GPU machine runs tests/gpu/run.sh instead (an
+# engine-only build: it lacks the service's libraries). Without nvcc, CUDA=1 stops
+# here with one line.
 NVCC ?= nvcc
 CUDA_ARCH ?= sm_90
 ifeq ($(CUDA),1)

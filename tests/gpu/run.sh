@@ -8,9 +8,10 @@
 # base-, small- and large-shaped random-weight models. Logs go to $OUT (the
 # device runner's folder) or build-gpu/logs.
 #
-# NOT RUN YET: no GPU machine was available to the change that wrote it
-# (issue 21, Part 2); the CUDA code (src/backend/cuda/) has never been
-# compiled. Expect to fix compile errors on the first run.
+# NOT RUN ON A GPU YET: no GPU machine was available to the change that
+# wrote it (issue 21, Part 2). On the build machine (nvcc 13.0, no GPU) it
+# builds everything and stops at the device check; the CUDA kernels have
+# never executed.
 #
 #   tests/gpu/run.sh [quick]      quick: base shape only
 set -u

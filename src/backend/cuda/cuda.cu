@@ -1,8 +1,8 @@
 /*
  * cuda.cu - the CUDA implementation of ops.h (see cuda.h).
  *
- * NOT COMPILED: no GPU machine was available to the change that wrote it.
- * It is a first, deliberately plain version to be built and checked by
+ * NEVER RUN: no GPU machine was available to the change that wrote it (it
+ * compiles with nvcc 13.0). A first, deliberately plain version to be checked by
  * tests/gpu/run.sh (the conformance suite with the CPU's tolerances), then
  * made fast: products through cuBLAS (f16 weights with f32 accumulation;
  * x converted to f16 for them), one block per row for the row-wise ops,

@@ -1,8 +1,9 @@
 /*
  * cuda.h - the CUDA backend (src/backend/cuda/, built only with make CUDA=1).
- * NOT COMPILED YET: no GPU machine was available to this change; the code
- * is a first version written against CUDA 13 / cuBLAS 13 to be built and
- * tested by tests/gpu/run.sh on the GPU machine.
+ * NEVER RUN: no GPU machine was available to this change. The code is a
+ * first version for CUDA 13 / cuBLAS 13; it compiles and links (nvcc 13.0
+ * on the build machine, which has no GPU) and is to be tested by
+ * tests/gpu/run.sh on the GPU machine.
  */
 #ifndef SD_BACKEND_CUDA_CUDA_H
 #define SD_BACKEND_CUDA_CUDA_H
