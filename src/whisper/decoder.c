@@ -7,7 +7,6 @@
  * pass over the weights. No allocation: all scratch lives in the state.
  */
 #include <math.h>
-#include <string.h>
 
 #include "whisper/state_internal.h"
 

@@ -8,7 +8,6 @@
  * the mel is copied in, and everything else stays in backend memory.
  */
 #include <math.h>
-#include <string.h>
 
 #include "whisper/state_internal.h"
 

@@ -2,11 +2,10 @@
  * state.c - whisper_state lifetime: creates the compute backend (thread
  * pool) and allocates every buffer the encoder and decoder need, once, so the
  * decode loop never allocates (all of it backend memory); KV-cache copies for
- * beam search (device to device). The forward
- * passes are in encoder.c and decoder.c.
+ * beam search (device to device). The forward passes are in encoder.c and
+ * decoder.c.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "whisper/state_internal.h"
 
