@@ -87,6 +87,27 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# ---- CUDA backend (issue 21 Part 2): `make CUDA=1 BUILD=build-cuda` where nvcc exists.
+# Compiles and links with nvcc 13.0 but has NEVER RUN: no GPU machine was available
+# to the change that added it. The GPU machine runs tests/gpu/run.sh instead (an
+# engine-only build: it lacks the service's libraries). Without nvcc, CUDA=1 stops
+# here with one line.
+NVCC ?= nvcc
+CUDA_ARCH ?= sm_90
+ifeq ($(CUDA),1)
+ifeq ($(shell command -v $(NVCC) 2>/dev/null),)
+$(error CUDA=1: no nvcc found (set NVCC=/path/to/nvcc); build without CUDA=1 for the CPU only)
+endif
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+CFLAGS  += -DSD_HAVE_CUDA
+LDFLAGS += -L$(CUDA_HOME)/lib64
+LDLIBS  += -lcublas -lcudart -lstdc++
+EXTRA_OBJS_backend += $(BUILD)/obj/src/backend/cuda/cuda.o
+$(BUILD)/obj/src/backend/cuda/cuda.o: src/backend/cuda/cuda.cu src/backend/cuda/cuda.h src/backend/ops.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 -arch=$(CUDA_ARCH) -Isrc -DSD_HAVE_CUDA -Xcompiler -fno-strict-aliasing -c $< -o $@
+endif
+
 define AREA_RULES
 $(call lib_of,$(1)): $(call objs_of,$(1))
 	@mkdir -p $$(dir $$@)

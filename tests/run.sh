@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole suite: every unit-test binary, the conformance tests against
-# ../shared/reference, then the integration tests (pytest against the real
-# build/scribed). Prints one closing line: `N passed, N failed`.
+# ../shared/reference (twice: on the CPU backend, then on the checking
+# backend), then the integration tests (pytest against the real build/scribed).
+# Prints one closing line: `N passed, N failed`.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -20,10 +21,11 @@ count_line() { # "N passed, N failed" -> adds to totals
     total_fail=$((total_fail + ${f:-1}))
 }
 
-for bin in "$BUILD"/tests/unit_* "$BUILD"/tests/conformance; do
-    [ -x "$bin" ] || continue
-    echo "== $(basename "$bin")"
-    out=$("$bin" 2>&1)
+run_bin() { # LABEL CMD...: runs a check.h test binary and adds its counts
+    local label=$1
+    shift
+    echo "== $label"
+    out=$("$@" 2>&1)
     rc=$?
     echo "$out"
     last=$(tail -n 1 <<<"$out")
@@ -34,7 +36,18 @@ for bin in "$BUILD"/tests/unit_* "$BUILD"/tests/conformance; do
         echo "   (runner died: rc=$rc)"
         total_fail=$((total_fail + 1))
     fi
+}
+
+for bin in "$BUILD"/tests/unit_* "$BUILD"/tests/conformance; do
+    [ -x "$bin" ] || continue
+    run_bin "$(basename "$bin")" "$bin"
 done
+# The conformance suite again on the checking backend (src/backend/check/): the
+# engine's memory is unreachable outside the backend's ops, so any host access
+# that a GPU backend could not serve aborts the test.
+if [ -x "$BUILD/tests/conformance" ]; then
+    run_bin "conformance (SCRIBED_BACKEND_CHECK=1)" env SCRIBED_BACKEND_CHECK=1 "$BUILD/tests/conformance"
+fi
 
 PY=/usr/bin/python3
 if ls tests/integration/test_*.py >/dev/null 2>&1; then

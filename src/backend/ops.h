@@ -1,15 +1,32 @@
 /*
  * ops.h - the compute boundary of the engine: every kernel the encoder and
- * decoder run (matmul by f32/f16 weights, layer norm, GELU, attention,
- * conv1d, embedding rows) goes through these calls on a struct sd_backend.
- * Today the one implementation is the CPU (src/backend/cpu/: a persistent
- * thread pool owned by the backend object, AVX2+FMA+F16C chosen at run time,
- * a scalar fallback); a CUDA backend is meant to slot in behind the same calls.
+ * decoder run (matmul by f32/f16/quantized weights, layer norm, GELU,
+ * attention, conv1d, embedding rows) and every move of data in or out of
+ * compute memory goes through these calls on a struct sd_backend.
+ *
+ * The boundary is chosen at run time: a device (struct sd_backend_ops, one
+ * table of function pointers per implementation) is looked up by name
+ * (sd_backend_find: "cpu", "cuda" where compiled in), the model's weights are
+ * uploaded to it at load, and each whisper_state creates a backend (a
+ * compute context: threads or streams, scratch) on the model's device. The
+ * CPU (src/backend/cpu/: a persistent thread pool, AVX-512 / AVX2+FMA+F16C /
+ * scalar kernels chosen at run time) is the first implementation; the
+ * checking backend (src/backend/check/, SCRIBED_BACKEND_CHECK=1) is the CPU
+ * with its memory made unreachable from the engine between ops.
+ *
+ * Memory: the engine never dereferences backend memory. Buffers are named by
+ * struct sd_mem (an opaque buffer + a byte offset; sd_mem_f32/sd_mem_f16 move
+ * the offset), and data crosses only through sd_copy_in / sd_copy_out /
+ * sd_copy. Host arguments (token ids, the logits for logsumexp) are marked
+ * as such below.
  *
  * Threading: a backend is used by one caller thread at a time (it owns the
- * worker threads and per-thread scratch). Every op returns when its result
- * is complete. Ops never allocate (scratch is reserved up front) and cannot fail.
- * Shapes: matrices are row-major with explicit row strides (`ld*`, in elements).
+ * worker threads and per-thread scratch); copies may come from any thread
+ * once the op that wrote the data has returned. An op's result is there for
+ * every later op and copy (the CPU returns when it is complete; a device
+ * backend may queue ops, and a copy out waits for them). Ops never allocate
+ * (scratch is reserved up front) and cannot fail. Shapes: matrices are
+ * row-major with explicit row strides (`ld*`, in elements).
  */
 #ifndef SD_BACKEND_OPS_H
 #define SD_BACKEND_OPS_H
@@ -17,106 +34,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/mem.h"
 #include "backend/tensor.h"
 #include "util/err.h"
 
-struct sd_backend;
-
 enum {
-    SD_BACKEND_FORCE_SCALAR = 1, /* use the portable kernels even where AVX2 is present */
-    SD_BACKEND_NO_AVX512 = 2,    /* stop at AVX2 even where AVX-512 is present */
+    SD_BACKEND_FORCE_SCALAR = 1, /* CPU: use the portable kernels even where AVX2 is present */
+    SD_BACKEND_NO_AVX512 = 2,    /* CPU: stop at AVX2 even where AVX-512 is present */
 };
 
 /*
- * Creates a backend with n_threads compute threads (the caller's thread is one
- * of them, so n_threads - 1 workers are started). Kernels: the widest the CPU
- * runs (avx512, avx2, scalar), capped by the flags and by the environment
- * variable SCRIBED_SIMD=scalar|avx2|avx512 (for tests and comparisons).
- * On SD_OK the caller owns *out: sd_backend_destroy().
- */
-enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
-                              struct sd_error *err);
-void sd_backend_destroy(struct sd_backend *b);
-int sd_backend_n_threads(const struct sd_backend *b);
-/* "avx512", "avx2" or "scalar": which kernels this backend runs. */
-const char *sd_backend_simd(const struct sd_backend *b);
-
-/*
- * Compute buffers: the engine allocates every activation, cache and scratch
- * buffer through these so that a device backend can place them in its own
- * memory (the CPU returns 64-byte aligned, zeroed host memory). NULL when
- * out of memory. Free with sd_backend_free on the same backend.
- */
-void *sd_backend_alloc(struct sd_backend *b, size_t n_bytes);
-void sd_backend_free(struct sd_backend *b, void *p);
-
-/*
- * Makes sd_op_attention usable for up to n_kv_max keys (per-thread scratch) and
- * lets it pre-pack K and V once per call for up to n_kv_max x n_state_max
- * (n_head * d_head) values; larger calls still work, packing per task.
- */
-enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int n_state_max,
-                                         struct sd_error *err);
-
-/*
  * A weight matrix of n rows by k columns (row stride ld elements) of type
- * f32 or f16, e.g. a linear layer's [out][in] weight. sd_weight_of() views a
- * tensor that way: n = ne[n_dims-1], k = the product of the other dims.
+ * f32, f16 or quantized, in backend memory, e.g. a linear layer's [out][in]
+ * weight. sd_weight_of() views an uploaded tensor that way: n = ne[n_dims-1],
+ * k = the product of the other dims.
  */
 struct sd_weight {
     enum sd_type type;
-    const void *data;
+    struct sd_mem data;
     int64_t n, k, ld;
 };
 struct sd_weight sd_weight_of(const struct sd_tensor *t);
 
 /*
- * y[i][j] = sum_p x[i][p] * W[j][p] + bias[j]   for i < m, j < W.n  (y = x W^T + b)
- * x: [m][W.k] with row stride ldx; y: [m][W.n] with row stride ldy; bias may be NULL.
- * accumulate != 0 adds to y instead (y += x W^T + b): fuses a residual add.
- */
-void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
-                  const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
-                  int accumulate);
-
-/*
- * Several products of the same x in one parallel job (e.g. the q, k and v
- * projections): outs[p].y = x W_p^T + b_p, each as sd_op_matmul. All W_p.k equal.
- * Fewer synchronisation points than n separate calls.
+ * y[i][j] = sum_p x[i][p] * W[j][p] + bias[j] for each product (see sd_op_matmul).
  */
 struct sd_matmul_out {
     const struct sd_weight *w;
-    const float *bias;  /* may be NULL */
-    float *y;
+    struct sd_mem bias;  /* may be none */
+    struct sd_mem y;
     int64_t ldy;
     int accumulate;
 };
-void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx, int n,
-                        const struct sd_matmul_out *outs);
-
-/* y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta per row of n; x may equal y. */
-void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const float *gamma,
-                      const float *beta, float eps, float *y);
-
-/* x = x * 0.5 * (1 + erf(x / sqrt 2)) in place (PyTorch's nn.GELU). */
-void sd_op_gelu(struct sd_backend *b, float *x, size_t n);
-
-/* y += x, n elements. */
-void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n);
-
-/* Row-wise softmax of x[m][n] in place, numerically stable. */
-void sd_op_softmax(struct sd_backend *b, float *x, int m, int n);
-
-/*
- * log(sum_i exp(x[i])) over n values, numerically stable; -inf entries
- * count as 0 and the result is -inf when all are. On the caller's thread (a
- * vocabulary's worth of logits per call).
- */
-float sd_op_logsumexp(struct sd_backend *b, const float *x, int n);
-
-/* out[i][:] = row ids[i] of the matrix w ([n][k], f32 or f16) as f32. */
-void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids, int n,
-                    float *out);
 
 /*
  * Multi-head scaled dot-product attention, exact softmax over the keys:
@@ -133,10 +82,10 @@ void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32
  */
 struct sd_attention {
     int n_q, n_kv, n_head, d_head;
-    const float *q;
-    const void *k, *v;
+    struct sd_mem q;
+    struct sd_mem k, v;
     int64_t ldq, ldk, ldv;
-    float *out;
+    struct sd_mem out;
     int64_t ldo;
     float scale;
     int causal, n_past;
@@ -144,7 +93,227 @@ struct sd_attention {
     int64_t k_head_stride, v_head_stride;
     int v_transposed;
 };
-void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
+
+struct sd_backend_ops;
+
+/* Every backend object starts with its table (implementations embed this first). */
+struct sd_backend {
+    const struct sd_backend_ops *ops;
+};
+
+/*
+ * One implementation. Device-level entries (upload, release, create) need no
+ * backend object: the model's weights live on the device, shared read-only
+ * by every backend created on it.
+ */
+struct sd_backend_ops {
+    const char *name; /* "cpu", "cpu-check", "cuda" */
+
+    /* Weights: a copy of host[0..n_bytes) on the device (the CPU may borrow host). */
+    enum sd_err (*upload)(const void *host, size_t n_bytes, struct sd_mem *out,
+                          struct sd_error *err);
+    void (*release)(struct sd_mem m);
+
+    enum sd_err (*create)(int n_threads, unsigned flags, struct sd_backend **out,
+                          struct sd_error *err);
+    void (*destroy)(struct sd_backend *b);
+    int (*n_threads)(const struct sd_backend *b);
+    const char *(*simd)(const struct sd_backend *b);
+
+    struct sd_mem (*alloc)(struct sd_backend *b, size_t n_bytes);
+    void (*free)(struct sd_backend *b, struct sd_mem m);
+    void (*copy_in)(struct sd_backend *b, struct sd_mem dst, const void *src, size_t n_bytes);
+    void (*copy_out)(struct sd_backend *b, void *dst, struct sd_mem src, size_t n_bytes);
+    void (*copy)(struct sd_backend *b, struct sd_mem dst, struct sd_mem src, size_t n_bytes);
+
+    enum sd_err (*reserve_attention)(struct sd_backend *b, int n_kv_max, int n_state_max,
+                                     struct sd_error *err);
+    void (*matmul_multi)(struct sd_backend *b, struct sd_mem x, int m, int64_t ldx, int n,
+                         const struct sd_matmul_out *outs);
+    void (*layer_norm)(struct sd_backend *b, struct sd_mem x, int m, int n, struct sd_mem gamma,
+                       struct sd_mem beta, float eps, struct sd_mem y);
+    void (*gelu)(struct sd_backend *b, struct sd_mem x, size_t n);
+    void (*add)(struct sd_backend *b, struct sd_mem y, struct sd_mem x, size_t n);
+    void (*softmax)(struct sd_backend *b, struct sd_mem x, int m, int n);
+    float (*logsumexp)(struct sd_backend *b, const float *host_x, int n);
+    void (*get_rows)(struct sd_backend *b, const struct sd_weight *w, const int32_t *host_ids,
+                     int n, struct sd_mem out);
+    void (*attention)(struct sd_backend *b, const struct sd_attention *a);
+    void (*attention_logits)(struct sd_backend *b, const struct sd_attention *a, int head,
+                             struct sd_mem out, int64_t ldo);
+    void (*to_f16_heads)(struct sd_backend *b, struct sd_mem src, int n_rows, int n_head, int d,
+                         struct sd_mem dst);
+    void (*to_f16_heads_transposed)(struct sd_backend *b, struct sd_mem src, int n_rows,
+                                    int n_head, int d, struct sd_mem dst);
+    void (*conv1d_k3)(struct sd_backend *b, struct sd_mem in, int c_in, int t_in,
+                      int channels_first, const struct sd_weight *w, struct sd_mem bias,
+                      int stride, struct sd_mem out, struct sd_mem col);
+};
+
+/*
+ * The device named `name`: "cpu", "cuda" (only in a binary built with
+ * CUDA=1), or NULL / "" / "auto" for the default (cuda when compiled in and
+ * a GPU is present, else cpu). With SCRIBED_BACKEND_CHECK=1 in the
+ * environment "cpu" is the checking backend (src/backend/check/). An unknown
+ * name, or cuda in a binary without it, fails with one clear message.
+ */
+enum sd_err sd_backend_find(const char *name, const struct sd_backend_ops **out,
+                            struct sd_error *err);
+
+/*
+ * Creates a backend on device `dev` with n_threads compute threads (the
+ * CPU: the caller's thread is one of them). CPU kernels: the widest the CPU
+ * runs (avx512, avx2, scalar), capped by the flags and by the environment
+ * variable SCRIBED_SIMD=scalar|avx2|avx512 (for tests and comparisons).
+ * On SD_OK the caller owns *out: sd_backend_destroy().
+ */
+static inline enum sd_err sd_backend_open(const struct sd_backend_ops *dev, int n_threads,
+                                          unsigned flags, struct sd_backend **out,
+                                          struct sd_error *err)
+{
+    return dev->create(n_threads, flags, out, err);
+}
+
+static inline void sd_backend_destroy(struct sd_backend *b)
+{
+    if (b)
+        b->ops->destroy(b);
+}
+
+static inline int sd_backend_n_threads(const struct sd_backend *b)
+{
+    return b->ops->n_threads(b);
+}
+
+/* "avx512", "avx2", "scalar" (CPU kernels) or the device's name. */
+static inline const char *sd_backend_simd(const struct sd_backend *b)
+{
+    return b->ops->simd(b);
+}
+
+/* The device's name ("cpu", "cpu-check", "cuda"). */
+static inline const char *sd_backend_device(const struct sd_backend *b)
+{
+    return b->ops->name;
+}
+
+/*
+ * Compute buffers: every activation, cache and scratch buffer of the engine
+ * (zeroed, 64-byte aligned on the CPU). A none sd_mem when out of memory.
+ * Free with sd_backend_free on a backend of the same device.
+ */
+static inline struct sd_mem sd_backend_alloc(struct sd_backend *b, size_t n_bytes)
+{
+    return b->ops->alloc(b, n_bytes);
+}
+
+static inline void sd_backend_free(struct sd_backend *b, struct sd_mem m)
+{
+    if (b && m.buf)
+        b->ops->free(b, m);
+}
+
+/* Host -> backend, backend -> host, backend -> backend (regions must not overlap). */
+static inline void sd_copy_in(struct sd_backend *b, struct sd_mem dst, const void *src,
+                              size_t n_bytes)
+{
+    b->ops->copy_in(b, dst, src, n_bytes);
+}
+
+static inline void sd_copy_out(struct sd_backend *b, void *dst, struct sd_mem src,
+                               size_t n_bytes)
+{
+    b->ops->copy_out(b, dst, src, n_bytes);
+}
+
+static inline void sd_copy(struct sd_backend *b, struct sd_mem dst, struct sd_mem src,
+                           size_t n_bytes)
+{
+    b->ops->copy(b, dst, src, n_bytes);
+}
+
+/*
+ * Makes sd_op_attention usable for up to n_kv_max keys (per-thread scratch) and
+ * lets it pre-pack K and V once per call for up to n_kv_max x n_state_max
+ * (n_head * d_head) values; larger calls still work, packing per task.
+ */
+static inline enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max,
+                                                       int n_state_max, struct sd_error *err)
+{
+    return b->ops->reserve_attention(b, n_kv_max, n_state_max, err);
+}
+
+/*
+ * y[i][j] = sum_p x[i][p] * W[j][p] + bias[j]   for i < m, j < W.n  (y = x W^T + b)
+ * x: [m][W.k] with row stride ldx; y: [m][W.n] with row stride ldy; bias may be none.
+ * accumulate != 0 adds to y instead (y += x W^T + b): fuses a residual add.
+ */
+static inline void sd_op_matmul(struct sd_backend *b, struct sd_mem x, int m, int64_t ldx,
+                                const struct sd_weight *w, struct sd_mem bias, struct sd_mem y,
+                                int64_t ldy, int accumulate)
+{
+    struct sd_matmul_out o = {w, bias, y, ldy, accumulate};
+    b->ops->matmul_multi(b, x, m, ldx, 1, &o);
+}
+
+/*
+ * Several products of the same x in one parallel job (e.g. the q, k and v
+ * projections): outs[p].y = x W_p^T + b_p, each as sd_op_matmul. All W_p.k equal.
+ * Fewer synchronisation points than n separate calls.
+ */
+static inline void sd_op_matmul_multi(struct sd_backend *b, struct sd_mem x, int m, int64_t ldx,
+                                      int n, const struct sd_matmul_out *outs)
+{
+    b->ops->matmul_multi(b, x, m, ldx, n, outs);
+}
+
+/* y[i] = (x[i] - mean) / sqrt(var + eps) * gamma + beta per row of n; x may equal y. */
+static inline void sd_op_layer_norm(struct sd_backend *b, struct sd_mem x, int m, int n,
+                                    struct sd_mem gamma, struct sd_mem beta, float eps,
+                                    struct sd_mem y)
+{
+    b->ops->layer_norm(b, x, m, n, gamma, beta, eps, y);
+}
+
+/* x = x * 0.5 * (1 + erf(x / sqrt 2)) in place (PyTorch's nn.GELU). */
+static inline void sd_op_gelu(struct sd_backend *b, struct sd_mem x, size_t n)
+{
+    b->ops->gelu(b, x, n);
+}
+
+/* y += x, n elements. */
+static inline void sd_op_add(struct sd_backend *b, struct sd_mem y, struct sd_mem x, size_t n)
+{
+    b->ops->add(b, y, x, n);
+}
+
+/* Row-wise softmax of x[m][n] in place, numerically stable. */
+static inline void sd_op_softmax(struct sd_backend *b, struct sd_mem x, int m, int n)
+{
+    b->ops->softmax(b, x, m, n);
+}
+
+/*
+ * log(sum_i exp(x[i])) over n values of HOST memory (logits already copied
+ * out), numerically stable; -inf entries count as 0 and the result is -inf
+ * when all are. On the caller's thread with the CPU's widest kernels.
+ */
+static inline float sd_op_logsumexp(struct sd_backend *b, const float *host_x, int n)
+{
+    return b->ops->logsumexp(b, host_x, n);
+}
+
+/* out[i][:] = row host_ids[i] of the matrix w ([n][k]) as f32; the ids are host memory. */
+static inline void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w,
+                                  const int32_t *host_ids, int n, struct sd_mem out)
+{
+    b->ops->get_rows(b, w, host_ids, n, out);
+}
+
+static inline void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
+{
+    b->ops->attention(b, a);
+}
 
 /*
  * Raw attention logits of one head, no mask and no softmax (for word-level
@@ -152,29 +321,42 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a);
  * row stride ldo. Reads n_q, n_kv, d_head, q/ldq, k/ldk, kv_type,
  * k_head_stride and scale of a (v and out of a are not used).
  */
-void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, int head,
-                            float *out, int64_t ldo);
+static inline void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a,
+                                          int head, struct sd_mem out, int64_t ldo)
+{
+    b->ops->attention_logits(b, a, head, out, ldo);
+}
 
 /*
  * dst[h][t][0..d) = f16 of src[t][h*d .. h*d + d) for t < n_rows, h < n_head:
  * re-lays a projection's output as a head-major f16 K/V cache.
  */
-void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,
-                        uint16_t *dst);
+static inline void sd_op_to_f16_heads(struct sd_backend *b, struct sd_mem src, int n_rows,
+                                      int n_head, int d, struct sd_mem dst)
+{
+    b->ops->to_f16_heads(b, src, n_rows, n_head, d, dst);
+}
 
 /* dst[h][c][t] = f16 of src[t][h*d + c]: the dims-major layout of sd_attention.v_transposed. */
-void sd_op_to_f16_heads_transposed(struct sd_backend *b, const float *src, int n_rows,
-                                   int n_head, int d, uint16_t *dst);
+static inline void sd_op_to_f16_heads_transposed(struct sd_backend *b, struct sd_mem src,
+                                                 int n_rows, int n_head, int d, struct sd_mem dst)
+{
+    b->ops->to_f16_heads_transposed(b, src, n_rows, n_head, d, dst);
+}
 
 /*
  * 1-D convolution, kernel 3, padding 1, as Whisper's encoder convs:
  *   out[t][o] = bias[o] + sum_{c,kk} W[o][c][kk] * in(c, t*stride + kk - 1)
  * in is [c_in][t_in] (channels_first != 0, e.g. the mel) or [t_in][c_in];
- * W is a [c_out][c_in][3] tensor; out is [t_out][c_out], t_out = (t_in - 1) / stride + 1.
- * col: caller scratch of t_out * 3 * c_in floats.
+ * w views a [c_out][c_in][3] tensor (sd_weight_of); out is [t_out][c_out],
+ * t_out = (t_in - 1) / stride + 1. col: scratch of t_out * 3 * c_in floats.
  */
-void sd_op_conv1d_k3(struct sd_backend *b, const float *in, int c_in, int t_in,
-                     int channels_first, const struct sd_tensor *w, const float *bias, int stride,
-                     float *out, float *col);
+static inline void sd_op_conv1d_k3(struct sd_backend *b, struct sd_mem in, int c_in, int t_in,
+                                   int channels_first, const struct sd_weight *w,
+                                   struct sd_mem bias, int stride, struct sd_mem out,
+                                   struct sd_mem col)
+{
+    b->ops->conv1d_k3(b, in, c_in, t_in, channels_first, w, bias, stride, out, col);
+}
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * tensor.h - a weight tensor as the engine sees it: element type, shape and
- * a pointer to its data (usually inside the memory-mapped model file).
+ * a pointer to its data (usually inside the memory-mapped model file), and
+ * the backend memory it was uploaded to (ops.h: the kernels read only that).
  * Type numbers are ggml's, so a file's tensor type maps directly.
  * ne[0] is the innermost (fastest-varying) dimension, as in ggml.
  *
@@ -13,6 +14,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "backend/mem.h"
 
 enum sd_type {
     SD_TYPE_F32 = 0,
@@ -29,8 +32,9 @@ struct sd_tensor {
     enum sd_type type;
     int n_dims;
     int64_t ne[4];       /* ne[0] innermost; unused dims are 1 */
-    const void *data;    /* borrowed from the model */
+    const void *data;    /* host copy, borrowed from the model (the loader, quantizer, tests) */
     size_t n_bytes;
+    struct sd_mem mem;   /* the compute copy: uploaded to the model's device at load */
 };
 
 /*

@@ -1,5 +1,5 @@
 /*
- * bench.c - `scribed bench --model PATH [--threads N] [--runs N]`: times the
+ * bench.c - `scribed bench --model PATH [--threads N] [--runs N] [--device D]`: times the
  * engine the way whisper.cpp's bench does and prints key=value lines:
  * encoder_ms (one 30 s window, best of --runs), decode_ms_per_token (one
  * sequence, 256 single-token steps with a growing self-attention cache),
@@ -48,18 +48,21 @@ static void keep_best(struct timing *best, double wall, double cpu)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: scribed bench --model PATH [--threads N] [--runs N]\n");
+    fprintf(stderr, "usage: scribed bench --model PATH [--threads N] [--runs N] "
+                    "[--device cpu|cuda|auto]\n");
     return 2;
 }
 
 struct bench_opts {
     const char *model;
+    const char *device; /* NULL: auto */
     int threads, runs;
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
     o->model = NULL;
+    o->device = NULL;
     o->threads = 2;
     o->runs = 3;
     for (int i = 1; i < argc; i++) {
@@ -68,6 +71,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             o->model = argv[++i];
         } else if ((!strcmp(a, "--threads") || !strcmp(a, "-t")) && i + 1 < argc) {
             o->threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--device") && i + 1 < argc) {
+            o->device = argv[++i];
         } else if (!strcmp(a, "--runs") && i + 1 < argc) {
             o->runs = atoi(argv[++i]);
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -166,17 +171,23 @@ int cmd_bench(int argc, char **argv)
         return rc;
     struct whisper_model *m = NULL;
     struct sd_error err = {0};
+    const struct sd_backend_ops *dev = NULL;
+    if (sd_backend_find(o.device, &dev, &err) != SD_OK) {
+        fprintf(stderr, "scribed bench: %s\n", err.msg);
+        return 2;
+    }
     double t0 = now_ms();
-    if (whisper_model_load(o.model, &m, &err) != SD_OK) {
+    if (whisper_model_load_on(o.model, dev, &m, &err) != SD_OK) {
         fprintf(stderr, "scribed bench: %s\n", err.msg);
         return 1;
     }
     double load_ms = now_ms() - t0;
     struct sd_backend *probe = NULL;
     const char *simd = "unknown";
-    if (sd_backend_create(1, 0, &probe, &err) == SD_OK)
+    if (sd_backend_open(dev, 1, 0, &probe, &err) == SD_OK)
         simd = sd_backend_simd(probe);
     printf("model=%s\n", whisper_model_describe(m));
+    printf("device=%s\n", whisper_model_device(m));
     printf("threads=%d\n", o.threads);
     printf("simd=%s\n", simd);
     printf("runs=%d\n", o.runs);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/ops.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "output/format.h"
@@ -20,6 +21,7 @@
 struct transcribe_cli {
     const char *model_path;
     const char *vad_model_path;   /* Silero VAD: only speech goes to the decoder */
+    const char *device;           /* cpu | cuda | auto (NULL: auto) */
     const char *file;
     int threads;
     struct stt_params params;
@@ -32,6 +34,8 @@ static void usage(FILE *f, const struct transcribe_cli *c)
             "  --model PATH                   ggml Whisper model file (required)\n"
             "  --vad-model PATH               Silero VAD model: decode speech only\n"
             "  --threads N                    compute threads (default %d)\n"
+            "  --device cpu|cuda|auto         compute device (default auto: cuda when this\n"
+            "                                 binary has it and a GPU is present, else cpu)\n"
             "\nDecoding options (the same parameters as the HTTP API's fields):\n",
             c->threads);
     param_print_cli_help(&stt_param_table, &c->params, f);
@@ -40,12 +44,13 @@ static void usage(FILE *f, const struct transcribe_cli *c)
 /* The subcommand's own flags; 1 taken, 0 not one of them, -1 bad (message printed). */
 static int parse_own_flag(struct transcribe_cli *c, int argc, char **argv, int *i)
 {
-    static const char *const own[] = {"--model", "--vad-model", "--threads"};
+    static const char *const own[] = {"--model", "--vad-model", "--threads", "--device"};
+    const size_t n_own = sizeof(own) / sizeof(own[0]);
     const char *a = argv[*i];
     size_t k = 0;
-    while (k < 3 && strncmp(a, own[k], strlen(own[k])) != 0)
+    while (k < n_own && strncmp(a, own[k], strlen(own[k])) != 0)
         k++;
-    if (k == 3 || (a[strlen(own[k])] != '\0' && a[strlen(own[k])] != '='))
+    if (k == n_own || (a[strlen(own[k])] != '\0' && a[strlen(own[k])] != '='))
         return 0;
     const char *v = a[strlen(own[k])] == '=' ? a + strlen(own[k]) + 1 : NULL;
     if (!v && (*i + 1 >= argc || !(v = argv[++*i]))) {
@@ -56,6 +61,8 @@ static int parse_own_flag(struct transcribe_cli *c, int argc, char **argv, int *
         c->model_path = v;
     else if (k == 1)
         c->vad_model_path = v;
+    else if (k == 3)
+        c->device = v;
     else if (!cli_parse_int("transcribe", "--threads", v, &c->threads))
         return -1;
     return 1;
@@ -98,6 +105,11 @@ static int parse_args(struct transcribe_cli *c, int argc, char **argv)
     }
     if (c->threads < 1 || c->threads > 64) {
         fprintf(stderr, "scribed transcribe: --threads must be between 1 and 64\n");
+        return 2;
+    }
+    const struct sd_backend_ops *dev = NULL;
+    if (sd_backend_find(c->device, &dev, &err) != SD_OK) {
+        fprintf(stderr, "scribed transcribe: %s\n", err.msg);
         return 2;
     }
     return 0;
@@ -155,7 +167,7 @@ static int run(const struct transcribe_cli *c)
     double audio_s = 0;
     int status = 1;
     struct pipeline_opts o = {.model_path = c->model_path, .vad_path = c->vad_model_path,
-                              .threads_per_worker = c->threads};
+                              .threads_per_worker = c->threads, .device = c->device};
     struct terminal_progress tp = {.t0 = sd_mono_s()};
     struct stt_hooks hooks = {show_percent, NULL, count_window, &tp, NULL};
     stt_params_to_engine(&c->params, &ep);

@@ -20,7 +20,7 @@ static const struct pipeline_engine_ops *const engine_ops[PIPELINE_N_ENGINES] = 
 
 struct pipeline {
     struct pipeline_opts o;    /* strings point at the copies below */
-    char *model_path, *vad_path, *allowed;
+    char *model_path, *vad_path, *allowed, *device;
     pthread_t loader;
     bool loader_started;
     pthread_mutex_t mu;        /* guards status, msg, name */
@@ -98,7 +98,9 @@ enum sd_err pipeline_create(const struct pipeline_opts *o, struct pipeline **out
     p->model_path = strdup(o->model_path ? o->model_path : "");
     p->vad_path = dup_or_null(o->vad_path);
     p->allowed = dup_or_null(o->allowed_formats);
+    p->device = dup_or_null(o->device);
     if (!p->model_path || (o->vad_path && *o->vad_path && !p->vad_path) ||
+        (o->device && *o->device && !p->device) ||
         (o->allowed_formats && *o->allowed_formats && !p->allowed)) {
         pipeline_destroy(p);
         return sd_fail(err, SD_ENOMEM, "pipeline");
@@ -106,6 +108,7 @@ enum sd_err pipeline_create(const struct pipeline_opts *o, struct pipeline **out
     p->o.model_path = p->model_path;
     p->o.vad_path = p->vad_path;
     p->o.allowed_formats = p->allowed;
+    p->o.device = p->device;
     if (p->o.threads_per_worker < 1)
         p->o.threads_per_worker = 1;
     if (p->o.batch_threads < 1)
@@ -140,6 +143,7 @@ void pipeline_destroy(struct pipeline *p)
     free(p->model_path);
     free(p->vad_path);
     free(p->allowed);
+    free(p->device);
     free(p);
 }
 

@@ -29,6 +29,7 @@ enum pipeline_status { PIPELINE_LOADING, PIPELINE_READY, PIPELINE_FAILED };
 struct pipeline_opts {
     const char *model_path;      /* whisper ggml file */
     const char *vad_path;        /* Silero VAD file, or NULL/"" for none */
+    const char *device;          /* compute device: "cpu", "cuda", NULL/""/"auto" (backend/ops.h) */
     int threads_per_worker;
     /*
      * > 1: the greedy decoding steps of that many workers run together while

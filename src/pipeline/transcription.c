@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "audio/audio.h"
+#include "backend/ops.h"
 #include "pipeline/passes.h"
 #include "vad/vad.h"
 #include "whisper/batcher.h"
@@ -60,7 +61,10 @@ static enum sd_err stt_load(const struct pipeline_opts *o, void **out, struct sd
     if (!e)
         return sd_fail(err, SD_ENOMEM, "transcription engine");
     e->o = o;
-    enum sd_err rc = whisper_model_load(o->model_path, &e->model, err);
+    const struct sd_backend_ops *dev = NULL;
+    enum sd_err rc = sd_backend_find(o->device, &dev, err);
+    if (rc == SD_OK)
+        rc = whisper_model_load_on(o->model_path, dev, &e->model, err);
     if (rc == SD_OK)
         rc = tok_create(whisper_model_vocab(e->model), whisper_model_special(e->model),
                         whisper_model_hparams(e->model)->n_vocab, &e->tok, err);

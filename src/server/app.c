@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/ops.h"
 #include "server/http.h"
 #include "server/ratelimit.h"
 
@@ -240,6 +241,7 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
         .pipeline = {.model_path = a->model_path,
+                     .device = a->cfg.device,
                      .vad_path = a->cfg.vad_model,
                      .threads_per_worker = threads,
                      .batch_workers = batch ? a->n_workers : 0,
@@ -273,6 +275,10 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
                      a->cfg.log_level);
         goto fail;
     }
+    /* a device this binary lacks fails here, in one line, not later on the loader thread */
+    const struct sd_backend_ops *dev = NULL;
+    if ((rc = sd_backend_find(a->cfg.device, &dev, err)) != SD_OK)
+        goto fail;
     a->log = log_create(stderr, (enum log_level)level);
     a->metrics = metrics_create();
     if (!a->log || !a->metrics) {
@@ -307,6 +313,7 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
               (struct log_field[]){LOG_STR("host", a->cfg.host), LOG_I64("port", app_port(a)),
                                    LOG_STR("data_dir", a->cfg.data_dir),
                                    LOG_STR("model", a->model_path),
+                                   LOG_STR("device", dev->name),
                                    LOG_I64("workers", a->n_workers),
                                    LOG_BOOL("batch_decode", a->jobs->o.pipeline.batch_workers > 1),
                                    LOG_I64("max_file_size_mb", a->cfg.max_file_size_mb),

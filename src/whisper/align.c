@@ -3,7 +3,8 @@
  * timestamps (whisper.h: whisper_decode_cross_attention). The decoder calls
  * whisper_capture_cross_qk after each layer's cross-attention queries; here
  * the logits of the requested heads are recomputed from the f16 cross K with
- * sd_op_attention_logits (the backend's GEMM; a device backend does it there).
+ * sd_op_attention_logits (the backend's GEMM; a device backend does it there)
+ * into backend scratch, then copied out head by head.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,14 +19,16 @@ void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows)
     /* head-major cache: [layer][head][n_audio_ctx][d] (state_internal.h) */
     struct sd_attention a = {.n_q = n_rows, .n_kv = c->n_frames, .n_head = h->n_text_head,
                              .d_head = d, .q = s->dec.q, .ldq = S,
-                             .k = s->cross_k + (size_t)layer * h->n_text_head * T * d, .ldk = d,
+                             .k = sd_mem_f16(s->cross_k, (size_t)layer * h->n_text_head * T * d),
+                             .ldk = d,
                              .scale = 1.0f / sqrtf((float)d), .kv_type = SD_TYPE_F16,
                              .k_head_stride = (int64_t)T * d};
     for (int i = 0; i < c->n_heads; i++) {
         if (c->layer_head[2 * i] != layer)
             continue;
         float *out = c->out + (size_t)i * n_rows * c->n_frames;
-        sd_op_attention_logits(s->be, &a, c->layer_head[2 * i + 1], out, c->n_frames);
+        sd_op_attention_logits(s->be, &a, c->layer_head[2 * i + 1], c->scratch, c->n_frames);
+        sd_copy_out(s->be, out, c->scratch, sizeof(float) * (size_t)n_rows * c->n_frames);
     }
 }
 
@@ -45,13 +48,21 @@ enum sd_err whisper_decode_cross_attention(struct whisper_state *s, int seq,
             layer_head[2 * a + 1] < 0 || layer_head[2 * a + 1] >= h->n_text_head)
             return sd_fail(err, SD_EINVAL, "alignment head (%d, %d) is not in the model",
                            layer_head[2 * a], layer_head[2 * a + 1]);
+    if (n_tokens < 1 || n_tokens > h->n_text_ctx)
+        return sd_fail(err, SD_EINVAL, "whisper_decode_cross_attention: %d tokens out of range",
+                       n_tokens);
     float *logits = malloc((size_t)h->n_vocab * sizeof(float));
-    if (!logits)
+    struct sd_mem scratch = sd_backend_alloc(s->be, sizeof(float) * (size_t)n_tokens * n_frames);
+    if (!logits || sd_mem_is_none(scratch)) {
+        free(logits);
+        sd_backend_free(s->be, scratch);
         return sd_fail(err, SD_ENOMEM, "alignment logits");
-    struct whisper_xattn_capture c = {layer_head, n_heads, n_frames, qk};
+    }
+    struct whisper_xattn_capture c = {layer_head, n_heads, n_frames, qk, scratch};
     s->capture = &c;
     enum sd_err rc = whisper_decode(s, seq, tokens, n_tokens, 0, logits, err);
     s->capture = NULL;
     free(logits);
+    sd_backend_free(s->be, scratch);
     return rc;
 }

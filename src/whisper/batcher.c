@@ -3,7 +3,8 @@
  * stack) and sleep; the thread that makes the queue complete (every member
  * queued, no batch running) takes the whole queue, computes it outside the
  * lock on the batcher's backend and buffers, and wakes everyone. Each member
- * copies its own logits rows out: the shared logits buffer cannot be
+ * copies its own logits rows out of the batch's logits (backend memory, a
+ * copy op: safe from any thread once the pass is done): they cannot be
  * overwritten before that, since the next batch needs this member's next step.
  */
 #include "whisper/batcher.h"
@@ -30,7 +31,7 @@ struct whisper_batcher {
     struct whisper_dec_group *groups;
     struct whisper_step *steps;
     struct pending **batch;
-    float *logits; /* [max_rows][n_vocab]: read by members after their batch */
+    struct sd_mem logits; /* [max_rows][n_vocab]: copied out by members after their batch */
 
     pthread_mutex_t mu;
     pthread_cond_t done_cv;
@@ -58,7 +59,7 @@ enum sd_err whisper_batcher_create(const struct whisper_model *m, int n_threads,
     b->max_rows = max_members * max_rows_per_member;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->done_cv, NULL);
-    enum sd_err rc = whisper_backend_create(h, n_threads, &b->be, err);
+    enum sd_err rc = whisper_backend_create(m, n_threads, &b->be, err);
     if (rc == SD_OK)
         rc = whisper_dec_buffers_alloc(b->be, h, b->max_rows, &b->buf, err);
     if (rc) {
@@ -72,7 +73,8 @@ enum sd_err whisper_batcher_create(const struct whisper_model *m, int n_threads,
     b->batch = calloc(M, sizeof(*b->batch));
     b->queue = calloc(M, sizeof(*b->queue));
     b->logits = sd_backend_alloc(b->be, R * (size_t)h->n_vocab * sizeof(float));
-    if (!b->tokens || !b->groups || !b->steps || !b->batch || !b->queue || !b->logits) {
+    if (!b->tokens || !b->groups || !b->steps || !b->batch || !b->queue ||
+        sd_mem_is_none(b->logits)) {
         whisper_batcher_destroy(b);
         return sd_fail(err, SD_ENOMEM, "decode batcher buffers (%d rows)", b->max_rows);
     }
@@ -174,7 +176,8 @@ enum sd_err whisper_batcher_step(struct whisper_batcher *b, struct whisper_state
         pthread_cond_wait(&b->done_cv, &b->mu);
     pthread_mutex_unlock(&b->mu);
     size_t n_vocab = (size_t)b->m->hp.n_vocab;
-    memcpy(logits, b->logits + (size_t)me.row0 * n_vocab, (size_t)n * n_vocab * sizeof(float));
+    sd_copy_out(b->be, logits, sd_mem_f32(b->logits, (size_t)me.row0 * n_vocab),
+                (size_t)n * n_vocab * sizeof(float));
     return SD_OK;
 }
 

@@ -7,7 +7,6 @@
  * pass over the weights. No allocation: all scratch lives in the state.
  */
 #include <math.h>
-#include <string.h>
 
 #include "whisper/state_internal.h"
 
@@ -18,6 +17,7 @@ struct dec_pass {
     struct whisper_dec_buffers *buf;
     const struct whisper_dec_group *g;
     int n_g;
+    struct sd_mem logits; /* [n_g][n_vocab] */
 };
 
 static void self_attention(const struct dec_pass *P, int l)
@@ -27,18 +27,18 @@ static void self_attention(const struct dec_pass *P, int l)
     int S = h->n_text_state, d = S / h->n_text_head;
     for (int i = 0; i < P->n_g; i++) {
         const struct whisper_dec_group *g = &P->g[i];
-        uint16_t *kc = whisper_kv_at(g->st->kv_k, g->st, g->seq, l);
-        uint16_t *vc = whisper_kv_at(g->st->kv_v, g->st, g->seq, l);
+        struct sd_mem kc = whisper_kv_at(g->st->kv_k, g->st, g->seq, l);
+        struct sd_mem vc = whisper_kv_at(g->st->kv_v, g->st, g->seq, l);
         /* append this step's K/V rows to the f16 cache (one "head" of S values per row) */
-        sd_op_to_f16_heads(P->be, B->k + (size_t)g->row0 * S, g->n_rows, 1, S,
-                           kc + (size_t)g->n_past * S);
-        sd_op_to_f16_heads(P->be, B->v + (size_t)g->row0 * S, g->n_rows, 1, S,
-                           vc + (size_t)g->n_past * S);
+        sd_op_to_f16_heads(P->be, sd_mem_f32(B->k, (size_t)g->row0 * S), g->n_rows, 1, S,
+                           sd_mem_f16(kc, (size_t)g->n_past * S));
+        sd_op_to_f16_heads(P->be, sd_mem_f32(B->v, (size_t)g->row0 * S), g->n_rows, 1, S,
+                           sd_mem_f16(vc, (size_t)g->n_past * S));
         struct sd_attention att = {.n_q = g->n_rows, .n_kv = g->n_past + g->n_rows,
                                    .n_head = h->n_text_head, .d_head = d,
-                                   .q = B->q + (size_t)g->row0 * S, .k = kc, .v = vc,
-                                   .ldq = S, .ldk = S, .ldv = S,
-                                   .out = B->a + (size_t)g->row0 * S, .ldo = S,
+                                   .q = sd_mem_f32(B->q, (size_t)g->row0 * S), .k = kc,
+                                   .v = vc, .ldq = S, .ldk = S, .ldv = S,
+                                   .out = sd_mem_f32(B->a, (size_t)g->row0 * S), .ldo = S,
                                    .scale = 1.0f / sqrtf((float)d), .causal = 1,
                                    .n_past = g->n_past, .kv_type = SD_TYPE_F16};
         sd_op_attention(P->be, &att);
@@ -62,10 +62,11 @@ static void cross_attention(const struct dec_pass *P, int l)
         if (st->capture)
             whisper_capture_cross_qk(st, l, n); /* word alignment (align.c): one state only */
         struct sd_attention att = {.n_q = n, .n_kv = h->n_audio_ctx, .n_head = h->n_text_head,
-                                   .d_head = d, .q = B->q + (size_t)row0 * S,
-                                   .k = st->cross_k + (size_t)l * TS,
-                                   .v = st->cross_v + (size_t)l * TS, .ldq = S, .ldk = d,
-                                   .ldv = h->n_audio_ctx, .out = B->a + (size_t)row0 * S,
+                                   .d_head = d, .q = sd_mem_f32(B->q, (size_t)row0 * S),
+                                   .k = sd_mem_f16(st->cross_k, (size_t)l * TS),
+                                   .v = sd_mem_f16(st->cross_v, (size_t)l * TS), .ldq = S,
+                                   .ldk = d, .ldv = h->n_audio_ctx,
+                                   .out = sd_mem_f32(B->a, (size_t)row0 * S),
                                    .ldo = S, .scale = 1.0f / sqrtf((float)d),
                                    .kv_type = SD_TYPE_F16, .k_head_stride = hs,
                                    .v_head_stride = hs, .v_transposed = 1};
@@ -85,34 +86,35 @@ static void decoder_block(const struct dec_pass *P, int l, int n)
     const struct whisper_attn_weights *A = &L->attn;
     struct sd_weight wq = sd_weight_of(A->q_w), wk = sd_weight_of(A->k_w);
     struct sd_weight wv = sd_weight_of(A->v_w), wo = sd_weight_of(A->o_w);
-    sd_op_layer_norm(be, B->x, n, S, A->ln_w->data, A->ln_b->data, WHISPER_LN_EPS, B->h);
-    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->data, B->q, S, 0}, {&wk, NULL, B->k, S, 0},
-                                   {&wv, A->v_b->data, B->v, S, 0}};
+    sd_op_layer_norm(be, B->x, n, S, A->ln_w->mem, A->ln_b->mem, WHISPER_LN_EPS, B->h);
+    struct sd_matmul_out qkv[3] = {{&wq, A->q_b->mem, B->q, S, 0},
+                                   {&wk, SD_MEM_NONE, B->k, S, 0},
+                                   {&wv, A->v_b->mem, B->v, S, 0}};
     sd_op_matmul_multi(be, B->h, n, S, 3, qkv);
     self_attention(P, l);
-    sd_op_matmul(be, B->a, n, S, &wo, A->o_b->data, B->x, S, 1);
+    sd_op_matmul(be, B->a, n, S, &wo, A->o_b->mem, B->x, S, 1);
 
     const struct whisper_attn_weights *X = &L->cross;
     struct sd_weight xq = sd_weight_of(X->q_w), xo = sd_weight_of(X->o_w);
-    sd_op_layer_norm(be, B->x, n, S, X->ln_w->data, X->ln_b->data, WHISPER_LN_EPS, B->h);
-    sd_op_matmul(be, B->h, n, S, &xq, X->q_b->data, B->q, S, 0);
+    sd_op_layer_norm(be, B->x, n, S, X->ln_w->mem, X->ln_b->mem, WHISPER_LN_EPS, B->h);
+    sd_op_matmul(be, B->h, n, S, &xq, X->q_b->mem, B->q, S, 0);
     cross_attention(P, l);
-    sd_op_matmul(be, B->a, n, S, &xo, X->o_b->data, B->x, S, 1);
+    sd_op_matmul(be, B->a, n, S, &xo, X->o_b->mem, B->x, S, 1);
 
     const struct whisper_mlp_weights *M = &L->mlp;
     struct sd_weight w1 = sd_weight_of(M->fc1_w), w2 = sd_weight_of(M->fc2_w);
-    sd_op_layer_norm(be, B->x, n, S, M->ln_w->data, M->ln_b->data, WHISPER_LN_EPS, B->h);
-    sd_op_matmul(be, B->h, n, S, &w1, M->fc1_b->data, B->mlp, 4 * S, 0);
+    sd_op_layer_norm(be, B->x, n, S, M->ln_w->mem, M->ln_b->mem, WHISPER_LN_EPS, B->h);
+    sd_op_matmul(be, B->h, n, S, &w1, M->fc1_b->mem, B->mlp, 4 * S, 0);
     sd_op_gelu(be, B->mlp, (size_t)n * 4 * (size_t)S);
-    sd_op_matmul(be, B->mlp, n, 4 * S, &w2, M->fc2_b->data, B->x, S, 1);
+    sd_op_matmul(be, B->mlp, n, 4 * S, &w2, M->fc2_b->mem, B->x, S, 1);
 }
 
 /*
  * Runs n rows (tokens[i] at the positions given by the groups) through the
  * decoder and writes the logits of the last row of every group to
- * logits[group][n_vocab]. Arguments are validated by the callers.
+ * P->logits[group][n_vocab] (backend memory). Arguments are validated by the callers.
  */
-static void decode_rows(const struct dec_pass *P, const int32_t *tokens, int n, float *logits)
+static void decode_rows(const struct dec_pass *P, const int32_t *tokens, int n)
 {
     const struct whisper_model *m = P->m;
     const struct whisper_hparams *h = &m->hp;
@@ -120,19 +122,19 @@ static void decode_rows(const struct dec_pass *P, const int32_t *tokens, int n, 
     int S = h->n_text_state;
     struct sd_weight emb = sd_weight_of(m->tok_emb);
     sd_op_get_rows(P->be, &emb, tokens, n, B->x);
-    const float *pos = m->dec_pos->data;
+    struct sd_mem pos = m->dec_pos->mem;
     for (int i = 0; i < P->n_g; i++)
-        sd_op_add(P->be, B->x + (size_t)P->g[i].row0 * S, pos + (size_t)P->g[i].n_past * S,
-                  (size_t)P->g[i].n_rows * S);
+        sd_op_add(P->be, sd_mem_f32(B->x, (size_t)P->g[i].row0 * S),
+                  sd_mem_f32(pos, (size_t)P->g[i].n_past * S), (size_t)P->g[i].n_rows * S);
     for (int l = 0; l < h->n_text_layer; l++)
         decoder_block(P, l, n);
     /* final layer norm on the rows whose logits are wanted, gathered into h */
     for (int i = 0; i < P->n_g; i++) {
         int r = P->g[i].row0 + P->g[i].n_rows - 1;
-        sd_op_layer_norm(P->be, B->x + (size_t)r * S, 1, S, m->dec_ln_w->data,
-                         m->dec_ln_b->data, WHISPER_LN_EPS, B->h + (size_t)i * S);
+        sd_op_layer_norm(P->be, sd_mem_f32(B->x, (size_t)r * S), 1, S, m->dec_ln_w->mem,
+                         m->dec_ln_b->mem, WHISPER_LN_EPS, sd_mem_f32(B->h, (size_t)i * S));
     }
-    sd_op_matmul(P->be, B->h, P->n_g, S, &emb, NULL, logits, h->n_vocab, 0);
+    sd_op_matmul(P->be, B->h, P->n_g, S, &emb, SD_MEM_NONE, P->logits, h->n_vocab, 0);
 }
 
 static enum sd_err check_tokens(const struct whisper_state *s, const int32_t *tokens, int n,
@@ -163,8 +165,9 @@ enum sd_err whisper_decode(struct whisper_state *s, int seq, const int32_t *toke
     if (rc)
         return rc;
     struct whisper_dec_group g = {s, seq, 0, n_tokens, n_past};
-    struct dec_pass P = {s->m, s->be, &s->dec, &g, 1};
-    decode_rows(&P, tokens, n_tokens, logits);
+    struct dec_pass P = {s->m, s->be, &s->dec, &g, 1, s->logits};
+    decode_rows(&P, tokens, n_tokens);
+    sd_copy_out(s->be, logits, s->logits, sizeof(float) * (size_t)h->n_vocab);
     return SD_OK;
 }
 
@@ -197,7 +200,7 @@ enum sd_err whisper_step_check(const struct whisper_step *step, struct sd_error 
 void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
                           struct whisper_dec_buffers *buf, const struct whisper_step *steps,
                           int n_steps, int32_t *tokens, struct whisper_dec_group *groups,
-                          float *logits)
+                          struct sd_mem logits)
 {
     int n = 0;
     for (int i = 0; i < n_steps; i++)
@@ -206,8 +209,8 @@ void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
             groups[n] = (struct whisper_dec_group){steps[i].st, steps[i].seqs[j], n, 1,
                                                    steps[i].n_past[j]};
         }
-    struct dec_pass P = {m, be, buf, groups, n};
-    decode_rows(&P, tokens, n, logits);
+    struct dec_pass P = {m, be, buf, groups, n, logits};
+    decode_rows(&P, tokens, n);
 }
 
 enum sd_err whisper_decode_batch(struct whisper_state *s, int n, const int *seqs,
@@ -222,6 +225,7 @@ enum sd_err whisper_decode_batch(struct whisper_state *s, int n, const int *seqs
         return rc;
     struct whisper_dec_group g[64]; /* n <= n_seq <= 64 */
     int32_t toks[64];
-    whisper_decode_steps(s->m, s->be, &s->dec, &step, 1, toks, g, logits);
+    whisper_decode_steps(s->m, s->be, &s->dec, &step, 1, toks, g, s->logits);
+    sd_copy_out(s->be, logits, s->logits, sizeof(float) * (size_t)n * s->m->hp.n_vocab);
     return SD_OK;
 }

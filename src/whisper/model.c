@@ -451,12 +451,32 @@ static void describe(struct whisper_model *m)
              sd_type_traits(m->wtype)->name);
 }
 
+/* Every tensor to the device (the CPU keeps reading the mapping in place). */
+static enum sd_err upload_tensors(struct whisper_model *m, struct sd_error *err)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        struct sd_tensor *t = &m->tensors[i];
+        enum sd_err rc = m->dev->upload(t->data, t->n_bytes, &t->mem, err);
+        if (rc != SD_OK)
+            return rc;
+    }
+    return SD_OK;
+}
+
 enum sd_err whisper_model_load(const char *path, struct whisper_model **out, struct sd_error *err)
+{
+    return whisper_model_load_on(path, NULL, out, err);
+}
+
+enum sd_err whisper_model_load_on(const char *path, const struct sd_backend_ops *dev,
+                                  struct whisper_model **out, struct sd_error *err)
 {
     enum sd_err rc;
     uint8_t *kinds = NULL;
     if (!path || !out)
         return sd_fail(err, SD_EINVAL, "whisper_model_load: path and out are required");
+    if (!dev && (rc = sd_backend_find(NULL, &dev, err)) != SD_OK)
+        return rc;
     struct whisper_model *m = calloc(1, sizeof(*m));
     if (!m || !(m->path = strdup(path))) {
         free(m);
@@ -480,6 +500,7 @@ enum sd_err whisper_model_load(const char *path, struct whisper_model **out, str
         rc = sd_fail(err, SD_EFORMAT, "model %s: file is empty", path);
         goto fail;
     }
+    m->dev = dev;
     m->map_size = (size_t)st.st_size;
     m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
@@ -493,7 +514,8 @@ enum sd_err whisper_model_load(const char *path, struct whisper_model **out, str
     if ((rc = read_hparams(&r, m)) || (rc = read_filters_vocab(&r, m)))
         goto fail;
     set_special_tokens(m);
-    if ((rc = build_spec(m, &kinds, err)) || (rc = read_tensors(&r, m, kinds)))
+    if ((rc = build_spec(m, &kinds, err)) || (rc = read_tensors(&r, m, kinds)) ||
+        (rc = upload_tensors(m, err)))
         goto fail;
     free(kinds);
     describe(m);
@@ -509,6 +531,9 @@ void whisper_model_free(struct whisper_model *m)
 {
     if (!m)
         return;
+    for (int i = 0; m->tensors && i < m->n_tensors; i++)
+        if (m->tensors[i].mem.buf)
+            m->dev->release(m->tensors[i].mem);
     if (m->map)
         munmap(m->map, m->map_size);
     for (int i = 0; i < m->n_owned; i++)
@@ -558,6 +583,11 @@ const struct sd_tensor *whisper_model_tensor(const struct whisper_model *m, cons
 {
     int i = find_tensor(m, name, strlen(name), 0);
     return i < 0 ? NULL : &m->tensors[i];
+}
+
+const char *whisper_model_device(const struct whisper_model *m)
+{
+    return m->dev->name;
 }
 
 const char *whisper_model_describe(const struct whisper_model *m)

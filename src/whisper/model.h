@@ -45,6 +45,7 @@ struct whisper_vocab {
 };
 
 struct whisper_model;
+struct sd_backend_ops;
 
 /*
  * Loads a model file. On failure returns an error whose message names the
@@ -55,6 +56,15 @@ struct whisper_model;
  * in place while a process has it loaded (that process would get SIGBUS).
  */
 enum sd_err whisper_model_load(const char *path, struct whisper_model **out, struct sd_error *err);
+/*
+ * The same on compute device dev (ops.h: sd_backend_find; NULL: the
+ * default): every weight tensor is uploaded to it, and every state of the
+ * model computes there.
+ */
+enum sd_err whisper_model_load_on(const char *path, const struct sd_backend_ops *dev,
+                                  struct whisper_model **out, struct sd_error *err);
+/* The device name the model computes on ("cpu", "cpu-check", "cuda"). */
+const char *whisper_model_device(const struct whisper_model *m);
 void whisper_model_free(struct whisper_model *m);
 
 const struct whisper_hparams *whisper_model_hparams(const struct whisper_model *m);

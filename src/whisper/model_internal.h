@@ -6,6 +6,7 @@
 #ifndef SD_WHISPER_MODEL_INTERNAL_H
 #define SD_WHISPER_MODEL_INTERNAL_H
 
+#include "backend/ops.h"
 #include "whisper/model.h"
 
 /* One attention block: q/k/v/out projections and the layer norm before it. */
@@ -41,6 +42,7 @@ struct whisper_model {
     float *filters;            /* [n_mels][n_fft_bins], owned copy */
     int n_filter_mels, n_fft_bins;
     enum sd_type wtype;        /* type of the big matrices */
+    const struct sd_backend_ops *dev; /* where the tensors were uploaded (their .mem) */
 
     struct sd_tensor *tensors; /* n_tensors, in expected order */
     int n_tensors;

@@ -12,15 +12,21 @@
 
 #define WHISPER_LN_EPS 1e-5f
 
-/* Decoder activations for up to `rows` rows decoded together. */
+/*
+ * Decoder activations for up to `rows` rows decoded together, in backend
+ * memory (the engine reaches them through ops and copies only).
+ */
 struct whisper_dec_buffers {
     int rows;
-    float *x, *h, *q, *k, *v, *a; /* [rows][n_text_state] */
-    float *mlp;                   /* [rows][4 n_text_state] */
+    struct sd_mem x, h, q, k, v, a; /* [rows][n_text_state] */
+    struct sd_mem mlp;              /* [rows][4 n_text_state] */
 };
 
-/* A backend of n_threads with attention scratch reserved for the model's shapes. */
-enum sd_err whisper_backend_create(const struct whisper_hparams *h, int n_threads,
+/*
+ * A backend of n_threads on the model's device, with attention scratch
+ * reserved for the model's shapes.
+ */
+enum sd_err whisper_backend_create(const struct whisper_model *m, int n_threads,
                                    struct sd_backend **out, struct sd_error *err);
 
 /* Allocates on be (zeroed on failure, so _free is always safe). */
@@ -35,12 +41,13 @@ struct whisper_state {
     int n_seq;
     int encoded;        /* whisper_encode succeeded since creation */
 
-    /* encoder */
-    float *enc_col;     /* im2col scratch: max(3000 * 3 * n_mels, n_audio_ctx * 3 * S) */
-    float *enc_x;       /* residual stream [n_audio_ctx][S] */
-    float *enc_h;       /* layer-norm output [n_audio_ctx][S] */
-    float *enc_big;     /* [n_audio_ctx][4S]: conv1 output, then q|k|v|attn, then MLP hidden */
-    float *enc_out;     /* after ln_post [n_audio_ctx][S] */
+    /* encoder; every buffer below is backend memory */
+    struct sd_mem mel;     /* the window's log-mel, copied in: [n_mels][2 n_audio_ctx] */
+    struct sd_mem enc_col; /* im2col scratch: max(3000 * 3 * n_mels, n_audio_ctx * 3 * S) */
+    struct sd_mem enc_x;   /* residual stream [n_audio_ctx][S] */
+    struct sd_mem enc_h;   /* layer-norm output [n_audio_ctx][S] */
+    struct sd_mem enc_big; /* [n_audio_ctx][4S]: conv1 output, q|k|v|attn, then MLP hidden */
+    struct sd_mem enc_out; /* after ln_post [n_audio_ctx][S] */
 
     /*
      * cross-attention K/V per decoder layer, f16 and head-major: K as
@@ -49,10 +56,12 @@ struct whisper_state {
      * each head contiguous: the decoder streams these every token, both
      * products as matrix-vector passes over rows (sd_attention.v_transposed).
      */
-    uint16_t *cross_k, *cross_v;
+    struct sd_mem cross_k, cross_v;
 
     /* self-attention caches, f16 (as whisper.cpp's): [n_seq][n_text_layer][n_text_ctx][S] */
-    uint16_t *kv_k, *kv_v;
+    struct sd_mem kv_k, kv_v;
+    /* the last decoding pass's logits [n_seq][n_vocab], copied out to the caller */
+    struct sd_mem logits;
 
     /* set only during whisper_decode_cross_attention (align.c): copy out cross-attention logits */
     struct whisper_xattn_capture *capture;
@@ -67,6 +76,7 @@ struct whisper_xattn_capture {
     int n_heads;
     int n_frames;           /* audio frames kept (<= n_audio_ctx) */
     float *out;             /* [n_heads][n_rows][n_frames]: q.k / sqrt(d_head), before softmax */
+    struct sd_mem scratch;  /* backend memory for one head's [n_rows][n_frames], copied out */
 };
 
 /* One state's share of a decoding step: token tokens[i] of sequence seqs[i] at n_past[i]. */
@@ -84,8 +94,9 @@ enum sd_err whisper_step_check(const struct whisper_step *step, struct sd_error 
 /*
  * decoder.c: runs checked steps of several states (all of model m) as one
  * pass over the weights, on backend be with activations buf (rows >= the
- * steps' total); logits[row][n_vocab] in step order. tokens/groups: scratch
- * of buf->rows entries each (see decoder.c).
+ * steps' total); logits[row][n_vocab] in step order (backend memory, rows
+ * >= the steps' total: copy out). tokens/groups: host scratch of buf->rows
+ * entries each.
  */
 /*
  * A run of consecutive rows of a decoding pass that belong to one sequence
@@ -99,18 +110,18 @@ struct whisper_dec_group {
 void whisper_decode_steps(const struct whisper_model *m, struct sd_backend *be,
                           struct whisper_dec_buffers *buf, const struct whisper_step *steps,
                           int n_steps, int32_t *tokens, struct whisper_dec_group *groups,
-                          float *logits);
+                          struct sd_mem logits);
 
-/* align.c: called by the decoder after layer l's cross-attention queries are in s->dq. */
+/* align.c: called by the decoder after layer l's cross-attention queries are in s->dec.q. */
 void whisper_capture_cross_qk(struct whisper_state *s, int layer, int n_rows);
 
-/* Start of the cache rows of (seq, layer): [n_text_ctx][S]. */
-static inline uint16_t *whisper_kv_at(uint16_t *base, const struct whisper_state *s, int seq,
-                                      int layer)
+/* Start of the cache rows of (seq, layer): [n_text_ctx][S] halves (a view of base). */
+static inline struct sd_mem whisper_kv_at(struct sd_mem base, const struct whisper_state *s,
+                                          int seq, int layer)
 {
     const struct whisper_hparams *h = &s->m->hp;
-    return base + ((size_t)seq * (size_t)h->n_text_layer + (size_t)layer) *
-                      (size_t)h->n_text_ctx * (size_t)h->n_text_state;
+    return sd_mem_f16(base, ((size_t)seq * (size_t)h->n_text_layer + (size_t)layer) *
+                                (size_t)h->n_text_ctx * (size_t)h->n_text_state);
 }
 
 #endif

@@ -44,8 +44,8 @@ struct sd_backend *whisper_state_backend(struct whisper_state *s);
  */
 enum sd_err whisper_encode(struct whisper_state *s, const float *mel, int n_frames,
                            struct sd_error *err);
-/* Encoder output of the last whisper_encode: [n_audio_ctx][n_audio_state]. Borrowed. */
-const float *whisper_encoder_output(const struct whisper_state *s);
+/* Copies the encoder output of the last whisper_encode, [n_audio_ctx][n_audio_state], to out. */
+void whisper_encoder_output(struct whisper_state *s, float *out);
 
 /*
  * Feeds n_tokens tokens of sequence `seq` at positions n_past .. n_past+n_tokens-1

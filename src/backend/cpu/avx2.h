@@ -15,7 +15,7 @@
 
 /* Entries of sd_kernels_avx2 (contracts: struct sd_kernels). */
 void sd_avx2_to_f32(const void *src, enum sd_type type, float *dst, int64_t n);
-void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0, int n1,
+void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0, int n1,
                   const float *bias, float *y, int64_t ldy, int accumulate);
 float sd_avx2_dot(const float *a, const float *b, int n);
 void sd_avx2_axpy(float a, const float *x, float *y, int n);

@@ -3,12 +3,16 @@
  * per-thread packing/attention scratch and the kernel table picked at
  * creation (AVX-512, AVX2+FMA+F16C or scalar: the widest the CPU runs), and splits
  * each op into tasks (GEMM tiles, column chunks, row chunks, heads).
- * The arithmetic itself lives in gemm.c and kern_*.c.
+ * The arithmetic itself lives in gemm.c and kern_*.c. The functions behind
+ * the table (sd_cpu_ops, at the end) resolve struct sd_mem places to host
+ * addresses and call the host-pointer implementations above them.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/buffer.h"
+#include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/pool.h"
 
@@ -35,7 +39,8 @@
 #define ATT_QB 128      /* query rows per attention task in the blocked path */
 #define ATT_DIRECT 8    /* fewer queries than this: per-row dot products */
 
-struct sd_backend {
+struct cpu {
+    struct sd_backend base; /* first: the table */
     int n_threads;
     const struct sd_kernels *kr;
     struct sd_pool *pool;
@@ -43,6 +48,21 @@ struct sd_backend {
     int kv_max;
     float *kv_packed;      /* shared: K and V of every head packed once per attention call */
     size_t kv_packed_cap;  /* floats */
+};
+
+/* struct sd_attention with its places resolved to host addresses. */
+struct host_att {
+    int n_q, n_kv, n_head, d_head;
+    const float *q;
+    const void *k, *v;
+    int64_t ldq, ldk, ldv;
+    float *out;
+    int64_t ldo;
+    float scale;
+    int causal, n_past;
+    enum sd_type kv_type;
+    int64_t k_head_stride, v_head_stride;
+    int v_transposed;
 };
 
 static void free_per_thread(float **v, int n)
@@ -92,7 +112,9 @@ static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr,
     return SD_OK;
 }
 
-enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
+static void cpu_destroy(struct cpu *b);
+
+static enum sd_err cpu_create(int n_threads, unsigned flags, struct cpu **out,
                               struct sd_error *err)
 {
     if (n_threads < 1 || n_threads > 256)
@@ -101,16 +123,17 @@ enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend *
     enum sd_err rc = pick_kernels(flags, &kr, err);
     if (rc != SD_OK)
         return rc;
-    struct sd_backend *b = calloc(1, sizeof(*b));
+    struct cpu *b = calloc(1, sizeof(*b));
     if (!b)
         return sd_fail(err, SD_ENOMEM, "out of memory creating the compute backend");
+    b->base.ops = &sd_cpu_ops;
     b->n_threads = n_threads;
     b->kr = kr;
     b->pack_a = alloc_per_thread(n_threads, (size_t)SD_MC * SD_KC);
     b->pack_b = alloc_per_thread(n_threads, (size_t)SD_KC * SD_NC);
     b->pool = sd_pool_create(n_threads);
     if (!b->pack_a || !b->pack_b || !b->pool) {
-        sd_backend_destroy(b);
+        cpu_destroy(b);
         return sd_fail(err, SD_ENOMEM, "cannot create the compute backend (%d threads)",
                        n_threads);
     }
@@ -118,7 +141,7 @@ enum sd_err sd_backend_create(int n_threads, unsigned flags, struct sd_backend *
     return SD_OK;
 }
 
-void sd_backend_destroy(struct sd_backend *b)
+static void cpu_destroy(struct cpu *b)
 {
     if (!b)
         return;
@@ -130,17 +153,17 @@ void sd_backend_destroy(struct sd_backend *b)
     free(b);
 }
 
-int sd_backend_n_threads(const struct sd_backend *b)
+static int cpu_n_threads(const struct cpu *b)
 {
     return b->n_threads;
 }
 
-const char *sd_backend_simd(const struct sd_backend *b)
+static const char *cpu_simd(const struct cpu *b)
 {
     return b->kr->name;
 }
 
-enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int n_state_max,
+static enum sd_err cpu_reserve_attention(struct cpu *b, int n_kv_max, int n_state_max,
                                          struct sd_error *err)
 {
     if (n_kv_max > b->kv_max) {
@@ -153,7 +176,7 @@ enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int
     }
     /*
      * Per head K takes ceil(n_kv/16)*16*d floats and V ceil(d/16)*16*n_kv; summed over
-     * heads that is at most (n_kv+16)*S + 2*S*n_kv when d >= 16. sd_op_attention checks
+     * heads that is at most (n_kv+16)*S + 2*S*n_kv when d >= 16. cpu_attention checks
      * the actual need and packs per task when this is not enough.
      */
     size_t cap = 3 * ((size_t)n_kv_max + SD_NR) * (size_t)n_state_max;
@@ -168,40 +191,24 @@ enum sd_err sd_backend_reserve_attention(struct sd_backend *b, int n_kv_max, int
     return SD_OK;
 }
 
-void *sd_backend_alloc(struct sd_backend *b, size_t n_bytes)
-{
-    (void)b;
-    size_t rounded = (n_bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (p)
-        memset(p, 0, rounded ? rounded : 64);
-    return p;
-}
-
-void sd_backend_free(struct sd_backend *b, void *p)
-{
-    (void)b;
-    free(p);
-}
-
-struct sd_weight sd_weight_of(const struct sd_tensor *t)
-{
-    struct sd_weight w = {t->type, t->data, t->ne[t->n_dims - 1], 1, 0};
-    for (int d = 0; d < t->n_dims - 1; d++)
-        w.k *= t->ne[d];
-    w.ld = w.k;
-    return w;
-}
-
 /* ------------------------------------------------------------ matmul */
 
-#define MM_MAX 4 /* products per sd_op_matmul_multi call */
+#define MM_MAX 4 /* products per cpu_matmul_multi call */
+
+/* struct sd_matmul_out with host addresses. */
+struct cpu_mm_out {
+    const struct sd_kweight *w;
+    const float *bias;
+    float *y;
+    int64_t ldy;
+    int accumulate;
+};
 
 struct mm_ctx {
-    struct sd_backend *b;
+    struct cpu *b;
     int n;                      /* products */
     struct sd_gemm g[MM_MAX];
-    const struct sd_weight *w[MM_MAX];
+    const struct sd_kweight *w[MM_MAX];
     int n_tiles_n[MM_MAX];
     int gemv_cols[MM_MAX];      /* small-m path: columns per task */
     int first_task[MM_MAX + 1]; /* tasks of product p: [first_task[p], first_task[p+1]) */
@@ -266,18 +273,18 @@ static void mm_tile_task(void *arg, int task, int thread)
     sd_gemm_block(c->b->kr, g, m0, m1, n0, n1, c->b->pack_a[thread], c->b->pack_b[thread]);
 }
 
-void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx, int n,
-                        const struct sd_matmul_out *outs)
+static void cpu_matmul_multi(struct cpu *b, const float *x, int m, int64_t ldx, int n,
+                        const struct cpu_mm_out *outs)
 {
     if (n > MM_MAX) { /* split: a fixed-size context keeps this allocation-free */
-        sd_op_matmul_multi(b, x, m, ldx, MM_MAX, outs);
-        sd_op_matmul_multi(b, x, m, ldx, n - MM_MAX, outs + MM_MAX);
+        cpu_matmul_multi(b, x, m, ldx, MM_MAX, outs);
+        cpu_matmul_multi(b, x, m, ldx, n - MM_MAX, outs + MM_MAX);
         return;
     }
     struct mm_ctx c = {.b = b, .n = n};
     int small = m <= SD_MATVEC_MAX_M, n_tasks = 0;
     for (int p = 0; p < n; p++) {
-        const struct sd_weight *w = outs[p].w;
+        const struct sd_kweight *w = outs[p].w;
         c.g[p] = (struct sd_gemm){.m = m, .n = (int)w->n, .k = (int)w->k, .a = x, .lda = ldx,
                                   .btype = w->type, .b = w->data, .ldb = w->ld,
                                   .bias = outs[p].bias, .c = outs[p].y, .ldc = outs[p].ldy,
@@ -299,12 +306,12 @@ void sd_op_matmul_multi(struct sd_backend *b, const float *x, int m, int64_t ldx
         sd_pool_run(b->pool, n_tasks, mm_tile_task, &c);
 }
 
-void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
-                  const struct sd_weight *w, const float *bias, float *y, int64_t ldy,
+static void cpu_matmul(struct cpu *b, const float *x, int m, int64_t ldx,
+                  const struct sd_kweight *w, const float *bias, float *y, int64_t ldy,
                   int accumulate)
 {
-    struct sd_matmul_out o = {w, bias, y, ldy, accumulate};
-    sd_op_matmul_multi(b, x, m, ldx, 1, &o);
+    struct cpu_mm_out o = {w, bias, y, ldy, accumulate};
+    cpu_matmul_multi(b, x, m, ldx, 1, &o);
 }
 
 /*
@@ -312,7 +319,7 @@ void sd_op_matmul(struct sd_backend *b, const float *x, int m, int64_t ldx,
  * are not worth waking a worker for, small ones (decoder steps) fall back to
  * the caller alone while the machine is oversubscribed.
  */
-static void run_sized(struct sd_backend *b, int n_tasks, sd_pool_fn fn, void *ctx, size_t work)
+static void run_sized(struct cpu *b, int n_tasks, sd_pool_fn fn, void *ctx, size_t work)
 {
     if (work < 16384) {
         for (int t = 0; t < n_tasks; t++)
@@ -327,17 +334,17 @@ static void run_sized(struct sd_backend *b, int n_tasks, sd_pool_fn fn, void *ct
 /* --------------------------------------------------- row-wise ops */
 
 struct rows_ctx {
-    struct sd_backend *b;
+    struct cpu *b;
     const float *x;
     float *y;
     int m, n, rows_per_task;
     const float *g, *beta;
     float eps;
-    const struct sd_weight *w;
+    const struct sd_kweight *w;
     const int32_t *ids;
 };
 
-static int rows_tasks(struct sd_backend *b, int m, int *per)
+static int rows_tasks(struct cpu *b, int m, int *per)
 {
     int n_tasks = 4 * b->n_threads < m ? 4 * b->n_threads : m;
     *per = (m + n_tasks - 1) / n_tasks;
@@ -355,7 +362,7 @@ static void ln_task(void *arg, int task, int thread)
                              c->y + (int64_t)r * c->n);
 }
 
-void sd_op_layer_norm(struct sd_backend *b, const float *x, int m, int n, const float *gamma,
+static void cpu_layer_norm(struct cpu *b, const float *x, int m, int n, const float *gamma,
                       const float *beta, float eps, float *y)
 {
     struct rows_ctx c = {.b = b, .x = x, .y = y, .m = m, .n = n, .g = gamma, .beta = beta,
@@ -378,7 +385,7 @@ static void softmax_task(void *arg, int task, int thread)
     }
 }
 
-void sd_op_softmax(struct sd_backend *b, float *x, int m, int n)
+static void cpu_softmax(struct cpu *b, float *x, int m, int n)
 {
     struct rows_ctx c = {.b = b, .y = x, .m = m, .n = n};
     if (m <= 0 || n <= 0)
@@ -386,7 +393,7 @@ void sd_op_softmax(struct sd_backend *b, float *x, int m, int n)
     run_sized(b, rows_tasks(b, m, &c.rows_per_task), softmax_task, &c, (size_t)m * (size_t)n);
 }
 
-float sd_op_logsumexp(struct sd_backend *b, const float *x, int n)
+static float cpu_logsumexp(struct cpu *b, const float *x, int n)
 {
     return n > 0 ? b->kr->logsumexp(x, n) : -INFINITY;
 }
@@ -395,13 +402,13 @@ static void get_rows_task(void *arg, int task, int thread)
 {
     (void)thread;
     struct rows_ctx *c = arg;
-    const struct sd_weight *w = c->w;
+    const struct sd_kweight *w = c->w;
     size_t row_bytes = sd_type_bytes(w->type, w->ld);
     const uint8_t *src = (const uint8_t *)w->data + (size_t)c->ids[task] * row_bytes;
     c->b->kr->to_f32(src, w->type, c->y + (int64_t)task * w->k, w->k);
 }
 
-void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids, int n,
+static void cpu_get_rows(struct cpu *b, const struct sd_kweight *w, const int32_t *ids, int n,
                     float *out)
 {
     struct rows_ctx c = {.b = b, .y = out, .w = w, .ids = ids};
@@ -414,7 +421,7 @@ void sd_op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32
 #define EW_CHUNK 16384
 
 struct ew_ctx {
-    struct sd_backend *b;
+    struct cpu *b;
     float *y;
     const float *x;
     size_t n;
@@ -436,13 +443,13 @@ static void add_task(void *arg, int task, int thread)
     c->b->kr->add(c->y + i0, c->x + i0, (int64_t)n);
 }
 
-void sd_op_gelu(struct sd_backend *b, float *x, size_t n)
+static void cpu_gelu(struct cpu *b, float *x, size_t n)
 {
     struct ew_ctx c = {b, x, NULL, n};
     run_sized(b, (int)((n + EW_CHUNK - 1) / EW_CHUNK), gelu_task, &c, n);
 }
 
-void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n)
+static void cpu_add(struct cpu *b, float *y, const float *x, size_t n)
 {
     struct ew_ctx c = {b, y, x, n};
     run_sized(b, (int)((n + EW_CHUNK - 1) / EW_CHUNK), add_task, &c, n);
@@ -451,14 +458,14 @@ void sd_op_add(struct sd_backend *b, float *y, const float *x, size_t n)
 /* --------------------------------------------------------- attention */
 
 struct att_ctx {
-    struct sd_backend *b;
-    const struct sd_attention *a;
+    struct cpu *b;
+    const struct host_att *a;
     int n_qb;
     float *packed;           /* NULL: every task packs its own K/V */
     size_t packed_per_head;  /* floats */
 };
 
-static int att_n_keys(const struct sd_attention *a, int i)
+static int att_n_keys(const struct host_att *a, int i)
 {
     if (!a->causal)
         return a->n_kv;
@@ -471,7 +478,7 @@ static int64_t head_stride(int64_t given, int d)
     return given ? given : d;
 }
 
-static size_t kv_esize(const struct sd_attention *a)
+static size_t kv_esize(const struct host_att *a)
 {
     return a->kv_type == SD_TYPE_F16 ? 2 : 4;
 }
@@ -480,7 +487,7 @@ static size_t kv_esize(const struct sd_attention *a)
 static void att_direct_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
-    const struct sd_attention *a = c->a;
+    const struct host_att *a = c->a;
     /* queries of one head are consecutive tasks: its K/V stay in cache between them */
     int h = task / a->n_q, i = task % a->n_q, d = a->d_head;
     size_t es = kv_esize(a);
@@ -499,16 +506,16 @@ static void att_direct_task(void *arg, int task, int thread)
 static void att_gemv_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
-    const struct sd_attention *a = c->a;
+    const struct host_att *a = c->a;
     const struct sd_kernels *kr = c->b->kr;
     int h = task, d = a->d_head;
     size_t es = kv_esize(a);
     float *s = c->b->attn[thread];
-    struct sd_weight kw = {a->kv_type,
+    struct sd_kweight kw = {a->kv_type,
                            (const uint8_t *)a->k + (size_t)(h * head_stride(a->k_head_stride, d)) *
                                                      es,
                            a->n_kv, d, a->ldk};
-    struct sd_weight vw = {a->kv_type, (const uint8_t *)a->v + (size_t)h * a->v_head_stride * es,
+    struct sd_kweight vw = {a->kv_type, (const uint8_t *)a->v + (size_t)h * a->v_head_stride * es,
                            d, a->n_kv, a->ldv};
     kr->gemv(a->n_q, a->q + h * d, a->ldq, &kw, 0, a->n_kv, NULL, s, a->n_kv, 0);
     float inv[ATT_DIRECT];
@@ -520,7 +527,7 @@ static void att_gemv_task(void *arg, int task, int thread)
 }
 
 /* The two GEMMs of head h: S = Q_h K_h^T for rows [i0, i1), then O = P V_h. */
-static struct sd_gemm att_scores_gemm(const struct sd_attention *a, int h, int i0, int i1,
+static struct sd_gemm att_scores_gemm(const struct host_att *a, int h, int i0, int i1,
                                       int nk_max, float *s)
 {
     int d = a->d_head;
@@ -531,7 +538,7 @@ static struct sd_gemm att_scores_gemm(const struct sd_attention *a, int h, int i
                             .btype = a->kv_type, .b = k, .ldb = a->ldk, .c = s, .ldc = nk_max};
 }
 
-static struct sd_gemm att_values_gemm(const struct sd_attention *a, int h, int i0, int i1,
+static struct sd_gemm att_values_gemm(const struct host_att *a, int h, int i0, int i1,
                                       int nk_max, const float *s)
 {
     int d = a->d_head;
@@ -564,7 +571,7 @@ static void att_pack_task(void *arg, int task, int thread)
 {
     (void)thread;
     struct att_ctx *c = arg;
-    const struct sd_attention *a = c->a;
+    const struct host_att *a = c->a;
     int h = task / 2;
     if (task % 2 == 0) {
         struct sd_gemm g = att_scores_gemm(a, h, 0, 1, a->n_kv, NULL);
@@ -579,7 +586,7 @@ static void att_pack_task(void *arg, int task, int thread)
 static void att_block_task(void *arg, int task, int thread)
 {
     struct att_ctx *c = arg;
-    const struct sd_attention *a = c->a;
+    const struct host_att *a = c->a;
     const struct sd_kernels *kr = c->b->kr;
     int h = task / c->n_qb, qb = task % c->n_qb;
     int i0 = qb * ATT_QB, i1 = i0 + ATT_QB < a->n_q ? i0 + ATT_QB : a->n_q;
@@ -602,7 +609,7 @@ static void att_block_task(void *arg, int task, int thread)
     sd_gemm_block(kr, &g2, 0, g2.m, 0, g2.n, c->b->pack_a[thread], c->b->pack_b[thread]);
 }
 
-void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
+static void cpu_attention(struct cpu *b, const struct host_att *a)
 {
     struct att_ctx c = {b, a, (a->n_q + ATT_QB - 1) / ATT_QB, NULL, 0};
     if (a->n_q <= 0 || a->n_kv > b->kv_max)
@@ -624,7 +631,7 @@ void sd_op_attention(struct sd_backend *b, const struct sd_attention *a)
     sd_pool_run(b->pool, a->n_head * c.n_qb, att_block_task, &c);
 }
 
-void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, int head,
+static void cpu_attention_logits(struct cpu *b, const struct host_att *a, int head,
                             float *out, int64_t ldo)
 {
     int d = a->d_head;
@@ -632,14 +639,14 @@ void sd_op_attention_logits(struct sd_backend *b, const struct sd_attention *a, 
         return;
     const uint8_t *k =
         (const uint8_t *)a->k + (size_t)(head * head_stride(a->k_head_stride, d)) * kv_esize(a);
-    struct sd_weight w = {a->kv_type, k, a->n_kv, d, a->ldk};
-    sd_op_matmul(b, a->q + (int64_t)head * d, a->n_q, a->ldq, &w, NULL, out, ldo, 0);
+    struct sd_kweight w = {a->kv_type, k, a->n_kv, d, a->ldk};
+    cpu_matmul(b, a->q + (int64_t)head * d, a->n_q, a->ldq, &w, NULL, out, ldo, 0);
     for (int i = 0; i < a->n_q; i++)
         b->kr->scale(a->scale, out + (int64_t)i * ldo, a->n_kv);
 }
 
 struct heads_ctx {
-    struct sd_backend *b;
+    struct cpu *b;
     const float *src;
     uint16_t *dst;
     int n_rows, n_head, d, rows_per_task;
@@ -682,7 +689,7 @@ static void heads_transposed_task(void *arg, int task, int thread)
     }
 }
 
-void sd_op_to_f16_heads_transposed(struct sd_backend *b, const float *src, int n_rows,
+static void cpu_to_f16_heads_transposed(struct cpu *b, const float *src, int n_rows,
                                    int n_head, int d, uint16_t *dst)
 {
     struct heads_ctx c = {b, src, dst, n_rows, n_head, d, 0};
@@ -699,7 +706,7 @@ void sd_op_to_f16_heads_transposed(struct sd_backend *b, const float *src, int n
     sd_pool_run(b->pool, n_head, heads_transposed_task, &c);
 }
 
-void sd_op_to_f16_heads(struct sd_backend *b, const float *src, int n_rows, int n_head, int d,
+static void cpu_to_f16_heads(struct cpu *b, const float *src, int n_rows, int n_head, int d,
                         uint16_t *dst)
 {
     struct heads_ctx c = {b, src, dst, n_rows, n_head, d, 0};
@@ -740,14 +747,253 @@ static void im2col_task(void *arg, int task, int thread)
     }
 }
 
-void sd_op_conv1d_k3(struct sd_backend *b, const float *in, int c_in, int t_in,
-                     int channels_first, const struct sd_tensor *w, const float *bias, int stride,
-                     float *out, float *col)
+static void cpu_conv1d_k3(struct cpu *b, const float *in, int c_in, int t_in,
+                     int channels_first, const struct sd_kweight *wv, const float *bias,
+                     int stride, float *out, float *col)
 {
     int t_out = (t_in - 1) / stride + 1;
     struct im2col_ctx c = {in, col, c_in, t_in, t_out, stride, channels_first, 0};
     int n_tasks = rows_tasks(b, t_out, &c.rows_per_task);
     sd_pool_run(b->pool, n_tasks, im2col_task, &c);
-    struct sd_weight wv = sd_weight_of(w);
-    sd_op_matmul(b, col, t_out, 3 * (int64_t)c_in, &wv, bias, out, wv.n, 0);
+    cpu_matmul(b, col, t_out, 3 * (int64_t)c_in, wv, bias, out, wv->n, 0);
 }
+
+/* ------------------------------------------------- the table (ops.h) */
+
+static struct cpu *C(struct sd_backend *b)
+{
+    return (struct cpu *)b;
+}
+
+static float *F(struct sd_mem m)
+{
+    return sd_buffer_host(m);
+}
+
+static struct sd_kweight kweight(const struct sd_weight *w)
+{
+    return (struct sd_kweight){w->type, sd_buffer_host(w->data), w->n, w->k, w->ld};
+}
+
+static struct host_att host_att(const struct sd_attention *a)
+{
+    return (struct host_att){a->n_q, a->n_kv, a->n_head, a->d_head, F(a->q),
+                             sd_buffer_host(a->k), sd_buffer_host(a->v), a->ldq, a->ldk, a->ldv,
+                             F(a->out), a->ldo, a->scale, a->causal, a->n_past, a->kv_type,
+                             a->k_head_stride, a->v_head_stride, a->v_transposed};
+}
+
+static struct sd_mem wrap(void *p, size_t n_bytes, enum sd_buffer_kind kind)
+{
+    struct sd_buffer *buf = calloc(1, sizeof(*buf));
+    if (!buf)
+        return (struct sd_mem){0};
+    *buf = (struct sd_buffer){.ptr = p, .size = n_bytes, .kind = kind};
+    return (struct sd_mem){buf, 0};
+}
+
+/* The CPU computes on the host copy in place: the mapping is the "upload". */
+static enum sd_err op_upload(const void *host, size_t n_bytes, struct sd_mem *out,
+                             struct sd_error *err)
+{
+    *out = wrap((void *)host, n_bytes, SD_BUF_BORROWED);
+    if (!out->buf)
+        return sd_fail(err, SD_ENOMEM, "out of memory uploading the weights");
+    return SD_OK;
+}
+
+static void op_release(struct sd_mem m)
+{
+    free(m.buf);
+}
+
+enum sd_err sd_cpu_backend_create(int n_threads, unsigned flags, struct sd_backend **out,
+                                  struct sd_error *err)
+{
+    struct cpu *b = NULL;
+    enum sd_err rc = cpu_create(n_threads, flags, &b, err);
+    if (rc == SD_OK)
+        *out = &b->base;
+    return rc;
+}
+
+static void op_destroy(struct sd_backend *b)
+{
+    cpu_destroy(C(b));
+}
+
+static int op_n_threads(const struct sd_backend *b)
+{
+    return cpu_n_threads((const struct cpu *)b);
+}
+
+static const char *op_simd(const struct sd_backend *b)
+{
+    return cpu_simd((const struct cpu *)b);
+}
+
+static struct sd_mem op_alloc(struct sd_backend *b, size_t n_bytes)
+{
+    (void)b;
+    size_t rounded = (n_bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p)
+        return (struct sd_mem){0};
+    memset(p, 0, rounded ? rounded : 64);
+    struct sd_mem m = wrap(p, n_bytes, SD_BUF_OWNED);
+    if (!m.buf)
+        free(p);
+    return m;
+}
+
+static void op_free(struct sd_backend *b, struct sd_mem m)
+{
+    (void)b;
+    if (m.buf->kind == SD_BUF_HOST)
+        return; /* sd_cpu_mem: nothing was allocated */
+    if (m.buf->kind == SD_BUF_OWNED)
+        free(m.buf->ptr);
+    free(m.buf);
+}
+
+static void op_copy_in(struct sd_backend *b, struct sd_mem dst, const void *src, size_t n)
+{
+    (void)b;
+    memcpy(sd_buffer_host(dst), src, n);
+}
+
+static void op_copy_out(struct sd_backend *b, void *dst, struct sd_mem src, size_t n)
+{
+    (void)b;
+    memcpy(dst, sd_buffer_host(src), n);
+}
+
+static void op_copy(struct sd_backend *b, struct sd_mem dst, struct sd_mem src, size_t n)
+{
+    (void)b;
+    memcpy(sd_buffer_host(dst), sd_buffer_host(src), n);
+}
+
+static enum sd_err op_reserve_attention(struct sd_backend *b, int n_kv_max, int n_state_max,
+                                        struct sd_error *err)
+{
+    return cpu_reserve_attention(C(b), n_kv_max, n_state_max, err);
+}
+
+static void op_matmul_multi(struct sd_backend *b, struct sd_mem x, int m, int64_t ldx, int n,
+                            const struct sd_matmul_out *outs)
+{
+    struct sd_kweight w[MM_MAX];
+    struct cpu_mm_out o[MM_MAX];
+    for (int done = 0; done < n; done += MM_MAX) {
+        int k = n - done < MM_MAX ? n - done : MM_MAX;
+        for (int p = 0; p < k; p++) {
+            const struct sd_matmul_out *src = &outs[done + p];
+            w[p] = kweight(src->w);
+            o[p] = (struct cpu_mm_out){&w[p], F(src->bias), F(src->y), src->ldy,
+                                       src->accumulate};
+        }
+        cpu_matmul_multi(C(b), F(x), m, ldx, k, o);
+    }
+}
+
+static void op_layer_norm(struct sd_backend *b, struct sd_mem x, int m, int n,
+                          struct sd_mem gamma, struct sd_mem beta, float eps, struct sd_mem y)
+{
+    cpu_layer_norm(C(b), F(x), m, n, F(gamma), F(beta), eps, F(y));
+}
+
+static void op_gelu(struct sd_backend *b, struct sd_mem x, size_t n)
+{
+    cpu_gelu(C(b), F(x), n);
+}
+
+static void op_add(struct sd_backend *b, struct sd_mem y, struct sd_mem x, size_t n)
+{
+    cpu_add(C(b), F(y), F(x), n);
+}
+
+static void op_softmax(struct sd_backend *b, struct sd_mem x, int m, int n)
+{
+    cpu_softmax(C(b), F(x), m, n);
+}
+
+static float op_logsumexp(struct sd_backend *b, const float *host_x, int n)
+{
+    return cpu_logsumexp(C(b), host_x, n);
+}
+
+static void op_get_rows(struct sd_backend *b, const struct sd_weight *w, const int32_t *ids,
+                        int n, struct sd_mem out)
+{
+    struct sd_kweight kw = kweight(w);
+    cpu_get_rows(C(b), &kw, ids, n, F(out));
+}
+
+static void op_attention(struct sd_backend *b, const struct sd_attention *a)
+{
+    struct host_att h = host_att(a);
+    cpu_attention(C(b), &h);
+}
+
+static void op_attention_logits(struct sd_backend *b, const struct sd_attention *a, int head,
+                                struct sd_mem out, int64_t ldo)
+{
+    struct host_att h = host_att(a);
+    cpu_attention_logits(C(b), &h, head, F(out), ldo);
+}
+
+static void op_to_f16_heads(struct sd_backend *b, struct sd_mem src, int n_rows, int n_head,
+                            int d, struct sd_mem dst)
+{
+    cpu_to_f16_heads(C(b), F(src), n_rows, n_head, d, sd_buffer_host(dst));
+}
+
+static void op_to_f16_heads_transposed(struct sd_backend *b, struct sd_mem src, int n_rows,
+                                       int n_head, int d, struct sd_mem dst)
+{
+    cpu_to_f16_heads_transposed(C(b), F(src), n_rows, n_head, d, sd_buffer_host(dst));
+}
+
+static void op_conv1d_k3(struct sd_backend *b, struct sd_mem in, int c_in, int t_in,
+                         int channels_first, const struct sd_weight *w, struct sd_mem bias,
+                         int stride, struct sd_mem out, struct sd_mem col)
+{
+    struct sd_kweight kw = kweight(w);
+    cpu_conv1d_k3(C(b), F(in), c_in, t_in, channels_first, &kw, F(bias), stride, F(out),
+                  F(col));
+}
+
+struct sd_mem sd_cpu_mem(const void *host)
+{
+    static struct sd_buffer host_window = {.ptr = NULL, .size = SIZE_MAX, .kind = SD_BUF_HOST};
+    return (struct sd_mem){&host_window, (uintptr_t)host};
+}
+
+const struct sd_backend_ops sd_cpu_ops = {
+    .name = "cpu",
+    .upload = op_upload,
+    .release = op_release,
+    .create = sd_cpu_backend_create,
+    .destroy = op_destroy,
+    .n_threads = op_n_threads,
+    .simd = op_simd,
+    .alloc = op_alloc,
+    .free = op_free,
+    .copy_in = op_copy_in,
+    .copy_out = op_copy_out,
+    .copy = op_copy,
+    .reserve_attention = op_reserve_attention,
+    .matmul_multi = op_matmul_multi,
+    .layer_norm = op_layer_norm,
+    .gelu = op_gelu,
+    .add = op_add,
+    .softmax = op_softmax,
+    .logsumexp = op_logsumexp,
+    .get_rows = op_get_rows,
+    .attention = op_attention,
+    .attention_logits = op_attention_logits,
+    .to_f16_heads = op_to_f16_heads,
+    .to_f16_heads_transposed = op_to_f16_heads_transposed,
+    .conv1d_k3 = op_conv1d_k3,
+};

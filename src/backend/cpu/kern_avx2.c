@@ -295,7 +295,7 @@ static const gemv_rows_fn GEMV_ROWS[2][7] = {
 };
 
 /* The last < 8 columns for m <= 2: plain dot products. */
-AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struct sd_weight *w,
+AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struct sd_kweight *w,
                                  int n0, int n1, const float *bias, float *y, int64_t ldy,
                                  int accumulate)
 {
@@ -323,7 +323,7 @@ AVX2 static void gemv_small_rest(int m, const float *x, int64_t ldx, const struc
  * time with the f16->f32 conversion fused into the FMAs; 3 <= m < 8 keeps up
  * to 6 rows x 2 columns of accumulators in registers per pass over W.
  */
-AVX2 void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+AVX2 void sd_avx2_gemv(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0,
                            int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
     if (sd_type_is_quantized(w->type)) {

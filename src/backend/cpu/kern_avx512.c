@@ -290,7 +290,7 @@ static const gemv_rows_fn GEMV_ROWS[2][7] = {
  * Small-m products (m < SD_GEMV_MAX_M), memory bound on W. Quantized weights
  * take the VNNI integer path (kern_quant_avx512.c).
  */
-AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_weight *w,
+AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_kweight *w,
                                int n0, int n1, const float *bias, float *y, int64_t ldy,
                                int accumulate)
 {

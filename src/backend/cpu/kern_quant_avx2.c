@@ -267,7 +267,7 @@ AVX2 static float dot_float_path(const float *x, const uint8_t *w, enum sd_type 
     return _mm_cvtss_f32(h);
 }
 
-AVX2 void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w,
+AVX2 void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_kweight *w,
                              int n0, int n1, const float *bias, float *y, int64_t ldy,
                              int accumulate)
 {

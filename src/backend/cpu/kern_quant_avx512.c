@@ -230,7 +230,7 @@ SD_FOR_EACH_QTYPE(DEF_GEMVQ_ALL)
 SD_DEF_GEMVQ_LOOKUP
 
 AVX512VNNI void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx,
-                                     const struct sd_weight *w, int n0, int n1,
+                                     const struct sd_kweight *w, int n0, int n1,
                                      const float *bias, float *y, int64_t ldy, int accumulate)
 {
     const gemvq_fn *fns = gemvq_table(w->type);

@@ -49,7 +49,7 @@ static void to_f32_scalar(const void *src, enum sd_type type, float *dst, int64_
 #define GEMV_CHUNK 256 /* weights converted per step: a multiple of every block size */
 
 /* Each weight row is converted GEMV_CHUNK values at a time; sums run in index order. */
-static void gemv_scalar(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+static void gemv_scalar(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0,
                         int n1, const float *bias, float *y, int64_t ldy, int accumulate)
 {
     float s[SD_GEMV_MAX_M], wbuf[GEMV_CHUNK];

@@ -11,6 +11,13 @@
 
 #include "backend/ops.h"
 
+/* A weight matrix as the kernels read it: struct sd_weight resolved to a host address. */
+struct sd_kweight {
+    enum sd_type type;
+    const void *data;
+    int64_t n, k, ld;
+};
+
 /*
  * Register tile of the GEMM micro-kernel and cache blocks (in elements). B is
  * packed in panels of SD_NR columns; a micro-kernel covers SD_MR rows by
@@ -52,7 +59,7 @@ struct sd_kernels {
     /* dst[0..n) = f32 of src (f32 or f16, any alignment) */
     void (*to_f32)(const void *src, enum sd_type type, float *dst, int64_t n);
     /* y[i][j] (+)= x[i] . W[j] + bias[j] for i < m, j in [n0, n1): the small-m path */
-    void (*gemv)(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0, int n1,
+    void (*gemv)(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0, int n1,
                  const float *bias, float *y, int64_t ldy, int accumulate);
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float a, const float *x, float *y, int n); /* y += a x */
@@ -116,12 +123,12 @@ struct sd_kernels {
  * (kc a multiple of 32, <= SD_KC).
  */
 void sd_quant_to_f32_avx2(const void *src, enum sd_type t, float *dst, int64_t n);
-void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+void sd_quant_gemv_avx2(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0,
                         int n1, const float *bias, float *y, int64_t ldy, int accumulate);
 void sd_quant_pack_panel_avx2(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                               float *dst);
 /* The small-m product on AVX-512 VNNI (kern_quant_avx512.c); same contract. */
-void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_weight *w, int n0,
+void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_kweight *w, int n0,
                           int n1, const float *bias, float *y, int64_t ldy, int accumulate);
 
 extern const struct sd_kernels sd_kernels_scalar;

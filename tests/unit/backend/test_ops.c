@@ -9,9 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels.h"
 #include "backend/ops.h"
 #include "check.h"
+
+/* The CPU backend computes on the test's own arrays: H names host memory. */
+#define H(p) sd_cpu_mem(p)
 
 static uint64_t rng_state = 12345;
 
@@ -50,7 +54,7 @@ static int make_backends(struct sd_backend *out[6])
     int n_levels = simd_levels(flags);
     for (int lv = 0; lv < n_levels; lv++) {
         for (int t = 1; t <= 3; t += 2) {
-            CHECK_OK(sd_backend_create(t, flags[lv], &out[n], &err), &err);
+            CHECK_OK(sd_cpu_backend_create(t, flags[lv], &out[n], &err), &err);
             CHECK_OK(sd_backend_reserve_attention(out[n], 1600, n % 2 ? 64 : 512, &err), &err);
             n++;
         }
@@ -79,29 +83,29 @@ TEST(backend_simd_selection)
 {
     struct sd_backend *b;
     struct sd_error err;
-    CHECK_OK(sd_backend_create(2, SD_BACKEND_FORCE_SCALAR, &b, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(2, SD_BACKEND_FORCE_SCALAR, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), "scalar");
     CHECK_EQ_INT(sd_backend_n_threads(b), 2);
     sd_backend_destroy(b);
     const char *widest = sd_cpu_has_avx512() ? "avx512" : sd_cpu_has_avx2() ? "avx2" : "scalar";
-    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(1, 0, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), widest);
     sd_backend_destroy(b);
-    CHECK_OK(sd_backend_create(1, SD_BACKEND_NO_AVX512, &b, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(1, SD_BACKEND_NO_AVX512, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), sd_cpu_has_avx2() ? "avx2" : "scalar");
     sd_backend_destroy(b);
     setenv("SCRIBED_SIMD", "scalar", 1);
-    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(1, 0, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), "scalar");
     sd_backend_destroy(b);
     setenv("SCRIBED_SIMD", "avx2", 1);
-    CHECK_OK(sd_backend_create(1, 0, &b, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(1, 0, &b, &err), &err);
     CHECK_STR(sd_backend_simd(b), sd_cpu_has_avx2() ? "avx2" : "scalar");
     sd_backend_destroy(b);
     setenv("SCRIBED_SIMD", "avx513", 1);
-    CHECK(sd_backend_create(1, 0, &b, &err) == SD_EINVAL);
+    CHECK(sd_cpu_backend_create(1, 0, &b, &err) == SD_EINVAL);
     unsetenv("SCRIBED_SIMD");
-    CHECK(sd_backend_create(0, 0, &b, &err) == SD_EINVAL);
+    CHECK(sd_cpu_backend_create(0, 0, &b, &err) == SD_EINVAL);
 }
 
 static void check_matmul(struct sd_backend *b, int m, int n, int k, int f16, int with_bias,
@@ -129,9 +133,9 @@ static void check_matmul(struct sd_backend *b, int m, int n, int k, int f16, int
     /* an odd offset in the f16 data checks unaligned weight access */
     uint8_t *wbytes = malloc((size_t)n * ld * 2 + 1);
     memcpy(wbytes + 1, wh, (size_t)n * ld * 2);
-    struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32, f16 ? (void *)(wbytes + 1) : wf, n, k,
-                          ld};
-    sd_op_matmul(b, x, m, k, &w, with_bias ? bias : NULL, y, n + 2, accumulate);
+    struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32,
+                          H(f16 ? (void *)(wbytes + 1) : wf), n, k, ld};
+    sd_op_matmul(b, H(x), m, k, &w, with_bias ? H(bias) : SD_MEM_NONE, H(y), n + 2, accumulate);
     double e = max_rel_err(y, want, (size_t)m * (n + 2));
     CHECK_MSG(e < 2e-5 * sqrt(k), "matmul %s m=%d n=%d k=%d f16=%d: err %g", sd_backend_simd(b),
               m, n, k, f16, e);
@@ -176,11 +180,12 @@ TEST(backend_matmul_row_independent_of_batch)
     float *y = malloc(sizeof(float) * (size_t)M * n), *one = malloc(sizeof(float) * n);
     for (int i = 0; i < nb; i++)
         for (int f16 = 0; f16 < 2; f16++) {
-            struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32, f16 ? (void *)wh : wf, n, k, k};
+            struct sd_weight w = {f16 ? SD_TYPE_F16 : SD_TYPE_F32, H(f16 ? (void *)wh : wf), n, k,
+                                  k};
             for (int m = 2; m <= M; m++) {
-                sd_op_matmul(b[i], x, m, k, &w, bias, y, n, 0);
+                sd_op_matmul(b[i], H(x), m, k, &w, H(bias), H(y), n, 0);
                 for (int r = 0; r < m; r++) {
-                    sd_op_matmul(b[i], x + (size_t)r * k, 1, k, &w, bias, one, n, 0);
+                    sd_op_matmul(b[i], H(x + (size_t)r * k), 1, k, &w, H(bias), H(one), n, 0);
                     CHECK_MSG(memcmp(one, y + (size_t)r * n, sizeof(float) * n) == 0,
                               "%s f16=%d: row %d of %d differs from the row alone",
                               sd_backend_simd(b[i]), f16, r, m);
@@ -201,21 +206,22 @@ TEST(backend_matmul_multi_equals_single)
             float *x = rand_vec((size_t)m * k);
             struct sd_weight w[6];
             struct sd_matmul_out outs[6];
-            float *wd[6], *bias[6], *single[6];
+            float *wd[6], *bias[6], *single[6], *ys[6];
             for (int p = 0; p < 6; p++) {
                 wd[p] = rand_vec((size_t)ns[p] * k);
                 bias[p] = rand_vec(ns[p]);
-                w[p] = (struct sd_weight){SD_TYPE_F32, wd[p], ns[p], k, k};
-                outs[p] = (struct sd_matmul_out){&w[p], p % 2 ? bias[p] : NULL,
-                                                 rand_vec((size_t)m * ns[p]), ns[p], p == 3};
+                ys[p] = rand_vec((size_t)m * ns[p]);
+                w[p] = (struct sd_weight){SD_TYPE_F32, H(wd[p]), ns[p], k, k};
+                outs[p] = (struct sd_matmul_out){&w[p], p % 2 ? H(bias[p]) : SD_MEM_NONE,
+                                                 H(ys[p]), ns[p], p == 3};
                 single[p] = malloc(sizeof(float) * (size_t)m * ns[p]);
-                memcpy(single[p], outs[p].y, sizeof(float) * (size_t)m * ns[p]);
-                sd_op_matmul(b[i], x, m, k, &w[p], outs[p].bias, single[p], ns[p], p == 3);
+                memcpy(single[p], ys[p], sizeof(float) * (size_t)m * ns[p]);
+                sd_op_matmul(b[i], H(x), m, k, &w[p], outs[p].bias, H(single[p]), ns[p], p == 3);
             }
-            sd_op_matmul_multi(b[i], x, m, k, 6, outs); /* more than one job's worth */
+            sd_op_matmul_multi(b[i], H(x), m, k, 6, outs); /* more than one job's worth */
             for (int p = 0; p < 6; p++) {
-                CHECK(memcmp(single[p], outs[p].y, sizeof(float) * (size_t)m * ns[p]) == 0);
-                free(wd[p]), free(bias[p]), free(single[p]), free(outs[p].y);
+                CHECK(memcmp(single[p], ys[p], sizeof(float) * (size_t)m * ns[p]) == 0);
+                free(wd[p]), free(bias[p]), free(single[p]), free(ys[p]);
             }
             free(x);
         }
@@ -242,7 +248,7 @@ TEST(backend_layer_norm_gelu_add_softmax)
             for (int j = 0; j < n; j++)
                 want[r * n + j] = (x[r * n + j] - mean) / sqrt(var + 1e-5) * g[j] + be[j];
         }
-        sd_op_layer_norm(b[i], x, m, n, g, be, 1e-5f, y);
+        sd_op_layer_norm(b[i], H(x), m, n, H(g), H(be), 1e-5f, H(y));
         CHECK(max_rel_err(y, want, (size_t)m * n) < 1e-5);
 
         size_t ne = 40001;
@@ -252,7 +258,7 @@ TEST(backend_layer_norm_gelu_add_softmax)
             v[j] *= 8.0f; /* cover the tails */
             gw[j] = 0.5 * v[j] * (1.0 + erf(v[j] / sqrt(2.0)));
         }
-        sd_op_gelu(b[i], v, ne);
+        sd_op_gelu(b[i], H(v), ne);
         double ge = 0;
         for (size_t j = 0; j < ne; j++)
             ge = fmax(ge, fabs(v[j] - gw[j]));
@@ -262,7 +268,7 @@ TEST(backend_layer_norm_gelu_add_softmax)
         double *aw = malloc(sizeof(double) * ne);
         for (size_t j = 0; j < ne; j++)
             aw[j] = (double)a[j] + c[j];
-        sd_op_add(b[i], a, c, ne);
+        sd_op_add(b[i], H(a), H(c), ne);
         CHECK(max_rel_err(a, aw, ne) < 1e-7);
 
         float *sm = rand_vec((size_t)m * n);
@@ -278,7 +284,7 @@ TEST(backend_layer_norm_gelu_add_softmax)
             for (int j = 0; j < n; j++)
                 sw[r * n + j] = exp(sm[r * n + j] - mx) / sum;
         }
-        sd_op_softmax(b[i], sm, m, n);
+        sd_op_softmax(b[i], H(sm), m, n);
         CHECK(max_rel_err(sm, sw, (size_t)m * n) < 1e-6);
         free(x), free(g), free(be), free(y), free(want), free(v), free(gw), free(a), free(c);
         free(aw), free(sm), free(sw);
@@ -311,11 +317,11 @@ static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_he
                 kd[j * S + t] = k[j * ld + t];
                 vd[j * S + t] = v[j * ld + t];
             }
-        sd_op_to_f16_heads(b, kd, n_kv, n_head, d, kh);
+        sd_op_to_f16_heads(b, H(kd), n_kv, n_head, d, H(kh));
         if (head_major_f16 == 2)
-            sd_op_to_f16_heads_transposed(b, vd, n_kv, n_head, d, vh);
+            sd_op_to_f16_heads_transposed(b, H(vd), n_kv, n_head, d, H(vh));
         else
-            sd_op_to_f16_heads(b, vd, n_kv, n_head, d, vh);
+            sd_op_to_f16_heads(b, H(vd), n_kv, n_head, d, H(vh));
         for (int h = 0; h < n_head; h++) { /* layout check */
             CHECK(sd_f16_to_f32(kh[((size_t)h * n_kv + n_kv - 1) * d + d - 1]) ==
                   kd[(n_kv - 1) * S + h * d + d - 1]);
@@ -351,12 +357,13 @@ static void check_attention_kv(struct sd_backend *b, int n_q, int n_kv, int n_he
             for (int t = S; t < ld; t++)
                 want[i * ld + t] = out[i * ld + t]; /* padding untouched */
         }
-    struct sd_attention a = {.n_q = n_q, .n_kv = n_kv, .n_head = n_head, .d_head = d, .q = q,
-                             .k = k, .v = v, .ldq = ld, .ldk = ld, .ldv = ld, .out = out,
-                             .ldo = ld, .scale = scale, .causal = causal, .n_past = n_past};
+    struct sd_attention a = {.n_q = n_q, .n_kv = n_kv, .n_head = n_head, .d_head = d,
+                             .q = H(q), .k = H(k), .v = H(v), .ldq = ld, .ldk = ld, .ldv = ld,
+                             .out = H(out), .ldo = ld, .scale = scale, .causal = causal,
+                             .n_past = n_past};
     if (head_major_f16) {
-        a.k = kh;
-        a.v = vh;
+        a.k = H(kh);
+        a.v = H(vh);
         a.ldk = a.ldv = d;
         a.kv_type = SD_TYPE_F16;
         a.k_head_stride = a.v_head_stride = (int64_t)n_kv * d;
@@ -407,13 +414,13 @@ TEST(backend_to_f16_heads_transposed)
     struct sd_backend *b[6], *bare;
     struct sd_error err;
     int nb = make_backends(b);
-    CHECK_OK(sd_backend_create(2, 0, &bare, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(2, 0, &bare, &err), &err);
     int n_rows = 150, n_head = 3, d = 40, S = n_head * d;
     float *src = rand_vec((size_t)n_rows * S);
     uint16_t *got = malloc(sizeof(uint16_t) * (size_t)n_rows * S);
     for (int i = 0; i <= nb; i++) {
         memset(got, 0xff, sizeof(uint16_t) * (size_t)n_rows * S);
-        sd_op_to_f16_heads_transposed(i < nb ? b[i] : bare, src, n_rows, n_head, d, got);
+        sd_op_to_f16_heads_transposed(i < nb ? b[i] : bare, H(src), n_rows, n_head, d, H(got));
         int bad = 0;
         for (int h = 0; h < n_head; h++)
             for (int c = 0; c < d; c++)
@@ -469,15 +476,15 @@ TEST(backend_attention_logits)
         for (int n_q = 1; n_q <= 21; n_q += 20) {
             float *q = rand_vec((size_t)n_q * S), *kd = rand_vec((size_t)n_kv * S);
             uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)n_kv * S);
-            sd_op_to_f16_heads(b[i], kd, n_kv, n_head, d, kh);
+            sd_op_to_f16_heads(b[i], H(kd), n_kv, n_head, d, H(kh));
             struct sd_attention a = {.n_q = n_q, .n_kv = n_kv, .n_head = n_head, .d_head = d,
-                                     .q = q, .k = kh, .ldq = S, .ldk = d, .scale = 0.125f,
+                                     .q = H(q), .k = H(kh), .ldq = S, .ldk = d, .scale = 0.125f,
                                      .kv_type = SD_TYPE_F16,
                                      .k_head_stride = (int64_t)n_kv * d};
             int ldo = n_kv + 5;
             float *out = calloc((size_t)n_q * ldo, sizeof(float));
             double *want = malloc(sizeof(double) * (size_t)n_q * ldo);
-            sd_op_attention_logits(b[i], &a, 2, out, ldo);
+            sd_op_attention_logits(b[i], &a, 2, H(out), ldo);
             for (int r = 0; r < n_q; r++)
                 for (int j = 0; j < ldo; j++) {
                     double s = 0;
@@ -521,9 +528,10 @@ TEST(backend_conv1d_and_rows)
                             }
                         want[t * c_out + o] = s;
                     }
-                struct sd_tensor w = {"conv", SD_TYPE_F16, 3, {3, c_in, c_out, 1}, wh,
-                                      sizeof(uint16_t) * c_out * c_in * 3};
-                sd_op_conv1d_k3(b[i], in, c_in, t_in, cf, &w, bias, stride, out, col);
+                struct sd_tensor t = {"conv", SD_TYPE_F16, 3, {3, c_in, c_out, 1}, wh,
+                                      sizeof(uint16_t) * c_out * c_in * 3, H(wh)};
+                struct sd_weight w = sd_weight_of(&t);
+                sd_op_conv1d_k3(b[i], H(in), c_in, t_in, cf, &w, H(bias), stride, H(out), H(col));
                 CHECK(max_rel_err(out, want, (size_t)t_out * c_out) < 1e-5);
                 free(in), free(wf), free(bias), free(out), free(col), free(wh), free(want);
             }
@@ -531,10 +539,10 @@ TEST(backend_conv1d_and_rows)
         uint16_t tab[4 * 9];
         for (int j = 0; j < 36; j++)
             tab[j] = sd_f32_to_f16((float)j);
-        struct sd_weight w = {SD_TYPE_F16, tab, 4, 9, 9};
+        struct sd_weight w = {SD_TYPE_F16, H(tab), 4, 9, 9};
         int32_t ids[3] = {3, 0, 3};
         float out[27];
-        sd_op_get_rows(b[i], &w, ids, 3, out);
+        sd_op_get_rows(b[i], &w, ids, 3, H(out));
         CHECK(out[0] == 27.0f && out[8] == 35.0f && out[9] == 0.0f && out[18] == 27.0f);
     }
     free_backends(b, nb);

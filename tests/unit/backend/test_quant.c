@@ -11,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "backend/cpu/kernels.h"
 #include "backend/ops.h"
 #include "check.h"
+
+/* The CPU backend computes on the test's own arrays: H names host memory. */
+#define H(p) sd_cpu_mem(p)
 
 static const enum sd_type QTYPES[] = {SD_TYPE_Q4_0, SD_TYPE_Q4_1, SD_TYPE_Q5_0, SD_TYPE_Q5_1,
                                       SD_TYPE_Q8_0};
@@ -96,7 +100,7 @@ static int quant_backends(struct sd_backend *out[6])
         if (!usable[lv])
             continue;
         for (int t = 1; t <= 3; t += 2)
-            CHECK_OK(sd_backend_create(t, flags[lv], &out[n++], &err), &err);
+            CHECK_OK(sd_cpu_backend_create(t, flags[lv], &out[n++], &err), &err);
     }
     return n;
 }
@@ -122,7 +126,7 @@ TEST(quant_matmul_all_types_and_shapes)
     for (int t = 0; t < N_QTYPES; t++) {
         sd_quantize(QTYPES[t], wf, wq, (int64_t)n * ld);
         sd_dequantize(QTYPES[t], wq, wd, (int64_t)n * ld);
-        struct sd_weight w = {QTYPES[t], wq, n, k, ld};
+        struct sd_weight w = {QTYPES[t], H(wq), n, k, ld};
         for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
             int m = ms[mi];
             for (int i = 0; i < m; i++)
@@ -144,7 +148,7 @@ TEST(quant_matmul_all_types_and_shapes)
                 }
             for (int b = 0; b < nb; b++) {
                 memset(y, 0, sizeof(float) * 70 * n);
-                sd_op_matmul(be[b], x, m, k, &w, bias, y, n, 0);
+                sd_op_matmul(be[b], H(x), m, k, &w, H(bias), H(y), n, 0);
                 int bad = 0;
                 for (int i = 0; i < m * n; i++)
                     bad += !(fabs(y[i] - ref[i]) <= tol[i]);
@@ -155,10 +159,10 @@ TEST(quant_matmul_all_types_and_shapes)
         /* rows of a quantized embedding */
         int32_t ids[3] = {0, 41, 82};
         float rows[3 * 320];
-        struct sd_weight e = {QTYPES[t], wq, n, ld, ld};
+        struct sd_weight e = {QTYPES[t], H(wq), n, ld, ld};
         for (int b = 0; b < nb; b++) {
             float out[3 * 352];
-            sd_op_get_rows(be[b], &e, ids, 3, out);
+            sd_op_get_rows(be[b], &e, ids, 3, H(out));
             for (int r = 0; r < 3; r++)
                 for (int p = 0; p < 320; p++)
                     rows[r * 320 + p] = out[r * ld + p];
@@ -187,12 +191,13 @@ TEST(quant_matmul_row_independent_of_batch)
     int nb = quant_backends(be);
     for (int t = 0; t < N_QTYPES; t++) {
         sd_quantize(QTYPES[t], wf, wq, (int64_t)n * k);
-        struct sd_weight w = {QTYPES[t], wq, n, k, k};
+        struct sd_weight w = {QTYPES[t], H(wq), n, k, k};
         for (int b = 0; b < nb; b++)
             for (int m = 2; m <= M; m += 1 + m / 8) {
-                sd_op_matmul(be[b], x, m, k, &w, NULL, y, n, 0);
+                sd_op_matmul(be[b], H(x), m, k, &w, SD_MEM_NONE, H(y), n, 0);
                 for (int r = 0; r < m; r++) {
-                    sd_op_matmul(be[b], x + (size_t)r * k, 1, k, &w, NULL, one, n, 0);
+                    sd_op_matmul(be[b], H(x + (size_t)r * k), 1, k, &w, SD_MEM_NONE, H(one), n,
+                                 0);
                     CHECK_MSG(memcmp(one, y + (size_t)r * n, sizeof(one)) == 0,
                               "%s type %d: row %d of %d differs from the row alone",
                               sd_backend_simd(be[b]), (int)QTYPES[t], r, m);
