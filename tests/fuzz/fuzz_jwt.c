@@ -61,7 +61,10 @@ static void check_signed(const uint8_t *data, size_t size)
 
     char sub[AUTH_PRINCIPAL_MAX];
     const char *why = NULL;
-    enum auth_outcome o = auth_jwt_check(SECRET, strlen(SECRET), tok, 1767225600, sub,
+    /* half the inputs with the rules a deployment may set: a lifetime cap, aud, iss */
+    static const struct auth_jwt_rules none = {0}, strict = {86400, "scribed", "https://idp"};
+    enum auth_outcome o = auth_jwt_check(SECRET, strlen(SECRET), tok,
+                                         (size & 1) ? &strict : &none, 1767225600, sub,
                                          sizeof(sub), &why);
     if (o == AUTH_OK)
         check_principal(sub);
@@ -74,7 +77,8 @@ static void check_presented(const uint8_t *data, size_t size)
 {
     static struct auth *a;
     if (!a) {
-        struct auth_opts o = {.static_key = STATIC_KEY, .jwt_secret = SECRET, .refresh_ms = 1000};
+        struct auth_opts o = {.static_key = STATIC_KEY, .jwt_secret = SECRET,
+                              .jwt = {86400, "scribed", NULL}, .refresh_ms = 1000};
         struct sd_error err = {0};
         FUZZ_REQUIRE(auth_create(&o, NULL, &a, &err) == SD_OK, "auth_create");
     }
@@ -83,7 +87,9 @@ static void check_presented(const uint8_t *data, size_t size)
     memcpy(cred, data, size);
     cred[size] = '\0';
     char principal[AUTH_PRINCIPAL_MAX];
-    enum auth_outcome o = auth_verify(a, cred, 1000, 1767225600000, principal, sizeof(principal));
+    bool admin = false;
+    enum auth_outcome o = auth_verify(a, cred, 1000, 1767225600000, principal, sizeof(principal),
+                                      &admin);
     FUZZ_REQUIRE(auth_outcome_name(o) != NULL, "outcome has a name");
     if (o == AUTH_OK)
         check_principal(principal);
