@@ -17,6 +17,7 @@
 
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "jobs/synth.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 #include "telemetry/log.h"
@@ -35,6 +36,7 @@ struct jobs_opts {
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
+    int speech_slots;             /* syntheses at once (synth.h); 0: half the workers, >= 1 */
     struct pipeline_opts pipeline; /* loaded in the background */
 };
 
@@ -48,6 +50,7 @@ struct jobs {
     struct metrics *metrics;      /* borrowed */
     struct pipeline *pipeline;
     struct job_queue *q;
+    struct synth_slots *synth;    /* speech synthesis's share (synth.h) */
     pthread_t *threads;
     int n_threads;
     volatile bool stop;           /* workers waiting for the model give up */

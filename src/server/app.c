@@ -138,6 +138,7 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
+        .speech_slots = (int)a->cfg.speech_slots,
         .pipeline = {.model_path = a->model_path,
                      .vad_path = a->cfg.vad_model,
                      .threads_per_worker = threads,

@@ -32,7 +32,10 @@ enum route_flags {
     ROUTE_PROBE = 4,       /* no key, no rate limit (/health) */
     ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
     ROUTE_FALLBACK = 16,   /* catch-all (the web page's files): another method is a 404, not a 405 */
+    ROUTE_JSON = 32,       /* body read into memory (HTTP_JSON_BODY_MAX at most): http_body() */
 };
+
+#define HTTP_JSON_BODY_MAX ((int64_t)64 << 10)
 
 struct route {
     const char *method;
@@ -68,6 +71,8 @@ const char *http_path_param(struct http_request *r);
 const char *http_query(struct http_request *r, const char *key);
 const char *http_header(struct http_request *r, const char *name);
 struct upload *http_upload(struct http_request *r);
+/* A ROUTE_JSON request's body, NUL-terminated ("" if none); valid until the request ends. */
+const char *http_body(struct http_request *r, size_t *len);
 /* Who is calling: an API key id, "static", "jwt:SUB", or "" (auth off, open route). */
 const char *http_principal(struct http_request *r);
 /* Prometheus text of the auth, rate-limit and slow-client counters (caller frees; NULL: ENOMEM). */
