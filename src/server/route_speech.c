@@ -20,6 +20,7 @@
 #include "server/app.h"
 #include "server/routes.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 /* A slot is waited for at most this long before 429. */
 #define SPEECH_SLOT_WAIT_MS 60000
@@ -143,8 +144,18 @@ void route_speech(struct http_request *r)
     /* NULs inside strings are allowed here so the input check can name them */
     json_t *body = json_loadb(text, n, JSON_ALLOW_NUL, &jerr);
     if (!body || !json_is_object(body)) {
-        bool utf8 = !body && strstr(jerr.text, "UTF-8");
         json_decref(body);
+        /* jansson refuses invalid UTF-8 anywhere; the text to speak is where it comes from */
+        bool utf8 = false;
+        for (size_t i = 0; i < n;) {
+            uint32_t cp;
+            size_t k = sd_utf8_char((const uint8_t *)text + i, n - i, &cp);
+            if (k == 0) {
+                utf8 = true;
+                break;
+            }
+            i += k;
+        }
         if (utf8)
             bad_request(r, "input", "input is not valid UTF-8");
         else

@@ -40,17 +40,19 @@ static const struct openai_voice {
 static const struct flite_voice_fn {
     const char *name;
     cst_voice *(*reg)(const char *voxdir);
+    bool noise; /* clustergen: its excitation noise comes from libc rand() */
 } flite_voices[] = {
-    {"kal16", register_cmu_us_kal16},
-    {"rms", register_cmu_us_rms},
-    {"slt", register_cmu_us_slt},
-    {"awb", register_cmu_us_awb},
+    {"kal16", register_cmu_us_kal16, false}, /* diphone: deterministic as it is */
+    {"rms", register_cmu_us_rms, true},
+    {"slt", register_cmu_us_slt, true},
+    {"awb", register_cmu_us_awb, true},
 };
 #define N_FLITE (sizeof(flite_voices) / sizeof(flite_voices[0]))
 
 struct tts {
     cst_voice *flite[N_FLITE]; /* flite's own objects, registered once; read-only here */
     pthread_mutex_t espeak_mu; /* espeak-ng is one global state: one call at a time */
+    pthread_mutex_t noise_mu;  /* libc rand()'s seed, for the clustergen voices (flite_speak) */
     bool espeak_ok;
     int espeak_rate;           /* its output sample rate */
     char version[96];
@@ -127,6 +129,7 @@ enum sd_err tts_open(struct tts **out, struct sd_error *err)
     if (!t)
         return sd_fail(err, SD_ENOMEM, "tts");
     pthread_mutex_init(&t->espeak_mu, NULL);
+    pthread_mutex_init(&t->noise_mu, NULL);
     flite_init(); /* idempotent: registers the language modules' features once */
     for (size_t i = 0; i < N_FLITE; i++) {
         t->flite[i] = flite_voices[i].reg(NULL);
@@ -161,6 +164,7 @@ void tts_close(struct tts *t)
      * 1.51). Both are freed by the process's exit.
      */
     pthread_mutex_destroy(&t->espeak_mu);
+    pthread_mutex_destroy(&t->noise_mu);
     free(t);
 }
 
@@ -178,7 +182,21 @@ static enum sd_err flite_speak(struct tts *t, const struct tts_voice *v, const c
     /* on the utterance, which shadows the voice's features: the voice stays shared and unchanged */
     feat_set_float(u->features, "duration_stretch", (float)(1.0 / speed));
     enum sd_err rc = SD_OK;
-    if (!utt_synth(u)) {
+    /*
+     * The clustergen voices draw their noise from libc rand(), one global
+     * sequence: reseeding it for each utterance, one at a time, makes the
+     * same request the same bytes (a stream equals the CLI's file) whatever
+     * ran before. kal16 needs no noise and runs without the lock.
+     */
+    bool noise = flite_voices[k].noise;
+    if (noise) {
+        pthread_mutex_lock(&t->noise_mu);
+        srand(1);
+    }
+    bool synthesised = utt_synth(u) != NULL;
+    if (noise)
+        pthread_mutex_unlock(&t->noise_mu);
+    if (!synthesised) {
         rc = sd_fail(err, SD_EINTERNAL, "flite could not synthesise the text");
     } else {
         cst_wave *w = utt_wave(u);

@@ -6,15 +6,18 @@
  *
  * One struct tts per process is enough: it registers flite's voices once
  * (flite keeps each voice as a global object, so a second handle shares
- * them) and initialises espeak-ng once. espeak-ng keeps its whole state in
- * library globals and is not thread-safe: the handle owns the mutex that
- * serialises every espeak-ng call. That global state is the only state
- * not in the handle, and it is the library's, not ours.
+ * them) and initialises espeak-ng once. Global state the libraries force,
+ * none of it ours: espeak-ng keeps its whole state in library globals and
+ * is not thread-safe (the handle owns the mutex that serialises every
+ * espeak-ng call); flite's clustergen voices (rms, slt, awb) draw noise
+ * from libc rand(), so the handle reseeds it per utterance under a second
+ * mutex, which makes every request's audio reproducible byte for byte.
  *
  * Threads: tts_synthesize may be called from any number of threads at
- * once; flite runs concurrently (each call has its own utterance; the
- * speed is set on the utterance, never on the shared voice), espeak-ng
- * one call at a time.
+ * once; each flite call has its own utterance (the speed is set on the
+ * utterance, never on the shared voice): kal16 runs concurrently, the
+ * clustergen voices' synthesis step one at a time, espeak-ng one call at a
+ * time.
  */
 #ifndef SD_TTS_TTS_H
 #define SD_TTS_TTS_H
@@ -38,7 +41,8 @@ struct tts_voice {
 
 struct tts;
 
-#define TTS_DEFAULT_VOICE "flite-slt"
+/* The lowest measured WER of the four flite voices (docs/PERFORMANCE.md). */
+#define TTS_DEFAULT_VOICE "flite-rms"
 #define TTS_SPEED_MIN 0.25
 #define TTS_SPEED_MAX 4.0
 
