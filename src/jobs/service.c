@@ -79,6 +79,10 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     rc = synth_slots_create(slots, o->max_pending, &js->synth, err);
     if (rc != SD_OK)
         goto fail;
+    rc = speech_cache_open(o->data_dir, o->speech_cache_bytes, o->speech_cache_ttl_s,
+                           &js->speech_cache, err);
+    if (rc != SD_OK)
+        goto fail;
     rc = pipeline_create(&o->pipeline, &js->pipeline, err);
     if (rc != SD_OK)
         goto fail;
@@ -147,6 +151,7 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     callbacks_stop(js->cb);
     jobq_destroy(js->q);
     synth_slots_destroy(js->synth);
+    speech_cache_close(js->speech_cache);
     pipeline_destroy(js->pipeline);
     free(js->threads);
     free(js);

@@ -17,6 +17,7 @@
 
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "jobs/speech_cache.h"
 #include "jobs/synth.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
@@ -37,6 +38,8 @@ struct jobs_opts {
     int result_retention_days;
     int retention_interval_s;
     int speech_slots;             /* syntheses at once (synth.h); 0: half the workers, >= 1 */
+    int64_t speech_cache_bytes;   /* DATA/speech-cache cap (speech_cache.h); 0: no cache */
+    int speech_cache_ttl_s;
     struct pipeline_opts pipeline; /* loaded in the background */
 };
 
@@ -51,6 +54,7 @@ struct jobs {
     struct pipeline *pipeline;
     struct job_queue *q;
     struct synth_slots *synth;    /* speech synthesis's share (synth.h) */
+    struct speech_cache *speech_cache; /* NULL when off */
     pthread_t *threads;
     int n_threads;
     volatile bool stop;           /* workers waiting for the model give up */

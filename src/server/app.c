@@ -139,6 +139,8 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
         .speech_slots = (int)a->cfg.speech_slots,
+        .speech_cache_bytes = (int64_t)a->cfg.speech_cache_mb << 20,
+        .speech_cache_ttl_s = (int)a->cfg.speech_cache_ttl_s,
         .pipeline = {.model_path = a->model_path,
                      .vad_path = a->cfg.vad_model,
                      .threads_per_worker = threads,

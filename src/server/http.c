@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +244,13 @@ static void stream_free(void *cls)
 void http_reply_stream(struct http_request *r, int status, const char *content_type,
                        http_stream_fn fn, void (*done)(void *user), void *user)
 {
+    http_reply_stream_headers(r, status, content_type, NULL, fn, done, user);
+}
+
+void http_reply_stream_headers(struct http_request *r, int status, const char *content_type,
+                               const char *const *headers, http_stream_fn fn,
+                               void (*done)(void *user), void *user)
+{
     struct stream_reply *s = r->status ? NULL : malloc(sizeof(*s));
     if (!s) {
         done(user);
@@ -261,7 +269,13 @@ void http_reply_stream(struct http_request *r, int status, const char *content_t
         return;
     }
     add_common_headers(r, resp, content_type);
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    bool cache_control = false;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+        cache_control |= strcasecmp(headers[i], "Cache-Control") == 0;
+    }
+    if (!cache_control)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
     queue(r, status, resp);
 }
 

@@ -106,6 +106,10 @@ void http_reply_body(struct http_request *r, int status, const char *content_typ
 typedef long (*http_stream_fn)(void *user, char *buf, size_t max);
 void http_reply_stream(struct http_request *r, int status, const char *content_type,
                        http_stream_fn fn, void (*done)(void *user), void *user);
+/* The same with extra headers (name, value, ..., NULL); a Cache-Control among them replaces no-cache. */
+void http_reply_stream_headers(struct http_request *r, int status, const char *content_type,
+                               const char *const *headers, http_stream_fn fn,
+                               void (*done)(void *user), void *user);
 void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
                       const char *param);
 void http_reply_condition(struct http_request *r, enum http_condition c, const char *message);

@@ -5,6 +5,10 @@
  *   GET  /v1/audio/voices   our voices, their engines, rates, OpenAI names
  * and the speech entries of GET /v1/models (route_speech_models).
  *
+ * Identical requests are answered from the speech cache (jobs/speech_cache.h)
+ * while it is fresh; its key is the ETag (speech is reproducible byte for
+ * byte), so If-None-Match with it is a 304 without any lookup.
+ *
  * A synthesis holds one of the job system's synthesis slots (jobs/synth.h)
  * from before the reply until the reply ends; it runs on the connection's
  * thread inside MHD's reader callback, one sentence per call that finds
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pipeline/speech.h"
 #include "server/app.h"
@@ -49,6 +54,9 @@ struct speech_reply {
     double t0;
     char req[64];
     const char *voice, *format;
+    FILE *cache_file;          /* the producer's copy for the cache, or NULL */
+    bool cache_ok;             /* every byte reached cache_file */
+    char key[SPEECH_KEY_HEX];  /* "" when not caching */
 };
 
 static bool to_buffer(void *user, const uint8_t *data, size_t n)
@@ -66,6 +74,8 @@ static bool to_buffer(void *user, const uint8_t *data, size_t n)
     }
     memcpy(s->buf + s->len, data, n);
     s->len += n;
+    if (s->cache_file && fwrite(data, 1, n, s->cache_file) != n)
+        s->cache_ok = false; /* a full disk spoils the cache entry, not the reply */
     return true;
 }
 
@@ -100,6 +110,8 @@ static void speech_done(void *user)
     double audio_s = speech_run_audio_s(s->run);
     synth_record(s->app->jobs->synth, ok, audio_s, s->sent);
     synth_release(s->app->jobs->synth);
+    if (s->key[0]) /* waiters for the same speech go on: from the file, or one of them makes it */
+        speech_cache_finish(s->app->jobs->speech_cache, s->key, s->cache_file, ok && s->cache_ok);
     log_event(s->app->log, ok ? LOG_INFO : LOG_WARN, "speech.done",
               (struct log_field[]){LOG_STR("req", s->req), LOG_STR("voice", s->voice),
                                    LOG_STR("format", s->format), LOG_F64("audio_s", audio_s),
@@ -132,6 +144,63 @@ static bool string_member(struct http_request *r, json_t *body, const char *key,
     *out = json_string_value(v);
     if (len)
         *len = json_string_length(v);
+    return true;
+}
+
+struct file_reply {
+    int fd;
+};
+
+static long file_read(void *user, char *out, size_t max)
+{
+    struct file_reply *f = user;
+    ssize_t n = read(f->fd, out, max);
+    return n > 0 ? (long)n : n == 0 ? 0 : -1;
+}
+
+static void file_done(void *user)
+{
+    struct file_reply *f = user;
+    close(f->fd);
+    free(f);
+}
+
+/*
+ * The cache's answer, if it has one: 304 for a matching If-None-Match, the
+ * file for a fresh entry. Otherwise *producer says whether this request makes
+ * the entry (key is then the caller's to finish). True when answered.
+ */
+static bool answer_from_cache(struct http_request *r, struct speech_cache *c,
+                              const struct speech_params *sp, const char *key, bool *producer)
+{
+    char etag[SPEECH_KEY_HEX + 2], max_age[48];
+    snprintf(etag, sizeof(etag), "\"%s\"", key);
+    snprintf(max_age, sizeof(max_age), "private, max-age=%d", speech_cache_ttl_s(c));
+    const char *inm = http_header(r, "If-None-Match");
+    *producer = false;
+    if (inm && strcmp(inm, etag) == 0) {
+        http_reply_body(r, 304, tts_format_mime(sp->format), NULL, 0);
+        return true;
+    }
+    int fd;
+    int64_t size;
+    struct sd_error err = {0};
+    if (speech_cache_get(c, key, &fd, &size, producer, SPEECH_SLOT_WAIT_MS, &err) != SD_OK) {
+        http_reply_error(r, err.code, err.msg, NULL);
+        return true;
+    }
+    if (fd < 0)
+        return false;
+    struct file_reply *f = malloc(sizeof(*f));
+    if (!f) {
+        close(fd);
+        http_reply_error(r, SD_ENOMEM, "out of memory", NULL);
+        return true;
+    }
+    f->fd = fd;
+    const char *headers[] = {"ETag", etag, "Cache-Control", max_age, "X-Cache", "hit", NULL};
+    http_reply_stream_headers(r, 200, tts_format_mime(sp->format), headers, file_read, file_done,
+                              f);
     return true;
 }
 
@@ -217,7 +286,20 @@ void route_speech(struct http_request *r)
         return;
     }
     struct tts *engine = pipeline_engine(a->jobs->pipeline, PIPELINE_TTS);
+    struct speech_cache *cache = a->jobs->speech_cache;
+    char key[SPEECH_KEY_HEX] = "";
+    bool producer = false;
+    if (cache) {
+        speech_cache_key(tts_version(engine), sp.voice->id, tts_format_name(sp.format), sp.speed,
+                         input, input_len, key);
+        if (answer_from_cache(r, cache, &sp, key, &producer)) {
+            json_decref(body);
+            return;
+        }
+    }
     if (synth_acquire(a->jobs->synth, SPEECH_SLOT_WAIT_MS, &err) != SD_OK) {
+        if (producer)
+            speech_cache_finish(cache, key, NULL, false);
         json_decref(body);
         http_reply_error(r, err.code, err.msg, NULL);
         return;
@@ -230,18 +312,30 @@ void route_speech(struct http_request *r)
         s->voice = sp.voice->id;
         s->format = tts_format_name(sp.format);
         snprintf(s->req, sizeof(s->req), "%s", http_request_id(r));
+        if (producer) {
+            snprintf(s->key, sizeof(s->key), "%s", key);
+            s->cache_file = speech_cache_create(cache, key);
+            s->cache_ok = s->cache_file != NULL;
+        }
         rc = speech_run_start(engine, input, input_len, &sp, to_buffer, s, &s->run, &err);
     }
     json_decref(body);
     if (rc != SD_OK) {
         synth_release(a->jobs->synth);
+        if (producer)
+            speech_cache_finish(cache, key, s ? s->cache_file : NULL, false);
         if (s)
             free(s->buf);
         free(s);
         http_reply_error(r, err.code, err.msg, NULL);
         return;
     }
-    http_reply_stream(r, 200, tts_format_mime(sp.format), speech_read, speech_done, s);
+    char etag[SPEECH_KEY_HEX + 2], max_age[48];
+    snprintf(etag, sizeof(etag), "\"%s\"", key);
+    snprintf(max_age, sizeof(max_age), "private, max-age=%d", cache ? speech_cache_ttl_s(cache) : 0);
+    const char *headers[] = {"ETag", etag, "Cache-Control", max_age, "X-Cache", "miss", NULL};
+    http_reply_stream_headers(r, 200, tts_format_mime(sp.format), cache ? headers : NULL,
+                              speech_read, speech_done, s);
 }
 
 static json_t *openai_names(const struct tts_voice *v)
@@ -292,6 +386,9 @@ char *route_speech_metrics(struct http_request *r)
 {
     struct synth_stats st;
     synth_stats(http_app(r)->jobs->synth, &st);
+    struct speech_cache_stats cs = {0};
+    if (http_app(r)->jobs->speech_cache)
+        speech_cache_stats(http_app(r)->jobs->speech_cache, &cs);
     char *out = NULL;
     if (asprintf(&out,
                  "# HELP scribed_speech_slots Speech syntheses that may run at once.\n"
@@ -308,9 +405,22 @@ char *route_speech_metrics(struct http_request *r)
                  "# TYPE scribed_speech_audio_seconds_total counter\n"
                  "scribed_speech_audio_seconds_total %.3f\n"
                  "# HELP scribed_speech_bytes_total Encoded speech bytes sent.\n"
-                 "# TYPE scribed_speech_bytes_total counter\nscribed_speech_bytes_total %lld\n",
+                 "# TYPE scribed_speech_bytes_total counter\nscribed_speech_bytes_total %lld\n"
+                 "# HELP scribed_speech_cache_requests_total Speech requests by cache outcome.\n"
+                 "# TYPE scribed_speech_cache_requests_total counter\n"
+                 "scribed_speech_cache_requests_total{result=\"hit\"} %lld\n"
+                 "scribed_speech_cache_requests_total{result=\"miss\"} %lld\n"
+                 "# HELP scribed_speech_cache_evictions_total Cached speech files removed (expired or over the cap).\n"
+                 "# TYPE scribed_speech_cache_evictions_total counter\n"
+                 "scribed_speech_cache_evictions_total %lld\n"
+                 "# HELP scribed_speech_cache_bytes Bytes of speech in the cache.\n"
+                 "# TYPE scribed_speech_cache_bytes gauge\nscribed_speech_cache_bytes %lld\n"
+                 "# HELP scribed_speech_cache_files Files in the speech cache.\n"
+                 "# TYPE scribed_speech_cache_files gauge\nscribed_speech_cache_files %lld\n",
                  st.slots, (long long)st.running, (long long)st.waiting, (long long)st.done,
-                 (long long)st.failed, st.audio_s, (long long)st.bytes) < 0)
+                 (long long)st.failed, st.audio_s, (long long)st.bytes, (long long)cs.hits,
+                 (long long)cs.misses, (long long)cs.evictions, (long long)cs.stored_bytes,
+                 (long long)cs.files) < 0)
         return NULL;
     return out;
 }
