@@ -9,7 +9,9 @@ For each voice (flite kal16, rms, slt, awb; espeak-ng en):
          synthesised alone (wav), recognised by Debian's pocketsphinx
          (en-us model), word error rate over all of them.
 Then time to first byte for the same 2000 characters over HTTP (POST
-/v1/audio/speech, default voice, mp3) against the whole response's time.
+/v1/audio/speech, default voice, mp3 and pcm, cache off) against the whole
+response's time, and the same request with the cache on: the miss, then
+the hit.
 Prints a markdown table for docs/PERFORMANCE.md.
 
   /usr/bin/python3 bench/tts_bench.py [--voices flite-rms,...] [--no-wer]
@@ -75,36 +77,49 @@ def free_port():
         return s.getsockname()[1]
 
 
-def ttfb(tmp, model):
+def timed(base, fmt):
+    t0 = time.monotonic()
+    r = requests.post(base + "/v1/audio/speech", stream=True, timeout=300,
+                      json={"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": fmt})
+    it = r.iter_content(chunk_size=None)
+    first = next(it)
+    t1 = time.monotonic()
+    n = len(first) + sum(len(c) for c in it)
+    return t1 - t0, time.monotonic() - t0, n, r.headers.get("X-Cache", "-")
+
+
+def serve(tmp, model, name, *args):
     port = free_port()
-    log = open(os.path.join(tmp, "server.log"), "w")
-    p = subprocess.Popen([BIN, "serve", "--port", str(port), "--data-dir", os.path.join(tmp, "d"),
-                          "--model", model, "--workers", "2"], stdout=log, stderr=log)
+    log = open(os.path.join(tmp, name + ".log"), "w")
+    p = subprocess.Popen([BIN, "serve", "--port", str(port), "--data-dir", os.path.join(tmp, name),
+                          "--model", model, "--workers", "2", *args], stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if requests.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return p, base
+
+
+def cache_rows(tmp, model):
+    p, base = serve(tmp, model, "cached")
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if requests.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+        return [timed(base, "mp3"), timed(base, "mp3")]
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def ttfb(tmp, model):
+    p, base = serve(tmp, model, "uncached", "--speech-cache-mb", "0")
+    try:
         rows = []
         for fmt in ("mp3", "pcm"):
-            best = None
-            for _ in range(3):
-                t0 = time.monotonic()
-                r = requests.post(base + "/v1/audio/speech", stream=True, timeout=300,
-                                  json={"model": "tts-1", "voice": "alloy", "input": LONG,
-                                        "response_format": fmt})
-                it = r.iter_content(chunk_size=None)
-                first = next(it)
-                t1 = time.monotonic()
-                n = len(first) + sum(len(c) for c in it)
-                t2 = time.monotonic()
-                if best is None or t1 - t0 < best[0]:
-                    best = (t1 - t0, t2 - t0, n)
-            rows.append((fmt,) + best)
+            best = min((timed(base, fmt) for _ in range(3)), key=lambda t: t[0])
+            rows.append((fmt,) + best[:3])
         return rows
     finally:
         p.terminate()
@@ -135,6 +150,10 @@ def main():
         print("|---|---|---|---|")
         for fmt, first, whole, n in ttfb(tmp, a.model):
             print(f"| {fmt} | {1000 * first:.0f} ms | {1000 * whole:.0f} ms | {n} |", flush=True)
+        print("\n| cache (mp3, same request twice) | first byte | whole response | bytes |")
+        print("|---|---|---|---|")
+        for first, whole, n, result in cache_rows(tmp, a.model):
+            print(f"| {result} | {1000 * first:.0f} ms | {1000 * whole:.0f} ms | {n} |", flush=True)
 
 
 if __name__ == "__main__":
