@@ -29,6 +29,23 @@ struct speech_cache {
     int64_t hits, misses, evictions;
 };
 
+/* A producer's file left by a crash: nothing produces before the cache is open. */
+static void remove_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, ".tmp-", 5) != 0)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 enum sd_err speech_cache_open(const char *data_dir, int64_t max_bytes, int ttl_s,
                               struct speech_cache **out, struct sd_error *err)
 {
@@ -49,7 +66,8 @@ enum sd_err speech_cache_open(const char *data_dir, int64_t max_bytes, int ttl_s
     pthread_mutex_init(&c->mu, NULL);
     sd_cond_init_monotonic(&c->cv);
     *out = c;
-    speech_cache_sweep(c); /* leftovers of a crash: temporary files, expired entries */
+    remove_temporaries(c->dir);
+    speech_cache_sweep(c); /* what expired while the service was down */
     return SD_OK;
 }
 
@@ -236,7 +254,8 @@ int speech_cache_sweep(struct speech_cache *c)
     int64_t total;
     pthread_mutex_lock(&c->mu); /* one sweep at a time; lookups wait briefly */
     int n = list_entries(c, &e, &total), removed = 0;
-    qsort(e, (size_t)n, sizeof(*e), by_age);
+    if (n > 1)
+        qsort(e, (size_t)n, sizeof(*e), by_age);
     time_t now = time(NULL);
     for (int i = 0; i < n; i++) {
         bool expired = now - e[i].mtime.tv_sec >= c->ttl_s;
