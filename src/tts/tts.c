@@ -7,6 +7,7 @@
 #include <flite/flite.h>
 #include <flite/flite_version.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +53,10 @@ static const struct flite_voice_fn {
 struct tts {
     cst_voice *flite[N_FLITE]; /* flite's own objects, registered once; read-only here */
     pthread_mutex_t espeak_mu; /* espeak-ng is one global state: one call at a time */
+    bool espeak_tried;         /* initialised on first use (guarded by espeak_mu) */
     pthread_mutex_t noise_mu;  /* libc rand()'s seed, for the clustergen voices (flite_speak) */
     bool espeak_ok;
-    int espeak_rate;           /* its output sample rate */
+    atomic_int espeak_rate;    /* its output sample rate once initialised (read without the lock) */
     char version[96];
 };
 
@@ -113,8 +115,10 @@ static int flite_index(const char *name)
 
 int tts_voice_rate(const struct tts *t, const struct tts_voice *v)
 {
+    /* espeak-ng: 22050 Hz for every voice, known for sure once it is initialised */
+    int rate = t && v->engine == TTS_ESPEAK ? atomic_load(&t->espeak_rate) : 0;
     if (v->engine == TTS_ESPEAK)
-        return t ? t->espeak_rate : 22050;
+        return rate > 0 ? rate : 22050;
     return 16000; /* all four flite voices Debian ships */
 }
 
@@ -138,16 +142,10 @@ enum sd_err tts_open(struct tts **out, struct sd_error *err)
             return sd_fail(err, SD_EINTERNAL, "flite voice %s did not load", flite_voices[i].name);
         }
     }
-    /* bit 15: report a missing espeak-ng-data instead of exiting the process */
-    int rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, NULL, 1 << 15);
     const char *data_path = NULL;
-    const char *ev = espeak_Info(&data_path);
-    if (rate > 0) {
-        t->espeak_ok = true;
-        t->espeak_rate = rate;
-    }
+    const char *ev = espeak_Info(&data_path); /* the version only: no initialisation */
     snprintf(t->version, sizeof(t->version), "flite %s, espeak-ng %s", FLITE_PROJECT_VERSION,
-             t->espeak_ok && ev ? ev : "unavailable");
+             ev ? ev : "?");
     *out = t;
     return SD_OK;
 }
@@ -228,15 +226,30 @@ static int espeak_cb(short *wav, int n, espeak_EVENT *events)
 static enum sd_err espeak_speak(struct tts *t, const struct tts_voice *v, const char *text,
                                 double speed, tts_pcm_fn fn, void *user, struct sd_error *err)
 {
-    if (!t->espeak_ok)
-        return sd_fail(err, SD_EUNSUPPORTED, "espeak-ng is not available (no espeak-ng-data)");
     int rate = (int)(espeakRATE_NORMAL * speed + 0.5);
     rate = rate < espeakRATE_MINIMUM ? espeakRATE_MINIMUM
            : rate > espeakRATE_MAXIMUM ? espeakRATE_MAXIMUM
                                        : rate;
-    struct espeak_call c = {fn, user, t->espeak_rate, false};
     enum sd_err rc = SD_OK;
     pthread_mutex_lock(&t->espeak_mu);
+    if (!t->espeak_tried) {
+        /*
+         * On first use, not at start: Debian's espeak-ng 1.51 opens an audio
+         * device object (pcaudiolib: PulseAudio, which makes /tmp/pulse-*
+         * without XDG_RUNTIME_DIR) even in synchronous mode, so a service
+         * that never speaks with espeak-ng never touches it. Bit 15: a
+         * missing espeak-ng-data is reported instead of exiting the process.
+         */
+        t->espeak_tried = true;
+        int srate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, NULL, 1 << 15);
+        t->espeak_ok = srate > 0;
+        atomic_store(&t->espeak_rate, srate > 0 ? srate : 0);
+    }
+    if (!t->espeak_ok) {
+        pthread_mutex_unlock(&t->espeak_mu);
+        return sd_fail(err, SD_EUNSUPPORTED, "espeak-ng is not available (no espeak-ng-data)");
+    }
+    struct espeak_call c = {fn, user, atomic_load(&t->espeak_rate), false};
     espeak_SetSynthCallback(espeak_cb);
     if (espeak_SetVoiceByName(v->engine_voice) != EE_OK) {
         rc = sd_fail(err, SD_EINTERNAL, "espeak-ng has no voice %s", v->engine_voice);

@@ -6,7 +6,8 @@
  *
  * One struct tts per process is enough: it registers flite's voices once
  * (flite keeps each voice as a global object, so a second handle shares
- * them) and initialises espeak-ng once. Global state the libraries force,
+ * them) and initialises espeak-ng once, on its first use (its audio-device
+ * object reaches for PulseAudio even when it only fills buffers). Global state the libraries force,
  * none of it ours: espeak-ng keeps its whole state in library globals and
  * is not thread-safe (the handle owns the mutex that serialises every
  * espeak-ng call); flite's clustergen voices (rms, slt, awb) draw noise
