@@ -20,7 +20,10 @@ CFLAGS  := -std=c17 -D_GNU_SOURCE -Isrc -Itests $(OPT) -g -fno-strict-aliasing \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
            -MMD -MP -pthread $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(EXTRA_LDFLAGS)
-LDLIBS  := $(PKG_LIBS) -lwslay -lm
+# Speech synthesis (src/tts): flite's four English voices and espeak-ng (no pkg-config for flite).
+TTS_LIBS := -lflite_cmu_us_kal16 -lflite_cmu_us_rms -lflite_cmu_us_slt -lflite_cmu_us_awb \
+            -lflite_usenglish -lflite_cmulex -lflite -lespeak-ng
+LDLIBS  := $(PKG_LIBS) $(TTS_LIBS) -lwslay -lm
 
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -32,10 +35,10 @@ endif
 
 # Areas in link order (a library may only use those to its right). The graph
 # itself (docs/ARCHITECTURE.md): util <- telemetry; util <- backend <- whisper
-# <- output; audio, vad, store and llm are siblings on util (vad on backend);
-# pipeline (audio -> VAD -> whisper) <- jobs (+ store, telemetry) <- realtime
-# <- server (+ web) <- cli.
-AREAS := cli server realtime web jobs llm store pipeline output vad audio whisper backend telemetry util
+# <- output; audio, vad, tts, store and llm are siblings on util (vad on backend);
+# pipeline (audio -> VAD -> whisper; text -> tts) <- jobs (+ store, llm, telemetry)
+# <- realtime <- server (+ web) <- cli.
+AREAS := cli server realtime web jobs llm store pipeline output vad audio tts whisper backend telemetry util
 
 # What each area's unit tests link (itself first, then its dependencies).
 DEPS_util      := util
@@ -43,12 +46,13 @@ DEPS_telemetry := telemetry util
 DEPS_backend   := backend util
 DEPS_whisper   := whisper backend util
 DEPS_audio     := audio util
+DEPS_tts       := tts util
 DEPS_vad       := vad backend util
 DEPS_output    := output whisper backend util
 DEPS_store     := store util
 DEPS_llm       := llm util
-DEPS_pipeline  := pipeline output vad audio whisper backend util
-DEPS_jobs      := jobs llm store pipeline output vad audio whisper backend telemetry util
+DEPS_pipeline  := pipeline output vad audio tts whisper backend util
+DEPS_jobs      := jobs llm store pipeline output vad audio tts whisper backend telemetry util
 DEPS_realtime  := realtime $(DEPS_jobs)
 DEPS_server    := server realtime web $(DEPS_jobs)
 DEPS_web       := web util

@@ -21,6 +21,7 @@ struct command {
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP service"},
     {"transcribe", cmd_transcribe, "transcribe an audio file"},
+    {"speak", cmd_speak, "text to speech: write an audio file (mp3, opus, aac, flac, wav, pcm)"},
     {"vad", cmd_vad, "print the speech segments of an audio file"},
     {"bench", cmd_bench, "measure encoder and decoder speed"},
     {"quantize", cmd_quantize, "convert an f16 model to q8_0/q5_0/q5_1/q4_0/q4_1"},

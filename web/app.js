@@ -11,6 +11,7 @@
 
 import { api, apiJson, apiKey, onUnauthorized, setApiKey, upload } from "./api.js";
 import { LiveSession, liveSupported } from "./live.js";
+import { initSpeak, readAloud } from "./speak.js";
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 600;
@@ -625,6 +626,9 @@ function init() {
     $("player").addEventListener("timeupdate", () => markCurrent($("player").currentTime));
     $("jobs-refresh").addEventListener("click", () => loadJobs(true).catch(() => {}));
     $("jobs-more").addEventListener("click", () => loadJobs(false).catch(() => {}));
+    initSpeak();
+    $("read-aloud").addEventListener("click", () =>
+        readAloud([...$("segments").querySelectorAll(".seg-text")].map((e) => e.textContent).join(" ")));
     checkHealth();
     loadJobs(true).catch(() => {});
     loadTemplates().catch(() => {});

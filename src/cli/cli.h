@@ -15,5 +15,6 @@ int cmd_model(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_speak(int argc, char **argv);
 
 #endif

@@ -44,6 +44,7 @@ int retention_run_once(struct jobs *js)
                   (struct log_field[]){LOG_I64("uploads_deleted", deleted),
                                        LOG_I64("results_expired", p.n_results_deleted), LOG_END});
     store_purge_clear(&p);
+    speech_cache_sweep(js->speech_cache); /* expired speech, and the oldest over the cap */
     return deleted;
 }
 

@@ -79,6 +79,14 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     rc = jobq_create(&qo, &js->q, err);
     if (rc != SD_OK)
         goto fail;
+    int slots = o->speech_slots > 0 ? o->speech_slots : (o->n_workers > 1 ? o->n_workers / 2 : 1);
+    rc = synth_slots_create(slots, o->max_pending, &js->synth, err);
+    if (rc != SD_OK)
+        goto fail;
+    rc = speech_cache_open(o->data_dir, o->speech_cache_bytes, o->speech_cache_ttl_s,
+                           &js->speech_cache, err);
+    if (rc != SD_OK)
+        goto fail;
     rc = pipeline_create(&o->pipeline, &js->pipeline, err);
     if (rc != SD_OK)
         goto fail;
@@ -140,10 +148,14 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     js->stop = true;
     if (js->q)
         jobq_stop(js->q);
+    if (js->synth)
+        synth_slots_stop(js->synth);
     for (int i = 0; i < js->n_threads; i++)
         pthread_join(js->threads[i], NULL);
     callbacks_stop(js->cb);
     jobq_destroy(js->q);
+    synth_slots_destroy(js->synth);
+    speech_cache_close(js->speech_cache);
     pipeline_destroy(js->pipeline);
     free(js->threads);
     free(js);

@@ -18,6 +18,8 @@
 
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "jobs/speech_cache.h"
+#include "jobs/synth.h"
 #include "llm/llm.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
@@ -41,6 +43,9 @@ struct jobs_opts {
     int result_retention_days;
     int retention_interval_s;
     double stuck_after_s;         /* a decoder silent this long makes its worker "stuck" */
+    int speech_slots;             /* syntheses at once (synth.h); 0: half the workers, >= 1 */
+    int64_t speech_cache_bytes;   /* DATA/speech-cache cap (speech_cache.h); 0: no cache */
+    int speech_cache_ttl_s;
     struct pipeline_opts pipeline; /* loaded in the background */
     /* structured extraction after transcription (both borrowed; llm NULL: none) */
     struct llm_client *llm;
@@ -57,6 +62,8 @@ struct jobs {
     struct metrics *metrics;      /* borrowed */
     struct pipeline *pipeline;
     struct job_queue *q;
+    struct synth_slots *synth;    /* speech synthesis's share (synth.h) */
+    struct speech_cache *speech_cache; /* NULL when off */
     pthread_t *threads;
     int n_threads;
     volatile bool stop;           /* workers waiting for the model give up */

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/speech.h"
 #include "pipeline/transcription.h"
 #include "util/clock.h"
 
 static const struct pipeline_engine_ops *const engine_ops[PIPELINE_N_ENGINES] = {
     [PIPELINE_STT] = &stt_engine_ops,
+    [PIPELINE_TTS] = &speech_engine_ops,
 };
 
 struct pipeline {

@@ -5,7 +5,7 @@
  * `scribed transcribe` all go through here; nothing above this layer
  * assembles audio decoding, VAD and Whisper by itself.
  *
- * An engine (transcription today, speech synthesis next) plugs in as a
+ * An engine (transcription, speech synthesis) plugs in as a
  * struct pipeline_engine_ops: load its models, describe them, make a
  * per-worker state. Its typed entry points (transcription.h) take engine
  * parameters, never job or HTTP structs.
@@ -45,7 +45,7 @@ struct pipeline_opts {
 
 /* An engine of the pipeline. Called by pipeline.c only. */
 struct pipeline_engine_ops {
-    const char *kind;            /* "transcription" */
+    const char *kind;            /* "transcription", "speech" */
     /* Loads the models (on the loader thread); *engine is owned by the pipeline. */
     enum sd_err (*load)(const struct pipeline_opts *o, void **engine, struct sd_error *err);
     void (*unload)(void *engine);
@@ -56,7 +56,8 @@ struct pipeline_engine_ops {
     void (*state_destroy)(void *state);
 };
 
-enum pipeline_engine_kind { PIPELINE_STT, PIPELINE_N_ENGINES };
+/* Transcription (transcription.h) and speech synthesis (speech.h). */
+enum pipeline_engine_kind { PIPELINE_STT, PIPELINE_TTS, PIPELINE_N_ENGINES };
 
 struct pipeline;
 struct pipeline_worker;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,8 @@ struct http_request {
     int early_status;         /* decided from the headers: answer this once the body is */
     json_t *early_body;       /* dropped (NULL: none) */
     struct upload *up;
+    char *body;               /* ROUTE_JSON: the body in memory (NUL-terminated), up to HTTP_JSON_BODY_MAX */
+    size_t body_len, body_cap;
     int64_t body_bytes;       /* received so far */
     int64_t body_declared;    /* Content-Length, -1 if none (chunked) */
     int64_t body_limit;       /* the most this route reads: the upload limit + 1 MiB, or 1 MiB */
@@ -110,6 +113,31 @@ const char *http_header(struct http_request *r, const char *name)
 struct upload *http_upload(struct http_request *r)
 {
     return r->up;
+}
+
+const char *http_body(struct http_request *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+/* A ROUTE_JSON body grows in memory; false when out of memory. */
+static bool body_append(struct http_request *r, const char *data, size_t n)
+{
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return false;
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return true;
 }
 
 const char *http_principal(struct http_request *r)
@@ -221,6 +249,13 @@ static void stream_free(void *cls)
 void http_reply_stream(struct http_request *r, int status, const char *content_type,
                        http_stream_fn fn, void (*done)(void *user), void *user)
 {
+    http_reply_stream_headers(r, status, content_type, NULL, fn, done, user);
+}
+
+void http_reply_stream_headers(struct http_request *r, int status, const char *content_type,
+                               const char *const *headers, http_stream_fn fn,
+                               void (*done)(void *user), void *user)
+{
     struct stream_reply *s = r->status ? NULL : malloc(sizeof(*s));
     if (!s) {
         done(user);
@@ -239,7 +274,13 @@ void http_reply_stream(struct http_request *r, int status, const char *content_t
         return;
     }
     add_common_headers(r, resp, content_type);
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    bool cache_control = false;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+        cache_control |= strcasecmp(headers[i], "Cache-Control") == 0;
+    }
+    if (!cache_control)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
     queue(r, status, resp);
 }
 
@@ -630,6 +671,8 @@ static void decide(struct http_request *r)
     /* the multipart envelope and text fields get 1 MiB on top of the file limit */
     if (r->route && (r->route->flags & ROUTE_MULTIPART))
         r->body_limit = r->app->max_upload_bytes + (1 << 20);
+    if (r->route && (r->route->flags & ROUTE_JSON))
+        r->body_limit = HTTP_JSON_BODY_MAX;
     if (!admit(r)) {
         answer_after_body(r, r->adm.status, denied_json(r));
         return;
@@ -644,6 +687,9 @@ static void decide(struct http_request *r)
     }
     if (r->route->flags & ROUTE_MULTIPART)
         begin_multipart(r);
+    else if ((r->route->flags & ROUTE_JSON) && r->body_declared > r->body_limit)
+        answer_after_body(r, errors_http_status(SD_ETOOBIG),
+                          error_json(SD_ETOOBIG, "the JSON body is larger than 64 KiB", NULL));
 }
 
 static enum MHD_Result first_call(struct http_request *r, const char *version)
@@ -689,6 +735,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             struct sd_error err = {0};
             if (upload_feed(r->up, upload_data, n, &err) != SD_OK)
                 return abort_raw(r, err.code, err.msg);
+        } else if (r->route && (r->route->flags & ROUTE_JSON)) {
+            if (r->body_bytes > r->body_limit)
+                return abort_raw(r, SD_ETOOBIG, "the JSON body is larger than 64 KiB");
+            if (!body_append(r, upload_data, n))
+                return abort_raw(r, SD_ENOMEM, "out of memory reading the body");
         } else if (r->body_bytes > r->body_limit) {
             return abort_raw(r, SD_ETOOBIG, "unexpected request body");
         }
@@ -750,6 +801,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
         free(r->upgrade);
     }
     json_decref(r->early_body);
+    free(r->body);
     upload_destroy(r->up);
     auth_gate_release(r->srv->gate, &r->adm);
     conn_guard_request_done(r->srv->guard, r->guard);

@@ -33,7 +33,10 @@ enum route_flags {
     ROUTE_METRICS = 8,     /* needs a key only with --protect-metrics (the default) */
     ROUTE_FALLBACK = 16,   /* catch-all (the web page's files): another method is a 404, not a 405 */
     ROUTE_QUERY_KEY = 32,  /* a WebSocket browsers open: ?api_key= accepted on its upgrade */
+    ROUTE_JSON = 64,       /* body read into memory (HTTP_JSON_BODY_MAX at most): http_body() */
 };
+
+#define HTTP_JSON_BODY_MAX ((int64_t)64 << 10)
 
 struct route {
     const char *method;
@@ -69,6 +72,8 @@ const char *http_path_param(struct http_request *r);
 const char *http_query(struct http_request *r, const char *key);
 const char *http_header(struct http_request *r, const char *name);
 struct upload *http_upload(struct http_request *r);
+/* A ROUTE_JSON request's body, NUL-terminated ("" if none); valid until the request ends. */
+const char *http_body(struct http_request *r, size_t *len);
 /* Who is calling: an API key id, "static", "jwt:SUB", or "" (auth off, open route). */
 const char *http_principal(struct http_request *r);
 /*
@@ -107,6 +112,10 @@ void http_reply_body(struct http_request *r, int status, const char *content_typ
 typedef long (*http_stream_fn)(void *user, char *buf, size_t max);
 void http_reply_stream(struct http_request *r, int status, const char *content_type,
                        http_stream_fn fn, void (*done)(void *user), void *user);
+/* The same with extra headers (name, value, ..., NULL); a Cache-Control among them replaces no-cache. */
+void http_reply_stream_headers(struct http_request *r, int status, const char *content_type,
+                               const char *const *headers, http_stream_fn fn,
+                               void (*done)(void *user), void *user);
 void http_reply_error(struct http_request *r, enum sd_err code, const char *message,
                       const char *param);
 void http_reply_condition(struct http_request *r, enum http_condition c, const char *message);

@@ -109,6 +109,7 @@ void route_models(struct http_request *r)
     json_t *data = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(data, entry_json(&list[i]));
+    route_speech_models(data); /* text to speech: tts-1, ... and the voices */
     http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -121,6 +122,18 @@ void route_model_get(struct http_request *r)
         return;
     }
     if (!models_find(a, http_path_param(r), &e)) {
+        /* the speech models and voices are listed too, so they can be retrieved */
+        json_t *speech = json_array(), *v;
+        size_t i;
+        route_speech_models(speech);
+        json_array_foreach(speech, i, v) {
+            if (strcmp(json_string_value(json_object_get(v, "id")), http_path_param(r)) == 0) {
+                http_reply_json(r, 200, json_incref(v));
+                json_decref(speech);
+                return;
+            }
+        }
+        json_decref(speech);
         models_reply_not_found(r, http_path_param(r));
         return;
     }

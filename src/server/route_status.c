@@ -87,17 +87,23 @@ void route_metrics(struct http_request *r)
     g.decode_batch_rows = bs.rows;
     char *text = metrics_render(a->metrics, &g);
     char *security = http_security_metrics(r); /* auth, rate limits, slow clients */
+    char *speech = route_speech_metrics(r);    /* synthesis slots and counters */
     size_t n_text = text ? strlen(text) : 0, n_sec = security ? strlen(security) : 0;
-    char *all = text && security ? malloc(n_text + n_sec + 1) : NULL;
+    size_t n_speech = speech ? strlen(speech) : 0;
+    char *all = text && security && speech ? malloc(n_text + n_sec + n_speech + 1) : NULL;
     if (!all) {
         free(text);
         free(security);
+        free(speech);
         http_reply_error(r, SD_ENOMEM, "out of memory rendering metrics", NULL);
         return;
     }
     memcpy(all, text, n_text);
-    memcpy(all + n_text, security, n_sec + 1);
+    memcpy(all + n_text, security, n_sec);
+    memcpy(all + n_text + n_sec, speech, n_speech + 1);
     free(text);
     free(security);
-    http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", all, n_text + n_sec);
+    free(speech);
+    http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", all,
+                    n_text + n_sec + n_speech);
 }

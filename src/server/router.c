@@ -17,6 +17,8 @@ static const struct route routes[] = {
     {"GET", "/v1/models/{id}", "model_get", route_model_get, 0},
     {"POST", "/v1/audio/transcriptions", "transcriptions", route_transcriptions, ROUTE_MULTIPART},
     {"POST", "/v1/audio/translations", "translations", route_translations, ROUTE_MULTIPART},
+    {"POST", "/v1/audio/speech", "speech", route_speech, ROUTE_JSON},
+    {"GET", "/v1/audio/voices", "voices", route_voices, 0},
     {"POST", "/inference", "inference", route_inference, ROUTE_MULTIPART},
     {"POST", "/v1/jobs", "jobs_create", route_jobs_create, ROUTE_MULTIPART},
     {"GET", "/v1/jobs", "jobs_list", route_jobs_list, 0},

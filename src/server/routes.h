@@ -17,6 +17,13 @@ void route_model_get(struct http_request *r);
 void route_transcriptions(struct http_request *r);
 void route_translations(struct http_request *r);
 void route_inference(struct http_request *r);
+/* route_speech.c: text to speech */
+void route_speech(struct http_request *r);
+void route_voices(struct http_request *r);
+/* The speech models and voices, appended to GET /v1/models's data array. */
+void route_speech_models(json_t *data);
+/* Prometheus text of the synthesis slots and counters (caller frees; NULL: ENOMEM). */
+char *route_speech_metrics(struct http_request *r);
 /* route_jobs.c: async jobs */
 void route_jobs_create(struct http_request *r);
 void route_jobs_list(struct http_request *r);

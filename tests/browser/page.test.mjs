@@ -371,6 +371,36 @@ test("upload a file: progress, transcript with segment times, play from a segmen
     await context.close();
 });
 
+test("speak: voices listed, text spoken, played and downloadable; a transcript read aloud", async () => {
+    const { page, context, errors } = await newPage();
+    await page.waitForFunction(() => document.querySelectorAll("#speak-voice option").length >= 5);
+    assert.equal(await page.inputValue("#speak-voice"), "flite-rms"); /* the default voice */
+    await page.fill("#speak-text", "Hello from the speak panel.");
+    await page.selectOption("#speak-format", "wav");
+    await page.click("#speak-submit");
+    await page.waitForFunction(() => /KB of wav/.test(document.getElementById("speak-status").textContent));
+    await page.waitForFunction(() => document.getElementById("speak-player").readyState >= 1);
+    const d = await page.evaluate(() => document.getElementById("speak-player").duration);
+    assert.ok(d > 0.5 && d < 10, `spoken audio lasts ${d} s`);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#speak-download")]);
+    assert.equal(download.suggestedFilename(), "speech.wav");
+    const head = fs.readFileSync(await download.path()).subarray(0, 4).toString();
+    assert.equal(head, "RIFF");
+    /* an error shows its message */
+    await page.fill("#speak-text", "x".repeat(10));
+    await page.evaluate(() => { document.getElementById("speak-text").value = ""; });
+    await page.click("#speak-submit");
+    assert.match(await page.textContent("#speak-status"), /Type something/);
+    /* the transcript shown is read aloud */
+    await uploadAndWait(page);
+    await page.click("#read-aloud");
+    await page.waitForFunction(() => document.getElementById("speak-text").value.length > 0);
+    await page.waitForFunction(() => /KB of/.test(document.getElementById("speak-status").textContent)
+        || document.getElementById("speak-status").classList.contains("error"));
+    assert.deepEqual(errors, []);
+    await context.close();
+});
+
 test("a file dropped on the drop zone is chosen", async () => {
     const { page, context, errors } = await newPage();
     const bytes = fs.readFileSync(UPLOAD_WAV).toString("base64");
