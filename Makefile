@@ -198,7 +198,7 @@ fuzz-libs:
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c fuzz-libs
 	$(FUZZ_CC) -std=c17 -D_GNU_SOURCE -Isrc -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer $(PKG_CFLAGS) \
-	    -o $@ $< $(foreach a,$(AREAS),$(FUZZ_TREE)/lib/libsd_$(a).a) $(PKG_LIBS) -lwslay -lm -pthread
+	    -o $@ $< $(foreach a,$(AREAS),$(FUZZ_TREE)/lib/libsd_$(a).a) $(LDLIBS) -pthread
 
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BUILD)/fuzz_$(t))
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipeline/speech.h"
@@ -370,16 +371,24 @@ void route_voices(struct http_request *r)
     http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
+/* When this binary was installed: the speech models and voices are built into it. */
+static json_int_t built_in_created(void)
+{
+    struct stat st;
+    return stat("/proc/self/exe", &st) == 0 ? (json_int_t)st.st_mtime : 1;
+}
+
 void route_speech_models(json_t *data)
 {
+    json_int_t created = built_in_created();
     for (size_t i = 0; i < N_SPEECH_MODELS; i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s}", "id", speech_models[i],
-                                              "object", "model", "created", 0, "owned_by",
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", speech_models[i],
+                                              "object", "model", "created", created, "owned_by",
                                               "scribed", "type", "speech"));
     for (size_t i = 0; i < tts_voice_count(); i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s}", "id",
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s, s:s}", "id",
                                               tts_voice_at(i)->id, "object", "model", "created",
-                                              0, "owned_by", "scribed", "type", "voice"));
+                                              created, "owned_by", "scribed", "type", "voice"));
 }
 
 char *route_speech_metrics(struct http_request *r)

@@ -42,12 +42,16 @@ def test_models_list(server):
     body = r.json()
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
-    assert ids == ["micro-en.f16", "whisper-1"]
+    # the transcription model and its alias first, then speech (tts-1, ...) and the voices
+    assert ids[:2] == ["micro-en.f16", "whisper-1"]
+    assert "tts-1" in ids and "flite-rms" in ids
+    assert all(m.get("type") in ("speech", "voice") for m in body["data"][2:])
     mtime = int(os.stat(micro_model()).st_mtime)
     for m in body["data"]:
         assert m["object"] == "model" and m["owned_by"] == "scribed"
-        assert m["created"] == mtime
+        assert m["created"] > 0
         assert " " not in m["id"]
+    assert [m["created"] for m in body["data"][:2]] == [mtime, mtime]
 
 
 def test_model_retrieve_and_unknown_model(server, short_wav):
