@@ -12,7 +12,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SANITIZE ?=
 
-PKGS := libmicrohttpd nettle jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl
+PKGS := libmicrohttpd nettle jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -182,8 +182,11 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
         (rc = make_dir(a->uploads_dir, err)) != SD_OK)
         goto fail;
     remove_partial_uploads(a);
-    snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
-    if ((rc = store_open_sqlite(db, &a->store, err)) != SD_OK)
+    if (*a->cfg.database_url)
+        snprintf(db, sizeof(db), "%s", a->cfg.database_url);
+    else
+        snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
+    if ((rc = store_open(db, &a->store, err)) != SD_OK)
         goto fail;
     choose_model(a);
     choose_vad(a);

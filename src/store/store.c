@@ -1,10 +1,12 @@
 /*
  * store.c - the implementation-independent half of store.h: status names,
  * freeing rows, and the calls that dispatch through struct store_ops.
- * It holds no state; sqlite.c (and later postgres.c) do the work.
+ * It holds no state; sqlite.c and postgres.c do the work; store_open()
+ * picks one by URL.
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +67,43 @@ void store_purge_clear(struct store_purge *p)
         free(p->upload_paths[i]);
     free(p->upload_paths);
     memset(p, 0, sizeof(*p));
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* libpq's "key=value ..." form: a word of letters and '_' then '=' (no path starts so). */
+static bool is_keyword_conninfo(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    const char *word = s;
+    while (isalpha((unsigned char)*s) || *s == '_')
+        s++;
+    while (isspace((unsigned char)*s))
+        s++;
+    return s > word && *s == '=';
+}
+
+bool store_url_is_postgres(const char *url)
+{
+    return url && (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://") ||
+                   is_keyword_conninfo(url));
+}
+
+enum sd_err store_open(const char *url, struct store **out, struct sd_error *err)
+{
+    if (!url || !*url)
+        return sd_fail(err, SD_EINVAL, "no database URL");
+    if (store_url_is_postgres(url))
+        return store_open_postgres(url, out, err);
+    if (has_prefix(url, "sqlite://"))
+        url += strlen("sqlite://");
+    if (!*url)
+        return sd_fail(err, SD_EINVAL, "sqlite:// needs a path");
+    return store_open_sqlite(url, out, err);
 }
 
 void store_close(struct store *s)

@@ -140,10 +140,28 @@ struct store {
 };
 
 /*
+ * Opens (creating and migrating) the store a URL names: "postgres://...",
+ * "postgresql://..." or a libpq "key=value ..." string -> PostgreSQL
+ * (store_open_postgres); "sqlite://PATH" or a plain path -> SQLite.
+ * On SD_OK the caller owns *out: store_close().
+ */
+enum sd_err store_open(const char *url, struct store **out, struct sd_error *err);
+/* True if url names a PostgreSQL database (the rules of store_open). */
+bool store_url_is_postgres(const char *url);
+/*
  * Opens (creating and migrating) the SQLite store at db_path in WAL mode.
  * On SD_OK the caller owns *out: store_close().
  */
 enum sd_err store_open_sqlite(const char *db_path, struct store **out, struct sd_error *err);
+/*
+ * Opens the PostgreSQL store at conninfo (URL or key=value; connect_timeout
+ * 5 s unless it says otherwise) and brings its schema up to date under an
+ * advisory lock (several nodes may start at once). A schema newer than this
+ * build, a refused login or an unreachable server fail with one line that
+ * never repeats the password. Connections: a pool of 4, opened on demand and
+ * reopened after PostgreSQL restarts (see postgres.c).
+ */
+enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err);
 /* Copies the database at src_path over dest_path (used by `scribed restore`; service stopped). */
 enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
 void store_close(struct store *s);
