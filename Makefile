@@ -118,6 +118,13 @@ unit: $(UNIT_BINS) $(CONF_BIN)
 test: all unit
 	BUILD=$(BUILD) tests/run.sh
 
+# The store unit tests and the whole integration suite with the servers on
+# PostgreSQL (tests/pg/run.sh starts a private cluster). `make test` runs the
+# store unit tests on PostgreSQL too, and the multi-node tests (test_3x).
+.PHONY: test-pg
+test-pg: all unit
+	BUILD=$(BUILD) tests/pg/run.sh
+
 clean:
 	rm -rf $(BUILD)
 
