@@ -14,13 +14,23 @@
  * Every query goes through run_statement() with its arguments as a
  * struct sql_arg array (sql.h) sent as PQexecParams parameters ($1, $2 ...);
  * result rows come back through a row_reader. The operations follow
- * sqlite.c's order, one function each.
+ * sqlite.c's order, one function each; the shared queue's operations
+ * (store.h, "Shared queue") come last.
+ *
+ * Queue: a job is claimed with UPDATE ... WHERE seq = (SELECT ... FOR UPDATE
+ * SKIP LOCKED) under a lease of lease_owner/lease_expires_ms, times by the
+ * database's clock (nodes' clocks may disagree). Inserting or re-queueing a
+ * job sends NOTIFY scribed_jobs; wait_for_jobs LISTENs on a connection of
+ * its own (listen_mu: one waiter at a time).
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/migrations.h"
 #include "store/sql.h"
@@ -44,7 +54,21 @@ struct pg_store {
     pthread_mutex_t mu;       /* guards the busy flags */
     pthread_cond_t freed;     /* a slot's busy flag was cleared */
     struct pg_conn pool[POOL_SIZE];
+    /* set once by queue_attach before the store is shared; read-only after */
+    char node_id[STORE_ID_MAX]; /* "": not attached */
+    int lease_ms;
+    pthread_mutex_t listen_mu; /* guards listen */
+    PGconn *listen;            /* LISTEN scribed_jobs, or NULL */
 };
+
+/* Now in milliseconds by the database's clock: leases compare times of many nodes. */
+#define NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+/* The node this store acts for as an SQL argument: NULL when not attached. */
+static const char *node_arg(const struct pg_store *st)
+{
+    return st->node_id[0] ? st->node_id : NULL;
+}
 
 #define JOB_COLUMNS                                                                      \
     "j.id, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
@@ -440,6 +464,8 @@ static void pg_close(struct store *s)
     struct pg_store *st = impl(s);
     for (int i = 0; i < POOL_SIZE; i++)
         PQfinish(st->pool[i].c);
+    PQfinish(st->listen);
+    pthread_mutex_destroy(&st->listen_mu);
     pthread_cond_destroy(&st->freed);
     pthread_mutex_destroy(&st->mu);
     free(st->conninfo);
@@ -481,6 +507,9 @@ static enum sd_err pg_job_insert(struct store *s, const struct store_job *j, str
     rc = tx_begin(pc, "insert job", err);
     if (rc == SD_OK) {
         rc = reused_id_is_invalid(pc, insert_job_rows(pc, j, err), "job id", j->id, err);
+        /* delivered at commit: idle workers of every node wake up */
+        if (rc == SD_OK)
+            rc = exec_simple(pc, "insert job", "NOTIFY scribed_jobs", err);
         rc = tx_end(pc, rc, "insert job", err);
     }
     conn_give(st, pc);
@@ -577,14 +606,24 @@ static enum sd_err pg_job_start(struct store *s, const char *id, int64_t now_ms,
 static enum sd_err pg_job_progress(struct store *s, const char *id, double progress,
                                    struct sd_error *err)
 {
+    /* attached: only while this node holds the lease (else SD_ENOTFOUND: stop running it) */
     return take_and_update_job(
         impl(s), "job progress",
-        "UPDATE jobs SET progress = $1 WHERE id = $2 AND status = 'running'",
-        (struct sql_arg[]){SQL_F64(progress), SQL_TEXT(id), SQL_END}, id, err);
+        "UPDATE jobs SET progress = $1 WHERE id = $2 AND status = 'running'"
+        " AND ($3::text IS NULL OR lease_owner = $3)",
+        (struct sql_arg[]){SQL_F64(progress), SQL_TEXT(id), SQL_TEXT(node_arg(impl(s))),
+                           SQL_END},
+        id, err);
 }
 
-static enum sd_err record_finish(struct pg_conn *pc, const char *id, const struct store_finish *f,
-                                 struct sd_error *err)
+/*
+ * Attached (node not NULL): the outcome is written only while the job is
+ * RUNNING under this node's lease, so a run that lost its lease (and was
+ * claimed again elsewhere) or was cancelled cannot overwrite the other
+ * outcome: a second result is dropped, never shown.
+ */
+static enum sd_err record_finish(struct pg_conn *pc, const char *node, const char *id,
+                                 const struct store_finish *f, struct sd_error *err)
 {
     const char *status = job_status_name(f->status);
     int changed = 0;
@@ -592,14 +631,18 @@ static enum sd_err record_finish(struct pg_conn *pc, const char *id, const struc
         pc, "finish job",
         "UPDATE jobs SET status = $1, finished_ms = $2, error_code = $3,"
         " error_message = $4, audio_s = $5, run_s = $6,"
-        " progress = CASE WHEN $1 = 'succeeded' THEN 1 ELSE progress END"
-        " WHERE id = $7",
+        " progress = CASE WHEN $1 = 'succeeded' THEN 1 ELSE progress END,"
+        " lease_owner = NULL, lease_expires_ms = 0"
+        " WHERE id = $7 AND ($8::text IS NULL OR (status = 'running' AND lease_owner = $8))",
         (struct sql_arg[]){SQL_TEXT(status), SQL_I64(f->finished_ms), SQL_TEXT(f->error_code),
                            SQL_TEXT(f->error_message), SQL_F64(f->audio_s), SQL_F64(f->run_s),
-                           SQL_TEXT(id), SQL_END},
+                           SQL_TEXT(id), SQL_TEXT(node), SQL_END},
         NULL, NULL, &changed, err);
     if (rc == SD_OK && changed == 0)
-        rc = sd_fail(err, SD_ENOTFOUND, "finish job: no job '%s'", id);
+        rc = sd_fail(err, SD_ENOTFOUND,
+                     node ? "finish job: job '%s' is no longer this node's (lease lost or cancelled)"
+                          : "finish job: no job '%s'",
+                     id);
     for (int i = 0; rc == SD_OK && i < f->n_results; i++) {
         const struct store_result *r = &f->results[i];
         rc = run_statement(pc, "finish job",
@@ -624,17 +667,23 @@ static enum sd_err pg_job_finish(struct store *s, const char *id, const struct s
         return rc;
     rc = tx_begin(pc, "finish job", err);
     if (rc == SD_OK)
-        rc = tx_end(pc, record_finish(pc, id, f, err), "finish job", err);
+        rc = tx_end(pc, record_finish(pc, node_arg(st), id, f, err), "finish job", err);
     conn_give(st, pc);
     return rc;
 }
 
 static enum sd_err pg_job_requeue(struct store *s, const char *id, struct sd_error *err)
 {
+    /* one statement: the NOTIFY goes out with the change (a CTE commits both at once) */
     return take_and_update_job(impl(s), "requeue job",
-                               "UPDATE jobs SET status = 'queued', progress = 0"
-                               " WHERE id = $1 AND status = 'running'",
-                               (struct sql_arg[]){SQL_TEXT(id), SQL_END}, id, err);
+                               "WITH q AS (UPDATE jobs SET status = 'queued', progress = 0,"
+                               " lease_owner = NULL, lease_expires_ms = 0"
+                               " WHERE id = $1 AND status = 'running'"
+                               " AND ($2::text IS NULL OR lease_owner = $2) RETURNING id)"
+                               " SELECT pg_notify('scribed_jobs', id) FROM q",
+                               (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(node_arg(impl(s))),
+                                                  SQL_END},
+                               id, err);
 }
 
 static enum sd_err read_status(const PGresult *r, int row, void *ctx, struct sd_error *err)
@@ -676,11 +725,20 @@ static enum sd_err pg_job_cancel(struct store *s, const char *id, int64_t now_ms
     return rc;
 }
 
+/*
+ * Start-up: running jobs whose lease expired go back to QUEUED (or FAILED
+ * after max_attempts starts). Attached, only this node's own leases (a node
+ * restarting with the same --node-id): jobs live nodes run are never
+ * touched, and other dead nodes' jobs are re-claimed by job_claim. The list
+ * returned is every queued job when not attached; attached, nothing (the
+ * node claims from the store).
+ */
 static enum sd_err pg_jobs_recover(struct store *s, int max_attempts, struct store_job **out,
                                    int *n, struct sd_error *err)
 {
     struct pg_store *st = impl(s);
     struct pg_conn *pc = NULL;
+    const char *node = node_arg(st);
     enum sd_err rc = conn_take(st, &pc, err);
     if (rc != SD_OK)
         return rc;
@@ -690,20 +748,28 @@ static enum sd_err pg_jobs_recover(struct store *s, int max_attempts, struct sto
             pc, "recover jobs",
             "UPDATE jobs SET status = 'failed', error_code = 'internal_error',"
             " error_message = 'the service stopped during this job ' || $1::bigint"
-            " || ' times; giving up',"
-            " finished_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint"
-            " WHERE status = 'running' AND attempts >= $1::bigint",
-            (struct sql_arg[]){SQL_I64(max_attempts), SQL_END}, NULL, NULL, NULL, err);
+            " || ' times; giving up', finished_ms = " NOW_MS ","
+            " lease_owner = NULL, lease_expires_ms = 0"
+            " WHERE status = 'running' AND attempts >= $1::bigint"
+            " AND lease_expires_ms < " NOW_MS " AND ($2::text IS NULL OR lease_owner = $2)",
+            (struct sql_arg[]){SQL_I64(max_attempts), SQL_TEXT(node), SQL_END}, NULL, NULL, NULL,
+            err);
     if (rc == SD_OK)
-        rc = exec_simple(pc, "recover jobs",
-                         "UPDATE jobs SET status = 'queued', progress = 0"
-                         " WHERE status = 'running'",
-                         err);
+        rc = run_statement(pc, "recover jobs",
+                           "UPDATE jobs SET status = 'queued', progress = 0,"
+                           " lease_owner = NULL, lease_expires_ms = 0"
+                           " WHERE status = 'running' AND lease_expires_ms < " NOW_MS
+                           " AND ($1::text IS NULL OR lease_owner = $1)",
+                           (struct sql_arg[]){SQL_TEXT(node), SQL_END}, NULL, NULL, NULL, err);
     rc = tx_end(pc, rc, "recover jobs", err);
-    if (rc == SD_OK)
+    if (rc == SD_OK && node) {
+        *out = NULL;
+        *n = 0;
+    } else if (rc == SD_OK) {
         rc = collect_jobs(pc, "recover jobs",
                           "SELECT " JOB_COLUMNS " WHERE j.status = 'queued' ORDER BY j.seq", NULL,
                           0, out, n, NULL, err);
+    }
     conn_give(st, pc);
     return rc;
 }
@@ -991,6 +1057,141 @@ static enum sd_err pg_key_touch(struct store *s, const char *id, int64_t used_ms
                       id, used_ms, "touch key", err);
 }
 
+/* ---- shared queue (store.h) ---- */
+
+static enum sd_err pg_queue_attach(struct store *s, const char *node_id, int lease_ms,
+                                   struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    (void)err;
+    snprintf(st->node_id, sizeof(st->node_id), "%s", node_id);
+    st->lease_ms = lease_ms;
+    return SD_OK;
+}
+
+static enum sd_err read_id(const PGresult *r, int row, void *ctx, struct sd_error *err)
+{
+    (void)err;
+    snprintf(ctx, STORE_ID_MAX, "%s", PQgetvalue(r, row, 0));
+    return SD_OK;
+}
+
+/*
+ * Two statements, each atomic on its own: first the expired jobs that used
+ * up their attempts fail, then one claimable job (the best by the queue's
+ * rule: upload bytes minus 256 KiB per second waited) becomes this node's.
+ */
+static enum sd_err pg_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
+                                struct store_job *out, struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    char id[STORE_ID_MAX] = "";
+    int rows = 0;
+    if (!st->node_id[0])
+        return sd_fail(err, SD_EINVAL, "claim: the store is not attached to a node");
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = run_statement(
+        pc, "claim job",
+        "UPDATE jobs SET status = 'failed', error_code = 'internal_error',"
+        " error_message = 'the node running this job was lost ' || $1::bigint"
+        " || ' times; giving up', finished_ms = " NOW_MS ", lease_owner = NULL,"
+        " lease_expires_ms = 0"
+        " WHERE status = 'running' AND lease_expires_ms < " NOW_MS " AND attempts >= $1::bigint",
+        (struct sql_arg[]){SQL_I64(max_attempts), SQL_END}, NULL, NULL, NULL, err);
+    if (rc == SD_OK)
+        rc = run_statement(
+            pc, "claim job",
+            "UPDATE jobs SET status = 'running', started_ms = " NOW_MS ", progress = 0,"
+            " attempts = attempts + 1, lease_owner = $1, lease_expires_ms = " NOW_MS " + $2"
+            " WHERE seq = (SELECT j.seq FROM jobs j JOIN uploads u ON u.job_id = j.id"
+            "  WHERE (j.status = 'queued' OR (j.status = 'running'"
+            "   AND j.lease_expires_ms < " NOW_MS ")) AND u.bytes <= $3"
+            "  ORDER BY u.bytes - (" NOW_MS " - j.created_ms) * 262.144, j.seq"
+            "  LIMIT 1 FOR UPDATE OF j SKIP LOCKED)"
+            " RETURNING id",
+            (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(st->lease_ms), SQL_I64(max_bytes),
+                               SQL_END},
+            read_id, id, &rows, err);
+    conn_give(st, pc);
+    if (rc != SD_OK)
+        return rc;
+    if (rows == 0)
+        return sd_fail(err, SD_ENOTFOUND, "no job to claim");
+    return pg_job_get(s, id, out, err);
+}
+
+static enum sd_err pg_leases_renew(struct store *s, int *n_renewed, struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    int rows = 0;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = run_statement(pc, "renew leases",
+                       "UPDATE jobs SET lease_expires_ms = " NOW_MS " + $2"
+                       " WHERE lease_owner = $1 AND status = 'running'",
+                       (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(st->lease_ms), SQL_END},
+                       NULL, NULL, &rows, err);
+    conn_give(st, pc);
+    if (rc == SD_OK && n_renewed)
+        *n_renewed = rows;
+    return rc;
+}
+
+/* True if a notification is waiting on the listen connection (consumed). Caller holds listen_mu. */
+static bool take_notifications(PGconn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(c)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+static bool pg_wait_for_jobs(struct store *s, int timeout_ms)
+{
+    struct pg_store *st = impl(s);
+    bool woken = false;
+    pthread_mutex_lock(&st->listen_mu);
+    if (st->listen && PQstatus(st->listen) != CONNECTION_OK) {
+        PQfinish(st->listen);
+        st->listen = NULL;
+    }
+    if (!st->listen) {
+        struct sd_error ignored = {0};
+        PGconn *c = NULL;
+        if (connect_one(st->conninfo, &c, &ignored) == SD_OK) {
+            PGresult *r = PQexec(c, "LISTEN scribed_jobs");
+            if (PQresultStatus(r) == PGRES_COMMAND_OK)
+                st->listen = c;
+            else
+                PQfinish(c);
+            PQclear(r);
+        }
+    }
+    if (st->listen) {
+        woken = take_notifications(st->listen);
+        struct pollfd p = {.fd = PQsocket(st->listen), .events = POLLIN};
+        if (!woken && p.fd >= 0 && poll(&p, 1, timeout_ms) > 0 && PQconsumeInput(st->listen))
+            woken = take_notifications(st->listen);
+    }
+    bool listening = st->listen != NULL;
+    pthread_mutex_unlock(&st->listen_mu);
+    if (!listening) {
+        /* the database is away: the caller's next claim fails and says so; no busy loop */
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    return woken;
+}
+
 static const struct store_ops postgres_ops = {
     .name = "postgres",
     .close = pg_close,
@@ -1013,6 +1214,10 @@ static const struct store_ops postgres_ops = {
     .key_list = pg_key_list,
     .key_revoke = pg_key_revoke,
     .key_touch = pg_key_touch,
+    .queue_attach = pg_queue_attach,
+    .job_claim = pg_job_claim,
+    .leases_renew = pg_leases_renew,
+    .wait_for_jobs = pg_wait_for_jobs,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)
@@ -1025,6 +1230,7 @@ enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct
     st->base.ops = &postgres_ops;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->freed, NULL);
+    pthread_mutex_init(&st->listen_mu, NULL);
     enum sd_err rc = migrate(st, err);
     if (rc != SD_OK) {
         pg_close(&st->base);

@@ -200,3 +200,43 @@ enum sd_err store_count(struct store *s, enum job_status st, int64_t *n, struct 
 {
     return s->ops->count(s, st, n, err);
 }
+
+/* ---- shared queue ---- */
+
+bool store_has_shared_queue(const struct store *s)
+{
+    return s->ops->job_claim != NULL;
+}
+
+static enum sd_err no_queue(struct store *s, struct sd_error *err)
+{
+    return sd_fail(err, SD_EUNSUPPORTED, "the %s store is not a shared queue", s->ops->name);
+}
+
+enum sd_err store_queue_attach(struct store *s, const char *node_id, int lease_ms,
+                               struct sd_error *err)
+{
+    if (!s->ops->queue_attach)
+        return no_queue(s, err);
+    if (!node_id || !*node_id || strlen(node_id) >= STORE_ID_MAX || lease_ms < 1000)
+        return sd_fail(err, SD_EINVAL, "a node id (under %d characters) and a lease >= 1 s",
+                       STORE_ID_MAX);
+    return s->ops->queue_attach(s, node_id, lease_ms, err);
+}
+
+enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
+                            struct store_job *out, struct sd_error *err)
+{
+    return s->ops->job_claim ? s->ops->job_claim(s, max_attempts, max_bytes, out, err)
+                             : no_queue(s, err);
+}
+
+enum sd_err store_leases_renew(struct store *s, int *n_renewed, struct sd_error *err)
+{
+    return s->ops->leases_renew ? s->ops->leases_renew(s, n_renewed, err) : no_queue(s, err);
+}
+
+bool store_wait_for_jobs(struct store *s, int timeout_ms)
+{
+    return s->ops->wait_for_jobs ? s->ops->wait_for_jobs(s, timeout_ms) : false;
+}

@@ -133,6 +133,13 @@ struct store_ops {
                               struct sd_error *err);
     enum sd_err (*key_touch)(struct store *s, const char *id, int64_t used_ms,
                              struct sd_error *err);
+    /* the shared queue (see "Shared queue" below); NULL in a store without it (SQLite) */
+    enum sd_err (*queue_attach)(struct store *s, const char *node_id, int lease_ms,
+                                struct sd_error *err);
+    enum sd_err (*job_claim)(struct store *s, int max_attempts, int64_t max_bytes,
+                             struct store_job *out, struct sd_error *err);
+    enum sd_err (*leases_renew)(struct store *s, int *n_renewed, struct sd_error *err);
+    bool (*wait_for_jobs)(struct store *s, int timeout_ms);
 };
 
 struct store {
@@ -231,5 +238,41 @@ enum sd_err store_key_revoke(struct store *s, const char *id, int64_t now_ms,
 /* Records that the key was used at used_ms (only ever moves forward). */
 enum sd_err store_key_touch(struct store *s, const char *id, int64_t used_ms,
                             struct sd_error *err);
+
+/*
+ * Shared queue (PostgreSQL): several processes take jobs from the store
+ * itself. A job is claimed by one node under a lease (owner node id +
+ * expiry, by the database's clock) that the node renews while it runs the
+ * job; a lease left to expire (the node died or lost the database) lets any
+ * node claim the job again, until it has been started max_attempts times.
+ * Once attached, the store acts for that node: finish, progress and requeue
+ * of a running job only apply while this node holds its lease (a late result
+ * from a node that lost it is dropped: SD_ENOTFOUND), and recovery at
+ * start-up touches only this node's expired leases.
+ */
+/* True if the store can be the queue (store_queue_attach and the rest work). */
+bool store_has_shared_queue(const struct store *s);
+/* Names this process (unique among live nodes) and the lease length. Call once, before use. */
+enum sd_err store_queue_attach(struct store *s, const char *node_id, int lease_ms,
+                               struct sd_error *err);
+/*
+ * Claims the best claimable job: QUEUED, or RUNNING with an expired lease;
+ * jobs with an expired lease already started max_attempts times fail
+ * instead. Best: smallest upload minus an age credit (the in-memory queue's
+ * rule), only uploads up to max_bytes. SKIP LOCKED: concurrent claimers
+ * never wait for each other nor take the same job. On SD_OK the job is
+ * RUNNING under this node's lease (attempts + 1) and the caller owns *out
+ * (store_job_clear); SD_ENOTFOUND when nothing is claimable.
+ */
+enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
+                            struct store_job *out, struct sd_error *err);
+/* Extends every lease this node holds by the lease length (the heartbeat). */
+enum sd_err store_leases_renew(struct store *s, int *n_renewed, struct sd_error *err);
+/*
+ * Blocks up to timeout_ms for a sign that there is work (a job was queued or
+ * re-queued by any node: LISTEN/NOTIFY). True if woken early. Callers claim
+ * after it either way (the timeout is the slow poll that finds expired leases).
+ */
+bool store_wait_for_jobs(struct store *s, int timeout_ms);
 
 #endif

@@ -120,3 +120,208 @@ TEST(store_pg_refused_login_is_one_line_without_the_password)
     CHECK_EQ_INT(store_open("postgres://u@127.0.0.1:notaport/x", &s, &e), SD_EIO);
     CHECK(strchr(e.msg, '\n') == NULL);
 }
+
+/* ---- the shared queue ---- */
+
+static void queue_job(struct store *s, const char *id, int64_t bytes, int64_t created_ms)
+{
+    struct sd_error e = {0};
+    struct store_job j = {0};
+    snprintf(j.id, sizeof(j.id), "%s", id);
+    j.upload_path = (char *)"/tmp/none.wav";
+    j.upload_bytes = bytes;
+    j.created_ms = created_ms;
+    CHECK_OK(store_job_insert(s, &j, &e), &e);
+}
+
+/* A second node on the same database as dir's. */
+static struct store *node(const char *dir, const char *node_id)
+{
+    char url[1024];
+    struct store *s = NULL;
+    struct sd_error e = {0};
+    sut_url(dir, url, sizeof(url));
+    CHECK_OK(store_open(url, &s, &e), &e);
+    CHECK_OK(store_queue_attach(s, node_id, 5000, &e), &e);
+    return s;
+}
+
+static void check_claim(struct store *s, const char *want_id)
+{
+    struct store_job j = {0};
+    struct sd_error e = {0};
+    enum sd_err rc = store_job_claim(s, 3, INT64_MAX, &j, &e);
+    if (!want_id) {
+        CHECK_EQ_INT(rc, SD_ENOTFOUND);
+        return;
+    }
+    CHECK_OK(rc, &e);
+    CHECK_STR(j.id, want_id);
+    CHECK_EQ_INT(j.status, JOB_RUNNING);
+    store_job_clear(&j);
+}
+
+TEST(store_sqlite_is_not_a_shared_queue)
+{
+    char *dir = sut_temp_dir();
+    char url[600];
+    struct store *s = NULL;
+    struct sd_error e = {0};
+    snprintf(url, sizeof(url), "%s/q.db", dir);
+    CHECK_OK(store_open(url, &s, &e), &e);
+    CHECK(!store_has_shared_queue(s));
+    CHECK_EQ_INT(store_queue_attach(s, "n1", 5000, &e), SD_EUNSUPPORTED);
+    struct store_job j = {0};
+    CHECK_EQ_INT(store_job_claim(s, 3, INT64_MAX, &j, &e), SD_EUNSUPPORTED);
+    store_close(s);
+    snprintf(url, sizeof(url), "rm -rf '%s'", dir);
+    CHECK(system(url) == 0);
+    free(dir);
+}
+
+TEST(store_pg_claims_short_first_once_each)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    CHECK(store_has_shared_queue(a));
+    int64_t now = 1700000000000;
+    queue_job(base, "job_big", 5 << 20, now);
+    queue_job(base, "job_small", 1000, now);
+    queue_job(base, "job_mid", 100000, now);
+    check_claim(a, "job_small");
+    check_claim(b, "job_mid");
+    /* a node keeping a worker free for short jobs asks for small uploads only */
+    struct store_job j = {0};
+    struct sd_error e = {0};
+    CHECK_EQ_INT(store_job_claim(a, 3, 1 << 20, &j, &e), SD_ENOTFOUND);
+    check_claim(a, "job_big");
+    check_claim(b, NULL);
+    /* each finishes its own; a result from a node without the lease is dropped */
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = now};
+    CHECK_EQ_INT(store_job_finish(b, "job_small", &f, &e), SD_ENOTFOUND);
+    CHECK_EQ_INT(store_job_progress(b, "job_small", 0.5, &e), SD_ENOTFOUND);
+    CHECK_OK(store_job_progress(a, "job_small", 0.5, &e), &e);
+    CHECK_OK(store_job_finish(a, "job_small", &f, &e), &e);
+    CHECK_EQ_INT(store_job_finish(a, "job_small", &f, &e), SD_ENOTFOUND); /* once */
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
+}
+
+TEST(store_pg_expired_lease_moves_to_another_node)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    struct sd_error e = {0};
+    queue_job(base, "job_1", 1000, 1);
+    check_claim(a, "job_1");
+    int renewed = 0;
+    CHECK_OK(store_leases_renew(a, &renewed, &e), &e);
+    CHECK_EQ_INT(renewed, 1);
+    check_claim(b, NULL); /* a live lease is nobody else's */
+    /* node_a dies: its lease runs out */
+    CHECK(sut_pg_exec(dir, "UPDATE jobs SET lease_expires_ms = 0"));
+    check_claim(b, "job_1");
+    struct store_job j = {0};
+    CHECK_OK(store_job_get(base, "job_1", &j, &e), &e);
+    CHECK_EQ_INT(j.attempts, 2);
+    store_job_clear(&j);
+    /* node_a's late result is dropped; node_b's counts */
+    struct store_result r = {"text", "text/plain", "late", 4};
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 5, .results = &r,
+                             .n_results = 1};
+    CHECK_EQ_INT(store_job_finish(a, "job_1", &f, &e), SD_ENOTFOUND);
+    CHECK_OK(store_leases_renew(a, &renewed, &e), &e);
+    CHECK_EQ_INT(renewed, 0);
+    r.body = "good";
+    CHECK_OK(store_job_finish(b, "job_1", &f, &e), &e);
+    char *body = NULL, *ct = NULL;
+    size_t len = 0;
+    CHECK_OK(store_result_get(base, "job_1", "text", &body, &len, &ct, &e), &e);
+    CHECK_STR(body, "good");
+    free(body);
+    free(ct);
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
+}
+
+TEST(store_pg_lost_too_often_fails)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a");
+    struct sd_error e = {0};
+    queue_job(base, "job_1", 1000, 1);
+    for (int i = 0; i < 3; i++) {
+        check_claim(a, "job_1");
+        CHECK(sut_pg_exec(dir, "UPDATE jobs SET lease_expires_ms = 0"));
+    }
+    check_claim(a, NULL);
+    struct store_job j = {0};
+    CHECK_OK(store_job_get(base, "job_1", &j, &e), &e);
+    CHECK_EQ_INT(j.status, JOB_FAILED);
+    CHECK_EQ_INT(j.attempts, 3);
+    store_job_clear(&j);
+    store_close(a);
+    sut_cleanup(base, dir);
+}
+
+TEST(store_pg_recovery_touches_only_own_expired_leases)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    struct sd_error e = {0};
+    queue_job(base, "job_a", 1000, 1);
+    queue_job(base, "job_b", 2000, 1);
+    check_claim(a, "job_a");
+    check_claim(b, "job_b");
+    /* node_a restarts under the same id while node_b lives: only job_a goes back */
+    store_close(a);
+    CHECK(sut_pg_exec(dir, "UPDATE jobs SET lease_expires_ms = 0 WHERE id = 'job_a'"));
+    a = node(dir, "node_a");
+    struct store_job *v = NULL;
+    int n = -1;
+    CHECK_OK(store_jobs_recover(a, 3, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 0);
+    store_jobs_free(v, n);
+    struct store_job j = {0};
+    CHECK_OK(store_job_get(base, "job_a", &j, &e), &e);
+    CHECK_EQ_INT(j.status, JOB_QUEUED);
+    store_job_clear(&j);
+    CHECK_OK(store_job_get(base, "job_b", &j, &e), &e);
+    CHECK_EQ_INT(j.status, JOB_RUNNING);
+    store_job_clear(&j);
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
+}
+
+TEST(store_pg_insert_wakes_a_waiting_node)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a");
+    CHECK(!store_wait_for_jobs(a, 10)); /* starts listening; nothing yet */
+    queue_job(base, "job_1", 1000, 1);
+    CHECK(store_wait_for_jobs(a, 60000)); /* woken, not timed out */
+    check_claim(a, "job_1");
+    struct sd_error e = {0};
+    CHECK_OK(store_job_requeue(a, "job_1", &e), &e);
+    CHECK(store_wait_for_jobs(a, 60000));
+    store_close(a);
+    sut_cleanup(base, dir);
+}
