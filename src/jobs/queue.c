@@ -262,6 +262,19 @@ void jobq_counts(struct job_queue *q, int64_t *pending, int64_t *running)
     pthread_mutex_unlock(&q->mu);
 }
 
+bool jobq_wait_free(struct job_queue *q, int timeout_ms, bool *long_allowed)
+{
+    struct timespec dl = sd_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
+    pthread_mutex_lock(&q->mu);
+    while (!q->stopping && q->n_running + q->n_pending >= q->o.n_workers)
+        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    bool free_slot = !q->stopping && q->n_running + q->n_pending < q->o.n_workers;
+    *long_allowed = q->o.n_workers < 2 || q->n_long_running < q->o.n_workers - 1;
+    pthread_mutex_unlock(&q->mu);
+    return free_slot;
+}
+
 void jobq_stop(struct job_queue *q)
 {
     pthread_mutex_lock(&q->mu);

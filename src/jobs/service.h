@@ -6,6 +6,9 @@
  *
  * Start-up recovers the store (jobs running at a crash go back to queued)
  * before any worker runs; jobs_stop drains within a bound.
+ * With a store that is a shared queue (PostgreSQL), async jobs are not
+ * pushed here but claimed from the store by cluster.c under a lease, so any
+ * node's workers may run them; sync jobs stay on the node that took them.
  * Thread-safe after jobs_start returns.
  */
 #ifndef SD_JOBS_SERVICE_H
@@ -35,11 +38,14 @@ struct jobs_opts {
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
+    const char *node_id;          /* shared queue: this process among the nodes */
+    int lease_ms;                 /* shared queue: a lease not renewed for this long expires */
     struct pipeline_opts pipeline; /* loaded in the background */
 };
 
 struct callbacks;
 struct retention;
+struct cluster;
 
 struct jobs {
     struct jobs_opts o;
@@ -53,6 +59,7 @@ struct jobs {
     volatile bool stop;           /* workers waiting for the model give up */
     struct callbacks *cb;
     struct retention *ret;
+    struct cluster *cluster;      /* NULL unless the store is a shared queue */
 };
 
 /* Loads nothing synchronously (the pipeline loads in the background). Caller owns: jobs_stop(). */
@@ -97,6 +104,12 @@ enum sd_err jobs_record_success(struct jobs *js, const char *id, const struct tr
 enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_error *err);
 void callbacks_push(struct callbacks *cb, const char *id, int attempts_done);
 void callbacks_stop(struct callbacks *cb);
+
+/* cluster.c: the shared queue's feeder (claims for free workers) and lease heartbeat */
+enum sd_err cluster_start(struct jobs *js, struct cluster **out, struct sd_error *err);
+/* Stops claiming (before a drain); the heartbeat keeps the running jobs' leases. */
+void cluster_stop_feeder(struct cluster *c);
+void cluster_stop(struct cluster *c);
 
 /* retention.c: periodic deletion of old uploads and results */
 enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err);

@@ -120,11 +120,26 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
     *batch_threads = (int)(all < cores ? all : cores); /* one pass at a time: no more than cores */
 }
 
+/* --node-id, or one no other live process has: host, pid and random digits. */
+static void choose_node_id(struct app *a)
+{
+    char host[64] = "node", rnd[STORE_ID_MAX];
+    if (*a->cfg.node_id) {
+        snprintf(a->node_id, sizeof(a->node_id), "%s", a->cfg.node_id);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    host[20] = '\0'; /* room for the rest within STORE_ID_MAX */
+    job_new_id(NULL, rnd, sizeof(rnd));
+    snprintf(a->node_id, sizeof(a->node_id), "%s-%ld-%.8s", host, (long)getpid(), rnd + 4);
+}
+
 static enum sd_err start_jobs(struct app *a, struct sd_error *err)
 {
     int threads, batch_threads;
     bool batch;
     choose_workers(a, &threads, &batch_threads, &batch);
+    choose_node_id(a);
     struct jobs_opts jo = {
         .data_dir = a->cfg.data_dir,
         .n_workers = a->n_workers,
@@ -138,6 +153,8 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
+        .node_id = a->node_id,
+        .lease_ms = (int)a->cfg.lease_s * 1000,
         .pipeline = {.model_path = a->model_path,
                      .vad_path = a->cfg.vad_model,
                      .threads_per_worker = threads,
@@ -204,6 +221,8 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
                                    LOG_I64("workers", a->n_workers),
                                    LOG_BOOL("batch_decode", a->jobs->o.pipeline.batch_workers > 1),
                                    LOG_I64("max_file_size_mb", a->cfg.max_file_size_mb),
+                                   LOG_STR("store", a->store->ops->name),
+                                   LOG_STR("node", a->node_id),
                                    LOG_STR("version", SCRIBED_VERSION), LOG_END});
     return SD_OK;
 fail:

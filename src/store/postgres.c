@@ -27,6 +27,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,7 @@ struct pg_store {
     int lease_ms;
     pthread_mutex_t listen_mu; /* guards listen */
     PGconn *listen;            /* LISTEN scribed_jobs, or NULL */
+    int wake_fd;               /* eventfd: wake_waiters ends a wait_for_jobs early */
 };
 
 /* Now in milliseconds by the database's clock: leases compare times of many nodes. */
@@ -465,6 +468,8 @@ static void pg_close(struct store *s)
     for (int i = 0; i < POOL_SIZE; i++)
         PQfinish(st->pool[i].c);
     PQfinish(st->listen);
+    if (st->wake_fd >= 0)
+        close(st->wake_fd);
     pthread_mutex_destroy(&st->listen_mu);
     pthread_cond_destroy(&st->freed);
     pthread_mutex_destroy(&st->mu);
@@ -726,10 +731,12 @@ static enum sd_err pg_job_cancel(struct store *s, const char *id, int64_t now_ms
 }
 
 /*
- * Start-up: running jobs whose lease expired go back to QUEUED (or FAILED
- * after max_attempts starts). Attached, only this node's own leases (a node
- * restarting with the same --node-id): jobs live nodes run are never
- * touched, and other dead nodes' jobs are re-claimed by job_claim. The list
+ * Start-up: running jobs of a dead run go back to QUEUED (or FAILED after
+ * max_attempts starts). Attached, only this node's own leases, expired or
+ * not (a node restarting under the same --node-id: nothing of its can be
+ * running yet, and its heartbeat would otherwise keep them alive): jobs live
+ * nodes run are never touched, and other dead nodes' jobs are re-claimed by
+ * job_claim once their leases expire. Not attached: expired leases only. The list
  * returned is every queued job when not attached; attached, nothing (the
  * node claims from the store).
  */
@@ -750,16 +757,16 @@ static enum sd_err pg_jobs_recover(struct store *s, int max_attempts, struct sto
             " error_message = 'the service stopped during this job ' || $1::bigint"
             " || ' times; giving up', finished_ms = " NOW_MS ","
             " lease_owner = NULL, lease_expires_ms = 0"
-            " WHERE status = 'running' AND attempts >= $1::bigint"
-            " AND lease_expires_ms < " NOW_MS " AND ($2::text IS NULL OR lease_owner = $2)",
+            " WHERE status = 'running' AND attempts >= $1::bigint AND CASE WHEN $2::text IS NULL"
+            " THEN lease_expires_ms < " NOW_MS " ELSE lease_owner = $2 END",
             (struct sql_arg[]){SQL_I64(max_attempts), SQL_TEXT(node), SQL_END}, NULL, NULL, NULL,
             err);
     if (rc == SD_OK)
         rc = run_statement(pc, "recover jobs",
                            "UPDATE jobs SET status = 'queued', progress = 0,"
                            " lease_owner = NULL, lease_expires_ms = 0"
-                           " WHERE status = 'running' AND lease_expires_ms < " NOW_MS
-                           " AND ($1::text IS NULL OR lease_owner = $1)",
+                           " WHERE status = 'running' AND CASE WHEN $1::text IS NULL"
+                           " THEN lease_expires_ms < " NOW_MS " ELSE lease_owner = $1 END",
                            (struct sql_arg[]){SQL_TEXT(node), SQL_END}, NULL, NULL, NULL, err);
     rc = tx_end(pc, rc, "recover jobs", err);
     if (rc == SD_OK && node) {
@@ -1175,21 +1182,27 @@ static bool pg_wait_for_jobs(struct store *s, int timeout_ms)
             PQclear(r);
         }
     }
-    if (st->listen) {
+    if (st->listen)
         woken = take_notifications(st->listen);
-        struct pollfd p = {.fd = PQsocket(st->listen), .events = POLLIN};
-        if (!woken && p.fd >= 0 && poll(&p, 1, timeout_ms) > 0 && PQconsumeInput(st->listen))
-            woken = take_notifications(st->listen);
+    /* without a listen connection (the database is away) this is a plain wait: no busy loop */
+    struct pollfd p[2] = {{.fd = st->wake_fd, .events = POLLIN},
+                          {.fd = st->listen ? PQsocket(st->listen) : -1, .events = POLLIN}};
+    if (!woken && poll(p, 2, timeout_ms) > 0) {
+        uint64_t n;
+        if (p[0].revents & POLLIN)
+            woken = read(st->wake_fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
+        if ((p[1].revents & POLLIN) && PQconsumeInput(st->listen))
+            woken = take_notifications(st->listen) || woken;
     }
-    bool listening = st->listen != NULL;
     pthread_mutex_unlock(&st->listen_mu);
-    if (!listening) {
-        /* the database is away: the caller's next claim fails and says so; no busy loop */
-        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-    }
     return woken;
+}
+
+static void pg_wake_waiters(struct store *s)
+{
+    uint64_t one = 1;
+    if (write(impl(s)->wake_fd, &one, sizeof(one)) < 0)
+        return; /* the counter is full: a wake-up is pending anyway */
 }
 
 static const struct store_ops postgres_ops = {
@@ -1218,6 +1231,7 @@ static const struct store_ops postgres_ops = {
     .job_claim = pg_job_claim,
     .leases_renew = pg_leases_renew,
     .wait_for_jobs = pg_wait_for_jobs,
+    .wake_waiters = pg_wake_waiters,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)
@@ -1231,6 +1245,11 @@ enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->freed, NULL);
     pthread_mutex_init(&st->listen_mu, NULL);
+    st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (st->wake_fd < 0) {
+        pg_close(&st->base);
+        return sd_fail(err, SD_EIO, "eventfd: %s", strerror(errno));
+    }
     enum sd_err rc = migrate(st, err);
     if (rc != SD_OK) {
         pg_close(&st->base);

@@ -240,3 +240,9 @@ bool store_wait_for_jobs(struct store *s, int timeout_ms)
 {
     return s->ops->wait_for_jobs ? s->ops->wait_for_jobs(s, timeout_ms) : false;
 }
+
+void store_wake_waiters(struct store *s)
+{
+    if (s->ops->wake_waiters)
+        s->ops->wake_waiters(s);
+}

@@ -140,6 +140,7 @@ struct store_ops {
                              struct store_job *out, struct sd_error *err);
     enum sd_err (*leases_renew)(struct store *s, int *n_renewed, struct sd_error *err);
     bool (*wait_for_jobs)(struct store *s, int timeout_ms);
+    void (*wake_waiters)(struct store *s);
 };
 
 struct store {
@@ -274,5 +275,7 @@ enum sd_err store_leases_renew(struct store *s, int *n_renewed, struct sd_error 
  * after it either way (the timeout is the slow poll that finds expired leases).
  */
 bool store_wait_for_jobs(struct store *s, int timeout_ms);
+/* Makes a store_wait_for_jobs in progress (or the next one) return now: shutting down. */
+void store_wake_waiters(struct store *s);
 
 #endif
