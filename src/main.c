@@ -20,6 +20,7 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP service"},
+    {"worker", cmd_worker, "run jobs from a shared PostgreSQL queue (no API; --health-port)"},
     {"transcribe", cmd_transcribe, "transcribe an audio file"},
     {"vad", cmd_vad, "print the speech segments of an audio file"},
     {"bench", cmd_bench, "measure encoder and decoder speed"},

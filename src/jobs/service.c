@@ -70,7 +70,9 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     js->log = log;
     js->metrics = m;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: not thread-safe */
-    struct jobq_opts qo = {.max_pending = o->max_pending, .n_workers = o->n_workers,
+    /* an API-only node (0 workers) keeps a queue of one slot: nothing runs on it */
+    struct jobq_opts qo = {.max_pending = o->max_pending,
+                           .n_workers = o->n_workers > 0 ? o->n_workers : 1,
                            .long_job_bytes = o->long_job_bytes,
                            .age_credit_bytes_per_s = 256.0 * 1024};
     rc = jobq_create(&qo, &js->q, err);
@@ -90,7 +92,7 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     if (rc != SD_OK)
         goto fail;
     requeue_callbacks(js);
-    js->threads = calloc((size_t)o->n_workers, sizeof(pthread_t));
+    js->threads = calloc((size_t)(o->n_workers > 0 ? o->n_workers : 1), sizeof(pthread_t));
     if (!js->threads) {
         rc = sd_fail(err, SD_ENOMEM, "worker threads");
         goto fail;

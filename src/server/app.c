@@ -107,7 +107,11 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
 {
     long cores = usable_cores();
     a->n_workers = a->cfg.workers > 0 ? (int)a->cfg.workers : (int)cores;
-    *threads = a->cfg.threads > 0 ? (int)a->cfg.threads : (int)(cores / a->n_workers);
+    /* an API-only node: only where other nodes can run its jobs (SQLite: 0 stays "per core") */
+    if (a->cfg.workers == 0 && store_has_shared_queue(a->store))
+        a->n_workers = 0;
+    *threads = a->cfg.threads > 0 ? (int)a->cfg.threads
+                                    : (int)(cores / (a->n_workers > 0 ? a->n_workers : 1));
     if (*threads < 1)
         *threads = 1;
     /*
@@ -205,6 +209,11 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
         snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
     if ((rc = store_open(db, &a->store, err)) != SD_OK)
         goto fail;
+    if (!a->cfg.api && !store_has_shared_queue(a->store)) {
+        rc = sd_fail(err, SD_EINVAL, "a worker without an API needs a shared queue:"
+                                     " --database-url postgres://...");
+        goto fail;
+    }
     choose_model(a);
     choose_vad(a);
     load_live_vad(a);
