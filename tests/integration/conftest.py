@@ -124,9 +124,10 @@ def free_port():
 
 
 class Server:
-    """One `scribed serve` process."""
+    """One `scribed serve` process (or `scribed worker`: command="worker")."""
 
-    def __init__(self, data_dir, args=(), env=None, model=None):
+    def __init__(self, data_dir, args=(), env=None, model=None, command="serve"):
+        self.command = command
         self.data_dir = str(data_dir)
         self.args = list(args)
         self.env = env or {}
@@ -146,7 +147,7 @@ class Server:
     def start(self, wait_ready=True, timeout=20):
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
-        cmd = [scribed_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [scribed_bin(), self.command, "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", self.data_dir]
         if self.model:
             cmd += ["--model", self.model]
@@ -218,8 +219,9 @@ def make_server(tmp_path):
     """Factory: make_server(args=[...], env={...}, model=...) -> started Server."""
     servers = []
 
-    def make(args=(), env=None, model=None, data_dir=None, start=True, wait_ready=True):
-        s = Server(data_dir or tmp_path / f"data{len(servers)}", args, env, model)
+    def make(args=(), env=None, model=None, data_dir=None, start=True, wait_ready=True,
+             command="serve"):
+        s = Server(data_dir or tmp_path / f"data{len(servers)}", args, env, model, command)
         servers.append(s)
         if start:
             s.start(wait_ready=wait_ready)
