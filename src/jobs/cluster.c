@@ -9,9 +9,12 @@
  * a worker free for them. With nothing to claim it waits for a NOTIFY, or
  * the slow poll (which also finds other nodes' expired leases).
  *
- * The heartbeat renews this node's leases every lease/4, so a run only loses
- * its lease when the node cannot reach the database for a whole lease; the
- * worker then notices at its next progress write and stops (worker.c).
+ * The heartbeat renews the leases of the jobs on the local queue every
+ * lease/4, so a run only loses its lease when the node cannot reach the
+ * database for a whole lease; the worker then notices at its next progress
+ * write and stops (worker.c). A claimed job no longer on the queue (its
+ * outcome could not be written: the database was away) is not renewed, so
+ * it expires and runs again.
  *
  * Threads: both read struct jobs (read-only after start) and the store; the
  * mutex guards `stopping`. cluster_stop_feeder stops claiming before a drain;
@@ -125,7 +128,15 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         struct sd_error err = {0};
         int n = 0;
-        if (store_leases_renew(js->store, &n, &err) != SD_OK) {
+        /* pending + running: at most max_pending + workers, bounded by the queue */
+        int cap = js->o.n_workers + js->o.max_pending;
+        char(*ids)[STORE_ID_MAX] = calloc((size_t)cap, sizeof(*ids));
+        int n_ids = ids ? jobq_held_async(js->q, ids, cap) : 0;
+        enum sd_err rc = ids ? store_leases_renew(js->store, (const char(*)[STORE_ID_MAX])ids,
+                                                  n_ids, &n, &err)
+                             : sd_fail(&err, SD_ENOMEM, "lease ids");
+        free(ids);
+        if (rc != SD_OK) {
             if (!failing)
                 log_event(js->log, LOG_ERROR, "queue.heartbeat_failed",
                           (struct log_field[]){LOG_STR("error", err.msg), LOG_END});

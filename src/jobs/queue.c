@@ -310,6 +310,20 @@ int jobq_drain(struct job_queue *q, int timeout_ms, int grace_ms)
     return left;
 }
 
+int jobq_held_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (struct job *j = q->pending; j && n < max; j = j->next)
+        if (!j->sync)
+            snprintf(ids[n++], STORE_ID_MAX, "%s", j->id);
+    for (int i = 0; i < q->o.n_workers && n < max; i++)
+        if (q->running[i] && !q->running[i]->sync)
+            snprintf(ids[n++], STORE_ID_MAX, "%s", q->running[i]->id);
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 int jobq_running_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max)
 {
     int n = 0;

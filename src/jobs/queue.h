@@ -80,6 +80,8 @@ void jobq_stop(struct job_queue *q);
  */
 int jobq_drain(struct job_queue *q, int timeout_ms, int grace_ms);
 
+/* Ids of the async jobs waiting or running here (the leases to renew); returns how many. */
+int jobq_held_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max);
 /* Ids of the async (store-backed) jobs running now; returns how many were written. */
 int jobq_running_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max);
 

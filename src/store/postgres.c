@@ -244,10 +244,28 @@ static enum sd_err run_statement(struct pg_conn *pc, const char *what, const cha
         case SQL_T_END: break;
         }
     }
-    /* without arguments, the simple protocol: a migration is several statements */
-    PGresult *res = args ? PQexecParams(pc->c, sql, n, NULL, values, lengths, formats, 0)
-                         : PQexec(pc->c, sql);
-    ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    /*
+     * Without arguments, the simple protocol: a migration is several
+     * statements. A pooled connection finds out that PostgreSQL restarted
+     * only when it is used: outside a transaction the statement cannot have
+     * half-happened with the connection, so it is sent once more on a new one.
+     */
+    bool outside_tx = PQtransactionStatus(pc->c) == PQTRANS_IDLE;
+    PGresult *res = NULL;
+    ExecStatusType status = PGRES_FATAL_ERROR;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PQclear(res);
+        res = args ? PQexecParams(pc->c, sql, n, NULL, values, lengths, formats, 0)
+                   : PQexec(pc->c, sql);
+        status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || !outside_tx ||
+            PQstatus(pc->c) != CONNECTION_BAD)
+            break;
+        PQreset(pc->c);
+        if (PQstatus(pc->c) != CONNECTION_OK)
+            break;
+        PQclear(PQexec(pc->c, "SET client_min_messages = warning"));
+    }
     enum sd_err rc = SD_OK;
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
         rc = db_fail(pc, res, err, what);
@@ -1130,20 +1148,33 @@ static enum sd_err pg_job_claim(struct store *s, int max_attempts, int64_t max_b
     return pg_job_get(s, id, out, err);
 }
 
-static enum sd_err pg_leases_renew(struct store *s, int *n_renewed, struct sd_error *err)
+static enum sd_err pg_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                                   int *n_renewed, struct sd_error *err)
 {
     struct pg_store *st = impl(s);
     struct pg_conn *pc = NULL;
     int rows = 0;
+    /* the ids as one text[] literal: they are job ids ("job_" + hex), nothing to quote */
+    size_t cap = (size_t)n_ids * (STORE_ID_MAX + 1) + 3;
+    char *list = malloc(cap);
+    if (!list)
+        return sd_fail(err, SD_ENOMEM, "renew leases");
+    size_t off = 0;
+    list[off++] = '{';
+    for (int i = 0; i < n_ids; i++)
+        off += (size_t)snprintf(list + off, cap - off, "%s%s", i ? "," : "", ids[i]);
+    snprintf(list + off, cap - off, "}");
     enum sd_err rc = conn_take(st, &pc, err);
-    if (rc != SD_OK)
-        return rc;
-    rc = run_statement(pc, "renew leases",
-                       "UPDATE jobs SET lease_expires_ms = " NOW_MS " + $2"
-                       " WHERE lease_owner = $1 AND status = 'running'",
-                       (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(st->lease_ms), SQL_END},
-                       NULL, NULL, &rows, err);
-    conn_give(st, pc);
+    if (rc == SD_OK) {
+        rc = run_statement(pc, "renew leases",
+                           "UPDATE jobs SET lease_expires_ms = " NOW_MS " + $2"
+                           " WHERE lease_owner = $1 AND status = 'running' AND id = ANY($3::text[])",
+                           (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(st->lease_ms),
+                                              SQL_TEXT(list), SQL_END},
+                           NULL, NULL, &rows, err);
+        conn_give(st, pc);
+    }
+    free(list);
     if (rc == SD_OK && n_renewed)
         *n_renewed = rows;
     return rc;

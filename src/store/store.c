@@ -231,9 +231,14 @@ enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes
                              : no_queue(s, err);
 }
 
-enum sd_err store_leases_renew(struct store *s, int *n_renewed, struct sd_error *err)
+enum sd_err store_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                               int *n_renewed, struct sd_error *err)
 {
-    return s->ops->leases_renew ? s->ops->leases_renew(s, n_renewed, err) : no_queue(s, err);
+    if (n_renewed)
+        *n_renewed = 0;
+    if (!s->ops->leases_renew)
+        return no_queue(s, err);
+    return n_ids > 0 ? s->ops->leases_renew(s, ids, n_ids, n_renewed, err) : SD_OK;
 }
 
 bool store_wait_for_jobs(struct store *s, int timeout_ms)

@@ -138,7 +138,8 @@ struct store_ops {
                                 struct sd_error *err);
     enum sd_err (*job_claim)(struct store *s, int max_attempts, int64_t max_bytes,
                              struct store_job *out, struct sd_error *err);
-    enum sd_err (*leases_renew)(struct store *s, int *n_renewed, struct sd_error *err);
+    enum sd_err (*leases_renew)(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                                int *n_renewed, struct sd_error *err);
     bool (*wait_for_jobs)(struct store *s, int timeout_ms);
     void (*wake_waiters)(struct store *s);
 };
@@ -267,8 +268,13 @@ enum sd_err store_queue_attach(struct store *s, const char *node_id, int lease_m
  */
 enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
                             struct store_job *out, struct sd_error *err);
-/* Extends every lease this node holds by the lease length (the heartbeat). */
-enum sd_err store_leases_renew(struct store *s, int *n_renewed, struct sd_error *err);
+/*
+ * The heartbeat: extends this node's leases of the jobs ids (those it still
+ * runs) by the lease length. A job this node holds but no longer runs (its
+ * outcome could not be written) is left to expire, so it runs again elsewhere.
+ */
+enum sd_err store_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                               int *n_renewed, struct sd_error *err);
 /*
  * Blocks up to timeout_ms for a sign that there is work (a job was queued or
  * re-queued by any node: LISTEN/NOTIFY). True if woken early. Callers claim

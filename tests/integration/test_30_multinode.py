@@ -169,3 +169,19 @@ def test_bad_database_settings_fail_at_start_with_one_line(tmp_path, db_url):
                           "--health-port", "0", "--model", micro_model()],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "--database-url" in out.stderr, out.stderr
+
+
+def test_postgres_restart_mid_run_loses_nothing(make_server, db_url, long_wav, short_wav):
+    api = api_node(make_server, db_url)
+    w = worker(make_server, db_url)
+    before = [submit_job(api, short_wav).json()["id"] for _ in range(3)]
+    running = submit_job(api, long_wav, {"response_format": "text"}).json()["id"]
+    wait_job(api, running, statuses=("running", "succeeded"))
+    pg_cluster().restart()  # every node's connections break under it
+    # the nodes reconnect by themselves: new work is taken and finished
+    after = [submit_job(api, short_wav).json()["id"] for _ in range(3)]
+    for jid in before + [running] + after:
+        job = wait_job(api, jid, timeout=300)
+        assert job["status"] == "succeeded", job
+    assert api.proc.poll() is None and w.proc.poll() is None
+    assert requests.get(api.url("/health"), timeout=5).json()["database"]["reachable"]

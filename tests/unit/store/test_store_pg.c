@@ -222,7 +222,8 @@ TEST(store_pg_expired_lease_moves_to_another_node)
     queue_job(base, "job_1", 1000, 1);
     check_claim(a, "job_1");
     int renewed = 0;
-    CHECK_OK(store_leases_renew(a, &renewed, &e), &e);
+    const char held[2][STORE_ID_MAX] = {"job_1", "job_other"};
+    CHECK_OK(store_leases_renew(a, held, 2, &renewed, &e), &e);
     CHECK_EQ_INT(renewed, 1);
     check_claim(b, NULL); /* a live lease is nobody else's */
     /* node_a dies: its lease runs out */
@@ -237,7 +238,7 @@ TEST(store_pg_expired_lease_moves_to_another_node)
     struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 5, .results = &r,
                              .n_results = 1};
     CHECK_EQ_INT(store_job_finish(a, "job_1", &f, &e), SD_ENOTFOUND);
-    CHECK_OK(store_leases_renew(a, &renewed, &e), &e);
+    CHECK_OK(store_leases_renew(a, held, 1, &renewed, &e), &e);
     CHECK_EQ_INT(renewed, 0);
     r.body = "good";
     CHECK_OK(store_job_finish(b, "job_1", &f, &e), &e);
