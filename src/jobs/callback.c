@@ -4,6 +4,9 @@
  * JSON. Failures (network error, non-2xx) are retried with exponential
  * backoff up to callback_max_attempts; the state lives in the store, so
  * deliveries pending at a restart resume. One thread, libcurl easy API.
+ * On a shared store every node resumes the pending deliveries at start, and
+ * each attempt first claims the delivery (store_callback_claim), so one
+ * node posts each webhook.
  * It does not follow redirects (a webhook target should answer directly).
  */
 #include <curl/curl.h>
@@ -151,8 +154,11 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     struct store_job j = {0};
     char why[256] = "";
     long status = 0;
+    /* held past one attempt and its backoff: another node waits rather than posts twice */
+    int hold_ms = js->o.callback_timeout_ms * 2 + js->o.callback_backoff_ms * 4 + 60000;
     if (store_job_get(js->store, d->id, &j, NULL) != SD_OK || !j.callback_url ||
-        j.cb_state != STORE_CB_PENDING) {
+        j.cb_state != STORE_CB_PENDING ||
+        store_callback_claim(js->store, d->id, hold_ms, NULL) != SD_OK) {
         store_job_clear(&j);
         free(d);
         return;

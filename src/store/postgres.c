@@ -1229,6 +1229,20 @@ static bool pg_wait_for_jobs(struct store *s, int timeout_ms)
     return woken;
 }
 
+static enum sd_err pg_callback_claim(struct store *s, const char *id, int hold_ms,
+                                     struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    return take_and_update_job(
+        st, "claim webhook",
+        "UPDATE jobs SET cb_owner = $1, cb_until_ms = " NOW_MS " + $2"
+        " WHERE id = $3 AND cb_state = $4 AND (cb_owner IS NULL OR cb_owner = $1"
+        " OR cb_until_ms < " NOW_MS ")",
+        (struct sql_arg[]){SQL_TEXT(st->node_id[0] ? st->node_id : "-"), SQL_I64(hold_ms),
+                           SQL_TEXT(id), SQL_I64(STORE_CB_PENDING), SQL_END},
+        id, err);
+}
+
 static void pg_wake_waiters(struct store *s)
 {
     uint64_t one = 1;
@@ -1263,6 +1277,7 @@ static const struct store_ops postgres_ops = {
     .leases_renew = pg_leases_renew,
     .wait_for_jobs = pg_wait_for_jobs,
     .wake_waiters = pg_wake_waiters,
+    .callback_claim = pg_callback_claim,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

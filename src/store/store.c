@@ -246,6 +246,12 @@ bool store_wait_for_jobs(struct store *s, int timeout_ms)
     return s->ops->wait_for_jobs ? s->ops->wait_for_jobs(s, timeout_ms) : false;
 }
 
+enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
+                                 struct sd_error *err)
+{
+    return s->ops->callback_claim ? s->ops->callback_claim(s, id, hold_ms, err) : SD_OK;
+}
+
 void store_wake_waiters(struct store *s)
 {
     if (s->ops->wake_waiters)

@@ -142,6 +142,8 @@ struct store_ops {
                                 int *n_renewed, struct sd_error *err);
     bool (*wait_for_jobs)(struct store *s, int timeout_ms);
     void (*wake_waiters)(struct store *s);
+    enum sd_err (*callback_claim)(struct store *s, const char *id, int hold_ms,
+                                  struct sd_error *err);
 };
 
 struct store {
@@ -283,5 +285,13 @@ enum sd_err store_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX],
 bool store_wait_for_jobs(struct store *s, int timeout_ms);
 /* Makes a store_wait_for_jobs in progress (or the next one) return now: shutting down. */
 void store_wake_waiters(struct store *s);
+/*
+ * Webhooks once per job across nodes: takes the pending delivery of job id
+ * for this node for hold_ms (renewed by claiming again). SD_ENOTFOUND when
+ * another node holds it or it is not pending. SD_OK always in a store that
+ * is not shared (one node delivers everything).
+ */
+enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
+                                 struct sd_error *err);
 
 #endif

@@ -325,3 +325,28 @@ TEST(store_pg_insert_wakes_a_waiting_node)
     store_close(a);
     sut_cleanup(base, dir);
 }
+
+TEST(store_pg_one_node_delivers_each_webhook)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    struct sd_error e = {0};
+    struct store_job j = {0};
+    snprintf(j.id, sizeof(j.id), "job_cb");
+    j.callback_url = (char *)"http://127.0.0.1:9/cb";
+    j.created_ms = 1;
+    CHECK_OK(store_job_insert(base, &j, &e), &e);
+    CHECK_OK(store_callback_claim(a, "job_cb", 60000, &e), &e);
+    CHECK_EQ_INT(store_callback_claim(b, "job_cb", 60000, &e), SD_ENOTFOUND);
+    CHECK_OK(store_callback_claim(a, "job_cb", 60000, &e), &e); /* the holder again: a retry */
+    CHECK(sut_pg_exec(dir, "UPDATE jobs SET cb_until_ms = 0")); /* node_a died */
+    CHECK_OK(store_callback_claim(b, "job_cb", 60000, &e), &e);
+    CHECK_OK(store_callback_set(b, "job_cb", STORE_CB_DELIVERED, 1, &e), &e);
+    CHECK_EQ_INT(store_callback_claim(a, "job_cb", 60000, &e), SD_ENOTFOUND);
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
+}
