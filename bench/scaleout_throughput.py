@@ -6,6 +6,8 @@ dead worker's job takes to start again elsewhere.
 
   SCRIBED_SHARED=/work/shared bench/scaleout_throughput.py [--jobs 60] [--workers 1,2,3]
 
+  ... --move-only   only the dead-worker measurement (default lease, 20 s)
+
 Prints one line per run. Uses tests/pg/pg.sh for a private cluster."""
 import argparse
 import os
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import wave
 
 import requests
 
@@ -68,6 +71,47 @@ def run_jobs(api, n):
     return n / ((time.time() - t0) / 60)
 
 
+def long_wav(path, seconds=30):
+    src = os.path.join(SHARED, "reference", "a_short.wav")
+    with wave.open(src) as w:
+        params, frames, n = w.getparams(), w.readframes(w.getnframes()), w.getnframes()
+    with wave.open(path, "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames * (int(seconds * params.framerate / n) + 1))
+    return path
+
+
+def measure_move(root, url):
+    """kill -9 the worker running a job; seconds until another worker starts it."""
+    db = f"move_{os.getpid()}"
+    subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
+    dburl = url.rsplit("/", 1)[0] + "/" + db
+    d = tempfile.mkdtemp(dir=root)
+    procs = []
+    p, api = start("serve", d + "/a", ["--workers", "0", "--database-url", dburl], d + "/a.log")
+    procs.append(p)
+    workers = [start("worker", f"{d}/w{k}", ["--workers", "1", "--database-url", dburl],
+                     f"{d}/w{k}.log") for k in range(2)]
+    procs += [w for w, _ in workers]
+    with open(long_wav(d + "/long.wav"), "rb") as f:
+        jid = requests.post(api + "/v1/jobs", files={"file": ("l.wav", f, "audio/wav")},
+                            timeout=60).json()["id"]
+    while requests.get(f"{api}/v1/jobs/{jid}", timeout=5).json()["status"] != "running":
+        time.sleep(0.02)
+    victim = next(w for w, base in workers
+                  if requests.get(base + "/health", timeout=5).json()["jobs_running"] == 1)
+    victim.kill()
+    victim.wait()
+    t0 = time.time()
+    while requests.get(f"{api}/v1/jobs/{jid}", timeout=5).json()["attempts"] < 2:
+        time.sleep(0.05)
+    moved = time.time() - t0
+    procs.remove(victim)
+    stop(procs)
+    print(f"dead worker: job restarted on the other worker {moved:.1f} s after kill -9 "
+          f"(default lease 20 s, poll 5 s)", flush=True)
+
+
 def stop(procs):
     for p in procs:
         p.send_signal(signal.SIGTERM)
@@ -79,6 +123,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=60)
     ap.add_argument("--workers", default="1,2,3")
+    ap.add_argument("--move-only", action="store_true")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="scribed-bench-")
     os.chmod(root, 0o755)
@@ -86,6 +131,9 @@ def main():
     url = subprocess.run([os.path.join(REPO, "tests", "pg", "pg.sh"), "start", pg], check=True,
                          capture_output=True, text=True).stdout.strip()
     try:
+        if a.move_only:
+            measure_move(root, url)
+            return 0
         for n in [int(x) for x in a.workers.split(",")]:
             d = tempfile.mkdtemp(dir=root)
             p, api = start("serve", d + "/s", ["--workers", str(n)], d + "/s.log")
@@ -107,6 +155,7 @@ def main():
             stop(procs)
             print(f"postgres workers={n} jobs={a.jobs} {jpm:.0f} jobs/min "
                   f"(1 API node + {n} worker processes)", flush=True)
+        measure_move(root, url)
     finally:
         subprocess.run([os.path.join(REPO, "tests", "pg", "pg.sh"), "stop", pg])
         shutil.rmtree(root, ignore_errors=True)

@@ -29,6 +29,7 @@ static const struct command commands[] = {
     {"keys", cmd_keys, "create, list and revoke API keys"},
     {"backup", cmd_backup, "online copy of the database"},
     {"restore", cmd_restore, "restore the database from a backup"},
+    {"store", cmd_store, "store copy: move a data dir's SQLite store into PostgreSQL"},
 };
 
 static void usage(FILE *f)

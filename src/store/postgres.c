@@ -1243,6 +1243,66 @@ static enum sd_err pg_callback_claim(struct store *s, const char *id, int hold_m
         id, err);
 }
 
+/* The job row as it is, its upload row and its results (caller holds a transaction). */
+static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
+                               const struct store_result *results, int n_results, bool *added,
+                               struct sd_error *err)
+{
+    int rows = 0;
+    enum sd_err rc = run_statement(
+        pc, "import job",
+        "INSERT INTO jobs (id, status, params, callback_url, progress, created_ms, started_ms,"
+        " finished_ms, attempts, error_code, error_message, audio_s, run_s, cb_state,"
+        " cb_attempts, results_expired) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+        " $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING",
+        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(job_status_name(j->status)),
+                           SQL_TEXT(j->params_json ? j->params_json : "{}"),
+                           SQL_TEXT(j->callback_url), SQL_F64(j->progress),
+                           SQL_I64(j->created_ms), SQL_I64(j->started_ms),
+                           SQL_I64(j->finished_ms), SQL_I64(j->attempts),
+                           SQL_TEXT(j->error_code), SQL_TEXT(j->error_message),
+                           SQL_F64(j->audio_s), SQL_F64(j->run_s), SQL_I64(j->cb_state),
+                           SQL_I64(j->cb_attempts), SQL_I64(j->results_expired), SQL_END},
+        NULL, NULL, &rows, err);
+    *added = rc == SD_OK && rows == 1;
+    if (rc != SD_OK || !*added)
+        return rc;
+    rc = run_statement(pc, "import job",
+                       "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
+                       " VALUES ($1, $2, $3, $4, $5)",
+                       (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
+                                          SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
+                                          SQL_I64(j->created_ms), SQL_END},
+                       NULL, NULL, NULL, err);
+    for (int i = 0; rc == SD_OK && i < n_results; i++)
+        rc = run_statement(pc, "import job",
+                           "INSERT INTO results (job_id, format, content_type, body)"
+                           " VALUES ($1, $2, $3, $4)",
+                           (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(results[i].format),
+                                              SQL_TEXT(results[i].content_type),
+                                              SQL_BLOB(results[i].body ? results[i].body : "",
+                                                       results[i].len),
+                                              SQL_END},
+                           NULL, NULL, NULL, err);
+    return rc;
+}
+
+static enum sd_err pg_job_import(struct store *s, const struct store_job *j,
+                                 const struct store_result *results, int n_results, bool *added,
+                                 struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = tx_begin(pc, "import job", err);
+    if (rc == SD_OK)
+        rc = tx_end(pc, import_rows(pc, j, results, n_results, added, err), "import job", err);
+    conn_give(st, pc);
+    return rc;
+}
+
 static void pg_wake_waiters(struct store *s)
 {
     uint64_t one = 1;
@@ -1278,6 +1338,7 @@ static const struct store_ops postgres_ops = {
     .wait_for_jobs = pg_wait_for_jobs,
     .wake_waiters = pg_wake_waiters,
     .callback_claim = pg_callback_claim,
+    .job_import = pg_job_import,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

@@ -252,6 +252,15 @@ enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
     return s->ops->callback_claim ? s->ops->callback_claim(s, id, hold_ms, err) : SD_OK;
 }
 
+enum sd_err store_job_import(struct store *s, const struct store_job *j,
+                             const struct store_result *results, int n_results, bool *added,
+                             struct sd_error *err)
+{
+    if (!s->ops->job_import)
+        return sd_fail(err, SD_EUNSUPPORTED, "the %s store cannot take a copy", s->ops->name);
+    return s->ops->job_import(s, j, results, n_results, added, err);
+}
+
 void store_wake_waiters(struct store *s)
 {
     if (s->ops->wake_waiters)

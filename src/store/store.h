@@ -144,6 +144,9 @@ struct store_ops {
     void (*wake_waiters)(struct store *s);
     enum sd_err (*callback_claim)(struct store *s, const char *id, int hold_ms,
                                   struct sd_error *err);
+    enum sd_err (*job_import)(struct store *s, const struct store_job *j,
+                              const struct store_result *results, int n_results, bool *added,
+                              struct sd_error *err);
 };
 
 struct store {
@@ -293,5 +296,14 @@ void store_wake_waiters(struct store *s);
  */
 enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
                                  struct sd_error *err);
+/*
+ * `scribed store copy`: writes job j as it is (status, times, attempts,
+ * webhook state, upload metadata) with its results, in one transaction. A
+ * job whose id exists is left alone (*added false), so a copy can be re-run.
+ * SD_EUNSUPPORTED from a store that cannot be a copy's destination (SQLite).
+ */
+enum sd_err store_job_import(struct store *s, const struct store_job *j,
+                             const struct store_result *results, int n_results, bool *added,
+                             struct sd_error *err);
 
 #endif

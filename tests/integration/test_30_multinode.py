@@ -185,3 +185,38 @@ def test_postgres_restart_mid_run_loses_nothing(make_server, db_url, long_wav, s
         assert job["status"] == "succeeded", job
     assert api.proc.poll() is None and w.proc.poll() is None
     assert requests.get(api.url("/health"), timeout=5).json()["database"]["reachable"]
+
+
+def test_store_copy_moves_a_single_node_deployment(make_server, db_url, short_wav, tmp_path):
+    data = tmp_path / "single"
+    out = subprocess.run([scribed_bin(), "keys", "create", "--name", "k", "--data-dir", str(data)],
+                         capture_output=True, text=True, timeout=30,
+                         env={k: v for k, v in os.environ.items()
+                              if k != "SCRIBED_DATABASE_URL"})
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    s = make_server(data_dir=data, args=["--database-url", f"sqlite://{data}/scribed.db"])
+    auth = {"Authorization": f"Bearer {key}"}
+    with open(short_wav, "rb") as f:
+        jid = requests.post(s.url("/v1/jobs"), headers=auth, data={"response_format": "text"},
+                            files={"file": ("a.wav", f, "audio/wav")}, timeout=60).json()["id"]
+    deadline = time.time() + 120
+    while requests.get(s.url(f"/v1/jobs/{jid}"), headers=auth,
+                       timeout=5).json()["status"] != "succeeded":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    text = requests.get(s.url(f"/v1/jobs/{jid}/result"), headers=auth, timeout=5).text
+    s.stop()
+    copy = [scribed_bin(), "store", "copy", "--from", str(data), "--to", db_url]
+    out = subprocess.run(copy, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "copied 1 jobs" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run(copy, capture_output=True, text=True, timeout=60)  # again: nothing new
+    assert out.returncode == 0 and "copied 0 jobs (1 already there)" in out.stdout, out.stdout
+    s2 = make_server(data_dir=data, args=["--database-url", db_url])
+    job = requests.get(s2.url(f"/v1/jobs/{jid}"), headers=auth, timeout=5).json()
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert requests.get(s2.url(f"/v1/jobs/{jid}/result"), headers=auth, timeout=5).text == text
+    assert requests.get(s2.url("/v1/jobs"), timeout=5).status_code == 401  # the key came along
+    out = subprocess.run([scribed_bin(), "store", "copy", "--from", str(tmp_path / "none"),
+                          "--to", db_url], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "no database" in out.stderr
