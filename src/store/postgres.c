@@ -212,8 +212,8 @@ static enum sd_err db_fail(struct pg_conn *pc, const PGresult *res, struct sd_er
     return sd_fail(err, code, "database %s: %s", what, line);
 }
 
-/* Room for the text form of the numeric arguments of one statement. */
-#define MAX_ARGS 16
+/* Parameters of one statement, at most (job_import, the widest, has 18). */
+#define MAX_ARGS 24
 
 /*
  * Sends sql with args (NULL: none) as parameters $1.. (text, blobs binary),
