@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from conftest import micro_model, pg_available, pg_cluster, scribed_bin, submit_job, wait_job
+from test_40_auth import bearer
 
 pytestmark = pytest.mark.skipif(not pg_available(), reason="PostgreSQL server not installed")
 
@@ -187,14 +188,56 @@ def test_postgres_restart_mid_run_loses_nothing(make_server, db_url, long_wav, s
     assert requests.get(api.url("/health"), timeout=5).json()["database"]["reachable"]
 
 
-def test_store_copy_moves_a_single_node_deployment(make_server, db_url, short_wav, tmp_path):
-    data = tmp_path / "single"
-    out = subprocess.run([scribed_bin(), "keys", "create", "--name", "k", "--data-dir", str(data)],
+def create_key_in(*where, admin=False):
+    """A new API key in the store `where` names (--data-dir DIR or --database-url URL)."""
+    out = subprocess.run([scribed_bin(), "keys", "create", "--name", "k", *where,
+                          *(["--admin"] if admin else [])],
                          capture_output=True, text=True, timeout=30,
                          env={k: v for k, v in os.environ.items()
                               if k != "SCRIBED_DATABASE_URL"})
     assert out.returncode == 0, out.stderr
-    key = out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_tenants_stay_apart_across_nodes(make_server, db_url, short_wav):
+    """A job belongs to the key that created it on whichever node it is read,
+    cancelled or deleted; the worker that ran it kept its owner; an admin key sees all."""
+    alice, bob = (create_key_in("--database-url", db_url) for _ in range(2))
+    boss = create_key_in("--database-url", db_url, admin=True)
+    apis = [api_node(make_server, db_url) for _ in range(2)]
+    worker(make_server, db_url)
+    with open(short_wav, "rb") as f:
+        r = requests.post(apis[0].url("/v1/jobs"), headers=bearer(alice),
+                          data={"response_format": "text"},
+                          files={"file": ("a.wav", f, "audio/wav")}, timeout=60)
+    assert r.status_code == 202, r.text
+    jid = r.json()["id"]
+    deadline = time.time() + 300
+    while True:  # read from the other API node, as its owner
+        job = requests.get(apis[1].url(f"/v1/jobs/{jid}"), headers=bearer(alice), timeout=5).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        assert time.time() < deadline, job
+        time.sleep(0.1)
+    assert job["status"] == "succeeded", job
+    for node in apis:
+        for path in (f"/v1/jobs/{jid}", f"/v1/jobs/{jid}/result"):
+            assert requests.get(node.url(path), headers=bearer(bob), timeout=5).status_code == 404
+        assert requests.delete(node.url(f"/v1/jobs/{jid}"), headers=bearer(bob),
+                               timeout=5).status_code == 404
+        listed = requests.get(node.url("/v1/jobs"), headers=bearer(bob), timeout=5).json()
+        assert [j["id"] for j in listed["data"]] == [], listed
+        listed = requests.get(node.url("/v1/jobs"), headers=bearer(boss), timeout=5).json()
+        assert [j["id"] for j in listed["data"]] == [jid], listed
+    assert requests.get(apis[1].url(f"/v1/jobs/{jid}/result"), headers=bearer(alice),
+                        timeout=5).text.strip()
+
+
+def test_store_copy_moves_a_single_node_deployment(make_server, db_url, short_wav, tmp_path):
+    data = tmp_path / "single"
+    key = create_key_in("--data-dir", str(data))
+    other = create_key_in("--data-dir", str(data))
+    boss = create_key_in("--data-dir", str(data), admin=True)
     s = make_server(data_dir=data, args=["--database-url", f"sqlite://{data}/scribed.db"])
     auth = {"Authorization": f"Bearer {key}"}
     with open(short_wav, "rb") as f:
@@ -217,6 +260,11 @@ def test_store_copy_moves_a_single_node_deployment(make_server, db_url, short_wa
     assert job["status"] == "succeeded" and job["attempts"] == 1, job
     assert requests.get(s2.url(f"/v1/jobs/{jid}/result"), headers=auth, timeout=5).text == text
     assert requests.get(s2.url("/v1/jobs"), timeout=5).status_code == 401  # the key came along
+    # the job's owner and the keys' admin flag came along too
+    assert requests.get(s2.url(f"/v1/jobs/{jid}"), headers=bearer(other),
+                        timeout=5).status_code == 404
+    assert requests.get(s2.url(f"/v1/jobs/{jid}"), headers=bearer(boss),
+                        timeout=5).status_code == 200
     out = subprocess.run([scribed_bin(), "store", "copy", "--from", str(tmp_path / "none"),
                           "--to", db_url], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "no database" in out.stderr
