@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tts/language.h"
 #include "tts/sentences.h"
 #include "util/utf8.h"
 
@@ -85,7 +86,10 @@ enum sd_err speech_params_check(const char *input, size_t input_len, const char 
     }
     if (speakable == 0)
         return bad(err, param, "input", "input has nothing to say (only spaces)");
-    out->voice = tts_voice_find(voice ? voice : TTS_DEFAULT_VOICE);
+    if (voice && strcmp(voice, TTS_AUTO_VOICE) == 0) /* by the text's language */
+        out->voice = tts_voice_for_language(tts_guess_language(input, input_len));
+    else
+        out->voice = tts_voice_find(voice ? voice : TTS_DEFAULT_VOICE);
     if (!out->voice)
         return bad(err, param, "voice",
                    "unknown voice; GET /v1/audio/voices lists ours (OpenAI's names are accepted)");

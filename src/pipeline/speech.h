@@ -35,8 +35,9 @@ struct speech_params {
 
 /*
  * Checks a request: input 1..4096 characters of valid UTF-8 without control
- * characters (tab and line breaks allowed); voice our id or an OpenAI name
- * (NULL: the default); format one of tts/encode.h's (NULL: mp3); speed
+ * characters (tab and line breaks allowed); voice our id, an OpenAI name or
+ * "auto" (the voice for the text's language, tts/language.h) (NULL: the
+ * default); format one of tts/encode.h's (NULL: mp3); speed
  * 0.25..4.0. On failure param (SPEECH_PARAM_MAX bytes) names the field.
  */
 enum sd_err speech_params_check(const char *input, size_t input_len, const char *voice,

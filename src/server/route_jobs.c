@@ -109,57 +109,77 @@ void route_job_delete(struct http_request *r)
     reply_job(r, 200, http_path_param(r));
 }
 
-void route_job_result(struct http_request *r)
+/*
+ * The caller's job whose stored results are asked for (what: "results
+ * exist", "its extraction exists", for the 409's message): reads it and its parameters, and answers the error
+ * itself (false) when it is not the caller's, did not ask for an extraction
+ * (need_extraction), has not succeeded (409: the state, not the request) or
+ * its results were deleted. On true the caller clears *sj and *p.
+ */
+static bool job_with_results(struct http_request *r, const char *what, bool need_extraction,
+                             struct store_job *sj, struct stt_params *p)
 {
-    struct app *a = http_app(r);
-    struct store_job sj = {0};
     struct sd_error err = {0};
-    struct stt_params p;
-    char *body = NULL, *ctype = NULL;
-    size_t len = 0;
-
-    stt_params_init(&p);
-    if (store_job_get(a->store, http_path_param(r), http_owner_scope(r), &sj, &err) != SD_OK) {
+    if (store_job_get(http_app(r)->store, http_path_param(r), http_owner_scope(r), sj, &err) !=
+        SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
-        goto out;
+        return false;
     }
-    if (sj.status != JOB_SUCCEEDED) {
+    bool params_ok = stt_params_from_json(sj->params_json, p, NULL) == SD_OK;
+    if (need_extraction && (!params_ok || !jobs_wants_extraction(p))) {
+        http_reply_error(r, SD_ENOTFOUND, "this job did not ask for an extraction (extract)",
+                         NULL);
+        return false;
+    }
+    if (sj->status != JOB_SUCCEEDED) {
         char msg[400];
-        snprintf(msg, sizeof(msg), "the job is %s%s%s; results exist once it succeeded",
-                 job_status_name(sj.status), sj.error_message ? ": " : "",
-                 sj.error_message ? sj.error_message : "");
-        /* the request is fine, the job's state is not (yet): 409, as for any conflict */
+        snprintf(msg, sizeof(msg), "the job is %s%s%s; %s once it succeeded",
+                 job_status_name(sj->status), sj->error_message ? ": " : "",
+                 sj->error_message ? sj->error_message : "", what);
         http_reply_condition(r, HTTP_COND_CONFLICT, msg);
-        goto out;
+        return false;
     }
-    if (sj.results_expired) {
+    if (sj->results_expired) {
         http_reply_error(r, SD_ENOTFOUND, "the results of this job were deleted (retention)",
                          NULL);
-        goto out;
+        return false;
     }
-    const char *fmt = http_query(r, "format");
-    if (!fmt)
-        fmt = http_query(r, "response_format");
-    enum output_format f = OUTPUT_JSON;
-    if (fmt) {
-        if (output_format_parse(fmt, &f, &err) != SD_OK) {
-            http_reply_error(r, SD_EINVAL,
-                             "format must be one of json, text, srt, verbose_json, vtt", "format");
-            goto out;
-        }
-    } else if (stt_params_from_json(sj.params_json, &p, NULL) == SD_OK) {
-        f = p.response_format;
-    }
-    if (store_result_get(a->store, sj.id, http_owner_scope(r), output_format_name(f), &body, &len,
+    return true;
+}
+
+/* Answers the job's stored result named format (content_type NULL: as stored). */
+static void reply_stored_result(struct http_request *r, const struct store_job *sj,
+                                const char *format, const char *content_type)
+{
+    struct sd_error err = {0};
+    char *body = NULL, *ctype = NULL;
+    size_t len = 0;
+    if (store_result_get(http_app(r)->store, sj->id, http_owner_scope(r), format, &body, &len,
                          &ctype, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);
-        goto out;
+        return;
     }
-    http_reply_body(r, 200, ctype, body, len);
-    body = NULL;
-out:
-    free(body);
+    http_reply_body(r, 200, content_type ? content_type : ctype, body, len); /* takes body */
     free(ctype);
+}
+
+void route_job_result(struct http_request *r)
+{
+    struct store_job sj = {0};
+    struct stt_params p;
+    stt_params_init(&p);
+    if (job_with_results(r, "results exist", false, &sj, &p)) {
+        const char *fmt = http_query(r, "format");
+        if (!fmt)
+            fmt = http_query(r, "response_format");
+        enum output_format f = p.response_format; /* the job's own format by default */
+        struct sd_error err = {0};
+        if (fmt && output_format_parse(fmt, &f, &err) != SD_OK)
+            http_reply_error(r, SD_EINVAL,
+                             "format must be one of json, text, srt, verbose_json, vtt", "format");
+        else
+            reply_stored_result(r, &sj, output_format_name(f), NULL);
+    }
     stt_params_clear(&p);
     store_job_clear(&sj);
 }
@@ -167,46 +187,11 @@ out:
 /* The extraction record, stored as the result "extraction" (see jobs_record_success). */
 void route_job_extraction(struct http_request *r)
 {
-    struct app *a = http_app(r);
     struct store_job sj = {0};
-    struct sd_error err = {0};
     struct stt_params p;
-    char *body = NULL, *ctype = NULL;
-    size_t len = 0;
-
     stt_params_init(&p);
-    if (store_job_get(a->store, http_path_param(r), http_owner_scope(r), &sj, &err) != SD_OK) {
-        http_reply_error(r, err.code, err.msg, NULL);
-        goto out;
-    }
-    if (stt_params_from_json(sj.params_json, &p, NULL) != SD_OK || !jobs_wants_extraction(&p)) {
-        http_reply_error(r, SD_ENOTFOUND, "this job did not ask for an extraction (extract)",
-                         NULL);
-        goto out;
-    }
-    if (sj.status != JOB_SUCCEEDED) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "the job is %s%s%s; its extraction exists once it succeeded",
-                 job_status_name(sj.status), sj.error_message ? ": " : "",
-                 sj.error_message ? sj.error_message : "");
-        http_reply_condition(r, HTTP_COND_CONFLICT, msg); /* as /result: the state, not the request */
-        goto out;
-    }
-    if (sj.results_expired) {
-        http_reply_error(r, SD_ENOTFOUND, "the results of this job were deleted (retention)",
-                         NULL);
-        goto out;
-    }
-    if (store_result_get(a->store, sj.id, http_owner_scope(r), "extraction", &body, &len, &ctype,
-                         &err) != SD_OK) {
-        http_reply_error(r, err.code, err.msg, NULL);
-        goto out;
-    }
-    http_reply_body(r, 200, "application/json", body, len);
-    body = NULL;
-out:
-    free(body);
-    free(ctype);
+    if (job_with_results(r, "its extraction exists", true, &sj, &p))
+        reply_stored_result(r, &sj, "extraction", "application/json");
     stt_params_clear(&p);
     store_job_clear(&sj);
 }

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -174,6 +175,22 @@ def test_instructions_and_our_ids_are_accepted(server):
         r = speech(server, dict(body, input="Guten Tag. Good day.", response_format="wav"))
         assert r.status_code == 200, (body, r.text)
         assert r.content[:4] == b"RIFF" and len(r.content) > 44 + 24000
+
+
+def test_auto_voice_follows_the_texts_language(server):
+    # voice "auto": English gets the default flite voice, other languages espeak-ng's
+    for text, voice in (("Ich glaube, das ist nicht die richtige Antwort.", "espeak-de"),
+                        ("Je pense que le rendez-vous est pour demain.", "espeak-fr"),
+                        ("The meeting is on Tuesday and we have to be there.", "flite-rms")):
+        before = len(server.events("speech.done"))
+        r = speech(server, {"input": text, "voice": "auto", "response_format": "wav"})
+        assert r.status_code == 200, r.text
+        assert r.content[:4] == b"RIFF" and len(r.content) > 44 + 24000
+        deadline = time.time() + 10  # logged when the response is released, just after
+        while len(server.events("speech.done")) == before and time.time() < deadline:
+            time.sleep(0.05)
+        done = server.events("speech.done")[before:]
+        assert done and done[-1]["voice"] == voice, (text, done)
 
 
 def test_voices_and_models(server):
