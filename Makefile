@@ -12,7 +12,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SANITIZE ?=
 
-PKGS := libmicrohttpd nettle jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl
+PKGS := libmicrohttpd nettle jansson sqlite3 libavformat libavcodec libswresample libavutil libseccomp zlib libcurl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -144,6 +144,13 @@ unit: $(UNIT_BINS) $(CONF_BIN)
 
 test: all unit
 	BUILD=$(BUILD) tests/run.sh
+
+# The store unit tests and the whole integration suite with the servers on
+# PostgreSQL (tests/pg/run.sh starts a private cluster). `make test` runs the
+# store unit tests on PostgreSQL too, and the multi-node tests (test_3x).
+.PHONY: test-pg
+test-pg: all unit
+	BUILD=$(BUILD) tests/pg/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -20,6 +20,7 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP service"},
+    {"worker", cmd_worker, "run jobs from a shared PostgreSQL queue (no API; --health-port)"},
     {"transcribe", cmd_transcribe, "transcribe an audio file"},
     {"speak", cmd_speak, "text to speech: write an audio file (mp3, opus, aac, flac, wav, pcm)"},
     {"vad", cmd_vad, "print the speech segments of an audio file"},
@@ -29,6 +30,7 @@ static const struct command commands[] = {
     {"keys", cmd_keys, "create, list and revoke API keys"},
     {"backup", cmd_backup, "online copy of the database"},
     {"restore", cmd_restore, "restore the database from a backup"},
+    {"store", cmd_store, "store copy: move a data dir's SQLite store into PostgreSQL"},
 };
 
 static void usage(FILE *f)

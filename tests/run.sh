@@ -49,6 +49,23 @@ if [ -x "$BUILD/tests/conformance" ]; then
     run_bin "conformance (SCRIBED_BACKEND_CHECK=1)" env SCRIBED_BACKEND_CHECK=1 "$BUILD/tests/conformance"
 fi
 
+# the store's unit tests once more on a private PostgreSQL (a few seconds), when installed
+if [ -x "$BUILD/tests/unit_store" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "== unit_store on PostgreSQL"
+    pgroot=$(mktemp -d /tmp/scribed-pgunit-XXXXXX)
+    chmod 755 "$pgroot"
+    if tests/pg/pg.sh start "$pgroot/pg" >/dev/null; then
+        out=$(SCRIBED_TEST_PG=$(tests/pg/pg.sh conninfo "$pgroot/pg") "$BUILD/tests/unit_store" 2>&1)
+        echo "$out"
+        count_line "$(tail -n 1 <<<"$out")"
+        tests/pg/pg.sh stop "$pgroot/pg"
+    else
+        echo "   (could not start PostgreSQL)"
+        total_fail=$((total_fail + 1))
+    fi
+    rm -rf "$pgroot"
+fi
+
 PY=/usr/bin/python3
 if ls tests/integration/test_*.py >/dev/null 2>&1; then
     echo "== integration (pytest)"

@@ -10,6 +10,8 @@ int cmd_transcribe(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_vad(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_keys(int argc, char **argv);

@@ -1,6 +1,6 @@
 /*
  * keys.c - `scribed keys create|list|revoke`: API keys in the service's
- * database (DIR/scribed.db). A new key is printed once, alone on the last
+ * database (DIR/scribed.db, or --database-url / SCRIBED_DATABASE_URL). A new key is printed once, alone on the last
  * line of stdout, and only its SHA-256 is stored (server/auth.c). Safe while
  * the service runs: it picks up new and revoked keys within a few seconds.
  * Run it as the user the service runs as, so the database files keep their
@@ -23,6 +23,7 @@
 struct keys_args {
     const char *verb;
     const char *data_dir;
+    const char *database_url;  /* NULL or "": DATA_DIR/scribed.db */
     const char *name;
     const char *id;
     int json;
@@ -38,6 +39,8 @@ static int keys_usage(const char *why)
             "usage: scribed keys create [--name LABEL] [--admin] [--data-dir DIR]\n"
             "       scribed keys list [--json] [--data-dir DIR]\n"
             "       scribed keys revoke KEY_ID [--data-dir DIR]\n"
+            "  --database-url URL (or $SCRIBED_DATABASE_URL) names a shared PostgreSQL\n"
+            "  store instead of DIR/scribed.db.\n"
             "  DIR defaults to $SCRIBED_DATA_DIR, else ./data. `create` prints the new key\n"
             "  once, alone on its last line; only its hash is stored. The running service\n"
             "  accepts new keys and refuses revoked ones within a few seconds. Each key\n"
@@ -67,6 +70,7 @@ static bool keys_parse(int argc, char **argv, struct keys_args *a, char *why, si
 {
     memset(a, 0, sizeof(*a));
     a->data_dir = getenv("SCRIBED_DATA_DIR");
+    a->database_url = getenv("SCRIBED_DATABASE_URL");
     if (argc < 2) {
         snprintf(why, why_n, "a command is needed: create, list or revoke");
         return false;
@@ -82,6 +86,8 @@ static bool keys_parse(int argc, char **argv, struct keys_args *a, char *why, si
         const char *v;
         if ((v = flag_value(argc, argv, &i, "--data-dir", &missing)) != NULL)
             a->data_dir = v;
+        else if ((v = flag_value(argc, argv, &i, "--database-url", &missing)) != NULL)
+            a->database_url = v;
         else if ((v = flag_value(argc, argv, &i, "--name", &missing)) != NULL)
             a->name = v;
         else if (strcmp(argv[i], "--json") == 0)
@@ -107,6 +113,8 @@ static enum sd_err keys_open(const struct keys_args *a, bool create, struct stor
                              struct sd_error *err)
 {
     char db[4096];
+    if (a->database_url && *a->database_url)
+        return store_open(a->database_url, s, err);
     snprintf(db, sizeof(db), "%s/scribed.db", a->data_dir);
     if (create && mkdir(a->data_dir, 0750) != 0 && errno != EEXIST)
         return sd_fail(err, SD_EIO, "cannot create %s: %s", a->data_dir, strerror(errno));

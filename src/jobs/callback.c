@@ -6,6 +6,9 @@
  * deliveries pending at a restart resume. libcurl easy API, on
  * callback_concurrency threads; at most callback_per_host deliveries to one
  * host at a time, so one tenant's slow endpoint cannot hold everyone's.
+ * On a shared store every node resumes the pending deliveries at start, and
+ * each attempt first claims the delivery (store_callback_claim), so one
+ * node posts each webhook.
  * With a callback_secret each POST is signed the way Stripe and GitHub do:
  * Scribed-Signature: t=UNIX_SECONDS,v1=hex(HMAC-SHA256(secret, "t.BODY")).
  * It does not follow redirects (a webhook target should answer directly).
@@ -294,8 +297,11 @@ static void deliver(struct callbacks *cb, struct delivery *d)
     struct store_job j = {0};
     char why[256] = "";
     long status = 0;
+    /* held past one attempt and its backoff: another node waits rather than posts twice */
+    int hold_ms = js->o.callback_timeout_ms * 2 + js->o.callback_backoff_ms * 4 + 60000;
     if (store_job_get(js->store, d->id, NULL, &j, NULL) != SD_OK || !j.callback_url ||
-        j.cb_state != STORE_CB_PENDING) {
+        j.cb_state != STORE_CB_PENDING ||
+        store_callback_claim(js->store, d->id, hold_ms, NULL) != SD_OK) {
         store_job_clear(&j);
         free(d);
         return;

@@ -27,6 +27,7 @@ enum sd_err job_create(const char *id, bool sync, const struct stt_params *p,
     j->upload_bytes = upload_bytes;
     atomic_init(&j->cancel, false);
     atomic_init(&j->requeue, false);
+    atomic_init(&j->lost, false);
     if (stt_params_copy(&j->params, p, err) != SD_OK)
         goto fail;
     j->upload_path = strdup(upload_path ? upload_path : "");

@@ -36,6 +36,8 @@ struct job {
     int64_t enqueued_ms;
     atomic_bool cancel;        /* set by DELETE, a gone client, or drain */
     atomic_bool requeue;       /* drain: put back in the queue instead of failing */
+    bool claimed;              /* set before queueing: the shared queue's store already started it */
+    atomic_bool lost;          /* the store says this node no longer runs it (lease gone, cancelled) */
     /* guarded by the queue */
     enum job_status status;
     float progress;

@@ -262,6 +262,19 @@ void jobq_counts(struct job_queue *q, int64_t *pending, int64_t *running)
     pthread_mutex_unlock(&q->mu);
 }
 
+bool jobq_wait_free(struct job_queue *q, int timeout_ms, bool *long_allowed)
+{
+    struct timespec dl = sd_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
+    pthread_mutex_lock(&q->mu);
+    while (!q->stopping && q->n_running + q->n_pending >= q->o.n_workers)
+        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    bool free_slot = !q->stopping && q->n_running + q->n_pending < q->o.n_workers;
+    *long_allowed = q->o.n_workers < 2 || q->n_long_running < q->o.n_workers - 1;
+    pthread_mutex_unlock(&q->mu);
+    return free_slot;
+}
+
 void jobq_stop(struct job_queue *q)
 {
     pthread_mutex_lock(&q->mu);
@@ -295,6 +308,20 @@ int jobq_drain(struct job_queue *q, int timeout_ms, int grace_ms)
     int left = q->n_running;
     pthread_mutex_unlock(&q->mu);
     return left;
+}
+
+int jobq_held_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&q->mu);
+    for (struct job *j = q->pending; j && n < max; j = j->next)
+        if (!j->sync)
+            snprintf(ids[n++], STORE_ID_MAX, "%s", j->id);
+    for (int i = 0; i < q->o.n_workers && n < max; i++)
+        if (q->running[i] && !q->running[i]->sync)
+            snprintf(ids[n++], STORE_ID_MAX, "%s", q->running[i]->id);
+    pthread_mutex_unlock(&q->mu);
+    return n;
 }
 
 int jobq_running_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max)

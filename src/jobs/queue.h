@@ -64,6 +64,13 @@ void jobq_set_progress(struct job_queue *q, struct job *j, float fraction);
 /* Live progress (0..1) of a queued/running job; -1 if not in the queue. */
 double jobq_progress(struct job_queue *q, const char *id);
 void jobq_counts(struct job_queue *q, int64_t *pending, int64_t *running);
+/*
+ * Waits up to timeout_ms until a worker is free (running + waiting jobs
+ * fewer than the workers): the shared queue's feeder claims from the store
+ * only then. *long_allowed: a long job may start now (one worker stays free
+ * for short ones). False on timeout or stop.
+ */
+bool jobq_wait_free(struct job_queue *q, int timeout_ms, bool *long_allowed);
 /* Stops handing out jobs; claimers return NULL. */
 void jobq_stop(struct job_queue *q);
 /*
@@ -73,6 +80,8 @@ void jobq_stop(struct job_queue *q);
  */
 int jobq_drain(struct job_queue *q, int timeout_ms, int grace_ms);
 
+/* Ids of the async jobs waiting or running here (the leases to renew); returns how many. */
+int jobq_held_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max);
 /* Ids of the async (store-backed) jobs running now; returns how many were written. */
 int jobq_running_async(struct job_queue *q, char (*ids)[STORE_ID_MAX], int max);
 

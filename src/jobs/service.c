@@ -2,7 +2,8 @@
  * service.c - starting and stopping the job system (see service.h), and the
  * three calls the HTTP routes make: submit async, submit sync, cancel.
  * Order at start: pipeline loading (background), queue, recovery of the
- * store's queued/running jobs, workers, webhooks, retention.
+ * store's queued/running jobs, workers, webhooks, the shared queue's
+ * threads (cluster.c, PostgreSQL only), retention.
  */
 #include "jobs/service.h"
 #include "util/clock.h"
@@ -73,7 +74,9 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     js->log = log;
     js->metrics = m;
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: not thread-safe */
-    struct jobq_opts qo = {.max_pending = o->max_pending, .n_workers = o->n_workers,
+    /* an API-only node (0 workers) keeps a queue of one slot: nothing runs on it */
+    struct jobq_opts qo = {.max_pending = o->max_pending,
+                           .n_workers = o->n_workers > 0 ? o->n_workers : 1,
                            .long_job_bytes = o->long_job_bytes,
                            .age_credit_bytes_per_s = 256.0 * 1024};
     rc = jobq_create(&qo, &js->q, err);
@@ -90,6 +93,10 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     rc = pipeline_create(&o->pipeline, &js->pipeline, err);
     if (rc != SD_OK)
         goto fail;
+    /* attached first: recovery then touches only this node's own expired leases */
+    if (store_has_shared_queue(st) &&
+        (rc = store_queue_attach(st, o->node_id, o->lease_ms, err)) != SD_OK)
+        goto fail;
     rc = recover(js, err);
     if (rc != SD_OK)
         goto fail;
@@ -97,7 +104,7 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     if (rc != SD_OK)
         goto fail;
     requeue_callbacks(js);
-    js->threads = calloc((size_t)o->n_workers, sizeof(pthread_t));
+    js->threads = calloc((size_t)(o->n_workers > 0 ? o->n_workers : 1), sizeof(pthread_t));
     if (!js->threads) {
         rc = sd_fail(err, SD_ENOMEM, "worker threads");
         goto fail;
@@ -109,6 +116,8 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
         }
         js->n_threads++;
     }
+    if (store_has_shared_queue(st) && (rc = cluster_start(js, &js->cluster, err)) != SD_OK)
+        goto fail;
     rc = retention_start(js, &js->ret, err);
     if (rc != SD_OK)
         goto fail;
@@ -121,6 +130,8 @@ fail:
 
 int jobs_drain(struct jobs *js, int timeout_ms)
 {
+    /* no new claims from the shared queue while draining (its leases stay renewed) */
+    cluster_stop_feeder(js->cluster);
     /* a run notices cancellation at its next window; 2 s covers a fast model */
     int left = jobq_drain(js->q, timeout_ms, 2000);
     if (left)
@@ -152,6 +163,7 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
         synth_slots_stop(js->synth);
     for (int i = 0; i < js->n_threads; i++)
         pthread_join(js->threads[i], NULL);
+    cluster_stop(js->cluster);
     callbacks_stop(js->cb);
     jobq_destroy(js->q);
     synth_slots_destroy(js->synth);
@@ -169,7 +181,9 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner
 {
     struct job *j = NULL;
     enum sd_err rc;
-    if (!jobq_has_room(js->q))
+    bool shared = js->cluster != NULL;
+    /* a shared queue's backlog is the store's, not this node's queue */
+    if (!shared && !jobq_has_room(js->q))
         return sd_fail(err, SD_EBUSY, "the queue is full; retry later");
     char *params = stt_params_to_json(p);
     if (!params)
@@ -183,8 +197,8 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner
     sj.callback_url = (char *)callback_url;
     rc = store_job_insert(js->store, &sj, err);
     free(params);
-    if (rc != SD_OK)
-        return rc;
+    if (rc != SD_OK || shared)
+        return rc; /* shared: the insert's NOTIFY wakes the nodes' feeders */
     rc = job_create(id, false, p, upload_path, bytes, callback_url, &j, err);
     /* room was checked above; force so a race never leaves a stored job unqueued */
     if (rc == SD_OK)

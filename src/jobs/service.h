@@ -6,6 +6,9 @@
  *
  * Start-up recovers the store (jobs running at a crash go back to queued)
  * before any worker runs; jobs_stop drains within a bound.
+ * With a store that is a shared queue (PostgreSQL), async jobs are not
+ * pushed here but claimed from the store by cluster.c under a lease, so any
+ * node's workers may run them; sync jobs stay on the node that took them.
  * Thread-safe after jobs_start returns.
  */
 #ifndef SD_JOBS_SERVICE_H
@@ -46,6 +49,8 @@ struct jobs_opts {
     int speech_slots;             /* syntheses at once (synth.h); 0: half the workers, >= 1 */
     int64_t speech_cache_bytes;   /* DATA/speech-cache cap (speech_cache.h); 0: no cache */
     int speech_cache_ttl_s;
+    const char *node_id;          /* shared queue: this process among the nodes */
+    int lease_ms;                 /* shared queue: a lease not renewed for this long expires */
     struct pipeline_opts pipeline; /* loaded in the background */
     /* structured extraction after transcription (both borrowed; llm NULL: none) */
     struct llm_client *llm;
@@ -54,6 +59,7 @@ struct jobs_opts {
 
 struct callbacks;
 struct retention;
+struct cluster;
 
 struct jobs {
     struct jobs_opts o;
@@ -71,6 +77,7 @@ struct jobs {
     struct retention *ret;
     atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
     atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
+    struct cluster *cluster;      /* NULL unless the store is a shared queue */
 };
 
 /* Loads nothing synchronously (the pipeline loads in the background). Caller owns: jobs_stop(). */
@@ -163,6 +170,12 @@ void callbacks_stop(struct callbacks *cb);
  * allowed. Names are checked again after DNS at every delivery.
  */
 enum sd_err callbacks_check_url(const struct jobs *js, const char *url, struct sd_error *err);
+
+/* cluster.c: the shared queue's feeder (claims for free workers) and lease heartbeat */
+enum sd_err cluster_start(struct jobs *js, struct cluster **out, struct sd_error *err);
+/* Stops claiming (before a drain); the heartbeat keeps the running jobs' leases. */
+void cluster_stop_feeder(struct cluster *c);
+void cluster_stop(struct cluster *c);
 
 /* retention.c: periodic deletion of old uploads and results */
 enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err);

@@ -70,10 +70,13 @@ static bool on_progress(void *user, float fraction)
     int64_t now = sd_wall_ms();
     /* the store sees progress at most every 500 ms: a row update is an fsync */
     if (!c->j->sync && now - c->last_store_ms >= 500) {
-        store_job_progress(c->js->store, c->j->id, fraction, NULL);
+        enum sd_err rc = store_job_progress(c->js->store, c->j->id, fraction, NULL);
+        /* shared queue: no row changed = cancelled on some node, or the lease moved on */
+        if (rc == SD_ENOTFOUND && c->j->claimed)
+            atomic_store(&c->j->lost, true);
         c->last_store_ms = now;
     }
-    return !atomic_load(&c->j->cancel) && !c->js->stop;
+    return !atomic_load(&c->j->cancel) && !atomic_load(&c->j->lost) && !c->js->stop;
 }
 
 /* verbose_json with the extraction record under "extraction" (malloc'd; NULL on ENOMEM). */
@@ -143,6 +146,8 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
 {
     struct sd_error err = {0};
     enum job_status final;
+    if (atomic_load(&j->lost))
+        return JOB_CANCELLED; /* the store has another outcome or owner: write nothing */
     if (rc == SD_ECANCELLED && atomic_load(&j->requeue)) {
         /* drained: it runs again after the restart */
         if (store_job_requeue(js->store, j->id, &err) != SD_OK)
@@ -153,7 +158,13 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
     }
     if (rc == SD_OK && !atomic_load(&j->cancel)) {
         final = JOB_SUCCEEDED;
-        if (jobs_record_success(js, j->id, t, extraction, audio_s, run_s, &err) != SD_OK) {
+        enum sd_err wrc = jobs_record_success(js, j->id, t, extraction, audio_s, run_s, &err);
+        if (wrc == SD_ENOTFOUND && j->claimed) {
+            /* the lease moved on while the last window ran: the other run's result stands */
+            atomic_store(&j->lost, true);
+            return JOB_CANCELLED;
+        }
+        if (wrc != SD_OK) {
             final = JOB_FAILED;
             struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
                                      .error_code = sd_err_name(err.code),
@@ -210,7 +221,7 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     struct transcript *t = NULL;
     double audio_s = 0;
 
-    if (!j->sync && store_job_start(js->store, j->id, sd_wall_ms(), &err) != SD_OK) {
+    if (!j->sync && !j->claimed && store_job_start(js->store, j->id, sd_wall_ms(), &err) != SD_OK) {
         /* cancelled (or gone) between queueing and now */
         jobq_finish(js->q, j, JOB_CANCELLED);
         return;
@@ -231,6 +242,7 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     }
     set_stuck(&pc, false);
     enum job_status final;
+    bool lost = false;
     if (j->sync) {
         final = rc == SD_OK ? JOB_SUCCEEDED : rc == SD_ECANCELLED ? JOB_CANCELLED : JOB_FAILED;
         j->rc = rc;
@@ -241,6 +253,16 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
         t = NULL;
     } else {
         final = finish_async(js, j, rc, &err, t, extraction, audio_s, run_s);
+        lost = atomic_load(&j->lost);
+    }
+    if (lost) {
+        metrics_queue(js->metrics, METRICS_QUEUE_LEASE_LOST);
+        log_event(js->log, LOG_WARN, "job.lease_lost",
+                  (struct log_field[]){LOG_STR("job", j->id), LOG_F64("run_s", run_s), LOG_END});
+        json_decref(extraction);
+        transcript_destroy(t);
+        jobq_finish(js->q, j, JOB_CANCELLED);
+        return;
     }
     json_decref(extraction);
     j->audio_s = audio_s;

@@ -109,7 +109,11 @@ static void choose_workers(struct app *a, int *threads, int *batch_threads, bool
 {
     long cores = usable_cores();
     a->n_workers = a->cfg.workers > 0 ? (int)a->cfg.workers : (int)cores;
-    *threads = a->cfg.threads > 0 ? (int)a->cfg.threads : (int)(cores / a->n_workers);
+    /* an API-only node: only where other nodes can run its jobs (SQLite: 0 stays "per core") */
+    if (a->cfg.workers == 0 && store_has_shared_queue(a->store))
+        a->n_workers = 0;
+    *threads = a->cfg.threads > 0 ? (int)a->cfg.threads
+                                    : (int)(cores / (a->n_workers > 0 ? a->n_workers : 1));
     if (*threads < 1)
         *threads = 1;
     /*
@@ -219,11 +223,26 @@ static enum sd_err start_llm(struct app *a, struct sd_error *err)
     return SD_OK;
 }
 
+/* --node-id, or one no other live process has: host, pid and random digits. */
+static void choose_node_id(struct app *a)
+{
+    char host[64] = "node", rnd[STORE_ID_MAX];
+    if (*a->cfg.node_id) {
+        snprintf(a->node_id, sizeof(a->node_id), "%s", a->cfg.node_id);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    host[20] = '\0'; /* room for the rest within STORE_ID_MAX */
+    job_new_id(NULL, rnd, sizeof(rnd));
+    snprintf(a->node_id, sizeof(a->node_id), "%s-%ld-%.8s", host, (long)getpid(), rnd + 4);
+}
+
 static enum sd_err start_jobs(struct app *a, struct sd_error *err)
 {
     int threads, batch_threads;
     bool batch;
     choose_workers(a, &threads, &batch_threads, &batch);
+    choose_node_id(a);
     struct jobs_opts jo = {
         .data_dir = a->cfg.data_dir,
         .n_workers = a->n_workers,
@@ -243,6 +262,8 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .speech_slots = (int)a->cfg.speech_slots,
         .speech_cache_bytes = (int64_t)a->cfg.speech_cache_mb << 20,
         .speech_cache_ttl_s = (int)a->cfg.speech_cache_ttl_s,
+        .node_id = a->node_id,
+        .lease_ms = (int)a->cfg.lease_s * 1000,
         .pipeline = {.model_path = a->model_path,
                      .device = a->cfg.device,
                      .vad_path = a->cfg.vad_model,
@@ -297,11 +318,19 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
         (rc = make_dir(a->uploads_dir, err)) != SD_OK)
         goto fail;
     remove_partial_uploads(a);
-    snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
-    if ((rc = store_open_sqlite(db, &a->store, err)) != SD_OK)
+    if (*a->cfg.database_url)
+        snprintf(db, sizeof(db), "%s", a->cfg.database_url);
+    else
+        snprintf(db, sizeof(db), "%s/scribed.db", a->cfg.data_dir);
+    if ((rc = store_open(db, &a->store, err)) != SD_OK)
         goto fail;
     if ((rc = start_llm(a, err)) != SD_OK)
         goto fail;
+    if (!a->cfg.api && !store_has_shared_queue(a->store)) {
+        rc = sd_fail(err, SD_EINVAL, "a worker without an API needs a shared queue:"
+                                     " --database-url postgres://...");
+        goto fail;
+    }
     choose_model(a);
     choose_vad(a);
     load_live_vad(a);
@@ -320,6 +349,8 @@ enum sd_err app_start(struct app *a, struct config *cfg, struct sd_error *err)
                                    LOG_I64("workers", a->n_workers),
                                    LOG_BOOL("batch_decode", a->jobs->o.pipeline.batch_workers > 1),
                                    LOG_I64("max_file_size_mb", a->cfg.max_file_size_mb),
+                                   LOG_STR("store", a->store->ops->name),
+                                   LOG_STR("node", a->node_id),
                                    LOG_STR("version", SCRIBED_VERSION), LOG_END});
     return SD_OK;
 fail:

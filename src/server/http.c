@@ -685,6 +685,13 @@ static void decide(struct http_request *r)
         answer_after_body(r, errors_condition_status(c), condition_json(c, msg));
         return;
     }
+    if (!r->app->cfg.api && !(r->route->flags & (ROUTE_PROBE | ROUTE_METRICS))) {
+        answer_after_body(r, errors_condition_status(HTTP_COND_NO_ROUTE),
+                          condition_json(HTTP_COND_NO_ROUTE,
+                                         "this node is a worker (scribed worker): it serves"
+                                         " only /health and /metrics"));
+        return;
+    }
     if (r->route->flags & ROUTE_MULTIPART)
         begin_multipart(r);
     else if ((r->route->flags & ROUTE_JSON) && r->body_declared > r->body_limit)

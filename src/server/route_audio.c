@@ -5,9 +5,11 @@
  * it, watching the socket: a client that hangs up cancels its work.
  * Replies in the requested format, or as SSE (transcript.text.delta/done).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "output/format.h"
 #include "server/app.h"
@@ -165,6 +167,75 @@ static bool wait_for(struct http_request *r, struct job *j)
     return true;
 }
 
+/*
+ * An API-only node (--workers 0 on a shared queue): the request becomes a
+ * job in the store, some node's worker runs it, and this node answers with
+ * the stored result in the requested format once the store says it is done.
+ * The job stays listed in /v1/jobs like any other. stream=true needs a
+ * local worker (segments are not in the store as they come).
+ */
+static void transcribe_via_store(struct http_request *r, const struct stt_params *p)
+{
+    struct app *a = http_app(r);
+    struct upload *u = http_upload(r);
+    struct sd_error err = {0};
+    struct store_job sj = {0};
+    char id[STORE_ID_MAX], path[1200];
+
+    if (p->stream) {
+        http_reply_error(r, SD_EUNSUPPORTED, "stream=true needs a node with workers; this one"
+                                             " is API-only (--workers 0)", "stream");
+        return;
+    }
+    job_new_id("job", id, sizeof(id));
+    snprintf(path, sizeof(path), "%s/%s", a->uploads_dir, id);
+    if (upload_keep_as(u, path, &err) != SD_OK ||
+        jobs_submit_async(a->jobs, id, http_principal(r), p, path, upload_file_bytes(u),
+                          upload_file_name(u), NULL, &err) != SD_OK) {
+        unlink(path);
+        http_reply_error(r, err.code, err.msg, NULL);
+        return;
+    }
+    double deadline = sd_mono_s() + (double)a->cfg.sync_timeout_s;
+    for (;;) {
+        enum job_status was;
+        if (store_job_get(a->store, id, NULL, &sj, &err) == SD_OK && job_status_is_final(sj.status))
+            break;
+        store_job_clear(&sj);
+        if (http_client_gone(r) || sd_mono_s() > deadline || atomic_load(&a->draining)) {
+            jobs_cancel(a->jobs, id, NULL, &was, NULL);
+            if (sd_mono_s() > deadline)
+                http_reply_error(r, SD_ETIMEOUT, "the transcription took longer than the "
+                                                 "synchronous limit; use POST /v1/jobs", NULL);
+            else
+                http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the request was cancelled");
+            return;
+        }
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (sj.status == JOB_SUCCEEDED) {
+        char *body = NULL, *ctype = NULL;
+        size_t len = 0;
+        if (store_result_get(a->store, id, NULL, output_format_name(p->response_format), &body,
+                             &len, &ctype, &err) == SD_OK)
+            http_reply_body(r, 200, ctype, body, len);
+        else
+            http_reply_error(r, err.code, err.msg, NULL);
+        free(ctype);
+    } else if (sj.status == JOB_CANCELLED) {
+        http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the request was cancelled");
+    } else {
+        enum sd_err code = SD_EINTERNAL;
+        for (int c = 1; c <= SD_EINTERNAL; c++)
+            if (sj.error_code && strcmp(sd_err_name((enum sd_err)c), sj.error_code) == 0)
+                code = (enum sd_err)c;
+        http_reply_error(r, code, sj.error_message ? sj.error_message : "transcription failed",
+                         code == SD_EUNSUPPORTED || code == SD_EFORMAT ? "file" : NULL);
+    }
+    store_job_clear(&sj);
+}
+
 static void transcribe_sync(struct http_request *r, enum fields_dialect d)
 {
     struct app *a = http_app(r);
@@ -177,6 +248,10 @@ static void transcribe_sync(struct http_request *r, enum fields_dialect d)
     stt_params_init(&p);
     if (!fields_read_request(r, d, &p, &cb))
         goto out;
+    if (a->n_workers == 0) {
+        transcribe_via_store(r, &p);
+        goto out;
+    }
     if (jobs_submit_sync(a->jobs, http_request_id(r), &p, upload_path(u), upload_file_bytes(u),
                          &j, &err) != SD_OK) {
         http_reply_error(r, err.code, err.msg, NULL);

@@ -801,6 +801,14 @@ void route_realtime(struct http_request *r)
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the service is shutting down");
         return;
     }
+    /* a live stream decodes on the node that holds its socket: it needs workers here */
+    if (a->n_workers == 0) {
+        http_reply_error(r, SD_EUNSUPPORTED,
+                         "this node is API-only (--workers 0): open /v1/realtime on a node"
+                         " with workers",
+                         NULL);
+        return;
+    }
     if (pipeline_status(a->jobs->pipeline, msg, sizeof(msg)) != PIPELINE_READY) {
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the model is not loaded");
         return;

@@ -1,7 +1,9 @@
 /*
  * route_status.c - GET /health and GET /metrics (/v1/models: models.c). These never
- * touch the store or wait on the queue (only its counters), so they answer
- * in well under a millisecond even while every worker is busy.
+ * wait on the queue (only its counters), so they answer in well under a
+ * millisecond even while every worker is busy. On a shared queue
+ * (PostgreSQL) /health and /metrics make one small query to report the
+ * database (reachable, latency, jobs waiting cluster-wide).
  * No authentication is ever required here (orchestrators probe /health).
  */
 #include <stdlib.h>
@@ -10,6 +12,19 @@
 #include "pipeline/transcription.h"
 #include "server/app.h"
 #include "server/routes.h"
+#include "util/clock.h"
+
+/* Jobs waiting in the shared queue, and how long asking took; false if the database did not answer. */
+static bool database_probe(struct app *a, int64_t *queued, double *latency_ms, char *msg,
+                           size_t n)
+{
+    struct sd_error err = {0};
+    double t0 = sd_mono_s();
+    bool ok = store_count(a->store, JOB_QUEUED, queued, &err) == SD_OK;
+    *latency_ms = (sd_mono_s() - t0) * 1000.0;
+    snprintf(msg, n, "%s", ok ? "" : err.msg);
+    return ok;
+}
 
 /*
  * The LLM as /health reports it: configured or not, protocol, model, and
@@ -38,6 +53,17 @@ void route_health(struct http_request *r)
     int64_t pending = 0, running = 0;
     jobq_counts(a->jobs->q, &pending, &running);
     bool draining = atomic_load(&a->draining);
+    /* an API-only node runs no model: its health is its database's */
+    bool api_only = a->n_workers == 0;
+    if (api_only)
+        st = PIPELINE_READY;
+    bool shared = store_has_shared_queue(a->store);
+    int64_t queued = 0;
+    double latency_ms = 0;
+    char db_msg[400] = "";
+    bool db_ok = !shared || database_probe(a, &queued, &latency_ms, db_msg, sizeof(db_msg));
+    if (!db_ok && st == PIPELINE_READY)
+        st = PIPELINE_FAILED; /* cannot take or run jobs until it is back */
     /* stuck: a worker's decoder silent past --stuck-worker-s; every worker stuck serves nothing */
     int stuck = jobs_stuck_workers(a->jobs);
     bool all_stuck = stuck > 0 && stuck >= a->n_workers;
@@ -57,7 +83,17 @@ void route_health(struct http_request *r)
     json_object_set_new(o, "workers_stuck", json_integer(stuck));
     json_object_set_new(o, "version", json_string(SCRIBED_VERSION));
     json_object_set_new(o, "llm", llm_health(a));
-    if (st == PIPELINE_FAILED) {
+    json_object_set_new(o, "role", json_string(!a->cfg.api ? "worker" : api_only ? "api" : "api+worker"));
+    json_object_set_new(o, "realtime", json_boolean(a->cfg.api && !api_only));
+    if (shared) {
+        json_t *db = json_pack("{s:s, s:s, s:b, s:f, s:I}", "store", a->store->ops->name, "node",
+                               a->node_id, "reachable", db_ok, "latency_ms", latency_ms,
+                               "shared_queue_depth", (json_int_t)queued);
+        json_object_set_new(o, "database", db);
+    }
+    if (!db_ok) {
+        json_object_set_new(o, "error", json_string(db_msg));
+    } else if (st == PIPELINE_FAILED) {
         char full[3000];
         snprintf(full, sizeof(full), "%s%s%s", msg, a->model_hint[0] ? ". " : "", a->model_hint);
         json_object_set_new(o, "error", json_string(full));
@@ -75,6 +111,14 @@ void route_metrics(struct http_request *r)
     struct app *a = http_app(r);
     struct metrics_gauges g = {.workers = a->n_workers};
     jobq_counts(a->jobs->q, &g.queue_depth, &g.jobs_running);
+    if (store_has_shared_queue(a->store)) {
+        /* the cluster's backlog: what an autoscaler of workers wants */
+        double latency_ms;
+        char msg[8];
+        int64_t queued = 0;
+        if (database_probe(a, &queued, &latency_ms, msg, sizeof(msg)))
+            g.queue_depth = queued;
+    }
     g.model_loaded = pipeline_status(a->jobs->pipeline, NULL, 0) == PIPELINE_READY;
     int streams = atomic_load(&a->n_realtime);
     g.realtime_streams = streams > 0 ? streams : 0; /* refused "full" streams count briefly */

@@ -1,10 +1,12 @@
 /*
  * store.c - the implementation-independent half of store.h: status names,
  * freeing rows, and the calls that dispatch through struct store_ops.
- * It holds no state; sqlite.c (and later postgres.c) do the work.
+ * It holds no state; sqlite.c and postgres.c do the work; store_open()
+ * picks one by URL.
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +68,43 @@ void store_purge_clear(struct store_purge *p)
         free(p->upload_paths[i]);
     free(p->upload_paths);
     memset(p, 0, sizeof(*p));
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* libpq's "key=value ..." form: a word of letters and '_' then '=' (no path starts so). */
+static bool is_keyword_conninfo(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    const char *word = s;
+    while (isalpha((unsigned char)*s) || *s == '_')
+        s++;
+    while (isspace((unsigned char)*s))
+        s++;
+    return s > word && *s == '=';
+}
+
+bool store_url_is_postgres(const char *url)
+{
+    return url && (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://") ||
+                   is_keyword_conninfo(url));
+}
+
+enum sd_err store_open(const char *url, struct store **out, struct sd_error *err)
+{
+    if (!url || !*url)
+        return sd_fail(err, SD_EINVAL, "no database URL");
+    if (store_url_is_postgres(url))
+        return store_open_postgres(url, out, err);
+    if (has_prefix(url, "sqlite://"))
+        url += strlen("sqlite://");
+    if (!*url)
+        return sd_fail(err, SD_EINVAL, "sqlite:// needs a path");
+    return store_open_sqlite(url, out, err);
 }
 
 void store_close(struct store *s)
@@ -170,4 +209,70 @@ enum sd_err store_backup(struct store *s, const char *dest_path, struct sd_error
 enum sd_err store_count(struct store *s, enum job_status st, int64_t *n, struct sd_error *err)
 {
     return s->ops->count(s, st, n, err);
+}
+
+/* ---- shared queue ---- */
+
+bool store_has_shared_queue(const struct store *s)
+{
+    return s->ops->job_claim != NULL;
+}
+
+static enum sd_err no_queue(struct store *s, struct sd_error *err)
+{
+    return sd_fail(err, SD_EUNSUPPORTED, "the %s store is not a shared queue", s->ops->name);
+}
+
+enum sd_err store_queue_attach(struct store *s, const char *node_id, int lease_ms,
+                               struct sd_error *err)
+{
+    if (!s->ops->queue_attach)
+        return no_queue(s, err);
+    if (!node_id || !*node_id || strlen(node_id) >= STORE_ID_MAX || lease_ms < 1000)
+        return sd_fail(err, SD_EINVAL, "a node id (under %d characters) and a lease >= 1 s",
+                       STORE_ID_MAX);
+    return s->ops->queue_attach(s, node_id, lease_ms, err);
+}
+
+enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
+                            struct store_job *out, struct sd_error *err)
+{
+    return s->ops->job_claim ? s->ops->job_claim(s, max_attempts, max_bytes, out, err)
+                             : no_queue(s, err);
+}
+
+enum sd_err store_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                               int *n_renewed, struct sd_error *err)
+{
+    if (n_renewed)
+        *n_renewed = 0;
+    if (!s->ops->leases_renew)
+        return no_queue(s, err);
+    return n_ids > 0 ? s->ops->leases_renew(s, ids, n_ids, n_renewed, err) : SD_OK;
+}
+
+bool store_wait_for_jobs(struct store *s, int timeout_ms)
+{
+    return s->ops->wait_for_jobs ? s->ops->wait_for_jobs(s, timeout_ms) : false;
+}
+
+enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
+                                 struct sd_error *err)
+{
+    return s->ops->callback_claim ? s->ops->callback_claim(s, id, hold_ms, err) : SD_OK;
+}
+
+enum sd_err store_job_import(struct store *s, const struct store_job *j,
+                             const struct store_result *results, int n_results, bool *added,
+                             struct sd_error *err)
+{
+    if (!s->ops->job_import)
+        return sd_fail(err, SD_EUNSUPPORTED, "the %s store cannot take a copy", s->ops->name);
+    return s->ops->job_import(s, j, results, n_results, added, err);
+}
+
+void store_wake_waiters(struct store *s)
+{
+    if (s->ops->wake_waiters)
+        s->ops->wake_waiters(s);
 }

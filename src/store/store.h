@@ -149,6 +149,20 @@ struct store_ops {
                               struct sd_error *err);
     enum sd_err (*key_touch)(struct store *s, const char *id, int64_t used_ms,
                              struct sd_error *err);
+    /* the shared queue (see "Shared queue" below); NULL in a store without it (SQLite) */
+    enum sd_err (*queue_attach)(struct store *s, const char *node_id, int lease_ms,
+                                struct sd_error *err);
+    enum sd_err (*job_claim)(struct store *s, int max_attempts, int64_t max_bytes,
+                             struct store_job *out, struct sd_error *err);
+    enum sd_err (*leases_renew)(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                                int *n_renewed, struct sd_error *err);
+    bool (*wait_for_jobs)(struct store *s, int timeout_ms);
+    void (*wake_waiters)(struct store *s);
+    enum sd_err (*callback_claim)(struct store *s, const char *id, int hold_ms,
+                                  struct sd_error *err);
+    enum sd_err (*job_import)(struct store *s, const struct store_job *j,
+                              const struct store_result *results, int n_results, bool *added,
+                              struct sd_error *err);
 };
 
 struct store {
@@ -156,10 +170,28 @@ struct store {
 };
 
 /*
+ * Opens (creating and migrating) the store a URL names: "postgres://...",
+ * "postgresql://..." or a libpq "key=value ..." string -> PostgreSQL
+ * (store_open_postgres); "sqlite://PATH" or a plain path -> SQLite.
+ * On SD_OK the caller owns *out: store_close().
+ */
+enum sd_err store_open(const char *url, struct store **out, struct sd_error *err);
+/* True if url names a PostgreSQL database (the rules of store_open). */
+bool store_url_is_postgres(const char *url);
+/*
  * Opens (creating and migrating) the SQLite store at db_path in WAL mode.
  * On SD_OK the caller owns *out: store_close().
  */
 enum sd_err store_open_sqlite(const char *db_path, struct store **out, struct sd_error *err);
+/*
+ * Opens the PostgreSQL store at conninfo (URL or key=value; connect_timeout
+ * 5 s unless it says otherwise) and brings its schema up to date under an
+ * advisory lock (several nodes may start at once). A schema newer than this
+ * build, a refused login or an unreachable server fail with one line that
+ * never repeats the password. Connections: a pool of 4, opened on demand and
+ * reopened after PostgreSQL restarts (see postgres.c).
+ */
+enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err);
 /* Copies the database at src_path over dest_path (used by `scribed restore`; service stopped). */
 enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
 void store_close(struct store *s);
@@ -249,5 +281,65 @@ enum sd_err store_key_revoke(struct store *s, const char *id, int64_t now_ms,
 /* Records that the key was used at used_ms (only ever moves forward). */
 enum sd_err store_key_touch(struct store *s, const char *id, int64_t used_ms,
                             struct sd_error *err);
+
+/*
+ * Shared queue (PostgreSQL): several processes take jobs from the store
+ * itself. A job is claimed by one node under a lease (owner node id +
+ * expiry, by the database's clock) that the node renews while it runs the
+ * job; a lease left to expire (the node died or lost the database) lets any
+ * node claim the job again, until it has been started max_attempts times.
+ * Once attached, the store acts for that node: finish, progress and requeue
+ * of a running job only apply while this node holds its lease (a late result
+ * from a node that lost it is dropped: SD_ENOTFOUND), and recovery at
+ * start-up touches only this node's expired leases.
+ */
+/* True if the store can be the queue (store_queue_attach and the rest work). */
+bool store_has_shared_queue(const struct store *s);
+/* Names this process (unique among live nodes) and the lease length. Call once, before use. */
+enum sd_err store_queue_attach(struct store *s, const char *node_id, int lease_ms,
+                               struct sd_error *err);
+/*
+ * Claims the best claimable job: QUEUED, or RUNNING with an expired lease;
+ * jobs with an expired lease already started max_attempts times fail
+ * instead. Best: smallest upload minus an age credit (the in-memory queue's
+ * rule), only uploads up to max_bytes. SKIP LOCKED: concurrent claimers
+ * never wait for each other nor take the same job. On SD_OK the job is
+ * RUNNING under this node's lease (attempts + 1) and the caller owns *out
+ * (store_job_clear); SD_ENOTFOUND when nothing is claimable.
+ */
+enum sd_err store_job_claim(struct store *s, int max_attempts, int64_t max_bytes,
+                            struct store_job *out, struct sd_error *err);
+/*
+ * The heartbeat: extends this node's leases of the jobs ids (those it still
+ * runs) by the lease length. A job this node holds but no longer runs (its
+ * outcome could not be written) is left to expire, so it runs again elsewhere.
+ */
+enum sd_err store_leases_renew(struct store *s, const char (*ids)[STORE_ID_MAX], int n_ids,
+                               int *n_renewed, struct sd_error *err);
+/*
+ * Blocks up to timeout_ms for a sign that there is work (a job was queued or
+ * re-queued by any node: LISTEN/NOTIFY). True if woken early. Callers claim
+ * after it either way (the timeout is the slow poll that finds expired leases).
+ */
+bool store_wait_for_jobs(struct store *s, int timeout_ms);
+/* Makes a store_wait_for_jobs in progress (or the next one) return now: shutting down. */
+void store_wake_waiters(struct store *s);
+/*
+ * Webhooks once per job across nodes: takes the pending delivery of job id
+ * for this node for hold_ms (renewed by claiming again). SD_ENOTFOUND when
+ * another node holds it or it is not pending. SD_OK always in a store that
+ * is not shared (one node delivers everything).
+ */
+enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
+                                 struct sd_error *err);
+/*
+ * `scribed store copy`: writes job j as it is (status, times, attempts,
+ * webhook state, upload metadata) with its results, in one transaction. A
+ * job whose id exists is left alone (*added false), so a copy can be re-run.
+ * SD_EUNSUPPORTED from a store that cannot be a copy's destination (SQLite).
+ */
+enum sd_err store_job_import(struct store *s, const struct store_job *j,
+                             const struct store_result *results, int n_results, bool *added,
+                             struct sd_error *err);
 
 #endif

@@ -40,7 +40,23 @@ struct metrics {
     uint64_t llm_buckets[N_BUCKETS];
     double llm_seconds;
     uint64_t llm_tokens_in, llm_tokens_out;
+    uint64_t queue[METRICS_QUEUE_N];
 };
+
+static const char *const queue_series[METRICS_QUEUE_N][2] = {
+    [METRICS_QUEUE_CLAIM] = {"scribed_queue_claims_total", "Jobs this node claimed from the shared queue."},
+    [METRICS_QUEUE_LEASE_LOST] = {"scribed_queue_leases_lost_total", "Runs stopped because this node no longer held the job's lease."},
+    [METRICS_QUEUE_DB_ERROR] = {"scribed_database_errors_total", "Shared-queue claims and heartbeats that failed on the database."},
+};
+
+void metrics_queue(struct metrics *m, enum metrics_queue_event ev)
+{
+    if (!m || (unsigned)ev >= METRICS_QUEUE_N)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->queue[ev]++;
+    pthread_mutex_unlock(&m->mu);
+}
 
 struct metrics *metrics_create(void)
 {
@@ -227,6 +243,10 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               "scribed_llm_duration_seconds_sum %.6f\n"
               "scribed_llm_duration_seconds_count %llu\n",
               (unsigned long long)n_llm, m->llm_seconds, (unsigned long long)n_llm);
+    for (int i = 0; i < METRICS_QUEUE_N; i++)
+        sb_printf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", queue_series[i][0],
+                  queue_series[i][1], queue_series[i][0], queue_series[i][0],
+                  (unsigned long long)m->queue[i]);
     pthread_mutex_unlock(&m->mu);
     sb_printf(&b,
               "# HELP scribed_queue_depth Jobs waiting for a worker.\n"

@@ -38,6 +38,14 @@ void metrics_job(struct metrics *m, const char *outcome, double run_s, double au
  */
 void metrics_llm(struct metrics *m, const char *outcome, int requests, int failures,
                  double seconds, int64_t input_tokens, int64_t output_tokens);
+/* The shared queue (PostgreSQL store): what one node saw. */
+enum metrics_queue_event {
+    METRICS_QUEUE_CLAIM,          /* this node claimed a job from the store */
+    METRICS_QUEUE_LEASE_LOST,     /* a run stopped: its lease was gone (expired, or cancelled) */
+    METRICS_QUEUE_DB_ERROR,       /* a claim or a heartbeat failed on the database */
+    METRICS_QUEUE_N
+};
+void metrics_queue(struct metrics *m, enum metrics_queue_event ev);
 /* Returns a malloc'd text/plain exposition (caller frees); NULL on ENOMEM. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g);
 

@@ -2,13 +2,21 @@
 on 127.0.0.1 with a free port and a temporary data dir, drive it over HTTP.
 
 Env: SCRIBED_BIN (default build/scribed), SCRIBED_SHARED (default ../shared).
+SCRIBED_TEST_DATABASE=pg runs every server on PostgreSQL: one private cluster
+for the session (tests/pg/pg.sh), one database per data dir (a restart on the
+same data dir finds its jobs); tests marked `sqlite_only` (they open the
+SQLite file itself) are skipped then.
 A test fails if the server's log holds a sanitizer or runtime error report.
 """
+import atexit
+import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import wave
 
@@ -31,6 +39,84 @@ def micro_model():
     return os.path.join(shared_dir(), "reference", "micro-en.f16.bin")
 
 
+PG_MODE = os.environ.get("SCRIBED_TEST_DATABASE") == "pg"
+PG_SCRIPT = os.path.join(REPO, "tests", "pg", "pg.sh")
+
+
+class PgCluster:
+    """A private PostgreSQL (tests/pg/pg.sh) with password login for user scribed."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.url = subprocess.run([PG_SCRIPT, "start", self.root], check=True, text=True,
+                                  capture_output=True).stdout.strip().splitlines()[-1]
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def psql(self, sql, db="scribed"):
+        env = dict(os.environ, PGPASSWORD="scribed")
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "scribed",
+                               "-d", db, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                              env=env, check=True, text=True, capture_output=True).stdout
+
+    def database(self, name):
+        """The URL of database `name`, created empty the first time."""
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip():
+            self.psql(f"CREATE DATABASE {name}")
+        return f"postgres://scribed:scribed@127.0.0.1:{self.port}/{name}"
+
+    def restart(self):
+        subprocess.run([PG_SCRIPT, "stop", self.root], check=True)
+        subprocess.run([PG_SCRIPT, "start", self.root, str(self.port)], check=True,
+                       capture_output=True)
+
+    def stop(self):
+        subprocess.run([PG_SCRIPT, "stop", self.root], check=False)
+
+
+_pg_cluster = None
+
+
+def pg_available():
+    return any(os.path.exists(f"/usr/lib/postgresql/{v}/bin/initdb") for v in range(12, 20))
+
+
+def pg_cluster():
+    """The session's private cluster, started on first use and stopped at exit."""
+    global _pg_cluster
+    if _pg_cluster is None:
+        root = tempfile.mkdtemp(prefix="scribed-pg-")
+        os.chmod(root, 0o755)
+        _pg_cluster = PgCluster(os.path.join(root, "pg"))
+
+        def stop():
+            _pg_cluster.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+        atexit.register(stop)
+    return _pg_cluster
+
+
+def database_env(data_dir):
+    """What a scribed process on data_dir needs in its environment to find its store."""
+    if not PG_MODE:
+        return {}
+    name = "t_" + hashlib.sha1(os.path.abspath(str(data_dir)).encode()).hexdigest()[:16]
+    return {"SCRIBED_DATABASE_URL": pg_cluster().database(name)}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: reads the SQLite database file itself")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not PG_MODE:
+        return
+    skip = pytest.mark.skip(reason="reads the SQLite file itself (SCRIBED_TEST_DATABASE=pg)")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,9 +124,10 @@ def free_port():
 
 
 class Server:
-    """One `scribed serve` process."""
+    """One `scribed serve` process (or `scribed worker`: command="worker")."""
 
-    def __init__(self, data_dir, args=(), env=None, model=None):
+    def __init__(self, data_dir, args=(), env=None, model=None, command="serve"):
+        self.command = command
         self.data_dir = str(data_dir)
         self.args = list(args)
         self.env = env or {}
@@ -60,12 +147,13 @@ class Server:
     def start(self, wait_ready=True, timeout=20):
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = free_port()
-        cmd = [scribed_bin(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [scribed_bin(), self.command, "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", self.data_dir]
         if self.model:
             cmd += ["--model", self.model]
         cmd += self.args
         env = dict(os.environ)
+        env.update(database_env(self.data_dir))
         env.update(self.env)
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
@@ -131,8 +219,9 @@ def make_server(tmp_path):
     """Factory: make_server(args=[...], env={...}, model=...) -> started Server."""
     servers = []
 
-    def make(args=(), env=None, model=None, data_dir=None, start=True, wait_ready=True):
-        s = Server(data_dir or tmp_path / f"data{len(servers)}", args, env, model)
+    def make(args=(), env=None, model=None, data_dir=None, start=True, wait_ready=True,
+             command="serve"):
+        s = Server(data_dir or tmp_path / f"data{len(servers)}", args, env, model, command)
         servers.append(s)
         if start:
             s.start(wait_ready=wait_ready)

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from conftest import assert_openai_error, shared_dir, submit_job, wait_job
+from conftest import (PG_MODE, assert_openai_error, database_env, pg_cluster, shared_dir,
+                      submit_job, wait_job)
 
 
 def test_job_lifecycle_and_every_format(server, short_wav):
@@ -47,6 +48,14 @@ def test_job_lifecycle_and_every_format(server, short_wav):
 
 
 def db_rows(server, sql, *args):
+    """Rows of sql (numbered parameters ?1, ?2 ...) in the server's store, SQLite or PostgreSQL."""
+    if PG_MODE:
+        for i, a in enumerate(args, 1):
+            sql = sql.replace(f"?{i}", "'" + str(a).replace("'", "''") + "'")
+        url = database_env(server.data_dir)["SCRIBED_DATABASE_URL"]
+        out = pg_cluster().psql(sql, db=url.rsplit("/", 1)[1])
+        return [tuple(int(v) if v.lstrip("-").isdigit() else v for v in line.split("|"))
+                for line in out.splitlines()]
     with sqlite3.connect(f"file:{server.data_dir}/scribed.db?mode=ro", uri=True) as db:
         return db.execute(sql, args).fetchall()
 

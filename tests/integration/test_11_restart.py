@@ -6,11 +6,13 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
 import requests
 
 from conftest import scribed_bin, submit_job, wait_job
 
 
+@pytest.mark.sqlite_only
 def test_kill9_mid_job_then_restart_succeeds(make_server, tmp_path, long_wav, short_wav):
     data = tmp_path / "durable"
     s = make_server(args=["--workers", "1"], data_dir=data)
@@ -66,6 +68,7 @@ def test_sigterm_idle_is_quick(make_server):
     assert s.events("server.stopped")
 
 
+@pytest.mark.sqlite_only
 def test_backup_and_restore(make_server, tmp_path, short_wav):
     data = tmp_path / "bk"
     s = make_server(data_dir=data)
@@ -114,6 +117,7 @@ def test_retention_deletes_uploads_and_results(make_server, tmp_path, short_wav)
     assert r.status_code == 404
 
 
+@pytest.mark.sqlite_only
 def test_database_is_wal(make_server, tmp_path):
     data = tmp_path / "wal"
     s = make_server(data_dir=data)

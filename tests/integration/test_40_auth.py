@@ -19,12 +19,13 @@ import pytest
 import requests
 import websockets
 
-from conftest import assert_openai_error, micro_model, scribed_bin, shared_dir
+from conftest import assert_openai_error, database_env, micro_model, scribed_bin, shared_dir
 
 
 def keys(data_dir, *args):
     r = subprocess.run([scribed_bin(), "keys", *args, "--data-dir", str(data_dir)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, **database_env(data_dir)))
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -226,6 +227,7 @@ def test_keys_take_effect_while_running(authed):
     assert not any(authed.good in l or authed.revoked in l for l in keys(d, "list").splitlines())
 
 
+@pytest.mark.sqlite_only
 def test_no_key_in_logs(authed):
     # every way of sending a key, good and bad, then read the whole debug-level log
     get(authed, "/v1/models", bearer(authed.good))

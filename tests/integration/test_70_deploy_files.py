@@ -45,8 +45,9 @@ ENTRYPOINT_VARS = {"SCRIBED_MODEL_NAME", "SCRIBED_VAD_NAME", "SCRIBED_MODEL_DOWN
                    "SCRIBED_MODEL_BASE_URL", "SCRIBED_BAKED_DIR", "SCRIBED_RUN_USER",
                    "SCRIBED_ALLOW_ROOT", "SCRIBED_BIN"}
 MALLOC_VARS = {"MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
-# Names planned for the PostgreSQL scale-out; only the `scale-out` compose profile uses them.
-PLANNED_VARS = {"SCRIBED_ROLE", "SCRIBED_DATABASE_URL"}
+# Names the `scale-out` compose profile may use beyond serve's settings (none now:
+# SCRIBED_DATABASE_URL, SCRIBED_WORKERS=0 and SCRIBED_API=0 are config.def's).
+PLANNED_VARS = set()
 SMALL_VM_MB = 1800  # the seeds' memory cap
 
 

@@ -1,28 +1,24 @@
-/* Tests of the API-key rows of store.h (store/keys.c + sqlite.c), a fresh database each. */
+/*
+ * Tests of the API-key rows of store.h (store/keys.c + sqlite.c or
+ * postgres.c: store_under_test.h), a fresh database each.
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "store/store.h"
+#include "store_under_test.h"
 
 static struct store *keys_open(char *dir)
 {
-    char path[512];
-    struct store *s = NULL;
-    struct sd_error e_ = {0}, *e = &e_;
     CHECK(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof(path), "%s/scribed.db", dir);
-    CHECK_OK(store_open_sqlite(path, &s, e), e);
-    return s;
+    return sut_open(dir);
 }
 
 static void keys_cleanup(struct store *s, const char *dir)
 {
-    char cmd[600];
-    store_close(s);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0);
+    sut_cleanup(s, strdup(dir));
 }
 
 static struct store_key key_row(const char *id, const char *hash, int64_t created)
@@ -82,9 +78,7 @@ TEST(store_keys_survive_reopen)
     struct store_key a = key_row("key_a", "aa", 1000);
     CHECK_OK(store_key_insert(s, &a, e), e);
     store_close(s);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/scribed.db", dir);
-    CHECK_OK(store_open_sqlite(path, &s, e), e);
+    s = sut_open(dir);
     struct store_key *ks = NULL;
     int n = 0;
     CHECK_OK(store_key_list(s, &ks, &n, e), e);
