@@ -24,6 +24,7 @@ static const struct err_row rows[] = {
     {SD_ENOMEM, 503, "server_error"},
     {SD_EIO, 500, "server_error"},
     {SD_EINTERNAL, 500, "server_error"},
+    {SD_ENOSPACE, 507, "server_error"},
 };
 
 static const struct err_row *find(enum sd_err code)

@@ -108,7 +108,10 @@ static enum MHD_Result on_file_piece(struct upload *u, const char *filename, con
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            fail(u, SD_EIO, "cannot store the upload (disk full?)");
+            bool full = w < 0 && (errno == ENOSPC || errno == EDQUOT);
+            fail(u, full ? SD_ENOSPACE : SD_EIO,
+                 full ? "the server's disk is full: the upload could not be stored (try later)"
+                      : "cannot store the upload");
             return MHD_NO;
         }
         done += (size_t)w;

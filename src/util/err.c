@@ -32,6 +32,7 @@ const char *sd_err_name(enum sd_err code)
     case SD_ECANCELLED: return "cancelled";
     case SD_EAUTH: return "unauthorized";
     case SD_EINTERNAL: return "internal_error";
+    case SD_ENOSPACE: return "insufficient_storage";
     }
     return "internal_error";
 }

@@ -24,6 +24,7 @@ enum sd_err {
     SD_ECANCELLED,    /* caller asked to stop */
     SD_EAUTH,         /* missing or bad credentials (HTTP 401) */
     SD_EINTERNAL,     /* a bug or a crashed helper (HTTP 500) */
+    SD_ENOSPACE,      /* the server's disk is full (HTTP 507) */
 };
 
 struct sd_error {
