@@ -166,10 +166,19 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
         }
         if (wrc != SD_OK) {
             final = JOB_FAILED;
+            /* the reason, which job.done cannot give (the transcription itself went well) */
+            log_event(js->log, LOG_ERROR, "job.save_failed",
+                      (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", err.msg),
+                                           LOG_END});
             struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
                                      .error_code = sd_err_name(err.code),
                                      .error_message = err.msg};
-            store_job_finish(js->store, j->id, &f, NULL);
+            struct sd_error ferr = {0};
+            /* when even this fails the row stays running, and the next start re-queues it */
+            if (store_job_finish(js->store, j->id, &f, &ferr) != SD_OK)
+                log_event(js->log, LOG_ERROR, "job.store_failed",
+                          (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", ferr.msg),
+                                               LOG_END});
         }
     } else {
         final = (rc == SD_ECANCELLED || atomic_load(&j->cancel)) ? JOB_CANCELLED : JOB_FAILED;
