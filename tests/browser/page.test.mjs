@@ -610,6 +610,14 @@ test("a 401 shows the API key field; the saved key is sent as a Bearer token", a
 
 test("keyboard: Tab reaches every control, focus is visible, Space opens the file chooser", async () => {
     const { page, context, errors } = await newPage();
+    /*
+     * Listen for the chooser before any key is pressed: Playwright turns on
+     * file-chooser interception asynchronously when the first listener is
+     * added, and a Space that reaches Chromium before that opens a native
+     * dialog that never becomes an event (seen once under load).
+     */
+    const choosers = [];
+    page.on("filechooser", (c) => choosers.push(c));
     const reached = new Set();
     let outline = {};
     for (let i = 0; i < 30; i++) {
@@ -629,8 +637,11 @@ test("keyboard: Tab reaches every control, focus is visible, Space opens the fil
     for (const id of ["file", "record"])
         assert.notEqual(outline[id].style, "none", `#${id} shows a focus ring`);
     await page.focus("#file");
-    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.keyboard.press("Space")]);
-    await chooser.setFiles(UPLOAD_WAV);
+    await page.keyboard.press("Space");
+    for (let i = 0; i < 300 && choosers.length === 0; i++)
+        await page.waitForTimeout(100);
+    assert.equal(choosers.length, 1, "Space on the focused file input opened one file chooser");
+    await choosers[0].setFiles(UPLOAD_WAV);
     assert.equal(await page.isEnabled("#submit"), true);
     await page.focus("#submit");
     await page.keyboard.press("Enter");
