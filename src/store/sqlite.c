@@ -140,13 +140,6 @@ static enum sd_err tx_end(struct sqlite_store *st, enum sd_err rc, const char *c
         rc = db_fail(st, err, commit_what);
     if (rc != SD_OK)
         exec_simple(st->db, "ROLLBACK");
-    /*
-     * A full disk: copy the WAL into the database and truncate it, which
-     * gives its space back, so a smaller write after this one (a job marked
-     * failed, a retry) can still fit. Best effort: it may fail as well.
-     */
-    if (rc == SD_ENOSPACE)
-        exec_simple(st->db, "PRAGMA wal_checkpoint(TRUNCATE)");
     return rc;
 }
 
