@@ -3,7 +3,8 @@
  * three calls the HTTP routes make: submit async, submit sync, cancel.
  * Order at start: pipeline loading (background), queue, recovery of the
  * store's queued/running jobs, workers, webhooks, the shared queue's
- * threads (cluster.c, PostgreSQL only), retention.
+ * threads (cluster.c, PostgreSQL only), retention, the sweep (sweep.c,
+ * single node only).
  */
 #include "jobs/service.h"
 #include "util/clock.h"
@@ -16,6 +17,27 @@
 #include <time.h>
 #include <unistd.h>
 
+bool jobs_queue_stored(struct jobs *js, const struct store_job *sj)
+{
+    struct stt_params p;
+    struct job *j = NULL;
+    struct sd_error e = {0};
+    bool ok;
+    stt_params_init(&p);
+    ok = stt_params_from_json(sj->params_json, &p, &e) == SD_OK &&
+         job_create(sj->id, false, &p, sj->upload_path, sj->upload_bytes, sj->callback_url, &j,
+                    &e) == SD_OK &&
+         jobq_push(js->q, j, true, &e) == SD_OK;
+    if (!ok) {
+        struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
+                                 .error_code = sd_err_name(e.code), .error_message = e.msg};
+        store_job_finish(js->store, sj->id, &f, NULL);
+    }
+    jobq_release(js->q, j);
+    stt_params_clear(&p);
+    return ok;
+}
+
 /* Re-queues what the store says was waiting or running when the process died. */
 static enum sd_err recover(struct jobs *js, struct sd_error *err)
 {
@@ -24,25 +46,8 @@ static enum sd_err recover(struct jobs *js, struct sd_error *err)
     enum sd_err rc = store_jobs_recover(js->store, js->o.max_attempts, &v, &n, err);
     if (rc != SD_OK)
         return rc;
-    for (int i = 0; i < n; i++) {
-        struct stt_params p;
-        struct job *j = NULL;
-        struct sd_error e = {0};
-        stt_params_init(&p);
-        if (stt_params_from_json(v[i].params_json, &p, &e) == SD_OK &&
-            job_create(v[i].id, false, &p, v[i].upload_path, v[i].upload_bytes,
-                       v[i].callback_url, &j, &e) == SD_OK &&
-            jobq_push(js->q, j, true, &e) == SD_OK) {
-            n_ok++;
-        } else {
-            struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
-                                     .error_code = sd_err_name(e.code),
-                                     .error_message = e.msg};
-            store_job_finish(js->store, v[i].id, &f, NULL);
-        }
-        jobq_release(js->q, j);
-        stt_params_clear(&p);
-    }
+    for (int i = 0; i < n; i++)
+        n_ok += jobs_queue_stored(js, &v[i]);
     store_jobs_free(v, n);
     log_event(js->log, LOG_INFO, "jobs.recovered",
               (struct log_field[]){LOG_I64("queued", n_ok), LOG_I64("failed", n - n_ok), LOG_END});
@@ -100,6 +105,10 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     rc = recover(js, err);
     if (rc != SD_OK)
         goto fail;
+    /* before the workers, which read it; a shared queue's database is on another machine */
+    if (!store_has_shared_queue(st) &&
+        (rc = reserve_open(o->data_dir, o->disk_reserve_bytes, &js->reserve, err)) != SD_OK)
+        goto fail;
     rc = callbacks_start(js, &js->cb, err);
     if (rc != SD_OK)
         goto fail;
@@ -120,6 +129,9 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
         goto fail;
     rc = retention_start(js, &js->ret, err);
     if (rc != SD_OK)
+        goto fail;
+    /* a shared queue's leases already hand a dead run's job to another worker */
+    if (!store_has_shared_queue(st) && (rc = sweep_start(js, &js->sweep, err)) != SD_OK)
         goto fail;
     *out = js;
     return SD_OK;
@@ -154,6 +166,7 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     if (!js)
         return;
     retention_stop(js->ret);
+    sweep_stop(js->sweep); /* before the drain, which re-queues running jobs itself */
     if (js->q)
         jobs_drain(js, drain_timeout_ms);
     js->stop = true;
@@ -168,6 +181,7 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
     jobq_destroy(js->q);
     synth_slots_destroy(js->synth);
     speech_cache_close(js->speech_cache);
+    reserve_close(js->reserve);
     pipeline_destroy(js->pipeline);
     free(js->threads);
     free(js);

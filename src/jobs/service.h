@@ -21,6 +21,7 @@
 
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "jobs/reserve.h"
 #include "jobs/speech_cache.h"
 #include "jobs/synth.h"
 #include "llm/llm.h"
@@ -45,6 +46,8 @@ struct jobs_opts {
     int upload_retention_days;
     int result_retention_days;
     int retention_interval_s;
+    int sweep_interval_s;         /* how often jobs running without a live worker are looked for */
+    int64_t disk_reserve_bytes;   /* held back in data_dir for writing a job's failure (reserve.h) */
     double stuck_after_s;         /* a decoder silent this long makes its worker "stuck" */
     int speech_slots;             /* syntheses at once (synth.h); 0: half the workers, >= 1 */
     int64_t speech_cache_bytes;   /* DATA/speech-cache cap (speech_cache.h); 0: no cache */
@@ -59,6 +62,7 @@ struct jobs_opts {
 
 struct callbacks;
 struct retention;
+struct sweep;
 struct cluster;
 
 struct jobs {
@@ -75,6 +79,8 @@ struct jobs {
     volatile bool stop;           /* workers waiting for the model give up */
     struct callbacks *cb;
     struct retention *ret;
+    struct sweep *sweep;          /* NULL with a shared queue */
+    struct reserve *reserve;      /* NULL with a shared queue or no reserve */
     atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
     atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
     struct cluster *cluster;      /* NULL unless the store is a shared queue */
@@ -125,6 +131,13 @@ enum sd_err jobs_cancel(struct jobs *js, const char *id, const char *owner, enum
  */
 enum sd_err jobs_delete(struct jobs *js, const char *id, const char *owner,
                         enum job_status *was, struct sd_error *err);
+
+/*
+ * Puts a job read from the store (status QUEUED) on this process's queue;
+ * a job that cannot be (its parameters do not parse, no memory) is marked
+ * failed in the store instead. Returns whether it was queued.
+ */
+bool jobs_queue_stored(struct jobs *js, const struct store_job *sj);
 
 /* worker.c */
 void *jobs_worker_main(void *arg);
@@ -182,5 +195,20 @@ enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_e
 /* One pass now (also used by tests); returns files deleted. */
 int retention_run_once(struct jobs *js);
 void retention_stop(struct retention *r);
+
+/*
+ * sweep.c: a single node's (SQLite's) mechanism for jobs whose worker is
+ * gone. Start-up recovery re-queues every job left `running` by a dead
+ * process; while the process runs, the sweep looks every sweep_interval_s
+ * for jobs the store says are `running` but that no worker of this process
+ * holds (their outcome could not be written: a full disk, a database
+ * error) and re-queues them, or fails them once started max_attempts
+ * times. With a shared queue (PostgreSQL) leases do this and there is no
+ * sweep.
+ */
+enum sd_err sweep_start(struct jobs *js, struct sweep **out, struct sd_error *err);
+/* One pass now; returns the jobs re-queued or failed. */
+int sweep_run_once(struct jobs *js);
+void sweep_stop(struct sweep *s);   /* NULL: nothing */
 
 #endif

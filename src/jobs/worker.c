@@ -139,9 +139,49 @@ out:
     return rc;
 }
 
-/* Records an async job's outcome; returns the status the queue should report. */
+/*
+ * Saving a finished job's results: a full disk or a busy database is often
+ * over in a moment (retention, an operator, a WAL checkpoint), and the
+ * transcription may have taken an hour, so a failed save is tried again a
+ * few times, waiting longer each time, before the job fails for it.
+ */
+#define SAVE_ATTEMPTS 4
+#define SAVE_FIRST_BACKOFF_MS 250
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static enum sd_err save_results(struct jobs *js, const struct job *j, const struct transcript *t,
+                                const json_t *extraction, double audio_s, double run_s,
+                                struct sd_error *err)
+{
+    int backoff_ms = SAVE_FIRST_BACKOFF_MS;
+    for (int attempt = 1;; attempt++) {
+        enum sd_err rc = jobs_record_success(js, j->id, t, extraction, audio_s, run_s, err);
+        /* ENOTFOUND: the row is gone or another node's (a lease lost), no retry will fix it */
+        if (rc == SD_OK || rc == SD_ENOTFOUND || rc == SD_ENOMEM || attempt >= SAVE_ATTEMPTS)
+            return rc;
+        metrics_queue(js->metrics, METRICS_QUEUE_SAVE_RETRY);
+        log_event(js->log, LOG_WARN, "job.save_retry",
+                  (struct log_field[]){LOG_STR("job", j->id), LOG_I64("attempt", attempt),
+                                       LOG_I64("retry_in_ms", backoff_ms),
+                                       LOG_STR("error", err->msg), LOG_END});
+        sleep_ms(backoff_ms);
+        backoff_ms *= 2;
+    }
+}
+
+/*
+ * Records an async job's outcome; returns the status the queue should report.
+ * A job that ran well but whose results could not be saved fails: *jerr
+ * then says why.
+ */
 static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err rc,
-                                    const struct sd_error *jerr, struct transcript *t,
+                                    struct sd_error *jerr, struct transcript *t,
                                     const json_t *extraction, double audio_s, double run_s)
 {
     struct sd_error err = {0};
@@ -158,7 +198,7 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
     }
     if (rc == SD_OK && !atomic_load(&j->cancel)) {
         final = JOB_SUCCEEDED;
-        enum sd_err wrc = jobs_record_success(js, j->id, t, extraction, audio_s, run_s, &err);
+        enum sd_err wrc = save_results(js, j, t, extraction, audio_s, run_s, &err);
         if (wrc == SD_ENOTFOUND && j->claimed) {
             /* the lease moved on while the last window ran: the other run's result stands */
             atomic_store(&j->lost, true);
@@ -166,15 +206,22 @@ static enum job_status finish_async(struct jobs *js, struct job *j, enum sd_err 
         }
         if (wrc != SD_OK) {
             final = JOB_FAILED;
-            /* the reason, which job.done cannot give (the transcription itself went well) */
+            metrics_queue(js->metrics, METRICS_QUEUE_SAVE_FAILED);
+            sd_fail(jerr, err.code, "the transcript could not be saved after %d attempts (%s)",
+                    SAVE_ATTEMPTS, err.msg);
             log_event(js->log, LOG_ERROR, "job.save_failed",
-                      (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", err.msg),
+                      (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", jerr->msg),
                                            LOG_END});
             struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
+                                     .audio_s = audio_s, .run_s = run_s,
                                      .error_code = sd_err_name(err.code),
-                                     .error_message = err.msg};
+                                     .error_message = jerr->msg};
             struct sd_error ferr = {0};
-            /* when even this fails the row stays running, and the next start re-queues it */
+            /* the disk is full: the reserve's space is for this small write (reserve.h) */
+            if (err.code == SD_ENOSPACE && reserve_release(js->reserve))
+                log_event(js->log, LOG_WARN, "disk.reserve_released",
+                          (struct log_field[]){LOG_STR("job", j->id), LOG_END});
+            /* when even this fails the row stays running: the sweep (sweep.c) finds it */
             if (store_job_finish(js->store, j->id, &f, &ferr) != SD_OK)
                 log_event(js->log, LOG_ERROR, "job.store_failed",
                           (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", ferr.msg),
@@ -279,12 +326,14 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     /* a drained run that goes back to the queue says so: "queued", not cancelled */
     const char *outcome = job_status_name(final);
     metrics_job(js->metrics, outcome, run_s, audio_s);
-    log_event(js->log, rc == SD_OK || rc == SD_ECANCELLED ? LOG_INFO : LOG_WARN, "job.done",
+    /* a run that went well can still fail: its results could not be saved (err says why) */
+    bool failed = rc != SD_OK || final == JOB_FAILED;
+    log_event(js->log, !failed || rc == SD_ECANCELLED ? LOG_INFO : LOG_WARN, "job.done",
               (struct log_field[]){LOG_STR("job", j->id), LOG_STR("status", outcome),
                                    LOG_BOOL("requeued", final == JOB_QUEUED),
                                    LOG_F64("run_s", run_s), LOG_F64("audio_s", audio_s),
                                    LOG_F64("rtf", audio_s > 0 ? run_s / audio_s : 0),
-                                   LOG_STR("error", rc == SD_OK ? NULL : err.msg), LOG_END});
+                                   LOG_STR("error", failed ? err.msg : NULL), LOG_END});
     transcript_destroy(t);
     jobq_finish(js->q, j, final == JOB_QUEUED ? JOB_CANCELLED : final);
 }

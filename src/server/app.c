@@ -259,6 +259,8 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
         .upload_retention_days = (int)a->cfg.upload_retention_days,
         .result_retention_days = (int)a->cfg.result_retention_days,
         .retention_interval_s = (int)a->cfg.retention_interval_s,
+        .sweep_interval_s = (int)a->cfg.sweep_interval_s,
+        .disk_reserve_bytes = (int64_t)a->cfg.disk_reserve_kb * 1024,
         .speech_slots = (int)a->cfg.speech_slots,
         .speech_cache_bytes = (int64_t)a->cfg.speech_cache_mb << 20,
         .speech_cache_ttl_s = (int)a->cfg.speech_cache_ttl_s,

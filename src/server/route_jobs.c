@@ -63,7 +63,19 @@ void route_jobs_create(struct http_request *r)
     if (jobs_submit_async(a->jobs, id, http_principal(r), &p, path, upload_file_bytes(u),
                           upload_file_name(u), cb, &err) != SD_OK) {
         unlink(path);
-        http_reply_error(r, err.code, err.msg, NULL);
+        if (err.code == SD_ENOSPACE) {
+            /* the upload fitted but the job's row did not: a condition of the service (503,
+               Retry-After), not of the request; its file is gone again */
+            log_event(a->log, LOG_ERROR, "job.insert_failed",
+                      (struct log_field[]){LOG_STR("req", http_request_id(r)),
+                                           LOG_STR("job", id), LOG_STR("error", err.msg),
+                                           LOG_END});
+            http_reply_condition(r, HTTP_COND_UNAVAILABLE,
+                                 "the server's disk is full: the job could not be recorded; "
+                                 "retry later");
+        } else {
+            http_reply_error(r, err.code, err.msg, NULL);
+        }
         goto out;
     }
     log_event(a->log, LOG_INFO, "job.created",

@@ -54,7 +54,11 @@ static enum sd_err db_fail(struct sqlite_store *st, struct sd_error *err, const 
     int rc = sqlite3_errcode(st->db);
     enum sd_err code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? SD_EBUSY
                        : (rc == SQLITE_NOMEM)                     ? SD_ENOMEM
+                       : (rc == SQLITE_FULL)                      ? SD_ENOSPACE
                                                                   : SD_EIO;
+    /* a full disk is named as such: callers answer 503/507 and retry, not 500 */
+    if (code == SD_ENOSPACE)
+        return sd_fail(err, code, "database %s: the server's disk is full", what);
     return sd_fail(err, code, "database %s: %s", what, sqlite3_errmsg(st->db));
 }
 

@@ -47,6 +47,9 @@ static const char *const queue_series[METRICS_QUEUE_N][2] = {
     [METRICS_QUEUE_CLAIM] = {"scribed_queue_claims_total", "Jobs this node claimed from the shared queue."},
     [METRICS_QUEUE_LEASE_LOST] = {"scribed_queue_leases_lost_total", "Runs stopped because this node no longer held the job's lease."},
     [METRICS_QUEUE_DB_ERROR] = {"scribed_database_errors_total", "Shared-queue claims and heartbeats that failed on the database."},
+    [METRICS_QUEUE_SAVE_RETRY] = {"scribed_job_save_retries_total", "Saves of a job's results tried again after a failure (a full disk, a database error)."},
+    [METRICS_QUEUE_SAVE_FAILED] = {"scribed_job_save_failures_total", "Jobs failed because their results could not be saved after every retry."},
+    [METRICS_QUEUE_SWEPT] = {"scribed_jobs_swept_total", "Jobs found running with no live worker in this process, re-queued or failed by the sweep."},
 };
 
 void metrics_queue(struct metrics *m, enum metrics_queue_event ev)

@@ -38,11 +38,14 @@ void metrics_job(struct metrics *m, const char *outcome, double run_s, double au
  */
 void metrics_llm(struct metrics *m, const char *outcome, int requests, int failures,
                  double seconds, int64_t input_tokens, int64_t output_tokens);
-/* The shared queue (PostgreSQL store): what one node saw. */
+/* Jobs against their store: the shared queue (PostgreSQL) and saving outcomes. */
 enum metrics_queue_event {
     METRICS_QUEUE_CLAIM,          /* this node claimed a job from the store */
     METRICS_QUEUE_LEASE_LOST,     /* a run stopped: its lease was gone (expired, or cancelled) */
     METRICS_QUEUE_DB_ERROR,       /* a claim or a heartbeat failed on the database */
+    METRICS_QUEUE_SAVE_RETRY,     /* saving a job's results failed and is tried again */
+    METRICS_QUEUE_SAVE_FAILED,    /* ... failed every time: the job failed for it */
+    METRICS_QUEUE_SWEPT,          /* a job `running` with no live worker, re-queued or failed */
     METRICS_QUEUE_N
 };
 void metrics_queue(struct metrics *m, enum metrics_queue_event ev);

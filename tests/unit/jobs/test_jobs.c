@@ -1,11 +1,14 @@
-/* Tests of jobs/queue.c (scheduling, limits, cancel) and jobs/job.c. */
+/* Tests of jobs/queue.c (scheduling, limits, cancel), jobs/job.c and jobs/reserve.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "jobs/job.h"
 #include "jobs/queue.h"
+#include "jobs/reserve.h"
 
 static struct job *mk(const char *id, int64_t bytes, bool sync)
 {
@@ -144,4 +147,26 @@ TEST(job_json_shape)
               "srt");
     json_decref(o);
     store_job_clear(&sj);
+}
+
+/* reserve.c: the disk reserve holds real blocks, is given back once, and comes back. */
+TEST(disk_reserve)
+{
+    char dir[] = "/tmp/scribed-reserve-XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/.disk-reserve", dir);
+    struct sd_error e_ = {0}, *e = &e_;
+    struct reserve *r = NULL;
+    CHECK_OK(reserve_open(dir, 0, &r, e), e);
+    CHECK(r == NULL && !reserve_release(r) && !reserve_restore(r)); /* 0: none, all no-ops */
+    CHECK_OK(reserve_open(dir, 64 * 1024, &r, e), e);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_blocks * 512 >= 64 * 1024);
+    CHECK(reserve_release(r));
+    CHECK(stat(path, &sb) != 0);
+    CHECK(!reserve_release(r)); /* given back once */
+    CHECK(reserve_restore(r));
+    CHECK(stat(path, &sb) == 0 && sb.st_blocks * 512 >= 64 * 1024);
+    reserve_close(r);
+    CHECK(unlink(path) == 0 && rmdir(dir) == 0);
 }

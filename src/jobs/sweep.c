@@ -1,0 +1,164 @@
+/*
+ * sweep.c - jobs left `running` with no worker (see service.h "sweep.c").
+ * A worker whose job's outcome cannot be written (a full disk even for the
+ * "failed" row) leaves the row `running`; nothing else would ever change it
+ * until a restart. Every sweep_interval_s this thread compares the store's
+ * running jobs with the jobs this process's workers hold and re-queues the
+ * others, or fails them after max_attempts starts. One thread, no state
+ * besides its own stop flag.
+ *
+ * Why it cannot take a live job: a worker holds its job in the queue's
+ * running set from before the store says `running` (store_job_start) until
+ * after its outcome is written (jobq_finish comes last). The store is read
+ * first and the running set second, so a job running in the store whose
+ * worker is alive is in that set; one that finished in between is no longer
+ * `running`, and the re-queue, which acts only on `running` rows, does
+ * nothing to it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs/service.h"
+#include "util/clock.h"
+
+struct sweep {
+    struct jobs *js;
+    pthread_t thread;
+    pthread_mutex_t mu;        /* guards stopping */
+    pthread_cond_t cv;
+    bool stopping;
+};
+
+static bool held_by_a_worker(const char (*live)[STORE_ID_MAX], int n_live, const char *id)
+{
+    for (int i = 0; i < n_live; i++)
+        if (strcmp(live[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* The orphan is QUEUED now (this pass re-queued it): queue it, or fail it after too many starts. */
+static bool requeue_or_fail(struct jobs *js, const struct store_job *sj)
+{
+    const char *action = "requeued";
+    bool ok;
+    if (sj->attempts >= js->o.max_attempts) {
+        action = "failed";
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "the job was started %d times and its outcome could not be recorded; giving up",
+                 sj->attempts);
+        struct store_finish f = {.status = JOB_FAILED, .finished_ms = sd_wall_ms(),
+                                 .error_code = sd_err_name(SD_EIO), .error_message = msg};
+        struct sd_error err = {0};
+        ok = store_job_finish(js->store, sj->id, &f, &err) == SD_OK;
+        if (!ok) /* the row stays queued but unqueued: the next start runs it */
+            log_event(js->log, LOG_ERROR, "job.store_failed",
+                      (struct log_field[]){LOG_STR("job", sj->id), LOG_STR("error", err.msg),
+                                           LOG_END});
+    } else {
+        ok = jobs_queue_stored(js, sj);
+    }
+    metrics_queue(js->metrics, METRICS_QUEUE_SWEPT);
+    log_event(js->log, LOG_WARN, "job.swept",
+              (struct log_field[]){LOG_STR("job", sj->id), LOG_STR("action", action),
+                                   LOG_I64("attempts", sj->attempts), LOG_END});
+    return ok;
+}
+
+int sweep_run_once(struct jobs *js)
+{
+    struct store_job *v = NULL;
+    struct sd_error err = {0};
+    int n = 0, n_live = 0, swept = 0;
+    bool more = false;
+    /* the disk reserve, once given back, is made again as soon as there is room */
+    reserve_restore(js->reserve);
+    /* the store first, then the workers (see the top of this file) */
+    if (store_job_list(js->store, NULL, NULL, 1000, JOB_RUNNING, &v, &n, &more, &err) != SD_OK) {
+        log_event(js->log, LOG_ERROR, "sweep.failed",
+                  (struct log_field[]){LOG_STR("error", err.msg), LOG_END});
+        return 0;
+    }
+    if (n == 0)
+        return 0;
+    int cap = js->o.n_workers > 0 ? js->o.n_workers : 1;
+    char (*live)[STORE_ID_MAX] = calloc((size_t)cap, STORE_ID_MAX);
+    if (!live) {
+        store_jobs_free(v, n);
+        return 0;
+    }
+    n_live = jobq_running_async(js->q, live, cap);
+    for (int i = 0; i < n; i++) {
+        if (held_by_a_worker((const char (*)[STORE_ID_MAX])live, n_live, v[i].id))
+            continue;
+        enum sd_err rc = store_job_requeue(js->store, v[i].id, &err);
+        if (rc == SD_ENOTFOUND)
+            continue; /* it finished (or was cancelled) since the list was read */
+        if (rc != SD_OK) { /* e.g. the disk is still full: the next pass tries again */
+            log_event(js->log, LOG_ERROR, "sweep.failed",
+                      (struct log_field[]){LOG_STR("job", v[i].id), LOG_STR("error", err.msg),
+                                           LOG_END});
+            continue;
+        }
+        swept += requeue_or_fail(js, &v[i]);
+    }
+    free(live);
+    store_jobs_free(v, n);
+    return swept;
+}
+
+static void *sweep_main(void *arg)
+{
+    struct sweep *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        /* the first pass waits one interval: start-up recovery has just done the same */
+        int64_t interval_s = s->js->o.sweep_interval_s > 0 ? s->js->o.sweep_interval_s : 60;
+        struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, interval_s * 1000);
+        while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT)
+            ;
+        if (s->stopping)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        sweep_run_once(s->js);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+enum sd_err sweep_start(struct jobs *js, struct sweep **out, struct sd_error *err)
+{
+    struct sweep *s = calloc(1, sizeof(*s));
+    if (!s)
+        return sd_fail(err, SD_ENOMEM, "sweep");
+    s->js = js;
+    pthread_mutex_init(&s->mu, NULL);
+    sd_cond_init_monotonic(&s->cv);
+    if (pthread_create(&s->thread, NULL, sweep_main, s) != 0) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return sd_fail(err, SD_EINTERNAL, "cannot start the sweep thread");
+    }
+    *out = s;
+    return SD_OK;
+}
+
+void sweep_stop(struct sweep *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
