@@ -24,6 +24,7 @@
  * its own (listen_mu: one waiter at a time).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -511,6 +512,43 @@ static void pg_close(struct store *s)
 
 /* ---- jobs ---- */
 
+/*
+ * Copies the upload file at path into upload_chunks, STORE_UPLOAD_CHUNK bytes
+ * per row (caller holds the job's transaction, so a job is never claimable
+ * with half its audio). missing_ok: a file that is gone is no error (a copy
+ * of a deployment whose retention already deleted it).
+ */
+static enum sd_err insert_upload_chunks(struct pg_conn *pc, const char *id, const char *path,
+                                        bool missing_ok, struct sd_error *err)
+{
+    if (!path || !*path)
+        return SD_OK;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (missing_ok && errno == ENOENT)
+            return SD_OK;
+        return sd_fail(err, SD_EIO, "cannot read the upload %s: %s", path, strerror(errno));
+    }
+    char *buf = malloc(STORE_UPLOAD_CHUNK);
+    enum sd_err rc = buf ? SD_OK : sd_fail(err, SD_ENOMEM, "upload chunk");
+    for (int64_t n = 0; rc == SD_OK; n++) {
+        size_t got = fread(buf, 1, STORE_UPLOAD_CHUNK, f);
+        if (got == 0) {
+            if (ferror(f))
+                rc = sd_fail(err, SD_EIO, "cannot read the upload %s", path);
+            break;
+        }
+        rc = run_statement(pc, "store upload",
+                           "INSERT INTO upload_chunks (job_id, n, data) VALUES ($1, $2, $3)",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_I64(n), SQL_BLOB(buf, got),
+                                              SQL_END},
+                           NULL, NULL, NULL, err);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j,
                                    struct sd_error *err)
 {
@@ -526,13 +564,16 @@ static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j
         NULL, NULL, NULL, err);
     if (rc != SD_OK)
         return rc;
-    return run_statement(pc, "insert job",
+    rc = run_statement(pc, "insert job",
                          "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
                          " VALUES ($1, $2, $3, $4, $5)",
                          (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                             SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                             SQL_I64(j->created_ms), SQL_END},
                          NULL, NULL, NULL, err);
+    if (rc == SD_OK)
+        rc = insert_upload_chunks(pc, j->id, j->upload_path, false, err);
+    return rc;
 }
 
 static enum sd_err pg_job_insert(struct store *s, const struct store_job *j, struct sd_error *err)
@@ -984,7 +1025,7 @@ static enum sd_err add_upload_path(const PGresult *r, int row, void *ctx, struct
 static enum sd_err purge_uploads(struct pg_conn *pc, int64_t before_ms, struct store_purge *p,
                                  struct sd_error *err)
 {
-    return run_statement(pc, "retention",
+    enum sd_err rc = run_statement(pc, "retention",
                          "UPDATE uploads u SET path = NULL,"
                          " deleted_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint"
                          " FROM (SELECT job_id, path FROM uploads WHERE path IS NOT NULL"
@@ -993,6 +1034,13 @@ static enum sd_err purge_uploads(struct pg_conn *pc, int64_t before_ms, struct s
                          " WHERE u.job_id = old.job_id RETURNING old.path",
                          (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, add_upload_path, p,
                          NULL, err);
+    /* the stored bytes of every forgotten upload (those just forgotten included) */
+    if (rc == SD_OK)
+        rc = exec_simple(pc, "retention",
+                         "DELETE FROM upload_chunks c USING uploads u"
+                         " WHERE u.job_id = c.job_id AND u.path IS NULL",
+                         err);
+    return rc;
 }
 
 static enum sd_err purge_results(struct pg_conn *pc, int64_t before_ms, struct store_purge *p,
@@ -1358,6 +1406,9 @@ static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
                                           SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                           SQL_I64(j->created_ms), SQL_END},
                        NULL, NULL, NULL, err);
+    /* the audio too, so the copy's workers need no access to DATA_DIR/uploads */
+    if (rc == SD_OK && !job_status_is_final(j->status))
+        rc = insert_upload_chunks(pc, j->id, j->upload_path, true, err);
     for (int i = 0; rc == SD_OK && i < n_results; i++)
         rc = run_statement(pc, "import job",
                            "INSERT INTO results (job_id, format, content_type, body)"
@@ -1384,6 +1435,51 @@ static enum sd_err pg_job_import(struct store *s, const struct store_job *j,
     if (rc == SD_OK)
         rc = tx_end(pc, import_rows(pc, j, results, n_results, added, err), "import job", err);
     conn_give(st, pc);
+    return rc;
+}
+
+/* One chunk of an upload (bytea, text form) appended to the file at ctx. */
+static enum sd_err write_chunk(const PGresult *r, int row, void *ctx, struct sd_error *err)
+{
+    FILE *f = ctx;
+    size_t n = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 0), &n);
+    if (!raw)
+        return sd_fail(err, SD_ENOMEM, "upload chunk");
+    bool ok = fwrite(raw, 1, n, f) == n;
+    PQfreemem(raw);
+    return ok ? SD_OK : sd_fail(err, SD_EIO, "cannot write the upload copy: %s", strerror(errno));
+}
+
+/* One query per chunk: the worker holds one chunk at a time, whatever the upload's size. */
+static enum sd_err pg_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                                   struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    int fd = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        enum sd_err rc = sd_fail(err, SD_EIO, "cannot create %s: %s", dest_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    enum sd_err rc = conn_take(st, &pc, err);
+    int64_t n = 0;
+    for (int rows = 1; rc == SD_OK && rows == 1; n++)
+        rc = run_statement(pc, "fetch upload",
+                           "SELECT data FROM upload_chunks WHERE job_id = $1 AND n = $2",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_I64(n), SQL_END}, write_chunk, f,
+                           &rows, err);
+    if (pc)
+        conn_give(st, pc);
+    if (fclose(f) != 0 && rc == SD_OK)
+        rc = sd_fail(err, SD_EIO, "cannot write %s: %s", dest_path, strerror(errno));
+    if (rc == SD_OK && n == 1)
+        rc = sd_fail(err, SD_ENOTFOUND, "job '%s' has no upload in the store", id);
+    if (rc != SD_OK)
+        unlink(dest_path);
     return rc;
 }
 
@@ -1424,6 +1520,7 @@ static const struct store_ops postgres_ops = {
     .wake_waiters = pg_wake_waiters,
     .callback_claim = pg_callback_claim,
     .job_import = pg_job_import,
+    .upload_fetch = pg_upload_fetch,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

@@ -276,3 +276,18 @@ void store_wake_waiters(struct store *s)
     if (s->ops->wake_waiters)
         s->ops->wake_waiters(s);
 }
+
+/* ---- uploads in the store ---- */
+
+bool store_keeps_uploads(const struct store *s)
+{
+    return s->ops->upload_fetch != NULL;
+}
+
+enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                               struct sd_error *err)
+{
+    if (!s->ops->upload_fetch)
+        return sd_fail(err, SD_ENOTFOUND, "the %s store keeps no uploads", s->ops->name);
+    return s->ops->upload_fetch(s, id, dest_path, err);
+}

@@ -163,6 +163,9 @@ struct store_ops {
     enum sd_err (*job_import)(struct store *s, const struct store_job *j,
                               const struct store_result *results, int n_results, bool *added,
                               struct sd_error *err);
+    /* uploads kept in the store (see "Uploads in the store"); NULL: files only (SQLite) */
+    enum sd_err (*upload_fetch)(struct store *s, const char *id, const char *dest_path,
+                                struct sd_error *err);
 };
 
 struct store {
@@ -196,7 +199,11 @@ enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct
 enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
 void store_close(struct store *s);
 
-/* Inserts a new job (status QUEUED, seq assigned, owned by j->owner) and its upload metadata. */
+/*
+ * Inserts a new job (status QUEUED, seq assigned, owned by j->owner) and its
+ * upload metadata. A store that keeps uploads (store_keeps_uploads) also
+ * copies the file at j->upload_path into itself, in the same transaction.
+ */
 enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct sd_error *err);
 /*
  * SD_ENOTFOUND if unknown (or not owner's: see "Tenants"). On SD_OK the
@@ -341,5 +348,26 @@ enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
 enum sd_err store_job_import(struct store *s, const struct store_job *j,
                              const struct store_result *results, int n_results, bool *added,
                              struct sd_error *err);
+
+/*
+ * Uploads in the store (PostgreSQL): so that a worker on another machine,
+ * with no filesystem shared with the API node, can read a job's audio, the
+ * insert copies the upload file into the database in chunks of
+ * STORE_UPLOAD_CHUNK bytes (never the whole file in memory), and a worker
+ * streams it back into a local file of its own. The chunks go with the job
+ * (store_job_delete) and with its upload (store_purge). SQLite keeps the
+ * file where it is: the path in the row is the audio.
+ */
+#define STORE_UPLOAD_CHUNK (1024 * 1024)
+/* True if job inserts copy the upload into the store (the file may go after the insert). */
+bool store_keeps_uploads(const struct store *s);
+/*
+ * Writes job id's stored upload to dest_path (created or truncated, mode
+ * 0600), one chunk at a time. SD_ENOTFOUND when the store holds no bytes for
+ * the job (a job from before uploads were kept, or a store that keeps none):
+ * its upload_path is then the audio.
+ */
+enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                               struct sd_error *err);
 
 #endif
