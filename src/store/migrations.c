@@ -131,6 +131,11 @@ static const char *const pg_migrations[] = {
     "  n INTEGER NOT NULL,"
     "  data BYTEA NOT NULL,"
     "  PRIMARY KEY (job_id, n));",
+    /* 7: per-key rate limits shared by every API node: a token bucket per key */
+    "CREATE TABLE rate_buckets ("
+    "  key TEXT PRIMARY KEY,"
+    "  tokens DOUBLE PRECISION NOT NULL,"
+    "  updated_ms BIGINT NOT NULL);",
 };
 
 int store_migration_count(void)

@@ -1483,6 +1483,57 @@ static enum sd_err pg_upload_fetch(struct store *s, const char *id, const char *
     return rc;
 }
 
+static enum sd_err read_f64(const PGresult *r, int row, void *ctx, struct sd_error *err)
+{
+    (void)err;
+    *(double *)ctx = col_f64(r, row, 0);
+    return SD_OK;
+}
+
+/*
+ * The bucket refilled to now (database clock) minus one token, in one
+ * statement: the row lock of the upsert orders concurrent takers from every
+ * node. A bucket without a whole token is left as it is (no row returned);
+ * a second read says how long until it has one.
+ */
+static enum sd_err pg_rate_take(struct store *s, const char *key, double per_minute,
+                                double burst, bool *taken, int *retry_after_s,
+                                struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    double per_ms = per_minute / 60000.0, tokens = 0;
+    int rows = 0;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+#define REFILLED "LEAST($3::float8, b.tokens + (" NOW_MS " - b.updated_ms) * $2::float8)"
+    rc = run_statement(pc, "rate limit",
+                       "INSERT INTO rate_buckets AS b (key, tokens, updated_ms)"
+                       " VALUES ($1, $3::float8 - 1, " NOW_MS ") ON CONFLICT (key) DO UPDATE"
+                       " SET tokens = " REFILLED " - 1, updated_ms = " NOW_MS
+                       " WHERE " REFILLED " >= 1 RETURNING b.tokens",
+                       (struct sql_arg[]){SQL_TEXT(key), SQL_F64(per_ms), SQL_F64(burst),
+                                          SQL_END},
+                       NULL, NULL, &rows, err);
+    if (rc == SD_OK && rows == 0)
+        rc = run_statement(pc, "rate limit",
+                           "SELECT " REFILLED " FROM rate_buckets b WHERE b.key = $1",
+                           (struct sql_arg[]){SQL_TEXT(key), SQL_F64(per_ms), SQL_F64(burst),
+                                              SQL_END},
+                           read_f64, &tokens, NULL, err);
+#undef REFILLED
+    conn_give(st, pc);
+    if (rc != SD_OK)
+        return rc;
+    *taken = rows == 1;
+    if (!*taken) {
+        double wait_s = (1.0 - tokens) / (per_ms * 1000.0);
+        *retry_after_s = wait_s < 1 ? 1 : (int)(wait_s + 0.999);
+    }
+    return SD_OK;
+}
+
 static void pg_wake_waiters(struct store *s)
 {
     uint64_t one = 1;
@@ -1521,6 +1572,7 @@ static const struct store_ops postgres_ops = {
     .callback_claim = pg_callback_claim,
     .job_import = pg_job_import,
     .upload_fetch = pg_upload_fetch,
+    .rate_take = pg_rate_take,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

@@ -291,3 +291,24 @@ enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest
         return sd_fail(err, SD_ENOTFOUND, "the %s store keeps no uploads", s->ops->name);
     return s->ops->upload_fetch(s, id, dest_path, err);
 }
+
+/* ---- shared rate limits ---- */
+
+bool store_has_shared_rate_limits(const struct store *s)
+{
+    return s->ops->rate_take != NULL;
+}
+
+enum sd_err store_rate_take(struct store *s, const char *key, double per_minute, double burst,
+                            bool *taken, int *retry_after_s, struct sd_error *err)
+{
+    *taken = true;
+    *retry_after_s = 0;
+    if (!s->ops->rate_take)
+        return sd_fail(err, SD_EUNSUPPORTED, "the %s store has no shared rate limits",
+                       s->ops->name);
+    if (per_minute <= 0)
+        return SD_OK;
+    return s->ops->rate_take(s, key, per_minute, burst >= 1 ? burst : 1, taken, retry_after_s,
+                             err);
+}

@@ -166,6 +166,9 @@ struct store_ops {
     /* uploads kept in the store (see "Uploads in the store"); NULL: files only (SQLite) */
     enum sd_err (*upload_fetch)(struct store *s, const char *id, const char *dest_path,
                                 struct sd_error *err);
+    /* cluster-wide rate limits (see "Shared rate limits"); NULL: limits stay per process */
+    enum sd_err (*rate_take)(struct store *s, const char *key, double per_minute, double burst,
+                             bool *taken, int *retry_after_s, struct sd_error *err);
 };
 
 struct store {
@@ -369,5 +372,22 @@ bool store_keeps_uploads(const struct store *s);
  */
 enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest_path,
                                struct sd_error *err);
+
+/*
+ * Shared rate limits (PostgreSQL): one token bucket row per key, refilled by
+ * the database's clock and taken from in one atomic statement, so a key's
+ * limit holds across every API node (not the limit times the nodes). SQLite
+ * (one node) keeps the in-memory buckets of server/ratelimit.h.
+ */
+/* True if store_rate_take works (a bucket shared by every node of the store). */
+bool store_has_shared_rate_limits(const struct store *s);
+/*
+ * Takes one token from key's bucket (per_minute tokens refill continuously
+ * up to burst; a new key starts full). *taken false: none left, and
+ * *retry_after_s (>= 1) says when one will be. SD_EUNSUPPORTED from a store
+ * without shared buckets; a database error leaves the caller to decide.
+ */
+enum sd_err store_rate_take(struct store *s, const char *key, double per_minute, double burst,
+                            bool *taken, int *retry_after_s, struct sd_error *err);
 
 #endif
