@@ -10,7 +10,8 @@
  * the slow poll (which also finds other nodes' expired leases).
  *
  * The heartbeat renews the leases of the jobs on the local queue every
- * lease/4, so a run only loses its lease when the node cannot reach the
+ * lease/4 (and once a lease re-claims the webhooks dead nodes held:
+ * callbacks_reclaim), so a run only loses its lease when the node cannot reach the
  * database for a whole lease; the worker then notices at its next progress
  * write and stops (worker.c). A claimed job no longer on the queue (its
  * outcome could not be written: the database was away) is not renewed, so
@@ -159,6 +160,7 @@ static void *heartbeat_main(void *arg)
     struct cluster *c = arg;
     struct jobs *js = c->js;
     bool failing = false;
+    unsigned beats = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->stop_beating) {
         struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, js->o.lease_ms / 4);
@@ -186,6 +188,9 @@ static void *heartbeat_main(void *arg)
         } else {
             failing = false;
         }
+        /* once a lease: webhooks left behind by dead nodes move here */
+        if (++beats % 4 == 0)
+            callbacks_reclaim(js->cb);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);

@@ -1374,6 +1374,33 @@ static enum sd_err pg_callback_claim(struct store *s, const char *id, int hold_m
         id, err);
 }
 
+/*
+ * One statement: the claim and the list (the CTE's SELECT reads the rows as
+ * before the UPDATE, which changed none of the columns it returns).
+ */
+static enum sd_err pg_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                        struct store_job **out, int *n, struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    if (!st->node_id[0])
+        return SD_OK;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = collect_jobs(pc, "reclaim webhooks",
+                      "WITH c AS (UPDATE jobs SET cb_owner = $1, cb_until_ms = " NOW_MS " + $2"
+                      " WHERE cb_state = $3 AND status IN ('succeeded', 'failed', 'cancelled')"
+                      " AND CASE WHEN cb_owner IS NULL THEN finished_ms < " NOW_MS " - $4"
+                      " ELSE cb_until_ms < " NOW_MS " END RETURNING id)"
+                      " SELECT " JOB_COLUMNS " WHERE j.id IN (SELECT id FROM c) ORDER BY j.seq",
+                      (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(hold_ms),
+                                         SQL_I64(STORE_CB_PENDING), SQL_I64(grace_ms), SQL_END},
+                      0, out, n, NULL, err);
+    conn_give(st, pc);
+    return rc;
+}
+
 /* The job row as it is, its upload row and its results (caller holds a transaction). */
 static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
                                const struct store_result *results, int n_results, bool *added,
@@ -1573,6 +1600,7 @@ static const struct store_ops postgres_ops = {
     .job_import = pg_job_import,
     .upload_fetch = pg_upload_fetch,
     .rate_take = pg_rate_take,
+    .callbacks_reclaim = pg_callbacks_reclaim,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

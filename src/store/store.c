@@ -262,6 +262,15 @@ enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
     return s->ops->callback_claim ? s->ops->callback_claim(s, id, hold_ms, err) : SD_OK;
 }
 
+enum sd_err store_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                    struct store_job **out, int *n, struct sd_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->callbacks_reclaim ? s->ops->callbacks_reclaim(s, hold_ms, grace_ms, out, n, err)
+                                     : SD_OK;
+}
+
 enum sd_err store_job_import(struct store *s, const struct store_job *j,
                              const struct store_result *results, int n_results, bool *added,
                              struct sd_error *err)

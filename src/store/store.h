@@ -169,6 +169,8 @@ struct store_ops {
     /* cluster-wide rate limits (see "Shared rate limits"); NULL: limits stay per process */
     enum sd_err (*rate_take)(struct store *s, const char *key, double per_minute, double burst,
                              bool *taken, int *retry_after_s, struct sd_error *err);
+    enum sd_err (*callbacks_reclaim)(struct store *s, int hold_ms, int grace_ms,
+                                     struct store_job **out, int *n, struct sd_error *err);
 };
 
 struct store {
@@ -342,6 +344,17 @@ void store_wake_waiters(struct store *s);
  */
 enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
                                  struct sd_error *err);
+/*
+ * Webhooks of lost nodes: claims for this node (as store_callback_claim,
+ * for hold_ms) every PENDING delivery of a final job whose holder's claim
+ * expired, or that no node claimed grace_ms after the job finished (the
+ * node that ran it died first), and returns those jobs (caller owns:
+ * store_jobs_free). Run now and then by every live node, so a delivery
+ * moves without waiting for a restart. SD_OK with none in a store that is
+ * not shared.
+ */
+enum sd_err store_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                    struct store_job **out, int *n, struct sd_error *err);
 /*
  * `scribed store copy`: writes job j as it is (status, times, attempts,
  * webhook state, upload metadata) with its results, in one transaction. A
