@@ -88,6 +88,7 @@ static void push_claimed(struct jobs *js, struct store_job *sj)
         /* the database (or this disk) failed mid-copy: another node, or a later claim, retries */
         log_event(js->log, LOG_WARN, "job.upload_fetch_failed",
                   (struct log_field[]){LOG_STR("job", sj->id), LOG_STR("error", e.msg), LOG_END});
+        metrics_queue(js->metrics, METRICS_QUEUE_DB_ERROR);
         store_job_requeue(js->store, sj->id, NULL);
         stt_params_clear(&p);
         return;
