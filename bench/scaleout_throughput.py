@@ -112,6 +112,11 @@ def measure_move(root, url):
           f"(default lease 20 s, poll 5 s)", flush=True)
 
 
+def load():
+    """The machine's load average: other work on the box skews jobs/min."""
+    return "load %.2f %.2f %.2f" % os.getloadavg()
+
+
 def stop(procs):
     for p in procs:
         p.send_signal(signal.SIGTERM)
@@ -139,7 +144,7 @@ def main():
             p, api = start("serve", d + "/s", ["--workers", str(n)], d + "/s.log")
             jpm = run_jobs(api, a.jobs)
             stop([p])
-            print(f"sqlite   workers={n} jobs={a.jobs} {jpm:.0f} jobs/min", flush=True)
+            print(f"sqlite   workers={n} jobs={a.jobs} {jpm:.0f} jobs/min {load()}", flush=True)
             db = f"b{n}_{os.getpid()}"
             subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {db}"], check=True)
             dburl = url.rsplit("/", 1)[0] + "/" + db
@@ -154,7 +159,7 @@ def main():
             jpm = run_jobs(api, a.jobs)
             stop(procs)
             print(f"postgres workers={n} jobs={a.jobs} {jpm:.0f} jobs/min "
-                  f"(1 API node + {n} worker processes)", flush=True)
+                  f"(1 API node + {n} worker processes, separate data dirs) {load()}", flush=True)
         measure_move(root, url)
     finally:
         subprocess.run([os.path.join(REPO, "tests", "pg", "pg.sh"), "stop", pg])
