@@ -1073,6 +1073,11 @@ static enum sd_err pg_purge(struct store *s, int64_t uploads_before_ms, int64_t 
         rc = purge_uploads(pc, uploads_before_ms, &p, err);
         if (rc == SD_OK)
             rc = purge_results(pc, results_before_ms, &p, err);
+        /* rate buckets idle a day are as good as full: a new key's bucket is the same */
+        if (rc == SD_OK)
+            rc = exec_simple(pc, "retention",
+                             "DELETE FROM rate_buckets WHERE updated_ms < " NOW_MS " - 86400000",
+                             err);
         rc = tx_end(pc, rc, "retention commit", err);
     }
     conn_give(st, pc);

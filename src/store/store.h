@@ -357,7 +357,9 @@ enum sd_err store_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
                                     struct store_job **out, int *n, struct sd_error *err);
 /*
  * `scribed store copy`: writes job j as it is (status, times, attempts,
- * webhook state, upload metadata) with its results, in one transaction. A
+ * webhook state, upload metadata) with its results, in one transaction; a
+ * job not final also brings its upload file's bytes (store_keeps_uploads),
+ * when the file is still there. A
  * job whose id exists is left alone (*added false), so a copy can be re-run.
  * SD_EUNSUPPORTED from a store that cannot be a copy's destination (SQLite).
  */
