@@ -98,8 +98,13 @@ def measure_move(root, url):
                             timeout=60).json()["id"]
     while requests.get(f"{api}/v1/jobs/{jid}", timeout=5).json()["status"] != "running":
         time.sleep(0.02)
-    victim = next(w for w, base in workers
-                  if requests.get(base + "/health", timeout=5).json()["jobs_running"] == 1)
+    # "running" in the store comes at the claim; the worker runs it once its upload is fetched
+    victim = None
+    while victim is None:
+        victim = next((w for w, base in workers
+                       if requests.get(base + "/health", timeout=5).json()["jobs_running"] == 1),
+                      None)
+        time.sleep(0.02)
     victim.kill()
     victim.wait()
     t0 = time.time()
