@@ -12,7 +12,8 @@
  * busy flags; a connection is used by one thread at a time, without it.
  *
  * Every query goes through run_statement() with its arguments as a
- * struct sql_arg array (sql.h) sent as PQexecParams parameters ($1, $2 ...);
+ * struct sql_arg array (sql.h) sent as PQexecParams parameters ($1, $2 ...;
+ * the statements shared with sqlite.c, statements.h, write them ?1, ?2 ...);
  * result rows come back through a row_reader. The operations follow
  * sqlite.c's order, one function each; the shared queue's operations
  * (store.h, "Shared queue") come last.
@@ -37,6 +38,7 @@
 
 #include "store/migrations.h"
 #include "store/sql.h"
+#include "store/statements.h"
 #include "store/store.h"
 
 #define POOL_SIZE 4
@@ -73,17 +75,6 @@ static const char *node_arg(const struct pg_store *st)
 {
     return st->node_id[0] ? st->node_id : NULL;
 }
-
-/*
- * A job row, its columns grouped the way read_job takes them: id, owner and status,
- * 64-bit integers, small integers, reals, then the strings the job owns.
- */
-#define JOB_COLUMNS                                                                      \
-    "j.id, j.owner, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes," \
-    " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
-    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
-    " j.callback_error"                                                                    \
-    " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
 /*
  * The owner filter every client-facing query carries (store.h "Tenants"):
@@ -263,6 +254,16 @@ static enum sd_err run_statement(struct pg_conn *pc, const char *what, const cha
      * only when it is used: outside a transaction the statement cannot have
      * half-happened with the connection, so it is sent once more on a new one.
      */
+    /* statements.h's ?N placeholders are PostgreSQL's $N: the same length, one copy */
+    char *own_sql = NULL;
+    if (strchr(sql, '?')) {
+        if (!(own_sql = strdup(sql)))
+            return sd_fail(err, SD_ENOMEM, "database %s", what);
+        for (char *q = own_sql; *q; q++)
+            if (q[0] == '?' && q[1] >= '0' && q[1] <= '9')
+                q[0] = '$';
+        sql = own_sql;
+    }
     bool outside_tx = PQtransactionStatus(pc->c) == PQTRANS_IDLE;
     PGresult *res = NULL;
     ExecStatusType status = PGRES_FATAL_ERROR;
@@ -290,6 +291,7 @@ static enum sd_err run_statement(struct pg_conn *pc, const char *what, const cha
             *rows = status == PGRES_TUPLES_OK ? n_rows : atoi(PQcmdTuples(res));
     }
     PQclear(res);
+    free(own_sql);
     return rc;
 }
 
@@ -554,8 +556,7 @@ static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j
 {
     enum sd_err rc = run_statement(
         pc, "insert job",
-        "INSERT INTO jobs (id, owner, status, params, callback_url, created_ms, cb_state)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        STMT_INSERT_JOB,
         (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->owner),
                            SQL_TEXT(job_status_name(JOB_QUEUED)),
                            SQL_TEXT(j->params_json ? j->params_json : "{}"),
@@ -565,8 +566,7 @@ static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "insert job",
-                         "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                         " VALUES ($1, $2, $3, $4, $5)",
+                         STMT_INSERT_UPLOAD,
                          (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                             SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                             SQL_I64(j->created_ms), SQL_END},
@@ -681,8 +681,7 @@ static enum sd_err pg_job_start(struct store *s, const char *id, int64_t now_ms,
 {
     return take_and_update_job(
         impl(s), "start job",
-        "UPDATE jobs SET status = 'running', started_ms = $1, progress = 0,"
-        " attempts = attempts + 1 WHERE id = $2 AND status = 'queued'",
+        STMT_START_JOB,
         (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
 }
 
@@ -800,9 +799,7 @@ static enum sd_err pg_job_cancel(struct store *s, const char *id, const char *ow
         *was = cur;
         if (!job_status_is_final(cur))
             rc = update_job(pc, "cancel job",
-                            "UPDATE jobs SET status = 'cancelled', finished_ms = $1,"
-                            " error_code = 'cancelled', error_message = 'cancelled by the client'"
-                            " WHERE id = $2",
+                            STMT_CANCEL_JOB,
                             (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
     }
     rc = tx_end(pc, rc, "cancel job", err);
@@ -852,7 +849,7 @@ static enum sd_err pg_job_delete(struct store *s, const char *id, const char *ow
             *was = d.status;
         /* uploads and results go with the row (ON DELETE CASCADE) */
         if (rc == SD_OK && job_status_is_final(d.status))
-            rc = run_statement(pc, "delete job", "DELETE FROM jobs WHERE id = $1",
+            rc = run_statement(pc, "delete job", STMT_DELETE_JOB,
                                (struct sql_arg[]){SQL_TEXT(id), SQL_END}, NULL, NULL, NULL, err);
         rc = tx_end(pc, rc, "delete job", err);
     }
@@ -980,7 +977,7 @@ static enum sd_err pg_callback_set(struct store *s, const char *id, enum store_c
 {
     return take_and_update_job(
         impl(s), "callback state",
-        "UPDATE jobs SET cb_state = $1, cb_attempts = $2, callback_error = $3 WHERE id = $4",
+        STMT_SET_CALLBACK,
         (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(error), SQL_TEXT(id),
                            SQL_END},
         id, err);
@@ -1047,15 +1044,13 @@ static enum sd_err purge_results(struct pg_conn *pc, int64_t before_ms, struct s
                                  struct sd_error *err)
 {
     enum sd_err rc = run_statement(pc, "retention",
-                                   "UPDATE jobs SET results_expired = 1 WHERE results_expired = 0"
-                                   " AND finished_ms > 0 AND finished_ms < $1",
+                                   STMT_EXPIRE_RESULTS,
                                    (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, NULL, NULL,
                                    &p->n_results_deleted, err);
     if (rc != SD_OK)
         return rc;
     return exec_simple(pc, "retention",
-                       "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE"
-                       " results_expired = 1)",
+                       STMT_DELETE_EXPIRED_RESULTS,
                        err);
 }
 
@@ -1103,7 +1098,7 @@ static enum sd_err pg_count(struct store *s, enum job_status js, int64_t *n, str
     enum sd_err rc = conn_take(st, &pc, err);
     if (rc != SD_OK)
         return rc;
-    rc = run_statement(pc, "count jobs", "SELECT COUNT(*) FROM jobs WHERE status = $1",
+    rc = run_statement(pc, "count jobs", STMT_COUNT_JOBS,
                        (struct sql_arg[]){SQL_TEXT(job_status_name(js)), SQL_END}, read_int64, n,
                        NULL, err);
     conn_give(st, pc);
@@ -1128,8 +1123,7 @@ static enum sd_err pg_key_insert(struct store *s, const struct store_key *k, str
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "insert key",
-                       "INSERT INTO api_keys (id, name, prefix, hash, created_ms, admin)"
-                       " VALUES ($1, $2, $3, $4, $5, $6)",
+                       STMT_INSERT_KEY,
                        row, NULL, NULL, NULL, err);
     rc = reused_id_is_invalid(pc, rc, "key", k->id, err);
     conn_give(st, pc);
@@ -1171,8 +1165,7 @@ static enum sd_err pg_key_list(struct store *s, struct store_key **out, int *n,
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "list keys",
-                       "SELECT id, name, prefix, hash, created_ms, last_used_ms,"
-                       " revoked_ms, admin FROM api_keys ORDER BY created_ms, id",
+                       STMT_LIST_KEYS,
                        NULL, add_key_row, &vec, NULL, err);
     conn_give(st, pc);
     if (rc != SD_OK) {
@@ -1204,8 +1197,7 @@ static enum sd_err pg_key_revoke(struct store *s, const char *id, int64_t now_ms
                                  struct sd_error *err)
 {
     return key_update(impl(s),
-                      "UPDATE api_keys SET revoked_ms = CASE WHEN revoked_ms = 0 THEN $1"
-                      " ELSE revoked_ms END WHERE id = $2",
+                      STMT_REVOKE_KEY,
                       id, now_ms, "revoke key", err);
 }
 
@@ -1432,8 +1424,7 @@ static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
     if (rc != SD_OK || !*added)
         return rc;
     rc = run_statement(pc, "import job",
-                       "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                       " VALUES ($1, $2, $3, $4, $5)",
+                       STMT_INSERT_UPLOAD,
                        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                           SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                           SQL_I64(j->created_ms), SQL_END},

@@ -176,6 +176,18 @@ TEST(store_sqlite_is_not_a_shared_queue)
     CHECK_EQ_INT(store_queue_attach(s, "n1", 5000, &e), SD_EUNSUPPORTED);
     struct store_job j = {0};
     CHECK_EQ_INT(store_job_claim(s, 3, INT64_MAX, &j, &e), SD_EUNSUPPORTED);
+    /* nor does it keep uploads, share rate buckets or re-claim webhooks (one node) */
+    CHECK(!store_keeps_uploads(s));
+    CHECK(!store_has_shared_rate_limits(s));
+    snprintf(url, sizeof(url), "%s/out", dir);
+    CHECK_EQ_INT(store_upload_fetch(s, "job_x", url, &e), SD_ENOTFOUND);
+    bool taken = false;
+    int retry = 0;
+    CHECK_EQ_INT(store_rate_take(s, "k", 60, 5, &taken, &retry, &e), SD_EUNSUPPORTED);
+    struct store_job *v = NULL;
+    int n = -1;
+    CHECK_OK(store_callbacks_reclaim(s, 1000, 1000, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 0);
     store_close(s);
     snprintf(url, sizeof(url), "rm -rf '%s'", dir);
     CHECK(system(url) == 0);
@@ -450,31 +462,6 @@ static bool same_file(const char *a, const char *b)
     if (fb)
         fclose(fb);
     return same;
-}
-
-TEST(store_sqlite_keeps_no_uploads_nor_shared_limits)
-{
-    char *dir = sut_temp_dir();
-    char url[600];
-    struct store *s = NULL;
-    struct sd_error e = {0};
-    snprintf(url, sizeof(url), "%s/u.db", dir);
-    CHECK_OK(store_open(url, &s, &e), &e);
-    CHECK(!store_keeps_uploads(s));
-    CHECK(!store_has_shared_rate_limits(s));
-    snprintf(url, sizeof(url), "%s/out", dir);
-    CHECK_EQ_INT(store_upload_fetch(s, "job_x", url, &e), SD_ENOTFOUND);
-    bool taken = false;
-    int retry = 0;
-    CHECK_EQ_INT(store_rate_take(s, "k", 60, 5, &taken, &retry, &e), SD_EUNSUPPORTED);
-    struct store_job *v = NULL;
-    int n = -1;
-    CHECK_OK(store_callbacks_reclaim(s, 1000, 1000, &v, &n, &e), &e);
-    CHECK_EQ_INT(n, 0);
-    store_close(s);
-    snprintf(url, sizeof(url), "rm -rf '%s'", dir);
-    CHECK(system(url) == 0);
-    free(dir);
 }
 
 TEST(store_pg_keeps_uploads_in_chunks)
