@@ -76,13 +76,6 @@ static const char *node_arg(const struct pg_store *st)
     return st->node_id[0] ? st->node_id : NULL;
 }
 
-/*
- * The owner filter every client-facing query carries (store.h "Tenants"):
- * $N IS NULL (any owner) OR the row's owner is $N. One SQL fragment with its
- * parameter number, as in sqlite.c, so each query reads alike.
- */
-#define OWNER_IS(col, n) " ($" #n "::text IS NULL OR " col " = $" #n ")"
-
 static struct pg_store *impl(struct store *s)
 {
     return (struct pg_store *)s;
@@ -606,7 +599,7 @@ static enum sd_err pg_job_get(struct store *s, const char *id, const char *owner
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "get job",
-                       "SELECT " JOB_COLUMNS " WHERE j.id = $1 AND" OWNER_IS("j.owner", 2),
+                       STMT_GET_JOB,
                        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_job, &job,
                        &rows, err);
     conn_give(st, pc);
@@ -633,7 +626,7 @@ static enum sd_err pg_job_list(struct store *s, const char *owner, const char *a
         return rc;
     /* a cursor that names no job (of this owner) is the client's mistake */
     if (after_id &&
-        (run_statement(pc, "list jobs", "SELECT 1 FROM jobs WHERE id = $1 AND" OWNER_IS("owner", 2),
+        (run_statement(pc, "list jobs", STMT_OWNER_HAS_JOB,
                        (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(owner), SQL_END}, NULL,
                        NULL, &cursor_rows, NULL) != SD_OK ||
          cursor_rows == 0))
@@ -953,8 +946,7 @@ static enum sd_err pg_result_get(struct store *s, const char *id, const char *ow
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "get result",
-                       "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id"
-                       " WHERE r.job_id = $1 AND r.format = $2 AND" OWNER_IS("j.owner", 3),
+                       STMT_GET_RESULT,
                        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_TEXT(owner),
                                           SQL_END},
                        read_result, &r, &rows, err);

@@ -322,13 +322,6 @@ static enum sd_err sq_job_insert(struct store *s, const struct store_job *j, str
     return rc;
 }
 
-/*
- * The owner filter every client-facing query carries (store.h "Tenants"):
- * ?N IS NULL (any owner) OR the row's owner is ?N. Kept as one SQL
- * fragment with its parameter number so each query reads alike.
- */
-#define OWNER_IS(col, n) " (?" #n " IS NULL OR " col " = ?" #n ")"
-
 static enum sd_err sq_job_get(struct store *s, const char *id, const char *owner,
                               struct store_job *out, struct sd_error *err)
 {
@@ -339,7 +332,7 @@ static enum sd_err sq_job_get(struct store *s, const char *id, const char *owner
     /* ids are unique: one row at most */
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(
-        st, "get job", "SELECT " JOB_COLUMNS " WHERE j.id = ?1 AND" OWNER_IS("j.owner", 2),
+        st, "get job", STMT_GET_JOB,
         (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_job, &job, &rows, err);
     pthread_mutex_unlock(&st->mu);
     if (rc == SD_OK && rows == 0)
@@ -365,7 +358,7 @@ static enum sd_err sq_job_list(struct store *s, const char *owner, const char *a
     /* a cursor that names no job is the client's mistake, whatever the lookup said */
     if (after_id &&
         (run_statement(st, "list jobs",
-                       "SELECT 1 FROM jobs WHERE id = ?1 AND" OWNER_IS("owner", 2),
+                       STMT_OWNER_HAS_JOB,
                        (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(owner), SQL_END}, NULL,
                        NULL, &cursor_rows, NULL) != SD_OK ||
          cursor_rows == 0))
@@ -633,8 +626,7 @@ static enum sd_err sq_result_get(struct store *s, const char *id, const char *ow
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(
         st, "get result",
-        "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id"
-        " WHERE r.job_id = ?1 AND r.format = ?2 AND" OWNER_IS("j.owner", 3),
+        STMT_GET_RESULT,
         (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_TEXT(owner), SQL_END}, read_result,
         &r, &rows, err);
     pthread_mutex_unlock(&st->mu);

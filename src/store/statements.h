@@ -22,6 +22,24 @@
     " j.callback_error"                                                                    \
     " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
+/*
+ * The owner filter every client-facing query carries (store.h "Tenants"):
+ * argument n NULL (any owner) or the row's owner. The CAST gives PostgreSQL
+ * the parameter's type; SQLite reads it the same.
+ */
+#define OWNER_IS(col, n) " (CAST(?" #n " AS TEXT) IS NULL OR " col " = ?" #n ")"
+
+/* one job of an owner (or of anyone) */
+#define STMT_GET_JOB "SELECT " JOB_COLUMNS " WHERE j.id = ?1 AND" OWNER_IS("j.owner", 2)
+
+/* is id one of owner's jobs (a list cursor must be) */
+#define STMT_OWNER_HAS_JOB "SELECT 1 FROM jobs WHERE id = ?1 AND" OWNER_IS("owner", 2)
+
+/* one rendered result of an owner's job */
+#define STMT_GET_RESULT                                                        \
+    "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id" \
+    " WHERE r.job_id = ?1 AND r.format = ?2 AND" OWNER_IS("j.owner", 3)
+
 /* a new job row (QUEUED) */
 #define STMT_INSERT_JOB                                                              \
     "INSERT INTO jobs (id, owner, status, params, callback_url, created_ms, cb_state)" \
