@@ -2,9 +2,9 @@
  * store_copy.c - `scribed store copy --from DATA_DIR --to URL`: moves a
  * single-node deployment's SQLite store (jobs with their results, upload
  * metadata, API keys) into PostgreSQL, so users who outgrow one machine keep
- * their data. Run it with the service stopped. Upload files stay where they
- * are (DATA_DIR/uploads): give the new nodes that directory. Re-running it
- * copies only what is missing.
+ * their data. Run it with the service stopped. The uploads of jobs not yet
+ * finished go into the database with them (store_job_import), so the new
+ * nodes need nothing of DATA_DIR. Re-running it copies only what is missing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static int copy_usage(void)
 {
     fprintf(stderr, "usage: scribed store copy --from DATA_DIR --to postgres://USER:PASS@HOST/DB\n"
                     "  copies DATA_DIR/scribed.db (jobs, results, API keys) into PostgreSQL;\n"
-                    "  stop the service first. Upload files stay in DATA_DIR/uploads.\n");
+                    "  stop the service first. Uploads of unfinished jobs are copied too.\n");
     return 2;
 }
 

@@ -44,6 +44,7 @@ struct cb_thread {
     struct callbacks *cb;
     pthread_t thread;
     char busy_host[CB_HOST_MAX]; /* what it delivers to now, "" when idle (under cb->mu) */
+    char busy_id[STORE_ID_MAX];  /* the job it delivers now, "" when idle (under cb->mu) */
     bool started;
 };
 
@@ -75,6 +76,18 @@ static void url_host(const char *url, char *out, size_t n)
     curl_url_cleanup(u);
 }
 
+/* True if this node already has job id's delivery queued or in flight (caller holds mu). */
+static bool delivery_known_locked(const struct callbacks *cb, const char *id)
+{
+    for (const struct delivery *d = cb->list; d; d = d->next)
+        if (strcmp(d->id, id) == 0)
+            return true;
+    for (int i = 0; i < cb->n_threads; i++)
+        if (strcmp(cb->threads[i].busy_id, id) == 0)
+            return true;
+    return false;
+}
+
 void callbacks_push(struct callbacks *cb, const char *id, const char *url, int attempts_done)
 {
     if (!cb)
@@ -87,6 +100,12 @@ void callbacks_push(struct callbacks *cb, const char *id, const char *url, int a
     d->attempts = attempts_done;
     d->due_ms = sd_mono_ms();
     pthread_mutex_lock(&cb->mu);
+    /* one delivery per job on a node: a re-claimed one may be ours already (both would post) */
+    if (delivery_known_locked(cb, id)) {
+        pthread_mutex_unlock(&cb->mu);
+        free(d);
+        return;
+    }
     d->next = cb->list;
     cb->list = d;
     pthread_cond_broadcast(&cb->cv);
@@ -291,14 +310,42 @@ out:
     return ok;
 }
 
+/*
+ * How long one claim of a delivery holds: past one attempt and its first
+ * backoffs (another node waits rather than posts twice), plus the lease, so
+ * a dead node's webhooks move after about the time its jobs do.
+ */
+static int hold_for(const struct jobs *js)
+{
+    return js->o.callback_timeout_ms * 2 + js->o.callback_backoff_ms * 4 +
+           (js->o.lease_ms > 0 ? js->o.lease_ms : 60000);
+}
+
+void callbacks_reclaim(struct callbacks *cb)
+{
+    struct jobs *js = cb ? cb->js : NULL;
+    struct store_job *v = NULL;
+    int n = 0;
+    struct sd_error err = {0};
+    if (!js || store_callbacks_reclaim(js->store, hold_for(js), js->o.lease_ms, &v, &n, &err) !=
+                   SD_OK)
+        return; /* the database is away: the next beat tries again */
+    for (int i = 0; i < n; i++) {
+        log_event(js->log, LOG_INFO, "callback.reclaimed",
+                  (struct log_field[]){LOG_STR("job", v[i].id),
+                                       LOG_I64("attempts_done", v[i].cb_attempts), LOG_END});
+        callbacks_push(cb, v[i].id, v[i].callback_url, v[i].cb_attempts);
+    }
+    store_jobs_free(v, n);
+}
+
 static void deliver(struct callbacks *cb, struct delivery *d)
 {
     struct jobs *js = cb->js;
     struct store_job j = {0};
     char why[256] = "";
     long status = 0;
-    /* held past one attempt and its backoff: another node waits rather than posts twice */
-    int hold_ms = js->o.callback_timeout_ms * 2 + js->o.callback_backoff_ms * 4 + 60000;
+    int hold_ms = hold_for(js);
     if (store_job_get(js->store, d->id, NULL, &j, NULL) != SD_OK || !j.callback_url ||
         j.cb_state != STORE_CB_PENDING ||
         store_callback_claim(js->store, d->id, hold_ms, NULL) != SD_OK) {
@@ -381,10 +428,12 @@ static void *callbacks_main(void *arg)
         struct delivery *d = take_due_locked(cb, &wait_ms);
         if (d) {
             snprintf(self->busy_host, sizeof(self->busy_host), "%s", d->host);
+            snprintf(self->busy_id, sizeof(self->busy_id), "%s", d->id);
             pthread_mutex_unlock(&cb->mu);
             deliver(cb, d);
             pthread_mutex_lock(&cb->mu);
             self->busy_host[0] = '\0';
+            self->busy_id[0] = '\0';
             pthread_cond_broadcast(&cb->cv); /* a slot of that host is free again */
             continue;
         }

@@ -10,7 +10,8 @@
  * the slow poll (which also finds other nodes' expired leases).
  *
  * The heartbeat renews the leases of the jobs on the local queue every
- * lease/4, so a run only loses its lease when the node cannot reach the
+ * lease/4 (and once a lease re-claims the webhooks dead nodes held:
+ * callbacks_reclaim), so a run only loses its lease when the node cannot reach the
  * database for a whole lease; the worker then notices at its next progress
  * write and stops (worker.c). A claimed job no longer on the queue (its
  * outcome could not be written: the database was away) is not renewed, so
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "jobs/service.h"
 #include "util/clock.h"
@@ -46,17 +48,56 @@ static bool feeding(struct cluster *c)
     return on;
 }
 
+/*
+ * The job's audio on this node: a store that keeps uploads (PostgreSQL)
+ * streams it into DATA_DIR/uploads/ID.fetched.part (removed with the job;
+ * one left by a crash goes at the next start, like any *.part). A job the
+ * store holds no bytes for (copied from a deployment whose files stayed
+ * behind) reads its upload_path as before. *copy: path is a fetched copy.
+ */
+static enum sd_err local_audio(struct jobs *js, const struct store_job *sj, char *path,
+                               size_t n, bool *copy, struct sd_error *err)
+{
+    *copy = false;
+    snprintf(path, n, "%s", sj->upload_path ? sj->upload_path : "");
+    if (!store_keeps_uploads(js->store))
+        return SD_OK;
+    char dest[1200];
+    snprintf(dest, sizeof(dest), "%s/uploads/%s.fetched.part", js->o.data_dir, sj->id);
+    enum sd_err rc = store_upload_fetch(js->store, sj->id, dest, err);
+    if (rc == SD_ENOTFOUND)
+        return SD_OK;
+    if (rc == SD_OK) {
+        snprintf(path, n, "%s", dest);
+        *copy = true;
+    }
+    return rc;
+}
+
 /* The store's job as an in-memory job on the local queue; a job that cannot run fails. */
 static void push_claimed(struct jobs *js, struct store_job *sj)
 {
     struct stt_params p;
     struct job *j = NULL;
     struct sd_error e = {0};
+    char audio[1200];
+    bool copy = false;
     stt_params_init(&p);
-    if (stt_params_from_json(sj->params_json, &p, &e) == SD_OK &&
-        job_create(sj->id, false, &p, sj->upload_path, sj->upload_bytes, sj->callback_url, &j,
-                   &e) == SD_OK) {
+    enum sd_err fetched = local_audio(js, sj, audio, sizeof(audio), &copy, &e);
+    if (fetched != SD_OK && fetched != SD_ENOMEM) {
+        /* the database (or this disk) failed mid-copy: another node, or a later claim, retries */
+        log_event(js->log, LOG_WARN, "job.upload_fetch_failed",
+                  (struct log_field[]){LOG_STR("job", sj->id), LOG_STR("error", e.msg), LOG_END});
+        metrics_queue(js->metrics, METRICS_QUEUE_DB_ERROR);
+        store_job_requeue(js->store, sj->id, NULL);
+        stt_params_clear(&p);
+        return;
+    }
+    if (fetched == SD_OK && stt_params_from_json(sj->params_json, &p, &e) == SD_OK &&
+        job_create(sj->id, false, &p, audio, sj->upload_bytes, sj->callback_url, &j, &e) ==
+            SD_OK) {
         j->claimed = true;
+        j->upload_is_copy = copy;
         if (jobq_push(js->q, j, true, &e) != SD_OK) {
             /* shutting down: let another node have it now rather than at lease expiry */
             store_job_requeue(js->store, sj->id, NULL);
@@ -66,6 +107,8 @@ static void push_claimed(struct jobs *js, struct store_job *sj)
                                  .error_code = sd_err_name(e.code), .error_message = e.msg};
         store_job_finish(js->store, sj->id, &f, NULL);
     }
+    if (!j && copy)
+        unlink(audio);
     jobq_release(js->q, j);
     stt_params_clear(&p);
 }
@@ -118,6 +161,7 @@ static void *heartbeat_main(void *arg)
     struct cluster *c = arg;
     struct jobs *js = c->js;
     bool failing = false;
+    unsigned beats = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->stop_beating) {
         struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, js->o.lease_ms / 4);
@@ -145,6 +189,9 @@ static void *heartbeat_main(void *arg)
         } else {
             failing = false;
         }
+        /* once a lease: webhooks left behind by dead nodes move here */
+        if (++beats % 4 == 0)
+            callbacks_reclaim(js->cb);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -61,6 +62,8 @@ void job_free(struct job *j)
         return;
     stt_params_clear(&j->params);
     free(j->pcm);
+    if (j->upload_is_copy && j->upload_path)
+        unlink(j->upload_path);
     free(j->upload_path);
     free(j->callback_url);
     transcript_destroy(j->transcript);

@@ -37,6 +37,7 @@ struct job {
     atomic_bool cancel;        /* set by DELETE, a gone client, or drain */
     atomic_bool requeue;       /* drain: put back in the queue instead of failing */
     bool claimed;              /* set before queueing: the shared queue's store already started it */
+    bool upload_is_copy;       /* upload_path is this node's copy of a stored upload: job_free unlinks it */
     atomic_bool lost;          /* the store says this node no longer runs it (lease gone, cancelled) */
     /* guarded by the queue */
     enum job_status status;

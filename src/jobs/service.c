@@ -211,6 +211,12 @@ enum sd_err jobs_submit_async(struct jobs *js, const char *id, const char *owner
     sj.callback_url = (char *)callback_url;
     rc = store_job_insert(js->store, &sj, err);
     free(params);
+    /* the store holds the audio now (PostgreSQL): workers anywhere read it from there */
+    if (rc == SD_OK && store_keeps_uploads(js->store) && unlink(upload_path) != 0 &&
+        errno != ENOENT)
+        log_event(js->log, LOG_WARN, "job.upload_unlink_failed",
+                  (struct log_field[]){LOG_STR("job", id), LOG_STR("error", strerror(errno)),
+                                       LOG_END});
     if (rc != SD_OK || shared)
         return rc; /* shared: the insert's NOTIFY wakes the nodes' feeders */
     rc = job_create(id, false, p, upload_path, bytes, callback_url, &j, err);

@@ -177,6 +177,12 @@ enum sd_err callbacks_start(struct jobs *js, struct callbacks **out, struct sd_e
 void callbacks_push(struct callbacks *cb, const char *id, const char *url, int attempts_done);
 void callbacks_stop(struct callbacks *cb);
 /*
+ * Shared store: takes over the pending webhooks of nodes that died holding
+ * them (store_callbacks_reclaim) and queues them here. cluster.c runs it
+ * about once a lease; a no-op on a store that is not shared.
+ */
+void callbacks_reclaim(struct callbacks *cb);
+/*
  * At submission: SD_EINVAL (the message names the setting that allows it)
  * when the URL's host is an address that is not public (loopback, private,
  * link-local: an IP literal or localhost) and private targets are not

@@ -515,6 +515,9 @@ enum auth_outcome auth_verify(struct auth *a, const char *credential, int64_t no
 struct auth_gate {
     struct auth *auth;
     struct rl_buckets *by_key, *by_ip;
+    struct store *shared_buckets; /* borrowed; per-key buckets shared by the cluster, or NULL */
+    double key_rpm, burst;
+    atomic_bool shared_failing;   /* the last shared take failed (logged once per outage) */
     struct rl_slots *uploads;
     struct rl_slots *conns;       /* open connections per address */
     struct sd_log *log;           /* borrowed */
@@ -534,6 +537,11 @@ enum sd_err auth_gate_create(const struct config *cfg, struct store *store, stru
         return sd_fail(err, SD_ENOMEM, "auth gate");
     g->log = log;
     g->protect_metrics = cfg->protect_metrics != 0;
+    /* a key's limit is the cluster's when the store can share it (PostgreSQL) */
+    if (store && store_has_shared_rate_limits(store))
+        g->shared_buckets = store;
+    g->key_rpm = (double)cfg->rate_limit_key_rpm;
+    g->burst = (double)cfg->rate_limit_burst;
     g->max_uploads = (int)cfg->max_uploads_per_key;
     g->max_conns = (int)cfg->max_connections_per_ip;
     snprintf(g->client_ip_header, sizeof(g->client_ip_header), "%s",
@@ -587,6 +595,31 @@ void auth_gate_destroy(struct auth_gate *g)
     rl_slots_destroy(g->uploads);
     rl_slots_destroy(g->conns);
     free(g);
+}
+
+/*
+ * One token of principal's per-key bucket: the cluster's bucket in the store
+ * when there is one; while the database cannot answer, this node's own
+ * bucket (the limit then holds per node, and the node keeps serving).
+ */
+static bool take_key_token(struct auth_gate *g, const char *principal, double now_s,
+                           int *retry_after_s)
+{
+    if (g->shared_buckets) {
+        bool taken = true;
+        struct sd_error err = {0};
+        if (store_rate_take(g->shared_buckets, principal, g->key_rpm, g->burst, &taken,
+                            retry_after_s, &err) == SD_OK) {
+            if (atomic_exchange(&g->shared_failing, false))
+                log_event(g->log, LOG_INFO, "ratelimit.shared_back", NULL);
+            return taken;
+        }
+        if (!atomic_exchange(&g->shared_failing, true))
+            log_event(g->log, LOG_WARN, "ratelimit.shared_failed",
+                      (struct log_field[]){LOG_STR("error", err.msg),
+                                           LOG_STR("fallback", "per-node buckets"), LOG_END});
+    }
+    return rl_take(g->by_key, principal, now_s, retry_after_s);
 }
 
 /* The key an address counts under: IPv4 as is (also when v4-mapped), IPv6 by /64. */
@@ -753,7 +786,7 @@ void auth_gate_admit(struct auth_gate *g, struct http_request *r, const char *pe
     if (!open && auth_required(g->auth, sd_mono_ms())) {
         if (!authenticate(g, r, route_flags, ip, now_s, out))
             return;
-        if (!rl_take(g->by_key, out->principal, now_s, &retry)) {
+        if (!take_key_token(g, out->principal, now_s, &retry)) {
             atomic_fetch_add(&g->n_limited_key, 1);
             limited(out, retry, "API key", "rate_key");
             return;

@@ -167,12 +167,132 @@ static bool wait_for(struct http_request *r, struct job *j)
     return true;
 }
 
+/* The error a stored failed job recorded, as the code it was named after. */
+static enum sd_err stored_error(const struct store_job *sj)
+{
+    for (int c = 1; c <= SD_EINTERNAL; c++)
+        if (sj->error_code && strcmp(sd_err_name((enum sd_err)c), sj->error_code) == 0)
+            return (enum sd_err)c;
+    return SD_EINTERNAL;
+}
+
+/* ---- API-only node: the job goes through the store ---------------------- */
+
+/*
+ * stream=true on an API-only node: segments are not written to the store as
+ * they become final, so the events come once the job is over (a documented
+ * choice, docs/DEPLOYMENT.md): one transcript.text.delta per segment of the
+ * stored verbose_json, then transcript.text.done, or an error event. The
+ * connection stays open meanwhile, polling the store like the plain reply.
+ */
+struct store_sse {
+    struct app *a;
+    char id[STORE_ID_MAX];
+    char *events;       /* rendered once the job is over; NULL before */
+    size_t len, sent;
+    double deadline;
+};
+
+/* Appends ev (malloc'd event text, taken; NULL skipped) to c->events. */
+static void store_sse_add(struct store_sse *c, char *ev)
+{
+    if (!ev)
+        return;
+    size_t n = strlen(ev);
+    char *grown = realloc(c->events, c->len + n + 1);
+    if (grown) {
+        memcpy(grown + c->len, ev, n + 1);
+        c->events = grown;
+        c->len += n;
+    }
+    free(ev);
+}
+
+static void store_sse_error(struct store_sse *c, enum sd_err code, const char *why)
+{
+    store_sse_add(c, sse_event(json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "error", "error",
+                                         "message", why, "type", errors_http_type(code), "code",
+                                         sd_err_name(code))));
+}
+
+/* The finished job's events: its stored segments as deltas, then the whole text. */
+static void store_sse_render(struct store_sse *c, const struct store_job *sj)
+{
+    char *body = NULL, *ctype = NULL;
+    size_t len = 0;
+    struct sd_error err = {0};
+    if (sj->status == JOB_CANCELLED) {
+        store_sse_error(c, SD_ECANCELLED, "the request was cancelled");
+    } else if (sj->status != JOB_SUCCEEDED) {
+        store_sse_error(c, stored_error(sj),
+                        sj->error_message ? sj->error_message : "transcription failed");
+    } else if (store_result_get(c->a->store, c->id, NULL, "verbose_json", &body, &len, &ctype,
+                                &err) != SD_OK) {
+        store_sse_error(c, err.code, err.msg);
+    } else {
+        json_t *v = json_loadb(body, len, 0, NULL);
+        json_t *seg;
+        size_t i;
+        json_array_foreach(json_object_get(v, "segments"), i, seg)
+            store_sse_add(c, sse_delta_event(json_string_value(json_object_get(seg, "text"))));
+        const char *text = json_string_value(json_object_get(v, "text"));
+        store_sse_add(c, sse_done_event(text ? text : ""));
+        json_decref(v);
+    }
+    free(body);
+    free(ctype);
+    if (!c->events) /* out of memory: end the reply rather than wait forever */
+        c->events = calloc(1, 1);
+}
+
+static long store_sse_next(void *user, char *buf, size_t max)
+{
+    struct store_sse *c = user;
+    while (!c->events) {
+        struct store_job sj = {0};
+        struct sd_error err = {0};
+        if (store_job_get(c->a->store, c->id, NULL, &sj, &err) == SD_OK &&
+            job_status_is_final(sj.status)) {
+            store_sse_render(c, &sj);
+        } else if (sd_mono_s() > c->deadline || atomic_load(&c->a->draining)) {
+            enum job_status was;
+            jobs_cancel(c->a->jobs, c->id, NULL, &was, NULL);
+            if (sd_mono_s() > c->deadline)
+                store_sse_error(c, SD_ETIMEOUT, "the transcription took longer than the "
+                                                "synchronous limit; use POST /v1/jobs");
+            else
+                store_sse_error(c, SD_ECANCELLED, "the service is shutting down");
+            if (!c->events)
+                c->events = calloc(1, 1);
+        } else {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        store_job_clear(&sj);
+    }
+    size_t n = c->len - c->sent < max ? c->len - c->sent : max;
+    memcpy(buf, c->events + c->sent, n);
+    c->sent += n;
+    return (long)n;
+}
+
+static void store_sse_done(void *user)
+{
+    struct store_sse *c = user;
+    if (!c->events) { /* the client went away before the end: its work stops */
+        enum job_status was;
+        jobs_cancel(c->a->jobs, c->id, NULL, &was, NULL);
+    }
+    free(c->events);
+    free(c);
+}
+
 /*
  * An API-only node (--workers 0 on a shared queue): the request becomes a
  * job in the store, some node's worker runs it, and this node answers with
- * the stored result in the requested format once the store says it is done.
- * The job stays listed in /v1/jobs like any other. stream=true needs a
- * local worker (segments are not in the store as they come).
+ * the stored result in the requested format once the store says it is done
+ * (stream=true: as events, see struct store_sse). The job stays listed in
+ * /v1/jobs like any other.
  */
 static void transcribe_via_store(struct http_request *r, const struct stt_params *p)
 {
@@ -182,11 +302,6 @@ static void transcribe_via_store(struct http_request *r, const struct stt_params
     struct store_job sj = {0};
     char id[STORE_ID_MAX], path[1200];
 
-    if (p->stream) {
-        http_reply_error(r, SD_EUNSUPPORTED, "stream=true needs a node with workers; this one"
-                                             " is API-only (--workers 0)", "stream");
-        return;
-    }
     job_new_id("job", id, sizeof(id));
     snprintf(path, sizeof(path), "%s/%s", a->uploads_dir, id);
     if (upload_keep_as(u, path, &err) != SD_OK ||
@@ -197,6 +312,19 @@ static void transcribe_via_store(struct http_request *r, const struct stt_params
         return;
     }
     double deadline = sd_mono_s() + (double)a->cfg.sync_timeout_s;
+    if (p->stream) {
+        struct store_sse *c = calloc(1, sizeof(*c));
+        if (c) {
+            *c = (struct store_sse){.a = a, .deadline = deadline};
+            snprintf(c->id, sizeof(c->id), "%s", id);
+            http_reply_stream(r, 200, "text/event-stream", store_sse_next, store_sse_done, c);
+            return;
+        }
+        enum job_status was;
+        jobs_cancel(a->jobs, id, NULL, &was, NULL);
+        http_reply_error(r, SD_ENOMEM, "out of memory starting the event stream", NULL);
+        return;
+    }
     for (;;) {
         enum job_status was;
         if (store_job_get(a->store, id, NULL, &sj, &err) == SD_OK && job_status_is_final(sj.status))
@@ -226,10 +354,7 @@ static void transcribe_via_store(struct http_request *r, const struct stt_params
     } else if (sj.status == JOB_CANCELLED) {
         http_reply_condition(r, HTTP_COND_UNAVAILABLE, "the request was cancelled");
     } else {
-        enum sd_err code = SD_EINTERNAL;
-        for (int c = 1; c <= SD_EINTERNAL; c++)
-            if (sj.error_code && strcmp(sd_err_name((enum sd_err)c), sj.error_code) == 0)
-                code = (enum sd_err)c;
+        enum sd_err code = stored_error(&sj);
         http_reply_error(r, code, sj.error_message ? sj.error_message : "transcription failed",
                          code == SD_EUNSUPPORTED || code == SD_EFORMAT ? "file" : NULL);
     }

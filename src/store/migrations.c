@@ -122,6 +122,20 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX jobs_by_owner ON jobs(owner, seq);"
     "ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 6: the uploads themselves, so workers need no filesystem shared with
+     * the API nodes: STORE_UPLOAD_CHUNK-byte pieces, numbered from 0
+     */
+    "CREATE TABLE upload_chunks ("
+    "  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  n INTEGER NOT NULL,"
+    "  data BYTEA NOT NULL,"
+    "  PRIMARY KEY (job_id, n));",
+    /* 7: per-key rate limits shared by every API node: a token bucket per key */
+    "CREATE TABLE rate_buckets ("
+    "  key TEXT PRIMARY KEY,"
+    "  tokens DOUBLE PRECISION NOT NULL,"
+    "  updated_ms BIGINT NOT NULL);",
 };
 
 int store_migration_count(void)

@@ -12,7 +12,8 @@
  * busy flags; a connection is used by one thread at a time, without it.
  *
  * Every query goes through run_statement() with its arguments as a
- * struct sql_arg array (sql.h) sent as PQexecParams parameters ($1, $2 ...);
+ * struct sql_arg array (sql.h) sent as PQexecParams parameters ($1, $2 ...;
+ * the statements shared with sqlite.c, statements.h, write them ?1, ?2 ...);
  * result rows come back through a row_reader. The operations follow
  * sqlite.c's order, one function each; the shared queue's operations
  * (store.h, "Shared queue") come last.
@@ -24,6 +25,7 @@
  * its own (listen_mu: one waiter at a time).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +38,7 @@
 
 #include "store/migrations.h"
 #include "store/sql.h"
+#include "store/statements.h"
 #include "store/store.h"
 
 #define POOL_SIZE 4
@@ -72,24 +75,6 @@ static const char *node_arg(const struct pg_store *st)
 {
     return st->node_id[0] ? st->node_id : NULL;
 }
-
-/*
- * A job row, its columns grouped the way read_job takes them: id, owner and status,
- * 64-bit integers, small integers, reals, then the strings the job owns.
- */
-#define JOB_COLUMNS                                                                      \
-    "j.id, j.owner, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes," \
-    " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
-    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
-    " j.callback_error"                                                                    \
-    " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
-
-/*
- * The owner filter every client-facing query carries (store.h "Tenants"):
- * $N IS NULL (any owner) OR the row's owner is $N. One SQL fragment with its
- * parameter number, as in sqlite.c, so each query reads alike.
- */
-#define OWNER_IS(col, n) " ($" #n "::text IS NULL OR " col " = $" #n ")"
 
 static struct pg_store *impl(struct store *s)
 {
@@ -262,6 +247,16 @@ static enum sd_err run_statement(struct pg_conn *pc, const char *what, const cha
      * only when it is used: outside a transaction the statement cannot have
      * half-happened with the connection, so it is sent once more on a new one.
      */
+    /* statements.h's ?N placeholders are PostgreSQL's $N: the same length, one copy */
+    char *own_sql = NULL;
+    if (strchr(sql, '?')) {
+        if (!(own_sql = strdup(sql)))
+            return sd_fail(err, SD_ENOMEM, "database %s", what);
+        for (char *q = own_sql; *q; q++)
+            if (q[0] == '?' && q[1] >= '0' && q[1] <= '9')
+                q[0] = '$';
+        sql = own_sql;
+    }
     bool outside_tx = PQtransactionStatus(pc->c) == PQTRANS_IDLE;
     PGresult *res = NULL;
     ExecStatusType status = PGRES_FATAL_ERROR;
@@ -289,6 +284,7 @@ static enum sd_err run_statement(struct pg_conn *pc, const char *what, const cha
             *rows = status == PGRES_TUPLES_OK ? n_rows : atoi(PQcmdTuples(res));
     }
     PQclear(res);
+    free(own_sql);
     return rc;
 }
 
@@ -511,13 +507,49 @@ static void pg_close(struct store *s)
 
 /* ---- jobs ---- */
 
+/*
+ * Copies the upload file at path into upload_chunks, STORE_UPLOAD_CHUNK bytes
+ * per row (caller holds the job's transaction, so a job is never claimable
+ * with half its audio). missing_ok: a file that is gone is no error (a copy
+ * of a deployment whose retention already deleted it).
+ */
+static enum sd_err insert_upload_chunks(struct pg_conn *pc, const char *id, const char *path,
+                                        bool missing_ok, struct sd_error *err)
+{
+    if (!path || !*path)
+        return SD_OK;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (missing_ok && errno == ENOENT)
+            return SD_OK;
+        return sd_fail(err, SD_EIO, "cannot read the upload %s: %s", path, strerror(errno));
+    }
+    char *buf = malloc(STORE_UPLOAD_CHUNK);
+    enum sd_err rc = buf ? SD_OK : sd_fail(err, SD_ENOMEM, "upload chunk");
+    for (int64_t n = 0; rc == SD_OK; n++) {
+        size_t got = fread(buf, 1, STORE_UPLOAD_CHUNK, f);
+        if (got == 0) {
+            if (ferror(f))
+                rc = sd_fail(err, SD_EIO, "cannot read the upload %s", path);
+            break;
+        }
+        rc = run_statement(pc, "store upload",
+                           "INSERT INTO upload_chunks (job_id, n, data) VALUES ($1, $2, $3)",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_I64(n), SQL_BLOB(buf, got),
+                                              SQL_END},
+                           NULL, NULL, NULL, err);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j,
                                    struct sd_error *err)
 {
     enum sd_err rc = run_statement(
         pc, "insert job",
-        "INSERT INTO jobs (id, owner, status, params, callback_url, created_ms, cb_state)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        STMT_INSERT_JOB,
         (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->owner),
                            SQL_TEXT(job_status_name(JOB_QUEUED)),
                            SQL_TEXT(j->params_json ? j->params_json : "{}"),
@@ -526,13 +558,15 @@ static enum sd_err insert_job_rows(struct pg_conn *pc, const struct store_job *j
         NULL, NULL, NULL, err);
     if (rc != SD_OK)
         return rc;
-    return run_statement(pc, "insert job",
-                         "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                         " VALUES ($1, $2, $3, $4, $5)",
+    rc = run_statement(pc, "insert job",
+                         STMT_INSERT_UPLOAD,
                          (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                             SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                             SQL_I64(j->created_ms), SQL_END},
                          NULL, NULL, NULL, err);
+    if (rc == SD_OK)
+        rc = insert_upload_chunks(pc, j->id, j->upload_path, false, err);
+    return rc;
 }
 
 static enum sd_err pg_job_insert(struct store *s, const struct store_job *j, struct sd_error *err)
@@ -565,7 +599,7 @@ static enum sd_err pg_job_get(struct store *s, const char *id, const char *owner
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "get job",
-                       "SELECT " JOB_COLUMNS " WHERE j.id = $1 AND" OWNER_IS("j.owner", 2),
+                       STMT_GET_JOB,
                        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_job, &job,
                        &rows, err);
     conn_give(st, pc);
@@ -592,7 +626,7 @@ static enum sd_err pg_job_list(struct store *s, const char *owner, const char *a
         return rc;
     /* a cursor that names no job (of this owner) is the client's mistake */
     if (after_id &&
-        (run_statement(pc, "list jobs", "SELECT 1 FROM jobs WHERE id = $1 AND" OWNER_IS("owner", 2),
+        (run_statement(pc, "list jobs", STMT_OWNER_HAS_JOB,
                        (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(owner), SQL_END}, NULL,
                        NULL, &cursor_rows, NULL) != SD_OK ||
          cursor_rows == 0))
@@ -640,8 +674,7 @@ static enum sd_err pg_job_start(struct store *s, const char *id, int64_t now_ms,
 {
     return take_and_update_job(
         impl(s), "start job",
-        "UPDATE jobs SET status = 'running', started_ms = $1, progress = 0,"
-        " attempts = attempts + 1 WHERE id = $2 AND status = 'queued'",
+        STMT_START_JOB,
         (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
 }
 
@@ -759,9 +792,7 @@ static enum sd_err pg_job_cancel(struct store *s, const char *id, const char *ow
         *was = cur;
         if (!job_status_is_final(cur))
             rc = update_job(pc, "cancel job",
-                            "UPDATE jobs SET status = 'cancelled', finished_ms = $1,"
-                            " error_code = 'cancelled', error_message = 'cancelled by the client'"
-                            " WHERE id = $2",
+                            STMT_CANCEL_JOB,
                             (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
     }
     rc = tx_end(pc, rc, "cancel job", err);
@@ -811,7 +842,7 @@ static enum sd_err pg_job_delete(struct store *s, const char *id, const char *ow
             *was = d.status;
         /* uploads and results go with the row (ON DELETE CASCADE) */
         if (rc == SD_OK && job_status_is_final(d.status))
-            rc = run_statement(pc, "delete job", "DELETE FROM jobs WHERE id = $1",
+            rc = run_statement(pc, "delete job", STMT_DELETE_JOB,
                                (struct sql_arg[]){SQL_TEXT(id), SQL_END}, NULL, NULL, NULL, err);
         rc = tx_end(pc, rc, "delete job", err);
     }
@@ -915,8 +946,7 @@ static enum sd_err pg_result_get(struct store *s, const char *id, const char *ow
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "get result",
-                       "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id"
-                       " WHERE r.job_id = $1 AND r.format = $2 AND" OWNER_IS("j.owner", 3),
+                       STMT_GET_RESULT,
                        (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_TEXT(owner),
                                           SQL_END},
                        read_result, &r, &rows, err);
@@ -939,7 +969,7 @@ static enum sd_err pg_callback_set(struct store *s, const char *id, enum store_c
 {
     return take_and_update_job(
         impl(s), "callback state",
-        "UPDATE jobs SET cb_state = $1, cb_attempts = $2, callback_error = $3 WHERE id = $4",
+        STMT_SET_CALLBACK,
         (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(error), SQL_TEXT(id),
                            SQL_END},
         id, err);
@@ -984,7 +1014,7 @@ static enum sd_err add_upload_path(const PGresult *r, int row, void *ctx, struct
 static enum sd_err purge_uploads(struct pg_conn *pc, int64_t before_ms, struct store_purge *p,
                                  struct sd_error *err)
 {
-    return run_statement(pc, "retention",
+    enum sd_err rc = run_statement(pc, "retention",
                          "UPDATE uploads u SET path = NULL,"
                          " deleted_ms = (extract(epoch from clock_timestamp()) * 1000)::bigint"
                          " FROM (SELECT job_id, path FROM uploads WHERE path IS NOT NULL"
@@ -993,21 +1023,26 @@ static enum sd_err purge_uploads(struct pg_conn *pc, int64_t before_ms, struct s
                          " WHERE u.job_id = old.job_id RETURNING old.path",
                          (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, add_upload_path, p,
                          NULL, err);
+    /* the stored bytes of every forgotten upload (those just forgotten included) */
+    if (rc == SD_OK)
+        rc = exec_simple(pc, "retention",
+                         "DELETE FROM upload_chunks c USING uploads u"
+                         " WHERE u.job_id = c.job_id AND u.path IS NULL",
+                         err);
+    return rc;
 }
 
 static enum sd_err purge_results(struct pg_conn *pc, int64_t before_ms, struct store_purge *p,
                                  struct sd_error *err)
 {
     enum sd_err rc = run_statement(pc, "retention",
-                                   "UPDATE jobs SET results_expired = 1 WHERE results_expired = 0"
-                                   " AND finished_ms > 0 AND finished_ms < $1",
+                                   STMT_EXPIRE_RESULTS,
                                    (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, NULL, NULL,
                                    &p->n_results_deleted, err);
     if (rc != SD_OK)
         return rc;
     return exec_simple(pc, "retention",
-                       "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE"
-                       " results_expired = 1)",
+                       STMT_DELETE_EXPIRED_RESULTS,
                        err);
 }
 
@@ -1025,6 +1060,11 @@ static enum sd_err pg_purge(struct store *s, int64_t uploads_before_ms, int64_t 
         rc = purge_uploads(pc, uploads_before_ms, &p, err);
         if (rc == SD_OK)
             rc = purge_results(pc, results_before_ms, &p, err);
+        /* rate buckets idle a day are as good as full: a new key's bucket is the same */
+        if (rc == SD_OK)
+            rc = exec_simple(pc, "retention",
+                             "DELETE FROM rate_buckets WHERE updated_ms < " NOW_MS " - 86400000",
+                             err);
         rc = tx_end(pc, rc, "retention commit", err);
     }
     conn_give(st, pc);
@@ -1050,7 +1090,7 @@ static enum sd_err pg_count(struct store *s, enum job_status js, int64_t *n, str
     enum sd_err rc = conn_take(st, &pc, err);
     if (rc != SD_OK)
         return rc;
-    rc = run_statement(pc, "count jobs", "SELECT COUNT(*) FROM jobs WHERE status = $1",
+    rc = run_statement(pc, "count jobs", STMT_COUNT_JOBS,
                        (struct sql_arg[]){SQL_TEXT(job_status_name(js)), SQL_END}, read_int64, n,
                        NULL, err);
     conn_give(st, pc);
@@ -1075,8 +1115,7 @@ static enum sd_err pg_key_insert(struct store *s, const struct store_key *k, str
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "insert key",
-                       "INSERT INTO api_keys (id, name, prefix, hash, created_ms, admin)"
-                       " VALUES ($1, $2, $3, $4, $5, $6)",
+                       STMT_INSERT_KEY,
                        row, NULL, NULL, NULL, err);
     rc = reused_id_is_invalid(pc, rc, "key", k->id, err);
     conn_give(st, pc);
@@ -1118,8 +1157,7 @@ static enum sd_err pg_key_list(struct store *s, struct store_key **out, int *n,
     if (rc != SD_OK)
         return rc;
     rc = run_statement(pc, "list keys",
-                       "SELECT id, name, prefix, hash, created_ms, last_used_ms,"
-                       " revoked_ms, admin FROM api_keys ORDER BY created_ms, id",
+                       STMT_LIST_KEYS,
                        NULL, add_key_row, &vec, NULL, err);
     conn_give(st, pc);
     if (rc != SD_OK) {
@@ -1151,8 +1189,7 @@ static enum sd_err pg_key_revoke(struct store *s, const char *id, int64_t now_ms
                                  struct sd_error *err)
 {
     return key_update(impl(s),
-                      "UPDATE api_keys SET revoked_ms = CASE WHEN revoked_ms = 0 THEN $1"
-                      " ELSE revoked_ms END WHERE id = $2",
+                      STMT_REVOKE_KEY,
                       id, now_ms, "revoke key", err);
 }
 
@@ -1326,6 +1363,33 @@ static enum sd_err pg_callback_claim(struct store *s, const char *id, int hold_m
         id, err);
 }
 
+/*
+ * One statement: the claim and the list (the CTE's SELECT reads the rows as
+ * before the UPDATE, which changed none of the columns it returns).
+ */
+static enum sd_err pg_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                        struct store_job **out, int *n, struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    if (!st->node_id[0])
+        return SD_OK;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+    rc = collect_jobs(pc, "reclaim webhooks",
+                      "WITH c AS (UPDATE jobs SET cb_owner = $1, cb_until_ms = " NOW_MS " + $2"
+                      " WHERE cb_state = $3 AND status IN ('succeeded', 'failed', 'cancelled')"
+                      " AND CASE WHEN cb_owner IS NULL THEN finished_ms < " NOW_MS " - $4"
+                      " ELSE cb_until_ms < " NOW_MS " END RETURNING id)"
+                      " SELECT " JOB_COLUMNS " WHERE j.id IN (SELECT id FROM c) ORDER BY j.seq",
+                      (struct sql_arg[]){SQL_TEXT(st->node_id), SQL_I64(hold_ms),
+                                         SQL_I64(STORE_CB_PENDING), SQL_I64(grace_ms), SQL_END},
+                      0, out, n, NULL, err);
+    conn_give(st, pc);
+    return rc;
+}
+
 /* The job row as it is, its upload row and its results (caller holds a transaction). */
 static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
                                const struct store_result *results, int n_results, bool *added,
@@ -1352,12 +1416,14 @@ static enum sd_err import_rows(struct pg_conn *pc, const struct store_job *j,
     if (rc != SD_OK || !*added)
         return rc;
     rc = run_statement(pc, "import job",
-                       "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                       " VALUES ($1, $2, $3, $4, $5)",
+                       STMT_INSERT_UPLOAD,
                        (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                           SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                           SQL_I64(j->created_ms), SQL_END},
                        NULL, NULL, NULL, err);
+    /* the audio too, so the copy's workers need no access to DATA_DIR/uploads */
+    if (rc == SD_OK && !job_status_is_final(j->status))
+        rc = insert_upload_chunks(pc, j->id, j->upload_path, true, err);
     for (int i = 0; rc == SD_OK && i < n_results; i++)
         rc = run_statement(pc, "import job",
                            "INSERT INTO results (job_id, format, content_type, body)"
@@ -1385,6 +1451,102 @@ static enum sd_err pg_job_import(struct store *s, const struct store_job *j,
         rc = tx_end(pc, import_rows(pc, j, results, n_results, added, err), "import job", err);
     conn_give(st, pc);
     return rc;
+}
+
+/* One chunk of an upload (bytea, text form) appended to the file at ctx. */
+static enum sd_err write_chunk(const PGresult *r, int row, void *ctx, struct sd_error *err)
+{
+    FILE *f = ctx;
+    size_t n = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 0), &n);
+    if (!raw)
+        return sd_fail(err, SD_ENOMEM, "upload chunk");
+    bool ok = fwrite(raw, 1, n, f) == n;
+    PQfreemem(raw);
+    return ok ? SD_OK : sd_fail(err, SD_EIO, "cannot write the upload copy: %s", strerror(errno));
+}
+
+/* One query per chunk: the worker holds one chunk at a time, whatever the upload's size. */
+static enum sd_err pg_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                                   struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    int fd = open(dest_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        enum sd_err rc = sd_fail(err, SD_EIO, "cannot create %s: %s", dest_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    enum sd_err rc = conn_take(st, &pc, err);
+    int64_t n = 0;
+    for (int rows = 1; rc == SD_OK && rows == 1; n++)
+        rc = run_statement(pc, "fetch upload",
+                           "SELECT data FROM upload_chunks WHERE job_id = $1 AND n = $2",
+                           (struct sql_arg[]){SQL_TEXT(id), SQL_I64(n), SQL_END}, write_chunk, f,
+                           &rows, err);
+    if (pc)
+        conn_give(st, pc);
+    if (fclose(f) != 0 && rc == SD_OK)
+        rc = sd_fail(err, SD_EIO, "cannot write %s: %s", dest_path, strerror(errno));
+    if (rc == SD_OK && n == 1)
+        rc = sd_fail(err, SD_ENOTFOUND, "job '%s' has no upload in the store", id);
+    if (rc != SD_OK)
+        unlink(dest_path);
+    return rc;
+}
+
+static enum sd_err read_f64(const PGresult *r, int row, void *ctx, struct sd_error *err)
+{
+    (void)err;
+    *(double *)ctx = col_f64(r, row, 0);
+    return SD_OK;
+}
+
+/*
+ * The bucket refilled to now (database clock) minus one token, in one
+ * statement: the row lock of the upsert orders concurrent takers from every
+ * node. A bucket without a whole token is left as it is (no row returned);
+ * a second read says how long until it has one.
+ */
+static enum sd_err pg_rate_take(struct store *s, const char *key, double per_minute,
+                                double burst, bool *taken, int *retry_after_s,
+                                struct sd_error *err)
+{
+    struct pg_store *st = impl(s);
+    struct pg_conn *pc = NULL;
+    double per_ms = per_minute / 60000.0, tokens = 0;
+    int rows = 0;
+    enum sd_err rc = conn_take(st, &pc, err);
+    if (rc != SD_OK)
+        return rc;
+#define REFILLED "LEAST($3::float8, b.tokens + (" NOW_MS " - b.updated_ms) * $2::float8)"
+    rc = run_statement(pc, "rate limit",
+                       "INSERT INTO rate_buckets AS b (key, tokens, updated_ms)"
+                       " VALUES ($1, $3::float8 - 1, " NOW_MS ") ON CONFLICT (key) DO UPDATE"
+                       " SET tokens = " REFILLED " - 1, updated_ms = " NOW_MS
+                       " WHERE " REFILLED " >= 1 RETURNING b.tokens",
+                       (struct sql_arg[]){SQL_TEXT(key), SQL_F64(per_ms), SQL_F64(burst),
+                                          SQL_END},
+                       NULL, NULL, &rows, err);
+    if (rc == SD_OK && rows == 0)
+        rc = run_statement(pc, "rate limit",
+                           "SELECT " REFILLED " FROM rate_buckets b WHERE b.key = $1",
+                           (struct sql_arg[]){SQL_TEXT(key), SQL_F64(per_ms), SQL_F64(burst),
+                                              SQL_END},
+                           read_f64, &tokens, NULL, err);
+#undef REFILLED
+    conn_give(st, pc);
+    if (rc != SD_OK)
+        return rc;
+    *taken = rows == 1;
+    if (!*taken) {
+        double wait_s = (1.0 - tokens) / (per_ms * 1000.0);
+        *retry_after_s = wait_s < 1 ? 1 : (int)(wait_s + 0.999);
+    }
+    return SD_OK;
 }
 
 static void pg_wake_waiters(struct store *s)
@@ -1424,6 +1586,9 @@ static const struct store_ops postgres_ops = {
     .wake_waiters = pg_wake_waiters,
     .callback_claim = pg_callback_claim,
     .job_import = pg_job_import,
+    .upload_fetch = pg_upload_fetch,
+    .rate_take = pg_rate_take,
+    .callbacks_reclaim = pg_callbacks_reclaim,
 };
 
 enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct sd_error *err)

@@ -9,6 +9,7 @@
  *
  * Every query goes through run_statement() with its arguments as a
  * struct sql_arg array (sql.h); result rows come back through a row_reader.
+ * SQL that reads the same in PostgreSQL is written once, in statements.h.
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -19,6 +20,7 @@
 
 #include "store/migrations.h"
 #include "store/sql.h"
+#include "store/statements.h"
 #include "store/store.h"
 
 struct sqlite_store {
@@ -32,17 +34,6 @@ struct sqlite_store {
     pthread_mutex_t mu;
     sqlite3 *db;
 };
-
-/*
- * A job row, its columns grouped the way read_job takes them: id, owner and status,
- * 64-bit integers, small integers, reals, then the strings the job owns.
- */
-#define JOB_COLUMNS                                                                      \
-    "j.id, j.owner, j.status, j.seq, j.created_ms, j.started_ms, j.finished_ms, u.bytes,"          \
-    " j.attempts, j.cb_state, j.cb_attempts, j.results_expired, j.progress, j.audio_s,"    \
-    " j.run_s, j.params, j.callback_url, j.error_code, j.error_message, u.path, u.filename," \
-    " j.callback_error"                                                                    \
-    " FROM jobs j LEFT JOIN uploads u ON u.job_id = j.id"
 
 static struct sqlite_store *impl(struct store *s)
 {
@@ -304,8 +295,7 @@ static enum sd_err insert_job_rows(struct sqlite_store *st, const struct store_j
 {
     enum sd_err rc = run_statement(
         st, "insert job",
-        "INSERT INTO jobs (id, owner, status, params, callback_url, created_ms, cb_state)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        STMT_INSERT_JOB,
         (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->owner),
                            SQL_TEXT(job_status_name(JOB_QUEUED)),
                            SQL_TEXT(j->params_json ? j->params_json : "{}"),
@@ -315,8 +305,7 @@ static enum sd_err insert_job_rows(struct sqlite_store *st, const struct store_j
     if (rc != SD_OK)
         return rc;
     return run_statement(st, "insert job",
-                         "INSERT INTO uploads (job_id, path, filename, bytes, created_ms)"
-                         " VALUES (?, ?, ?, ?, ?)",
+                         STMT_INSERT_UPLOAD,
                          (struct sql_arg[]){SQL_TEXT(j->id), SQL_TEXT(j->upload_path),
                                             SQL_TEXT(j->filename), SQL_I64(j->upload_bytes),
                                             SQL_I64(j->created_ms), SQL_END},
@@ -337,13 +326,6 @@ static enum sd_err sq_job_insert(struct store *s, const struct store_job *j, str
     return rc;
 }
 
-/*
- * The owner filter every client-facing query carries (store.h "Tenants"):
- * ?N IS NULL (any owner) OR the row's owner is ?N. Kept as one SQL
- * fragment with its parameter number so each query reads alike.
- */
-#define OWNER_IS(col, n) " (?" #n " IS NULL OR " col " = ?" #n ")"
-
 static enum sd_err sq_job_get(struct store *s, const char *id, const char *owner,
                               struct store_job *out, struct sd_error *err)
 {
@@ -354,7 +336,7 @@ static enum sd_err sq_job_get(struct store *s, const char *id, const char *owner
     /* ids are unique: one row at most */
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(
-        st, "get job", "SELECT " JOB_COLUMNS " WHERE j.id = ?1 AND" OWNER_IS("j.owner", 2),
+        st, "get job", STMT_GET_JOB,
         (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(owner), SQL_END}, read_job, &job, &rows, err);
     pthread_mutex_unlock(&st->mu);
     if (rc == SD_OK && rows == 0)
@@ -380,7 +362,7 @@ static enum sd_err sq_job_list(struct store *s, const char *owner, const char *a
     /* a cursor that names no job is the client's mistake, whatever the lookup said */
     if (after_id &&
         (run_statement(st, "list jobs",
-                       "SELECT 1 FROM jobs WHERE id = ?1 AND" OWNER_IS("owner", 2),
+                       STMT_OWNER_HAS_JOB,
                        (struct sql_arg[]){SQL_TEXT(after_id), SQL_TEXT(owner), SQL_END}, NULL,
                        NULL, &cursor_rows, NULL) != SD_OK ||
          cursor_rows == 0))
@@ -428,8 +410,7 @@ static enum sd_err sq_job_start(struct store *s, const char *id, int64_t now_ms,
 {
     return lock_and_update_job(
         impl(s), "start job",
-        "UPDATE jobs SET status = 'running', started_ms = ?, progress = 0,"
-        " attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+        STMT_START_JOB,
         (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
 }
 
@@ -520,9 +501,7 @@ static enum sd_err sq_job_cancel(struct store *s, const char *id, const char *ow
         *was = cur;
         if (!job_status_is_final(cur))
             rc = update_job(st, "cancel job",
-                            "UPDATE jobs SET status = 'cancelled', finished_ms = ?,"
-                            " error_code = 'cancelled', error_message = 'cancelled by the client'"
-                            " WHERE id = ?",
+                            STMT_CANCEL_JOB,
                             (struct sql_arg[]){SQL_I64(now_ms), SQL_TEXT(id), SQL_END}, id, err);
     }
     pthread_mutex_unlock(&st->mu);
@@ -571,7 +550,7 @@ static enum sd_err sq_job_delete(struct store *s, const char *id, const char *ow
         static const char *const deletes[] = {
             "DELETE FROM results WHERE job_id = ?",
             "DELETE FROM uploads WHERE job_id = ?",
-            "DELETE FROM jobs WHERE id = ?",
+            STMT_DELETE_JOB,
         };
         for (size_t i = 0; rc == SD_OK && job_status_is_final(d.status) && i < 3; i++)
             rc = run_statement(st, "delete job", deletes[i],
@@ -651,8 +630,7 @@ static enum sd_err sq_result_get(struct store *s, const char *id, const char *ow
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(
         st, "get result",
-        "SELECT r.body, r.content_type FROM results r JOIN jobs j ON j.id = r.job_id"
-        " WHERE r.job_id = ?1 AND r.format = ?2 AND" OWNER_IS("j.owner", 3),
+        STMT_GET_RESULT,
         (struct sql_arg[]){SQL_TEXT(id), SQL_TEXT(format), SQL_TEXT(owner), SQL_END}, read_result,
         &r, &rows, err);
     pthread_mutex_unlock(&st->mu);
@@ -674,7 +652,7 @@ static enum sd_err sq_callback_set(struct store *s, const char *id, enum store_c
 {
     return lock_and_update_job(
         impl(s), "callback state",
-        "UPDATE jobs SET cb_state = ?, cb_attempts = ?, callback_error = ? WHERE id = ?",
+        STMT_SET_CALLBACK,
         (struct sql_arg[]){SQL_I64(cbs), SQL_I64(attempts), SQL_TEXT(error), SQL_TEXT(id),
                            SQL_END},
         id, err);
@@ -738,15 +716,13 @@ static enum sd_err purge_results(struct sqlite_store *st, int64_t before_ms,
                                  struct store_purge *p, struct sd_error *err)
 {
     enum sd_err rc = run_statement(st, "retention",
-                                   "UPDATE jobs SET results_expired = 1 WHERE results_expired = 0"
-                                   " AND finished_ms > 0 AND finished_ms < ?",
+                                   STMT_EXPIRE_RESULTS,
                                    (struct sql_arg[]){SQL_I64(before_ms), SQL_END}, NULL, NULL,
                                    &p->n_results_deleted, err);
     if (rc != SD_OK)
         return rc;
     return run_statement(st, "retention",
-                         "DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE"
-                         " results_expired = 1)",
+                         STMT_DELETE_EXPIRED_RESULTS,
                          NULL, NULL, NULL, NULL, err);
 }
 
@@ -822,7 +798,7 @@ static enum sd_err sq_count(struct store *s, enum job_status js, int64_t *n, str
     struct sqlite_store *st = impl(s);
 
     pthread_mutex_lock(&st->mu);
-    enum sd_err rc = run_statement(st, "count jobs", "SELECT COUNT(*) FROM jobs WHERE status = ?",
+    enum sd_err rc = run_statement(st, "count jobs", STMT_COUNT_JOBS,
                                    (struct sql_arg[]){SQL_TEXT(job_status_name(js)), SQL_END},
                                    read_int64, n, NULL, err);
     pthread_mutex_unlock(&st->mu);
@@ -846,8 +822,7 @@ static enum sd_err sq_key_insert(struct store *s, const struct store_key *k, str
 
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(st, "insert key",
-                                   "INSERT INTO api_keys (id, name, prefix, hash, created_ms,"
-                                   " admin) VALUES (?, ?, ?, ?, ?, ?)",
+                                   STMT_INSERT_KEY,
                                    row, NULL, NULL, NULL, err);
     rc = reused_id_is_invalid(st, rc, "key", k->id, err);
     pthread_mutex_unlock(&st->mu);
@@ -887,8 +862,7 @@ static enum sd_err sq_key_list(struct store *s, struct store_key **out, int *n,
 
     pthread_mutex_lock(&st->mu);
     enum sd_err rc = run_statement(st, "list keys",
-                                   "SELECT id, name, prefix, hash, created_ms, last_used_ms,"
-                                   " revoked_ms, admin FROM api_keys ORDER BY created_ms, id",
+                                   STMT_LIST_KEYS,
                                    NULL, add_key_row, &vec, NULL, err);
     pthread_mutex_unlock(&st->mu);
     if (rc != SD_OK) {
@@ -921,8 +895,7 @@ static enum sd_err sq_key_revoke(struct store *s, const char *id, int64_t now_ms
 {
     /* the first revocation time stays: revoking twice is not an error */
     return key_update(impl(s),
-                      "UPDATE api_keys SET revoked_ms = CASE WHEN revoked_ms = 0 THEN ?"
-                      " ELSE revoked_ms END WHERE id = ?",
+                      STMT_REVOKE_KEY,
                       id, now_ms, "revoke key", err);
 }
 

@@ -262,6 +262,15 @@ enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
     return s->ops->callback_claim ? s->ops->callback_claim(s, id, hold_ms, err) : SD_OK;
 }
 
+enum sd_err store_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                    struct store_job **out, int *n, struct sd_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    return s->ops->callbacks_reclaim ? s->ops->callbacks_reclaim(s, hold_ms, grace_ms, out, n, err)
+                                     : SD_OK;
+}
+
 enum sd_err store_job_import(struct store *s, const struct store_job *j,
                              const struct store_result *results, int n_results, bool *added,
                              struct sd_error *err)
@@ -275,4 +284,40 @@ void store_wake_waiters(struct store *s)
 {
     if (s->ops->wake_waiters)
         s->ops->wake_waiters(s);
+}
+
+/* ---- uploads in the store ---- */
+
+bool store_keeps_uploads(const struct store *s)
+{
+    return s->ops->upload_fetch != NULL;
+}
+
+enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                               struct sd_error *err)
+{
+    if (!s->ops->upload_fetch)
+        return sd_fail(err, SD_ENOTFOUND, "the %s store keeps no uploads", s->ops->name);
+    return s->ops->upload_fetch(s, id, dest_path, err);
+}
+
+/* ---- shared rate limits ---- */
+
+bool store_has_shared_rate_limits(const struct store *s)
+{
+    return s->ops->rate_take != NULL;
+}
+
+enum sd_err store_rate_take(struct store *s, const char *key, double per_minute, double burst,
+                            bool *taken, int *retry_after_s, struct sd_error *err)
+{
+    *taken = true;
+    *retry_after_s = 0;
+    if (!s->ops->rate_take)
+        return sd_fail(err, SD_EUNSUPPORTED, "the %s store has no shared rate limits",
+                       s->ops->name);
+    if (per_minute <= 0)
+        return SD_OK;
+    return s->ops->rate_take(s, key, per_minute, burst >= 1 ? burst : 1, taken, retry_after_s,
+                             err);
 }

@@ -163,6 +163,14 @@ struct store_ops {
     enum sd_err (*job_import)(struct store *s, const struct store_job *j,
                               const struct store_result *results, int n_results, bool *added,
                               struct sd_error *err);
+    /* uploads kept in the store (see "Uploads in the store"); NULL: files only (SQLite) */
+    enum sd_err (*upload_fetch)(struct store *s, const char *id, const char *dest_path,
+                                struct sd_error *err);
+    /* cluster-wide rate limits (see "Shared rate limits"); NULL: limits stay per process */
+    enum sd_err (*rate_take)(struct store *s, const char *key, double per_minute, double burst,
+                             bool *taken, int *retry_after_s, struct sd_error *err);
+    enum sd_err (*callbacks_reclaim)(struct store *s, int hold_ms, int grace_ms,
+                                     struct store_job **out, int *n, struct sd_error *err);
 };
 
 struct store {
@@ -196,7 +204,11 @@ enum sd_err store_open_postgres(const char *conninfo, struct store **out, struct
 enum sd_err store_restore_sqlite(const char *src_path, const char *dest_path, struct sd_error *err);
 void store_close(struct store *s);
 
-/* Inserts a new job (status QUEUED, seq assigned, owned by j->owner) and its upload metadata. */
+/*
+ * Inserts a new job (status QUEUED, seq assigned, owned by j->owner) and its
+ * upload metadata. A store that keeps uploads (store_keeps_uploads) also
+ * copies the file at j->upload_path into itself, in the same transaction.
+ */
 enum sd_err store_job_insert(struct store *s, const struct store_job *j, struct sd_error *err);
 /*
  * SD_ENOTFOUND if unknown (or not owner's: see "Tenants"). On SD_OK the
@@ -333,13 +345,64 @@ void store_wake_waiters(struct store *s);
 enum sd_err store_callback_claim(struct store *s, const char *id, int hold_ms,
                                  struct sd_error *err);
 /*
+ * Webhooks of lost nodes: claims for this node (as store_callback_claim,
+ * for hold_ms) every PENDING delivery of a final job whose holder's claim
+ * expired, or that no node claimed grace_ms after the job finished (the
+ * node that ran it died first), and returns those jobs (caller owns:
+ * store_jobs_free). Run now and then by every live node, so a delivery
+ * moves without waiting for a restart. SD_OK with none in a store that is
+ * not shared.
+ */
+enum sd_err store_callbacks_reclaim(struct store *s, int hold_ms, int grace_ms,
+                                    struct store_job **out, int *n, struct sd_error *err);
+/*
  * `scribed store copy`: writes job j as it is (status, times, attempts,
- * webhook state, upload metadata) with its results, in one transaction. A
+ * webhook state, upload metadata) with its results, in one transaction; a
+ * job not final also brings its upload file's bytes (store_keeps_uploads),
+ * when the file is still there. A
  * job whose id exists is left alone (*added false), so a copy can be re-run.
  * SD_EUNSUPPORTED from a store that cannot be a copy's destination (SQLite).
  */
 enum sd_err store_job_import(struct store *s, const struct store_job *j,
                              const struct store_result *results, int n_results, bool *added,
                              struct sd_error *err);
+
+/*
+ * Uploads in the store (PostgreSQL): so that a worker on another machine,
+ * with no filesystem shared with the API node, can read a job's audio, the
+ * insert copies the upload file into the database in chunks of
+ * STORE_UPLOAD_CHUNK bytes (never the whole file in memory), and a worker
+ * streams it back into a local file of its own. The chunks go with the job
+ * (store_job_delete) and with its upload (store_purge). SQLite keeps the
+ * file where it is: the path in the row is the audio.
+ */
+#define STORE_UPLOAD_CHUNK (1024 * 1024)
+/* True if job inserts copy the upload into the store (the file may go after the insert). */
+bool store_keeps_uploads(const struct store *s);
+/*
+ * Writes job id's stored upload to dest_path (created or truncated, mode
+ * 0600), one chunk at a time. SD_ENOTFOUND when the store holds no bytes for
+ * the job (a job from before uploads were kept, or a store that keeps none):
+ * its upload_path is then the audio.
+ */
+enum sd_err store_upload_fetch(struct store *s, const char *id, const char *dest_path,
+                               struct sd_error *err);
+
+/*
+ * Shared rate limits (PostgreSQL): one token bucket row per key, refilled by
+ * the database's clock and taken from in one atomic statement, so a key's
+ * limit holds across every API node (not the limit times the nodes). SQLite
+ * (one node) keeps the in-memory buckets of server/ratelimit.h.
+ */
+/* True if store_rate_take works (a bucket shared by every node of the store). */
+bool store_has_shared_rate_limits(const struct store *s);
+/*
+ * Takes one token from key's bucket (per_minute tokens refill continuously
+ * up to burst; a new key starts full). *taken false: none left, and
+ * *retry_after_s (>= 1) says when one will be. SD_EUNSUPPORTED from a store
+ * without shared buckets; a database error leaves the caller to decide.
+ */
+enum sd_err store_rate_take(struct store *s, const char *key, double per_minute, double burst,
+                            bool *taken, int *retry_after_s, struct sd_error *err);
 
 #endif

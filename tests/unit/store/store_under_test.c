@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -12,6 +13,27 @@ const char *sut_pg_base(void)
 {
     const char *b = getenv("SCRIBED_TEST_PG");
     return b && *b ? b : NULL;
+}
+
+static char upload_file[] = "/tmp/sd_store_upload_XXXXXX";
+
+static void remove_upload_file(void)
+{
+    unlink(upload_file);
+}
+
+const char *sut_upload_file(void)
+{
+    static bool made;
+    if (!made) {
+        int fd = mkstemp(upload_file);
+        CHECK(fd >= 0);
+        CHECK(write(fd, "RIFF-not-really-audio", 21) == 21);
+        close(fd);
+        atexit(remove_upload_file);
+        made = true;
+    }
+    return upload_file;
 }
 
 char *sut_temp_dir(void)

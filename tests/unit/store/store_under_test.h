@@ -23,6 +23,11 @@ struct store *sut_open(const char *dir);
 void sut_url(const char *dir, char *out, size_t n);
 /* Runs sql on dir's PostgreSQL database (as the test role); false on failure. */
 bool sut_pg_exec(const char *dir, const char *sql);
+/*
+ * A small file that exists for the whole test run, to name as a job's
+ * upload (a store that keeps uploads reads it at insert).
+ */
+const char *sut_upload_file(void);
 /* Closes s, removes dir and (PostgreSQL) its database, frees dir. */
 void sut_cleanup(struct store *s, char *dir);
 

@@ -26,7 +26,7 @@ static void add_job(struct store *s, const char *id, int64_t created_ms, const c
     struct store_job j = {0};
     snprintf(j.id, sizeof(j.id), "%s", id);
     j.params_json = (char *)"{\"response_format\":\"json\"}";
-    j.upload_path = (char *)"/tmp/none.wav";
+    j.upload_path = (char *)sut_upload_file();
     j.filename = (char *)"a.wav";
     j.upload_bytes = 1234;
     j.callback_url = (char *)cb;
@@ -331,7 +331,7 @@ TEST(store_job_delete_removes_a_final_job)
     CHECK_OK(store_job_finish(s, "job_d", &f, e), e);
     CHECK_OK(store_job_delete(s, "job_d", NULL, &was, &path, e), e);
     CHECK_EQ_INT(was, JOB_SUCCEEDED);
-    CHECK_STR(path, "/tmp/none.wav");
+    CHECK_STR(path, sut_upload_file());
     free(path);
     struct store_job j = {0};
     CHECK_EQ_INT(store_job_get(s, "job_d", NULL, &j, e), SD_ENOTFOUND);

@@ -5,8 +5,10 @@
  * The PostgreSQL cases pass trivially without $SCRIBED_TEST_PG (make test-pg).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "store/store.h"
@@ -57,7 +59,8 @@ TEST(store_pg_nodes_starting_together_migrate_once)
     enum { N = 6 };
     char *dir = sut_temp_dir();
     struct store *first = sut_open(dir); /* creates the database (and migrates) */
-    CHECK(sut_pg_exec(dir, "DROP TABLE results, uploads, api_keys, jobs, scribed_schema"));
+    CHECK(sut_pg_exec(dir, "DROP TABLE results, uploads, upload_chunks, rate_buckets,"
+                           " api_keys, jobs, scribed_schema"));
     char url[1024];
     sut_url(dir, url, sizeof(url));
     struct opener o[N];
@@ -128,7 +131,7 @@ static void queue_job(struct store *s, const char *id, int64_t bytes, int64_t cr
     struct sd_error e = {0};
     struct store_job j = {0};
     snprintf(j.id, sizeof(j.id), "%s", id);
-    j.upload_path = (char *)"/tmp/none.wav";
+    j.upload_path = (char *)sut_upload_file();
     j.upload_bytes = bytes;
     j.created_ms = created_ms;
     CHECK_OK(store_job_insert(s, &j, &e), &e);
@@ -173,6 +176,18 @@ TEST(store_sqlite_is_not_a_shared_queue)
     CHECK_EQ_INT(store_queue_attach(s, "n1", 5000, &e), SD_EUNSUPPORTED);
     struct store_job j = {0};
     CHECK_EQ_INT(store_job_claim(s, 3, INT64_MAX, &j, &e), SD_EUNSUPPORTED);
+    /* nor does it keep uploads, share rate buckets or re-claim webhooks (one node) */
+    CHECK(!store_keeps_uploads(s));
+    CHECK(!store_has_shared_rate_limits(s));
+    snprintf(url, sizeof(url), "%s/out", dir);
+    CHECK_EQ_INT(store_upload_fetch(s, "job_x", url, &e), SD_ENOTFOUND);
+    bool taken = false;
+    int retry = 0;
+    CHECK_EQ_INT(store_rate_take(s, "k", 60, 5, &taken, &retry, &e), SD_EUNSUPPORTED);
+    struct store_job *v = NULL;
+    int n = -1;
+    CHECK_OK(store_callbacks_reclaim(s, 1000, 1000, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 0);
     store_close(s);
     snprintf(url, sizeof(url), "rm -rf '%s'", dir);
     CHECK(system(url) == 0);
@@ -362,7 +377,7 @@ TEST(store_pg_a_claimed_job_keeps_its_owner)
     struct store_job j = {0};
     snprintf(j.id, sizeof(j.id), "job_t");
     snprintf(j.owner, sizeof(j.owner), "key_alice");
-    j.upload_path = (char *)"/tmp/none.wav";
+    j.upload_path = (char *)sut_upload_file();
     j.upload_bytes = 1000;
     j.created_ms = 1;
     CHECK_OK(store_job_insert(base, &j, &e), &e);
@@ -419,4 +434,155 @@ TEST(store_pg_import_keeps_owner_and_webhook_error)
     free(body);
     free(ct);
     sut_cleanup(s, dir);
+}
+
+/* ---- uploads, rate buckets and webhooks shared through the store ---- */
+
+/* A file of n bytes of a counting pattern at path. */
+static void write_pattern(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    for (size_t i = 0; i < n; i++)
+        CHECK(fputc((int)((i * 7 + i / 1000) & 0xff), f) != EOF);
+    CHECK(fclose(f) == 0);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF;) {
+        ca = fgetc(fa);
+        cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+TEST(store_pg_keeps_uploads_in_chunks)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *s = sut_open(dir);
+    struct sd_error e = {0};
+    char in[600], out[600];
+    snprintf(in, sizeof(in), "%s/in.wav", dir);
+    snprintf(out, sizeof(out), "%s/out.wav", dir);
+    /* more than two chunks, the last one short */
+    write_pattern(in, (size_t)STORE_UPLOAD_CHUNK * 2 + 12345);
+    CHECK(store_keeps_uploads(s));
+    struct store_job j = {0};
+    snprintf(j.id, sizeof(j.id), "job_up");
+    j.upload_path = in;
+    j.upload_bytes = STORE_UPLOAD_CHUNK * 2 + 12345;
+    j.created_ms = 1;
+    CHECK_OK(store_job_insert(s, &j, &e), &e);
+    CHECK_OK(store_upload_fetch(s, "job_up", out, &e), &e);
+    CHECK(same_file(in, out));
+    /* an upload that is not there fails the insert: no job without its audio */
+    snprintf(j.id, sizeof(j.id), "job_gone");
+    snprintf(out, sizeof(out), "%s/missing.wav", dir);
+    j.upload_path = out;
+    CHECK_EQ_INT(store_job_insert(s, &j, &e), SD_EIO);
+    struct store_job got = {0};
+    CHECK_EQ_INT(store_job_get(s, "job_gone", NULL, &got, &e), SD_ENOTFOUND);
+    /* the bytes go with the job */
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 2};
+    CHECK_OK(store_job_finish(s, "job_up", &f, &e), &e);
+    enum job_status was;
+    char *path = NULL;
+    CHECK_OK(store_job_delete(s, "job_up", NULL, &was, &path, &e), &e);
+    free(path);
+    CHECK_EQ_INT(store_upload_fetch(s, "job_up", out, &e), SD_ENOTFOUND);
+    CHECK(access(out, F_OK) != 0); /* no empty file left behind */
+    /* and with retention */
+    snprintf(j.id, sizeof(j.id), "job_old");
+    j.upload_path = in;
+    CHECK_OK(store_job_insert(s, &j, &e), &e);
+    CHECK_OK(store_job_finish(s, "job_old", &f, &e), &e);
+    struct store_purge p = {0};
+    CHECK_OK(store_purge(s, 10, 0, &p, &e), &e);
+    CHECK_EQ_INT(p.n_upload_paths, 1);
+    store_purge_clear(&p);
+    CHECK_EQ_INT(store_upload_fetch(s, "job_old", out, &e), SD_ENOTFOUND);
+    sut_cleanup(s, dir);
+}
+
+TEST(store_pg_rate_bucket_is_shared_by_nodes)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    struct sd_error e = {0};
+    bool taken = false;
+    int retry = 0, n_taken = 0;
+    CHECK(store_has_shared_rate_limits(a));
+    /* one token a minute after a burst of 3: six tries across two nodes take 3 */
+    for (int i = 0; i < 6; i++) {
+        CHECK_OK(store_rate_take(i % 2 ? b : a, "key_1", 1, 3, &taken, &retry, &e), &e);
+        n_taken += taken;
+    }
+    CHECK_EQ_INT(n_taken, 3);
+    CHECK(!taken);
+    CHECK(retry >= 1 && retry <= 60);
+    /* another key has its own bucket; no limit means no row at all */
+    CHECK_OK(store_rate_take(b, "key_2", 1, 3, &taken, &retry, &e), &e);
+    CHECK(taken);
+    CHECK_OK(store_rate_take(b, "key_3", 0, 3, &taken, &retry, &e), &e);
+    CHECK(taken);
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
+}
+
+TEST(store_pg_dead_nodes_webhook_is_reclaimed)
+{
+    if (!sut_pg_base())
+        return;
+    char *dir = sut_temp_dir();
+    struct store *base = sut_open(dir);
+    struct store *a = node(dir, "node_a"), *b = node(dir, "node_b");
+    struct sd_error e = {0};
+    struct store_job j = {0}, *v = NULL;
+    int n = 0;
+    j.callback_url = (char *)"http://127.0.0.1:9/cb";
+    j.created_ms = 1;
+    struct store_finish f = {.status = JOB_SUCCEEDED, .finished_ms = 2};
+    for (int i = 0; i < 2; i++) {
+        snprintf(j.id, sizeof(j.id), "job_cb%d", i);
+        CHECK_OK(store_job_insert(base, &j, &e), &e);
+        CHECK_OK(store_job_finish(base, j.id, &f, &e), &e);
+    }
+    /* job_cb0 is node_a's delivery; job_cb1 ended long ago and nobody claimed it */
+    CHECK_OK(store_callback_claim(a, "job_cb0", 60000, &e), &e);
+    CHECK(sut_pg_exec(dir, "UPDATE jobs SET finished_ms = "
+                           "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+                           " WHERE id = 'job_cb0'"));
+    CHECK_OK(store_callbacks_reclaim(b, 60000, 60000, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR(v[0].id, "job_cb1");
+    CHECK_STR(v[0].callback_url, "http://127.0.0.1:9/cb");
+    store_jobs_free(v, n);
+    CHECK_EQ_INT(store_callback_claim(a, "job_cb1", 60000, &e), SD_ENOTFOUND);
+    /* node_a dies: its claim runs out and node_b takes the delivery over, once */
+    CHECK(sut_pg_exec(dir, "UPDATE jobs SET cb_until_ms = 0 WHERE id = 'job_cb0'"));
+    CHECK_OK(store_callbacks_reclaim(b, 60000, 60000, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 1);
+    CHECK_STR(v[0].id, "job_cb0");
+    store_jobs_free(v, n);
+    CHECK_OK(store_callbacks_reclaim(a, 60000, 60000, &v, &n, &e), &e);
+    CHECK_EQ_INT(n, 0);
+    store_jobs_free(v, n);
+    CHECK_EQ_INT(store_callback_claim(a, "job_cb0", 60000, &e), SD_ENOTFOUND);
+    store_close(a);
+    store_close(b);
+    sut_cleanup(base, dir);
 }
