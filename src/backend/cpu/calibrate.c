@@ -33,6 +33,7 @@
 #define ROUNDS 3       /* timed rounds per candidate (best kept), after one warm-up pass */
 #define BATCH_ROWS 5   /* the batched (beam) product timed beside the 1-row one */
 #define GEMM_ROWS 96   /* rows of the timed GEMM (past SD_MATVEC_MAX_M: the GEMM path) */
+#define DROP_BEHIND 1.3 /* a candidate this much slower than the best after a round stops */
 #define CACHE_LINE_MAX 1024
 
 enum prim { P_GEMV, P_GEMV_Q, P_GEMM, P_N };
@@ -183,12 +184,13 @@ static int pick_group(const struct sd_calibration *c, int quantized, struct benc
 {
     size_t bytes = 0;
     t->n_w = 0;
-    for (int i = 0; i < c->n_w && bytes < PASS_MAX_BYTES && t->n_w < 256; i++) {
+    for (int i = 0; i < c->n_w && t->n_w < 256; i++) {
         const struct sd_weight *w = c->w[i];
-        if (sd_type_is_quantized(w->type) != quantized)
+        size_t wb = sd_type_bytes(w->type, w->ld) * (size_t)w->n;
+        if (sd_type_is_quantized(w->type) != quantized || (t->n_w && bytes + wb > PASS_MAX_BYTES))
             continue;
         t->w[t->n_w++] = w;
-        bytes += sd_type_bytes(w->type, w->ld) * (size_t)w->n;
+        bytes += wb;
     }
     return t->n_w;
 }
@@ -234,7 +236,8 @@ static void report_add(struct sd_calibration *c, enum prim p, const char *name, 
 /*
  * Times the candidates of one primitive and sets the fastest in *s. Rounds
  * alternate the candidates (a neighbour's load hits them alike); each keeps
- * its best round. The score of a matrix-vector kernel is a pass at 1 row plus
+ * its best round, and one far behind the best after the first round is not
+ * timed again. The score of a matrix-vector kernel is a pass at 1 row plus
  * one at BATCH_ROWS rows (greedy and beam decoding); of a GEMM kernel, one
  * GEMM_ROWS-row product of the largest weight that fits the pass.
  */
@@ -250,13 +253,17 @@ static void measure(struct sd_backend *b, struct sd_kernel_set *s, enum prim p, 
         sd_cpu_set_kernels(b, s);
         time_pass(t, p == P_GEMM ? GEMM_ROWS : 1); /* warm-up: page faults, caches */
     }
+    double lead = INFINITY;
     for (int r = 0; r < ROUNDS; r++)
         for (int i = 0; i < n; i++) {
+            if (r > 0 && best[i] > DROP_BEHIND * lead)
+                continue; /* far behind after a round: not worth more start-up time */
             set_prim(s, p, cand[i]);
             sd_cpu_set_kernels(b, s);
             double ms = p == P_GEMM ? time_pass(t, GEMM_ROWS)
                                     : time_pass(t, 1) + time_pass(t, BATCH_ROWS);
             best[i] = ms < best[i] ? ms : best[i];
+            lead = best[i] < lead ? best[i] : lead;
         }
     int win = 0;
     for (int i = 0; i < n; i++) {

@@ -15,6 +15,9 @@
 #define AVX512                                                                                 \
     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#ifndef GEMV_PF_HINT
+#define GEMV_PF_HINT _MM_HINT_T0 /* where the matrix-vector kernels prefetch W to */
+#endif
 
 int sd_cpu_has_avx512(void)
 {
@@ -181,7 +184,7 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
         __mmask16 mk = p + 16 <= k ? (__mmask16)0xFFFF : lanes((int)(k - p));
         if (ahead)
             for (int b = 0; b < step_bytes; b += 64)
-                _mm_prefetch((const char *)(ahead + p / 16 * step_bytes + b), _MM_HINT_T0);
+                _mm_prefetch((const char *)(ahead + p / 16 * step_bytes + b), GEMV_PF_HINT);
         __m512 x0 = _mm512_maskz_loadu_ps(mk, x + p), x1 = x0;
         if (MI == 2)
             x1 = _mm512_maskz_loadu_ps(mk, x + ldx + p);
@@ -239,8 +242,8 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
         int64_t p = 0;                                                                         \
         for (; p + 16 <= k; p += 16) {                                                         \
             if (pf) {                                                                          \
-                _mm_prefetch((const char *)(ahead + p * es), _MM_HINT_T0);                     \
-                _mm_prefetch((const char *)(ahead + p * es + 64), _MM_HINT_T0);                \
+                _mm_prefetch((const char *)(ahead + p * es), GEMV_PF_HINT);                     \
+                _mm_prefetch((const char *)(ahead + p * es + 64), GEMV_PF_HINT);                \
             }                                                                                  \
             GEMV_ROWS_STEP(MI, KIND, (__mmask16)0xFFFF)                                        \
         }                                                                                      \
