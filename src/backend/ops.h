@@ -221,7 +221,7 @@ static inline int sd_backend_n_threads(const struct sd_backend *b)
     return b->ops->n_threads(b);
 }
 
-/* "avx512", "avx2", "scalar" (CPU kernels) or the device's name. */
+/* The CPU kernel table ("avx512", "avx512y", "avx2", "scalar", ...) or the device's name. */
 static inline const char *sd_backend_simd(const struct sd_backend *b)
 {
     return b->ops->simd(b);
