@@ -363,11 +363,11 @@ enum sd_err sd_cpu_calibrate(struct sd_backend *b, struct sd_calibration *c,
         measure(b, &s, P_GEMV, &t, c);
     if (pick_group(c, 1, &t))
         measure(b, &s, P_GEMV_Q, &t, c);
-    /* GEMM: the largest weight of the first group that has one */
+    /* GEMM: the largest weight up to 1 M elements (a layer's, not the vocabulary) */
     if (pick_group(c, 0, &t) || pick_group(c, 1, &t)) {
         const struct sd_weight *big = t.w[0];
         for (int i = 1; i < t.n_w; i++)
-            if (t.w[i]->n * t.w[i]->k > big->n * big->k && t.w[i]->n * t.w[i]->k <= (1 << 22))
+            if (t.w[i]->n * t.w[i]->k > big->n * big->k && t.w[i]->n * t.w[i]->k <= (1 << 20))
                 big = t.w[i];
         t.w[0] = big;
         t.n_w = 1;
