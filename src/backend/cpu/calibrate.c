@@ -33,6 +33,7 @@
 #define ROUNDS 3       /* timed rounds per candidate (best kept), after one warm-up pass */
 #define BATCH_ROWS 5   /* the batched (beam) product timed beside the 1-row one */
 #define GEMM_ROWS 96   /* rows of the timed GEMM (past SD_MATVEC_MAX_M: the GEMM path) */
+#define MARGIN 0.05     /* how much faster than the default a candidate must be to replace it */
 #define DROP_BEHIND 1.3 /* a candidate this much slower than the best after a round stops */
 #define CACHE_LINE_MAX 1024
 
@@ -265,10 +266,11 @@ static void measure(struct sd_backend *b, struct sd_kernel_set *s, enum prim p, 
             best[i] = ms < best[i] ? ms : best[i];
             lead = best[i] < lead ? best[i] : lead;
         }
+    /* the preferred (first) candidate stays unless another is clearly faster: noise must not flip it */
     int win = 0;
     for (int i = 0; i < n; i++) {
         report_add(c, p, cand[i]->name, best[i]);
-        if (best[i] < best[win])
+        if (best[i] < best[win] * (i > 0 && win == 0 ? 1.0 - MARGIN : 1.0))
             win = i;
     }
     set_prim(s, p, cand[win]);
