@@ -32,7 +32,7 @@
 #define PASS_MAX_BYTES ((size_t)48 << 20)
 #define ROUNDS 3       /* timed rounds per candidate (best kept), after one warm-up pass */
 #define BATCH_ROWS 5   /* the batched (beam) product timed beside the 1-row one */
-#define GEMM_ROWS 96   /* rows of the timed GEMM (past SD_MATVEC_MAX_M: the GEMM path) */
+#define GEMM_ROWS 384  /* rows of the timed GEMM: enough to amortise packing as the encoder does */
 #define MARGIN 0.05     /* how much faster than the default a candidate must be to replace it */
 #define DROP_BEHIND 1.3 /* a candidate this much slower than the best after a round stops */
 #define CACHE_LINE_MAX 1024
