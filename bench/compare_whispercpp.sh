@@ -13,8 +13,14 @@
 #   THREADS thread counts for the bench part (default "1 2")
 # env: SCRIBED=path of our binary (default build/scribed), SKIP_E2E=1, SKIP_BENCH=1
 #
+# Printed first: the CPU (cpu_model, cpu_fms = family/model/stepping, cpu_flags: the
+# SIMD features the kernels care about), membw_t1_gbs / membw_t2_gbs (bench/membw.c,
+# built here; MEMBW_MIB sets its buffer, default 512) and one cpu_line= summing them up.
 # Printed per thread count T: {ours,wcpp}_{encoder_ms,decode_ms,batched5_ms}_tT and
-# ratio_*_tT; end to end (2 threads, beam 5, no fallback): {ours,wcpp}_e2e_wall_s,
+# ratio_*_tT; decode_mb_per_token (what one decoder step streams: weights and
+# cross-attention K/V) and {ours,wcpp}_bwfrac_{decode,batched5}_tT = that over the time
+# and the T-thread membw (a batched step streams it once for 5 tokens); ours_kernels_tT:
+# the kernels our calibration chose (cached in a scratch data dir for the run); end to end (2 threads, beam 5, no fallback): {ours,wcpp}_e2e_wall_s,
 # {ours,wcpp}_e2e_rss_mib, ratio_e2e_wall, ratio_e2e_rss; load_* = 1-minute load average
 # when each part started (the machine is shared; figures under load are pessimistic).
 set -euo pipefail
@@ -43,7 +49,25 @@ echo "model=$MODEL"
 echo "clip=$CLIP"
 echo "runs=$N"
 echo "wcpp_bin=$WBIN"
-echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
+cpuinfo() { { grep -m1 "^$1" /proc/cpuinfo || true; } | cut -d: -f2 | sed 's/^ //'; }
+echo "cpu=$(cpuinfo 'model name') x $(nproc)"
+echo "cpu_model=$(cpuinfo 'model name')"
+echo "cpu_fms=$(cpuinfo 'cpu family')/$(cpuinfo 'model')/$(cpuinfo 'stepping')"
+# the features the kernel tables depend on (x86: AVX2/AVX-512 family; arm64: NEON/fp16/dot)
+FLAGS=$( (cpuinfo flags; cpuinfo Features) | tr ' ' '\n' | grep -xE \
+    'avx2|fma|f16c|avx512f|avx512vl|avx512bw|avx512dq|avx512_vnni|avx512_bf16|avx512_fp16|avx_vnni|amx_tile|asimd|fphp|asimdhp|asimddp|sve' \
+    | paste -sd, -)
+echo "cpu_flags=$FLAGS"
+cc -O2 -mavx2 -pthread -o "$TMP/membw" "$HERE/bench/membw.c" 2> /dev/null ||
+    cc -O2 -pthread -o "$TMP/membw" "$HERE/bench/membw.c"
+"$TMP/membw" "${MEMBW_MIB:-512}" 1 2 > "$TMP/membw.out"
+cat "$TMP/membw.out"
+MEMBW_1=$(sed -n 's/^membw_t1_gbs=//p' "$TMP/membw.out")
+MEMBW_2=$(sed -n 's/^membw_t2_gbs=//p' "$TMP/membw.out")
+echo "cpu_line=$(cpuinfo 'model name') | family/model/stepping $(cpuinfo 'cpu family')/$(cpuinfo 'model')/$(cpuinfo 'stepping') | $FLAGS | membw ${MEMBW_1} GB/s 1 thread, ${MEMBW_2} GB/s 2 threads | $(nproc) CPUs"
+# bandwidth fraction: MB per token over ms per token (= GB/s) over the machine's GB/s
+bwfrac() { awk -v mb="$1" -v ms="$2" -v per="$3" -v bw="$4" 'BEGIN { if (mb == "" || ms == "" || ms == 0 || bw == "") print "nan"; else printf "%.2f\n", mb / (ms * per) / bw }'; }
+mkdir -p "$TMP/data" # our kernel-choice cache for this run: the first bench run calibrates
 
 if [ -z "${SKIP_BENCH:-}" ]; then
 for T in $THREADS; do
@@ -51,7 +75,9 @@ for T in $THREADS; do
     : > "$TMP/o.enc"; : > "$TMP/o.dec"; : > "$TMP/o.bat"
     : > "$TMP/w.enc"; : > "$TMP/w.dec"; : > "$TMP/w.bat"
     for ((i = 0; i < N; i++)); do
-        "$SCRIBED" bench --model "$MODEL" --threads "$T" --runs 1 > "$TMP/o.out"
+        "$SCRIBED" bench --model "$MODEL" --threads "$T" --runs 1 --data-dir "$TMP/data" > "$TMP/o.out"
+        MB=$(sed -n 's/^decode_mb_per_token=//p' "$TMP/o.out")
+        KERNELS=$(sed -n 's/^kernels=//p' "$TMP/o.out")
         sed -n 's/^encoder_ms=//p' "$TMP/o.out" >> "$TMP/o.enc"
         sed -n 's/^decode_ms_per_token=//p' "$TMP/o.out" >> "$TMP/o.dec"
         sed -n 's/^batched5_ms_per_token=//p' "$TMP/o.out" >> "$TMP/o.bat"
@@ -67,7 +93,17 @@ for T in $THREADS; do
         echo "ours_${name}_t$T=$o"
         echo "wcpp_${name}_t$T=$w"
         echo "ratio_${name}_t$T=$(ratio "$o" "$w")"
+        bw=$([ "$T" = 1 ] && echo "$MEMBW_1" || echo "$MEMBW_2")
+        [ "$T" -gt 2 ] && bw="" # membw is measured at 1 and 2 threads only
+        case $k in
+        dec) echo "ours_bwfrac_decode_t$T=$(bwfrac "$MB" "$o" 1 "$bw")"
+             echo "wcpp_bwfrac_decode_t$T=$(bwfrac "$MB" "$w" 1 "$bw")" ;;
+        bat) echo "ours_bwfrac_batched5_t$T=$(bwfrac "$MB" "$o" 5 "$bw")"
+             echo "wcpp_bwfrac_batched5_t$T=$(bwfrac "$MB" "$w" 5 "$bw")" ;;
+        esac
     done
+    echo "decode_mb_per_token=$MB"
+    echo "ours_kernels_t$T=$KERNELS"
 done
 fi
 

@@ -101,6 +101,31 @@ struct sd_backend {
     const struct sd_backend_ops *ops;
 };
 
+/* Longest kernel-choice text ("gemv_f16=avx512 gemv_q=avx512 gemm=avx512"), with its NUL. */
+#define SD_KERNEL_CHOICE_MAX 160
+
+/*
+ * A kernel choice by measurement (sd_backend_calibrate). In: the weights of
+ * one decoder step in use order (they are timed as the decoder reads them,
+ * so the choice reflects the model's real shapes and its memory traffic), the
+ * cache file (NULL or "": none) and the binary's version (part of the cache
+ * key with the CPU's model, family/model/stepping, flags and threads), force
+ * (1: measure even when the cache has a choice for this key). Out: the
+ * choice, where it came from and what choosing cost.
+ */
+struct sd_calibration {
+    const struct sd_weight *const *w;
+    int n_w;
+    const char *cache_path;
+    const char *version;
+    int force;
+    char choice[SD_KERNEL_CHOICE_MAX]; /* "primitive=table ..." */
+    const char *source;                /* "measured", "cache", "forced" (SCRIBED_SIMD), "default" */
+    double ms;                         /* wall time spent choosing */
+    /* measured: one line per primitive and candidate, "gemv_f16 avx512 1.234 ms\n" */
+    char report[1024];
+};
+
 /*
  * One implementation. Device-level entries (upload, release, create) need no
  * backend object: the model's weights live on the device, shared read-only
@@ -119,6 +144,15 @@ struct sd_backend_ops {
     void (*destroy)(struct sd_backend *b);
     int (*n_threads)(const struct sd_backend *b);
     const char *(*simd)(const struct sd_backend *b);
+    /*
+     * Optional (NULL: one set of kernels). calibrate picks this backend's
+     * kernels per primitive by timing the candidates (or reads the cache);
+     * use_kernels applies a choice string calibrate gave (another backend's)
+     * and fails on one it does not know.
+     */
+    enum sd_err (*calibrate)(struct sd_backend *b, struct sd_calibration *c,
+                             struct sd_error *err);
+    enum sd_err (*use_kernels)(struct sd_backend *b, const char *choice, struct sd_error *err);
 
     struct sd_mem (*alloc)(struct sd_backend *b, size_t n_bytes);
     void (*free)(struct sd_backend *b, struct sd_mem m);
@@ -164,7 +198,9 @@ enum sd_err sd_backend_find(const char *name, const struct sd_backend_ops **out,
  * Creates a backend on device `dev` with n_threads compute threads (the
  * CPU: the caller's thread is one of them). CPU kernels: the widest the CPU
  * runs (avx512, avx2, scalar), capped by the flags and by the environment
- * variable SCRIBED_SIMD=scalar|avx2|avx512 (for tests and comparisons).
+ * variable SCRIBED_SIMD naming one kernel table (scalar, avx2, avx512, or an
+ * AVX-512 variant: avx512y, avx512np, avx512r4; for tests and comparisons;
+ * it also turns calibration off).
  * On SD_OK the caller owns *out: sd_backend_destroy().
  */
 static inline enum sd_err sd_backend_open(const struct sd_backend_ops *dev, int n_threads,
@@ -185,10 +221,36 @@ static inline int sd_backend_n_threads(const struct sd_backend *b)
     return b->ops->n_threads(b);
 }
 
-/* "avx512", "avx2", "scalar" (CPU kernels) or the device's name. */
+/* The CPU kernel table ("avx512", "avx512y", "avx2", "scalar", ...) or the device's name. */
 static inline const char *sd_backend_simd(const struct sd_backend *b)
 {
     return b->ops->simd(b);
+}
+
+/*
+ * Kernel choice by measurement where the device has candidates (else c->choice
+ * is "" and c->source "default"). SCRIBED_SIMD set: no timing, source "forced".
+ */
+static inline enum sd_err sd_backend_calibrate(struct sd_backend *b, struct sd_calibration *c,
+                                               struct sd_error *err)
+{
+    if (!b->ops->calibrate) {
+        c->choice[0] = 0;
+        c->report[0] = 0;
+        c->source = "default";
+        c->ms = 0;
+        return SD_OK;
+    }
+    return b->ops->calibrate(b, c, err);
+}
+
+/* Applies a choice from sd_backend_calibrate ("" or a device without choices: nothing). */
+static inline enum sd_err sd_backend_use_kernels(struct sd_backend *b, const char *choice,
+                                                 struct sd_error *err)
+{
+    if (!b->ops->use_kernels || !choice || !*choice)
+        return SD_OK;
+    return b->ops->use_kernels(b, choice, err);
 }
 
 /* The device's name ("cpu", "cpu-check", "cuda"). */

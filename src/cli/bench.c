@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backend/ops.h"
 #include "cli/cli.h"
+#include "server/app.h" /* SCRIBED_VERSION: part of the kernel cache key */
 #include "whisper/whisper.h"
 #include "util/clock.h"
 
@@ -48,15 +50,23 @@ static void keep_best(struct timing *best, double wall, double cpu)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: scribed bench --model PATH [--threads N] [--runs N] "
-                    "[--device cpu|cuda|auto]\n");
+    fprintf(stderr,
+            "usage: scribed bench --model PATH [--threads N] [--runs N] "
+            "[--device cpu|cuda|auto]\n"
+            "                     [--calibrate | --no-calibrate] [--data-dir DIR]\n"
+            "  kernels are chosen as `scribed serve` does: timed on the model's shapes, the\n"
+            "  choice cached in DIR/kernels.cache (DIR: --data-dir, else SCRIBED_DATA_DIR,\n"
+            "  else ./data; no cache if it is not a directory); --calibrate measures again and\n"
+            "  prints every candidate's time; --no-calibrate keeps the default table.\n");
     return 2;
 }
 
 struct bench_opts {
     const char *model;
     const char *device; /* NULL: auto */
+    const char *data_dir;
     int threads, runs;
+    int calibrate; /* 0: default kernels, 1: calibrate (cache), 2: measure again, print */
 };
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
@@ -65,6 +75,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     o->device = NULL;
     o->threads = 2;
     o->runs = 3;
+    o->calibrate = 1;
+    o->data_dir = getenv("SCRIBED_DATA_DIR");
+    if (!o->data_dir || !*o->data_dir)
+        o->data_dir = "./data";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "--model") || !strcmp(a, "-m")) && i + 1 < argc) {
@@ -73,6 +87,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             o->threads = atoi(argv[++i]);
         } else if (!strcmp(a, "--device") && i + 1 < argc) {
             o->device = argv[++i];
+        } else if (!strcmp(a, "--calibrate")) {
+            o->calibrate = 2;
+        } else if (!strcmp(a, "--no-calibrate")) {
+            o->calibrate = 0;
+        } else if (!strcmp(a, "--data-dir") && i + 1 < argc) {
+            o->data_dir = argv[++i];
         } else if (!strcmp(a, "--runs") && i + 1 < argc) {
             o->runs = atoi(argv[++i]);
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -163,6 +183,35 @@ static int run_bench(const struct bench_opts *o, struct whisper_model *m)
     return ok ? 0 : 1;
 }
 
+/* Chooses the kernels as the service does (kernels.cache in the data dir) and prints the choice. */
+static int calibrate(const struct bench_opts *o, struct whisper_model *m)
+{
+    char cache[4096] = "";
+    struct stat sb;
+    if (stat(o->data_dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+        snprintf(cache, sizeof(cache), "%s/kernels.cache", o->data_dir);
+    struct sd_calibration c;
+    struct sd_error err = {0};
+    if (whisper_model_calibrate(m, o->threads, cache, SCRIBED_VERSION, o->calibrate == 2, &c,
+                                &err) != SD_OK) {
+        fprintf(stderr, "scribed bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("kernels=%s\n", c.choice[0] ? c.choice : "default");
+    printf("calibrate_source=%s\n", c.source);
+    printf("calibrate_ms=%.1f\n", c.ms);
+    if (o->calibrate == 2) /* "gemv_f16 avx512 1.234 ms" -> calib_gemv_f16_avx512_ms=1.234 */
+        for (const char *l = c.report; *l;) {
+            char prim[32], table[32];
+            double ms;
+            if (sscanf(l, "%31s %31s %lf", prim, table, &ms) == 3)
+                printf("calib_%s_%s_ms=%.3f\n", prim, table, ms);
+            const char *nl = strchr(l, '\n');
+            l = nl ? nl + 1 : l + strlen(l);
+        }
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     struct bench_opts o;
@@ -192,8 +241,13 @@ int cmd_bench(int argc, char **argv)
     printf("simd=%s\n", simd);
     printf("runs=%d\n", o.runs);
     printf("load_ms=%.1f\n", load_ms);
-    fflush(stdout);
+    printf("decode_mb_per_token=%.1f\n", (double)whisper_model_step_bytes(m) / 1e6);
     sd_backend_destroy(probe);
+    if (o.calibrate && calibrate(&o, m) != 0) {
+        whisper_model_free(m);
+        return 1;
+    }
+    fflush(stdout);
     rc = run_bench(&o, m);
     whisper_model_free(m);
     return rc;

@@ -75,6 +75,7 @@ enum sd_err jobs_start(const struct jobs_opts *o, struct store *st, struct sd_lo
     js->o = *o;
     atomic_init(&js->n_stuck, 0);
     atomic_init(&js->n_stalls, 0);
+    atomic_init(&js->ready_logged, false);
     js->store = st;
     js->log = log;
     js->metrics = m;

@@ -83,6 +83,7 @@ struct jobs {
     struct reserve *reserve;      /* NULL with a shared queue or no reserve */
     atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
     atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
+    atomic_bool ready_logged;     /* the first worker to see the model loaded logs model.ready */
     struct cluster *cluster;      /* NULL unless the store is a shared queue */
 };
 

@@ -346,6 +346,15 @@ void *jobs_worker_main(void *arg)
 
     if (!pipeline_wait_ready(js->pipeline, &js->stop))
         return NULL; /* queued async jobs stay in the store for a run with a model */
+    if (!atomic_exchange(&js->ready_logged, true)) { /* once: the start-up line of the model */
+        struct pipeline_kernels k;
+        pipeline_kernels(js->pipeline, &k);
+        log_event(js->log, LOG_INFO, "model.ready",
+                  (struct log_field[]){LOG_STR("model", pipeline_model_name(js->pipeline)),
+                                       LOG_STR("kernels", k.choice[0] ? k.choice : "default"),
+                                       LOG_STR("kernels_source", k.source),
+                                       LOG_F64("kernels_ms", k.ms), LOG_END});
+    }
     if (pipeline_worker_create(js->pipeline, &w, &err) != SD_OK) {
         log_event(js->log, LOG_ERROR, "worker.state_failed",
                   (struct log_field[]){LOG_STR("error", err.msg), LOG_END});

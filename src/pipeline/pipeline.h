@@ -41,6 +41,14 @@ struct pipeline_opts {
     int decode_timeout_ms;       /* audio_decode_opts.timeout_ms (0: the decoder's default) */
     int decode_ms_per_audio_s;   /* audio_decode_opts.timeout_ms_per_audio_s (0: none) */
     bool background;             /* load on a thread of its own */
+    /*
+     * true: after loading, choose the compute kernels by timing them on the
+     * model (whisper_model_calibrate) with threads_per_worker threads, the
+     * choice cached in kernel_cache (NULL/"": none) under kernel_version.
+     */
+    bool calibrate;
+    const char *kernel_cache;
+    const char *kernel_version;
 };
 
 /* An engine of the pipeline. Called by pipeline.c only. */

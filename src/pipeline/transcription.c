@@ -35,6 +35,7 @@ struct stt_engine {
     struct tokenizer *tok;
     struct vad_model *vad;           /* NULL: no VAD model */
     struct whisper_batcher *batcher; /* NULL: each worker decodes alone */
+    struct pipeline_kernels kernels; /* chosen at load */
 };
 
 struct stt_state {
@@ -65,6 +66,18 @@ static enum sd_err stt_load(const struct pipeline_opts *o, void **out, struct sd
     enum sd_err rc = sd_backend_find(o->device, &dev, err);
     if (rc == SD_OK)
         rc = whisper_model_load_on(o->model_path, dev, &e->model, err);
+    e->kernels.source = "off";
+    if (rc == SD_OK && o->calibrate) { /* before any state (the batcher's too) exists */
+        struct sd_calibration c;
+        int threads = o->threads_per_worker > 0 ? o->threads_per_worker : 1;
+        rc = whisper_model_calibrate(e->model, threads, o->kernel_cache, o->kernel_version, 0,
+                                     &c, err);
+        if (rc == SD_OK) {
+            snprintf(e->kernels.choice, sizeof(e->kernels.choice), "%s", c.choice);
+            e->kernels.source = c.source;
+            e->kernels.ms = c.ms;
+        }
+    }
     if (rc == SD_OK)
         rc = tok_create(whisper_model_vocab(e->model), whisper_model_special(e->model),
                         whisper_model_hparams(e->model)->n_vocab, &e->tok, err);
@@ -240,6 +253,14 @@ bool pipeline_multilingual(struct pipeline *p)
 {
     const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);
     return !e || whisper_model_is_multilingual(e->model);
+}
+
+void pipeline_kernels(struct pipeline *p, struct pipeline_kernels *out)
+{
+    const struct stt_engine *e = pipeline_engine(p, PIPELINE_STT);
+    *out = (struct pipeline_kernels){.source = ""};
+    if (e)
+        *out = e->kernels;
 }
 
 void pipeline_batch_stats(struct pipeline *p, struct pipeline_batch_stats *out)

@@ -65,4 +65,12 @@ struct pipeline_batch_stats {
 };
 void pipeline_batch_stats(struct pipeline *p, struct pipeline_batch_stats *out);
 
+/* The compute kernels the transcription engine chose at load (all "" until loaded). */
+struct pipeline_kernels {
+    char choice[160]; /* "gemv_f16=avx512 gemv_q=avx512 gemm=avx512", "" when not calibrated */
+    const char *source; /* "measured", "cache", "forced", "default", "off" */
+    double ms;        /* what choosing cost at start */
+};
+void pipeline_kernels(struct pipeline *p, struct pipeline_kernels *out);
+
 #endif

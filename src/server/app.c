@@ -50,6 +50,7 @@ static void remove_partial_uploads(struct app *a)
 
 static void choose_model(struct app *a)
 {
+    snprintf(a->kernel_cache, sizeof(a->kernel_cache), "%s/kernels.cache", a->cfg.data_dir);
     if (a->cfg.model && *a->cfg.model)
         snprintf(a->model_path, sizeof(a->model_path), "%s", a->cfg.model);
     else
@@ -276,7 +277,10 @@ static enum sd_err start_jobs(struct app *a, struct sd_error *err)
                      .allowed_formats = NULL,
                      .decode_timeout_ms = (int)a->cfg.decode_timeout_s * 1000,
                      .decode_ms_per_audio_s = (int)a->cfg.decode_ms_per_audio_s,
-                     .background = true},
+                     .background = true,
+                     .calibrate = a->cfg.calibrate != 0,
+                     .kernel_cache = a->kernel_cache,
+                     .kernel_version = SCRIBED_VERSION},
         .llm = a->llm,
         .templates = &a->templates,
         .stuck_after_s = (double)a->cfg.stuck_worker_s,

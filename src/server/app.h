@@ -37,6 +37,7 @@ struct app {
     struct http_server *http;
     int listen_fd;                 /* bound first thing; -1 once http owns it */
     char model_path[1024];
+    char kernel_cache[1100]; /* DATA_DIR/kernels.cache: the kernel choice (pipeline_opts) */
     char node_id[STORE_ID_MAX];  /* this process among the nodes of a shared queue */
     char uploads_dir[1024];
     char model_hint[2600];         /* how to get a model, when there is none */

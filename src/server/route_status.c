@@ -129,6 +129,10 @@ void route_metrics(struct http_request *r)
     g.decode_batches = bs.batches;
     g.decode_batch_steps = bs.steps;
     g.decode_batch_rows = bs.rows;
+    struct pipeline_kernels pk;
+    pipeline_kernels(a->jobs->pipeline, &pk);
+    g.kernels = pk.choice;
+    g.kernels_source = pk.source;
     char *text = metrics_render(a->metrics, &g);
     char *security = http_security_metrics(r); /* auth, rate limits, slow clients */
     char *speech = route_speech_metrics(r);    /* synthesis slots and counters */

@@ -181,6 +181,35 @@ static long rss_bytes(void)
     return pages_rss * sysconf(_SC_PAGESIZE);
 }
 
+/*
+ * scribed_kernels_info{gemv_f16="avx512",...,source="cache"} 1: which kernel
+ * table each primitive uses, from "primitive=table ..." (names are plain
+ * identifiers: [a-z0-9_]; anything else is skipped rather than escaped).
+ */
+static void render_kernels(struct sbuf *b, const struct metrics_gauges *g)
+{
+    if (!g->kernels || !*g->kernels)
+        return;
+    sb_printf(b, "# HELP scribed_kernels_info The compute kernels chosen at start (table per "
+                 "primitive) and how they were chosen.\n"
+                 "# TYPE scribed_kernels_info gauge\n"
+                 "scribed_kernels_info{");
+    const char *s = g->kernels;
+    while (*s) {
+        while (*s == ' ')
+            s++;
+        size_t len = strcspn(s, " ");
+        const char *eq = memchr(s, '=', len);
+        int plain = eq != NULL && eq > s && eq + 1 < s + len;
+        for (const char *c = s; plain && c < s + len; c++)
+            plain = c == eq || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+        if (plain)
+            sb_printf(b, "%.*s=\"%.*s\",", (int)(eq - s), s, (int)(s + len - eq - 1), eq + 1);
+        s += len;
+    }
+    sb_printf(b, "source=\"%s\"} 1\n", g->kernels_source ? g->kernels_source : "");
+}
+
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
 {
     struct sbuf b = {0};
@@ -293,6 +322,7 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
               (unsigned long long)g->worker_stalls,
               (unsigned long long)g->decode_batches, (unsigned long long)g->decode_batch_steps,
               (unsigned long long)g->decode_batch_rows, rss_bytes());
+    render_kernels(&b, g);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -22,6 +22,12 @@ struct metrics_gauges {
     uint64_t worker_stalls;  /* times a worker became stuck */
     /* shared decoding steps (pipeline_batch_stats): passes, member steps, sequences */
     uint64_t decode_batches, decode_batch_steps, decode_batch_rows;
+    /*
+     * The compute kernels chosen at start: "primitive=table ..." (NULL/"": not
+     * chosen yet) and how ("measured", "cache", "forced", "default", "off");
+     * rendered as the labels of scribed_kernels_info.
+     */
+    const char *kernels, *kernels_source;
 };
 
 /* Caller owns: metrics_destroy(). NULL on ENOMEM. */

@@ -594,3 +594,64 @@ const char *whisper_model_describe(const struct whisper_model *m)
 {
     return m->desc;
 }
+
+const char *whisper_model_kernels(const struct whisper_model *m)
+{
+    return m->kernels;
+}
+
+size_t whisper_model_step_bytes(const struct whisper_model *m)
+{
+    size_t bytes = 0;
+    for (int l = 0; l < m->hp.n_text_layer; l++) {
+        const struct whisper_dec_layer *d = &m->dec[l];
+        const struct sd_tensor *t[] = {d->attn.q_w,  d->attn.k_w,  d->attn.v_w, d->attn.o_w,
+                                       d->cross.q_w, d->cross.o_w, d->mlp.fc1_w, d->mlp.fc2_w};
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            struct sd_weight w = sd_weight_of(t[i]);
+            bytes += sd_type_bytes(w.type, w.ld) * (size_t)w.n;
+        }
+        bytes += 2 * (size_t)m->hp.n_audio_ctx * (size_t)m->hp.n_text_state * 2; /* K, V f16 */
+    }
+    struct sd_weight e = sd_weight_of(m->tok_emb);
+    return bytes + sd_type_bytes(e.type, e.ld) * (size_t)e.n;
+}
+
+enum sd_err whisper_model_calibrate(struct whisper_model *m, int n_threads,
+                                    const char *cache_path, const char *version, int force,
+                                    struct sd_calibration *c, struct sd_error *err)
+{
+    /* one decoder step's matrix products, in the order the decoder runs them */
+    int n_layer = m->hp.n_text_layer, n = 0;
+    struct sd_weight *w = calloc((size_t)n_layer * 8 + 1, sizeof(*w));
+    const struct sd_weight **wp = calloc((size_t)n_layer * 8 + 1, sizeof(*wp));
+    if (!w || !wp) {
+        free(w);
+        free(wp);
+        return sd_fail(err, SD_ENOMEM, "out of memory choosing the kernels");
+    }
+    for (int l = 0; l < n_layer; l++) {
+        const struct whisper_dec_layer *d = &m->dec[l];
+        const struct sd_tensor *t[] = {d->attn.q_w,  d->attn.k_w,  d->attn.v_w, d->attn.o_w,
+                                       d->cross.q_w, d->cross.o_w, d->mlp.fc1_w, d->mlp.fc2_w};
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+            w[n++] = sd_weight_of(t[i]);
+    }
+    w[n++] = sd_weight_of(m->tok_emb); /* the vocabulary product */
+    for (int i = 0; i < n; i++)
+        wp[i] = &w[i];
+    *c = (struct sd_calibration){.w = wp, .n_w = n, .cache_path = cache_path,
+                                 .version = version, .force = force};
+    struct sd_backend *be = NULL;
+    enum sd_err rc = sd_backend_open(m->dev, n_threads, 0, &be, err);
+    if (rc == SD_OK)
+        rc = sd_backend_calibrate(be, c, err);
+    if (rc == SD_OK)
+        snprintf(m->kernels, sizeof(m->kernels), "%s", c->choice);
+    sd_backend_destroy(be);
+    c->w = NULL;
+    c->n_w = 0;
+    free(w);
+    free(wp);
+    return rc;
+}

@@ -78,4 +78,25 @@ const struct sd_tensor *whisper_model_tensor(const struct whisper_model *m, cons
 /* A short description such as "base.en f16" (for /health, logs). */
 const char *whisper_model_describe(const struct whisper_model *m);
 
+struct sd_calibration;
+/*
+ * Chooses the compute kernels of the model's states by measurement
+ * (ops.h: sd_backend_calibrate) on one decoder step's weights with n_threads,
+ * cached in cache_path (NULL/"": no cache) under version; force: measure even
+ * when the cache has a choice. States created afterwards use the choice; c
+ * receives the details. Call from one thread before creating states.
+ */
+enum sd_err whisper_model_calibrate(struct whisper_model *m, int n_threads,
+                                    const char *cache_path, const char *version, int force,
+                                    struct sd_calibration *c, struct sd_error *err);
+/*
+ * Bytes one single-sequence decoder step streams: the decoder's matrices and
+ * the vocabulary product's weights plus every layer's cross-attention K and V
+ * (f16, n_audio_ctx rows). The memory-bandwidth bound of a token is this over
+ * the machine's streaming read bandwidth.
+ */
+size_t whisper_model_step_bytes(const struct whisper_model *m);
+/* The kernels the states use ("gemv_f16=... gemv_q=... gemm=..."; "" before calibration). */
+const char *whisper_model_kernels(const struct whisper_model *m);
+
 #endif

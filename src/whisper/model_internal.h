@@ -56,6 +56,7 @@ struct whisper_model {
     const struct sd_tensor *dec_pos, *tok_emb, *dec_ln_w, *dec_ln_b;
     struct whisper_dec_layer *dec;
     char desc[64];
+    char kernels[SD_KERNEL_CHOICE_MAX]; /* whisper_model_calibrate's choice; "" before */
 };
 
 #endif

@@ -26,6 +26,12 @@ enum sd_err whisper_backend_create(const struct whisper_model *m, int n_threads,
     enum sd_err rc = sd_backend_open(m->dev, n_threads, 0, out, err);
     if (rc)
         return rc;
+    rc = sd_backend_use_kernels(*out, m->kernels, err); /* whisper_model_calibrate's choice */
+    if (rc) {
+        sd_backend_destroy(*out);
+        *out = NULL;
+        return rc;
+    }
     /* attention over the audio frames (cross) or the text positions (self) */
     int kv_max = h->n_audio_ctx > h->n_text_ctx ? h->n_audio_ctx : h->n_text_ctx;
     rc = sd_backend_reserve_attention(*out, kv_max, h->n_audio_state, err);

@@ -164,6 +164,22 @@ TEST(engine_avx2_kernels_conform)
     check_kernels_conform("avx2");
 }
 
+/* The AVX-512 variants calibration may pick (on a CPU without AVX-512 this reruns avx2). */
+TEST(engine_avx512y_kernels_conform)
+{
+    check_kernels_conform("avx512y");
+}
+
+TEST(engine_avx512np_kernels_conform)
+{
+    check_kernels_conform("avx512np");
+}
+
+TEST(engine_avx512r4_kernels_conform)
+{
+    check_kernels_conform("avx512r4");
+}
+
 static void check_teacher_forced(struct eng *e, const char *clip)
 {
     char rel[128], path[512];

@@ -1,6 +1,7 @@
 """Health, metrics, models, request ids, configuration (--help, env), missing model,
 a port already in use."""
 import os
+import re
 import subprocess
 import time
 
@@ -89,6 +90,43 @@ def test_metrics_prometheus(server, short_wav):
     for line in text.splitlines():
         if line and not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])  # every sample parses
+
+
+def kernels_info(srv):
+    """The labels of scribed_kernels_info in /metrics (one sample, value 1)."""
+    text = requests.get(srv.url("/metrics"), timeout=5).text
+    info = [l for l in text.splitlines() if l.startswith("scribed_kernels_info{")]
+    assert len(info) == 1, text
+    assert info[0].endswith("} 1")
+    return dict(re.findall(r'(\w+)="([^"]*)"', info[0]))
+
+
+def test_metrics_and_log_name_the_chosen_kernels(make_server):
+    """At start the kernels are timed on the model and the choice is cached in the
+    data dir; /metrics and the start-up line say which; a restart on the same data
+    dir reuses the cache; --calibrate 0 keeps the default table."""
+    first = make_server()
+    labels = kernels_info(first)
+    assert set(labels) == {"gemv_f16", "gemv_q", "gemm", "source"}
+    assert labels["source"] == "measured"
+    assert all(labels[k] for k in ("gemv_f16", "gemv_q", "gemm"))
+    time.sleep(0.2)
+    ready = first.events("model.ready")
+    assert len(ready) == 1
+    choice = " ".join(f"{k}={labels[k]}" for k in ("gemv_f16", "gemv_q", "gemm"))
+    assert ready[0]["kernels"] == choice and ready[0]["kernels_source"] == "measured"
+    with open(os.path.join(first.data_dir, "kernels.cache")) as f:
+        assert choice in f.read()
+    first.stop()
+    again = make_server(data_dir=first.data_dir)
+    assert kernels_info(again) == dict(labels, source="cache")
+    again.stop()
+    off = make_server(args=["--calibrate", "0"])
+    text = requests.get(off.url("/metrics"), timeout=5).text
+    assert "scribed_kernels_info{" not in text
+    forced = make_server(env={"SCRIBED_SIMD": "scalar"})
+    assert kernels_info(forced) == {"gemv_f16": "scalar", "gemv_q": "scalar", "gemm": "scalar",
+                                    "source": "forced"}
 
 
 def test_unknown_route_and_method(server):

@@ -42,7 +42,9 @@
 struct cpu {
     struct sd_backend base; /* first: the table */
     int n_threads;
-    const struct sd_kernels *kr;
+    const struct sd_kernels *kr; /* every entry but those ks chooses: == ks.base */
+    struct sd_kernel_set ks;     /* the matrix products' tables (calibrate.c may change them) */
+    int forced;                  /* SCRIBED_SIMD named the table: no calibration */
     struct sd_pool *pool;
     float **pack_a, **pack_b, **attn;
     int kv_max;
@@ -88,27 +90,52 @@ static float **alloc_per_thread(int n, size_t n_floats)
     return v;
 }
 
-/* The widest kernel table the CPU runs, capped by flags and SCRIBED_SIMD. */
-static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr,
+/* Every kernel table, in order of preference (kernels.h). */
+const struct sd_kernel_table sd_kernel_tables[] = {
+    {&sd_kernels_avx512, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
+    {&sd_kernels_avx512y, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
+    {&sd_kernels_avx512np, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
+    {&sd_kernels_avx512r4, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
+    {&sd_kernels_avx2, sd_cpu_has_avx2, SD_BACKEND_FORCE_SCALAR},
+    {&sd_kernels_scalar, sd_cpu_runs_scalar, 0},
+};
+const int sd_n_kernel_tables = (int)(sizeof(sd_kernel_tables) / sizeof(sd_kernel_tables[0]));
+
+const struct sd_kernel_table *sd_kernel_table_named(const char *name)
+{
+    for (int i = 0; i < sd_n_kernel_tables; i++)
+        if (!strcmp(sd_kernel_tables[i].kr->name, name))
+            return &sd_kernel_tables[i];
+    return NULL;
+}
+
+/*
+ * The first table the CPU runs that the flags allow; SCRIBED_SIMD=NAME starts
+ * the search at that table (a CPU without it gets the next one it runs, as
+ * avx2 falls back to scalar) and sets *forced.
+ */
+static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr, int *forced,
                                 struct sd_error *err)
 {
+    int first = 0;
     const char *env = getenv("SCRIBED_SIMD");
+    *forced = 0;
     if (env && *env) {
-        if (!strcmp(env, "scalar"))
-            flags |= SD_BACKEND_FORCE_SCALAR;
-        else if (!strcmp(env, "avx2"))
-            flags |= SD_BACKEND_NO_AVX512;
-        else if (strcmp(env, "avx512") != 0)
-            return sd_fail(err, SD_EINVAL, "SCRIBED_SIMD must be scalar, avx2 or avx512, got '%s'",
+        const struct sd_kernel_table *t = sd_kernel_table_named(env);
+        if (!t)
+            return sd_fail(err, SD_EINVAL,
+                           "SCRIBED_SIMD must name a kernel table (scalar, avx2, avx512, "
+                           "avx512y, avx512np, avx512r4), got '%s'",
                            env);
+        first = (int)(t - sd_kernel_tables);
+        *forced = 1;
     }
-    if (!(flags & SD_BACKEND_FORCE_SCALAR) && !(flags & SD_BACKEND_NO_AVX512) &&
-        sd_cpu_has_avx512())
-        *kr = &sd_kernels_avx512;
-    else if (!(flags & SD_BACKEND_FORCE_SCALAR) && sd_cpu_has_avx2())
-        *kr = &sd_kernels_avx2;
-    else
-        *kr = &sd_kernels_scalar;
+    for (int i = first; i < sd_n_kernel_tables; i++)
+        if (!(sd_kernel_tables[i].ruled_out & flags) && sd_kernel_tables[i].runs()) {
+            *kr = sd_kernel_tables[i].kr;
+            return SD_OK;
+        }
+    *kr = &sd_kernels_scalar;
     return SD_OK;
 }
 
@@ -120,7 +147,8 @@ static enum sd_err cpu_create(int n_threads, unsigned flags, struct cpu **out,
     if (n_threads < 1 || n_threads > 256)
         return sd_fail(err, SD_EINVAL, "n_threads must be 1..256, got %d", n_threads);
     const struct sd_kernels *kr = NULL;
-    enum sd_err rc = pick_kernels(flags, &kr, err);
+    int forced = 0;
+    enum sd_err rc = pick_kernels(flags, &kr, &forced, err);
     if (rc != SD_OK)
         return rc;
     struct cpu *b = calloc(1, sizeof(*b));
@@ -129,6 +157,8 @@ static enum sd_err cpu_create(int n_threads, unsigned flags, struct cpu **out,
     b->base.ops = &sd_cpu_ops;
     b->n_threads = n_threads;
     b->kr = kr;
+    b->ks = (struct sd_kernel_set){kr, kr, kr, kr};
+    b->forced = forced;
     b->pack_a = alloc_per_thread(n_threads, (size_t)SD_MC * SD_KC);
     b->pack_b = alloc_per_thread(n_threads, (size_t)SD_KC * SD_NC);
     b->pool = sd_pool_create(n_threads);
@@ -161,6 +191,21 @@ static int cpu_n_threads(const struct cpu *b)
 static const char *cpu_simd(const struct cpu *b)
 {
     return b->kr->name;
+}
+
+void sd_cpu_get_kernels(struct sd_backend *b, struct sd_kernel_set *out)
+{
+    *out = ((struct cpu *)b)->ks;
+}
+
+void sd_cpu_set_kernels(struct sd_backend *b, const struct sd_kernel_set *s)
+{
+    ((struct cpu *)b)->ks = *s;
+}
+
+int sd_cpu_kernels_forced(const struct sd_backend *b)
+{
+    return ((const struct cpu *)b)->forced;
 }
 
 static enum sd_err cpu_reserve_attention(struct cpu *b, int n_kv_max, int n_state_max,
@@ -238,7 +283,8 @@ static void mm_gemv_task(void *arg, int task, int thread)
     struct mm_ctx *c = arg;
     int p = mm_product(c, &task);
     const struct sd_gemm *g = &c->g[p];
-    const struct sd_kernels *kr = c->b->kr;
+    const struct sd_kernels *kr =
+        sd_type_is_quantized(c->w[p]->type) ? c->b->ks.gemv_q : c->b->ks.gemv;
     int cols = c->gemv_cols[p];
     int n0 = task * cols, n1 = n0 + cols < g->n ? n0 + cols : g->n;
     if (g->m < SD_GEMV_MAX_M) {
@@ -270,7 +316,8 @@ static void mm_tile_task(void *arg, int task, int thread)
     int tm = task / c->n_tiles_n[p], tn = task % c->n_tiles_n[p];
     int m0 = tm * TILE_M, m1 = m0 + TILE_M < g->m ? m0 + TILE_M : g->m;
     int n0 = tn * TILE_N, n1 = n0 + TILE_N < g->n ? n0 + TILE_N : g->n;
-    sd_gemm_block(c->b->kr, g, m0, m1, n0, n1, c->b->pack_a[thread], c->b->pack_b[thread]);
+    sd_gemm_block(c->b->ks.gemm, g, m0, m1, n0, n1, c->b->pack_a[thread],
+                  c->b->pack_b[thread]);
 }
 
 static void cpu_matmul_multi(struct cpu *b, const float *x, int m, int64_t ldx, int n,
@@ -832,6 +879,19 @@ static const char *op_simd(const struct sd_backend *b)
     return cpu_simd((const struct cpu *)b);
 }
 
+static enum sd_err op_use_kernels(struct sd_backend *b, const char *choice,
+                                  struct sd_error *err)
+{
+    struct cpu *c = C(b);
+    if (c->forced)
+        return SD_OK; /* SCRIBED_SIMD wins over a calibrated choice */
+    struct sd_kernel_set s;
+    enum sd_err rc = sd_cpu_parse_choice(choice, &c->ks, &s, err);
+    if (rc == SD_OK)
+        c->ks = s;
+    return rc;
+}
+
 static struct sd_mem op_alloc(struct sd_backend *b, size_t n_bytes)
 {
     (void)b;
@@ -978,6 +1038,8 @@ const struct sd_backend_ops sd_cpu_ops = {
     .destroy = op_destroy,
     .n_threads = op_n_threads,
     .simd = op_simd,
+    .calibrate = sd_cpu_calibrate,
+    .use_kernels = op_use_kernels,
     .alloc = op_alloc,
     .free = op_free,
     .copy_in = op_copy_in,

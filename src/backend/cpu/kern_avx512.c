@@ -15,6 +15,9 @@
 #define AVX512                                                                                 \
     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#ifndef GEMV_PF_HINT
+#define GEMV_PF_HINT _MM_HINT_T0 /* where the matrix-vector kernels prefetch W to */
+#endif
 
 int sd_cpu_has_avx512(void)
 {
@@ -98,12 +101,27 @@ AVX512 static void micro_avx512(int kc, const float *a, int64_t lda, const float
 
 /* ------------------------------------------------ small-m products */
 
-/* 16 weights (f16 or f32) of a row from element p; lanes outside mk read as 0. */
-AVX512 static ALWAYS_INLINE __m512 load_w16(const uint8_t *row, int64_t p, int f16,
+/*
+ * How a variant reads f16 weights: F16_ZMM converts 16 halves with one 512-bit
+ * vcvtph2ps (one instruction where the core has full-width units), F16_YMM with
+ * two 256-bit ones joined into a zmm (on cores that split 512-bit operations,
+ * e.g. Zen 4, the narrow form may convert faster). Both give the same floats:
+ * the conversion is exact, only the instruction mix differs.
+ */
+enum { W_F32 = 0, F16_ZMM = 1, F16_YMM = 2 };
+
+/* 16 weights of a row from element p (kind: W_F32, F16_ZMM, F16_YMM); lanes outside mk read as 0. */
+AVX512 static ALWAYS_INLINE __m512 load_w16(const uint8_t *row, int64_t p, int kind,
                                             __mmask16 mk)
 {
-    if (f16)
+    if (kind == F16_ZMM)
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, row + 2 * p));
+    if (kind == F16_YMM) {
+        __m128i lo = _mm_maskz_loadu_epi16((__mmask8)mk, row + 2 * p);
+        __m128i hi = _mm_maskz_loadu_epi16((__mmask8)(mk >> 8), row + 2 * p + 16);
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(lo)),
+                                  _mm256_cvtph_ps(hi), 1);
+    }
     return _mm512_maskz_loadu_ps(mk, row + 4 * p);
 }
 
@@ -148,9 +166,10 @@ static void gemv_put(int mi, int n, const float *out, int ldo, int64_t i, int j,
  * MI (1..2) x rows against NC (1..8) consecutive weight rows: the decoder's
  * memory-bound path, f16->f32 conversion fused into the FMAs, 16 weights per
  * instruction, the k tail by masked loads. The NC rows are contiguous in W,
- * so `ahead` (rows further on) is prefetched at the rate this group is read.
+ * so `ahead` (rows further on; NULL: no software prefetch) is prefetched at
+ * the rate this group is read.
  */
-AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int F16,
+AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int KIND,
                                            const float *x, int64_t ldx, const uint8_t *w0,
                                            size_t row_bytes, int64_t k, float out[2][8],
                                            const uint8_t *ahead)
@@ -159,23 +178,25 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
 #pragma GCC unroll 8
     for (int c = 0; c < 8; c++)
         acc[0][c] = acc[1][c] = _mm512_setzero_ps();
-    const int step_bytes = NC * 16 * (F16 ? 2 : 4);
+    const int step_bytes = NC * 16 * (KIND != W_F32 ? 2 : 4);
     for (int64_t p = 0; p < k; p += 16) {
         /* full steps use a constant mask, which the loads fold away */
         __mmask16 mk = p + 16 <= k ? (__mmask16)0xFFFF : lanes((int)(k - p));
-        for (int b = 0; b < step_bytes; b += 64)
-            _mm_prefetch((const char *)(ahead + p / 16 * step_bytes + b), _MM_HINT_T0);
+        if (ahead)
+            for (int b = 0; b < step_bytes; b += 64)
+                _mm_prefetch((const char *)(ahead + p / 16 * step_bytes + b), GEMV_PF_HINT);
         __m512 x0 = _mm512_maskz_loadu_ps(mk, x + p), x1 = x0;
         if (MI == 2)
             x1 = _mm512_maskz_loadu_ps(mk, x + ldx + p);
 #pragma GCC unroll 8
         for (int c = 0; c < NC; c++) {
-            __m512 wv = load_w16(w0 + c * row_bytes, p, F16, mk);
+            __m512 wv = load_w16(w0 + c * row_bytes, p, KIND, mk);
             acc[0][c] = _mm512_fmadd_ps(x0, wv, acc[0][c]);
             if (MI == 2)
                 acc[1][c] = _mm512_fmadd_ps(x1, wv, acc[1][c]);
         }
     }
+    /* NC < 8: the unused accumulators are zero, their sums are not stored */
     for (int r = 0; r < MI; r++)
         _mm256_storeu_ps(out[r], sum8(acc[r]));
 }
@@ -184,11 +205,11 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
  * One 16-wide step of MI x rows against 4 weight rows at element p, lanes mk
  * (a constant all-ones mask in the main loop, which the loads fold away).
  */
-#define GEMV_ROWS_STEP(MI, F16, mk)                                                            \
+#define GEMV_ROWS_STEP(MI, KIND, mk)                                                           \
     {                                                                                          \
         __m512 wv[4];                                                                          \
         _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) wv[c] =                            \
-            load_w16(wr[c], p, F16, mk);                                                       \
+            load_w16(wr[c], p, KIND, mk);                                                      \
         _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
         {                                                                                      \
             __m512 xv = _mm512_maskz_loadu_ps(mk, x + r * ldx + p);                            \
@@ -200,13 +221,14 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
 /*
  * MI (3..6) x rows against 4 weight rows (nc < 4 re-reads the last row, not
  * stored): 4*MI accumulators in registers, one conversion of W feeds MI FMAs
- * (batched beams, several sequences). Generated per (MI, f16) so every loop
- * has constant bounds and the accumulators stay in registers.
+ * (batched beams, several sequences); pf: software prefetch 16 rows ahead.
+ * Generated per (MI, weight kind) so every loop has constant bounds and the
+ * accumulators stay in registers.
  */
-#define DEF_GEMV_ROWS(MI, F16)                                                                 \
-    AVX512 static void gemv_rows##MI##_##F16(const float *x, int64_t ldx, const uint8_t *w0,   \
-                                             size_t row_bytes, int nc, int64_t k,              \
-                                             float out[6][4])                                  \
+#define DEF_GEMV_ROWS(MI, KIND)                                                                \
+    AVX512 static void gemv_rows##MI##_##KIND(const float *x, int64_t ldx, const uint8_t *w0,  \
+                                              size_t row_bytes, int nc, int64_t k, int pf,     \
+                                              float out[6][4])                                 \
     {                                                                                          \
         __m512 acc[MI][4];                                                                     \
         _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
@@ -216,95 +238,77 @@ AVX512 static ALWAYS_INLINE void gemv_cols(const int MI, const int NC, const int
         for (int c = 0; c < 4; c++)                                                            \
             wr[c] = w0 + (size_t)(c < nc ? c : nc - 1) * row_bytes;                            \
         const uint8_t *ahead = w0 + 16 * row_bytes;                                            \
+        const int es = KIND != W_F32 ? 8 : 16; /* bytes of 4 rows' step per element of p */   \
         int64_t p = 0;                                                                         \
         for (; p + 16 <= k; p += 16) {                                                         \
-            _mm_prefetch((const char *)(ahead + p * (F16 ? 8 : 16)), _MM_HINT_T0);             \
-            _mm_prefetch((const char *)(ahead + p * (F16 ? 8 : 16) + 64), _MM_HINT_T0);        \
-            GEMV_ROWS_STEP(MI, F16, (__mmask16)0xFFFF)                                         \
+            if (pf) {                                                                          \
+                _mm_prefetch((const char *)(ahead + p * es), GEMV_PF_HINT);                     \
+                _mm_prefetch((const char *)(ahead + p * es + 64), GEMV_PF_HINT);                \
+            }                                                                                  \
+            GEMV_ROWS_STEP(MI, KIND, (__mmask16)0xFFFF)                                        \
         }                                                                                      \
         if (p < k) {                                                                           \
             __mmask16 tail = lanes((int)(k - p));                                              \
-            GEMV_ROWS_STEP(MI, F16, tail)                                                      \
+            GEMV_ROWS_STEP(MI, KIND, tail)                                                     \
         }                                                                                      \
         _Pragma("GCC unroll 6") for (int r = 0; r < MI; r++)                                   \
             _mm_storeu_ps(out[r], sum4(acc[r]));                                               \
     }
 
+typedef void (*gemv_rows_fn)(const float *, int64_t, const uint8_t *, size_t, int, int64_t, int,
+                             float[6][4]);
+#define DEF_GEMV_ROWS_KIND(KIND)                                                               \
+    DEF_GEMV_ROWS(3, KIND) DEF_GEMV_ROWS(4, KIND) DEF_GEMV_ROWS(5, KIND) DEF_GEMV_ROWS(6, KIND)
+DEF_GEMV_ROWS_KIND(0) /* W_F32 */
+DEF_GEMV_ROWS_KIND(1) /* F16_ZMM */
+DEF_GEMV_ROWS_KIND(2) /* F16_YMM */
+static const gemv_rows_fn GEMV_ROWS[3][7] = {
+    {NULL, NULL, NULL, gemv_rows3_0, gemv_rows4_0, gemv_rows5_0, gemv_rows6_0},
+    {NULL, NULL, NULL, gemv_rows3_1, gemv_rows4_1, gemv_rows5_1, gemv_rows6_1},
+    {NULL, NULL, NULL, gemv_rows3_2, gemv_rows4_2, gemv_rows5_2, gemv_rows6_2},
+};
+
 #ifndef GEMV_PF_ROWS
 #define GEMV_PF_ROWS 16 /* prefetch distance of the m <= 2 path, in weight rows */
 #endif
 
-/* gemv_cols for NC weight rows with the (m, f16) pair picked at run time, as constants. */
-#define DEF_GEMV_COLS_ANY(NC)                                                                  \
-    AVX512 static void gemv_cols_any##NC(int m, int f16, const float *x, int64_t ldx,          \
-                                         const uint8_t *w0, size_t row_bytes, int64_t k,        \
-                                         float out[2][8], const uint8_t *ahead)                \
-    {                                                                                          \
-        if (f16 && m == 1)                                                                     \
-            gemv_cols(1, NC, 1, x, ldx, w0, row_bytes, k, out, ahead);                         \
-        else if (f16)                                                                          \
-            gemv_cols(2, NC, 1, x, ldx, w0, row_bytes, k, out, ahead);                         \
-        else if (m == 1)                                                                       \
-            gemv_cols(1, NC, 0, x, ldx, w0, row_bytes, k, out, ahead);                         \
-        else                                                                                   \
-            gemv_cols(2, NC, 0, x, ldx, w0, row_bytes, k, out, ahead);                         \
-    }
-DEF_GEMV_COLS_ANY(8)
-DEF_GEMV_COLS_ANY(1)
-
-/* m <= 2, columns [n0, n1): eight weight rows per pass, then the last ones. */
-AVX512 static void gemv_few_rows(int m, int f16, const float *x, int64_t ldx,
-                                 const uint8_t *base, size_t row_bytes, int64_t k, int n0,
-                                 int n1, const float *bias, float *y, int64_t ldy, int accumulate)
+/*
+ * m <= 2, columns [n0, n1): NC weight rows per pass (NC concurrent streams),
+ * then the last ones one at a time; PF: software prefetch GEMV_PF_ROWS ahead.
+ */
+AVX512 static ALWAYS_INLINE void gemv_few_rows(const int KIND, const int NC, const int PF,
+                                               int m, const float *x, int64_t ldx,
+                                               const uint8_t *base, size_t row_bytes, int64_t k,
+                                               int n0, int n1, const float *bias, float *y,
+                                               int64_t ldy, int accumulate)
 {
     float out[2][8];
     int j = n0;
-    for (; j + 8 <= n1; j += 8) {
+    for (; j + NC <= n1; j += NC) {
         const uint8_t *w0 = base + (size_t)j * row_bytes;
-        gemv_cols_any8(m, f16, x, ldx, w0, row_bytes, k, out, w0 + GEMV_PF_ROWS * row_bytes);
-        gemv_put(m, 8, out[0], 8, 0, j, bias, y, ldy, accumulate);
+        const uint8_t *ahead = PF ? w0 + GEMV_PF_ROWS * row_bytes : NULL;
+        if (m == 1)
+            gemv_cols(1, NC, KIND, x, ldx, w0, row_bytes, k, out, ahead);
+        else
+            gemv_cols(2, NC, KIND, x, ldx, w0, row_bytes, k, out, ahead);
+        gemv_put(m, NC, out[0], 8, 0, j, bias, y, ldy, accumulate);
     }
-    for (; j < n1; j++) { /* fewer than 8 left: one row at a time, no prefetch */
+    for (; j < n1; j++) { /* fewer than NC left: one row at a time, no prefetch */
         const uint8_t *w0 = base + (size_t)j * row_bytes;
-        gemv_cols_any1(m, f16, x, ldx, w0, row_bytes, k, out, w0);
+        if (m == 1)
+            gemv_cols(1, 1, KIND, x, ldx, w0, row_bytes, k, out, NULL);
+        else
+            gemv_cols(2, 1, KIND, x, ldx, w0, row_bytes, k, out, NULL);
         gemv_put(m, 1, out[0], 8, 0, j, bias, y, ldy, accumulate);
     }
 }
 
-typedef void (*gemv_rows_fn)(const float *, int64_t, const uint8_t *, size_t, int, int64_t,
-                             float[6][4]);
-DEF_GEMV_ROWS(3, 0)
-DEF_GEMV_ROWS(4, 0)
-DEF_GEMV_ROWS(5, 0)
-DEF_GEMV_ROWS(6, 0)
-DEF_GEMV_ROWS(3, 1)
-DEF_GEMV_ROWS(4, 1)
-DEF_GEMV_ROWS(5, 1)
-DEF_GEMV_ROWS(6, 1)
-static const gemv_rows_fn GEMV_ROWS[2][7] = {
-    {NULL, NULL, NULL, gemv_rows3_0, gemv_rows4_0, gemv_rows5_0, gemv_rows6_0},
-    {NULL, NULL, NULL, gemv_rows3_1, gemv_rows4_1, gemv_rows5_1, gemv_rows6_1},
-};
-
-/*
- * Small-m products (m < SD_GEMV_MAX_M), memory bound on W. Quantized weights
- * take the VNNI integer path (kern_quant_avx512.c).
- */
-AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_kweight *w,
-                               int n0, int n1, const float *bias, float *y, int64_t ldy,
-                               int accumulate)
+/* m >= 3: 4 weight rows by up to 6 x rows per call. */
+AVX512 static void gemv_many_rows(int kind, int pf, int m, const float *x, int64_t ldx,
+                                  const uint8_t *base, size_t row_bytes, int64_t k, int n0,
+                                  int n1, const float *bias, float *y, int64_t ldy,
+                                  int accumulate)
 {
-    if (sd_type_is_quantized(w->type)) {
-        sd_quant_gemv_avx512(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);
-        return;
-    }
-    int f16 = w->type == SD_TYPE_F16;
-    size_t row_bytes = (size_t)w->ld * (f16 ? 2 : 4);
-    const uint8_t *base = w->data;
-    if (m <= 2) {
-        gemv_few_rows(m, f16, x, ldx, base, row_bytes, w->k, n0, n1, bias, y, ldy, accumulate);
-        return;
-    }
     for (int j = n0; j < n1; j += 4) {
         int nc = n1 - j < 4 ? n1 - j : 4;
         const uint8_t *w0 = base + (size_t)j * row_bytes;
@@ -312,28 +316,76 @@ AVX512 static void gemv_avx512(int m, const float *x, int64_t ldx, const struct 
             int mi = m - i;
             mi = mi > 6 ? (mi == 7 ? 4 : 6) : mi; /* 7 rows -> 4 + 3 */
             float out[6][4];
-            GEMV_ROWS[f16][mi](x + (int64_t)i * ldx, ldx, w0, row_bytes, nc, w->k, out);
+            GEMV_ROWS[kind][mi](x + (int64_t)i * ldx, ldx, w0, row_bytes, nc, k, pf, out);
             gemv_put(mi, nc, out[0], 4, i, j, bias, y, ldy, accumulate);
             i += mi;
         }
     }
 }
 
-const struct sd_kernels sd_kernels_avx512 = {
-    .name = "avx512",
-    .panels = 4,
-    .micro = micro_avx512,
-    .to_f32 = sd_avx2_to_f32,
-    .gemv = gemv_avx512,
-    .dot = sd_avx2_dot,
-    .axpy = sd_avx2_axpy,
-    .scale = sd_avx2_scale,
-    .softmax_exp = sd_avx2_softmax_exp,
-    .logsumexp = sd_avx2_logsumexp,
-    .gelu = sd_avx2_gelu,
-    .add = sd_avx2_add,
-    .layer_norm = sd_avx2_layer_norm,
-    .attn_row = sd_avx2_attn_row,
-    .to_f16 = sd_avx2_to_f16,
-    .pack_panel_nk = sd_avx2_pack_panel_nk,
-};
+/* f32 weights (rare in a decoder: f32 models): one variant for every table. */
+AVX512 static void gemv_f32(int m, const float *x, int64_t ldx, const struct sd_kweight *w,
+                            int n0, int n1, const float *bias, float *y, int64_t ldy,
+                            int accumulate)
+{
+    size_t row_bytes = (size_t)w->ld * 4;
+    if (m <= 2)
+        gemv_few_rows(W_F32, 8, 1, m, x, ldx, w->data, row_bytes, w->k, n0, n1, bias, y, ldy,
+                      accumulate);
+    else
+        gemv_many_rows(W_F32, 1, m, x, ldx, w->data, row_bytes, w->k, n0, n1, bias, y, ldy,
+                       accumulate);
+}
+
+/*
+ * The small-m product (m < SD_GEMV_MAX_M) of one variant, memory bound on W:
+ * KIND the f16 conversion, NC the weight rows (streams) per pass at m <= 2,
+ * PF software prefetch. Quantized weights take the VNNI integer path
+ * (kern_quant_avx512.c). Every variant sums a row's products in the same
+ * order (16 lanes over k, then the same lane reduction), so they agree.
+ */
+#define DEF_GEMV_VARIANT(NAME, KIND, NC, PF)                                                   \
+    AVX512 static void NAME(int m, const float *x, int64_t ldx, const struct sd_kweight *w,    \
+                            int n0, int n1, const float *bias, float *y, int64_t ldy,          \
+                            int accumulate)                                                    \
+    {                                                                                          \
+        if (sd_type_is_quantized(w->type)) {                                                   \
+            sd_quant_gemv_avx512(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);              \
+            return;                                                                            \
+        }                                                                                      \
+        if (w->type != SD_TYPE_F16) {                                                          \
+            gemv_f32(m, x, ldx, w, n0, n1, bias, y, ldy, accumulate);                          \
+            return;                                                                            \
+        }                                                                                      \
+        size_t row_bytes = (size_t)w->ld * 2;                                                  \
+        if (m <= 2)                                                                            \
+            gemv_few_rows(KIND, NC, PF, m, x, ldx, w->data, row_bytes, w->k, n0, n1, bias, y,  \
+                          ldy, accumulate);                                                    \
+        else                                                                                   \
+            gemv_many_rows(KIND, PF, m, x, ldx, w->data, row_bytes, w->k, n0, n1, bias, y,     \
+                           ldy, accumulate);                                                   \
+    }
+DEF_GEMV_VARIANT(gemv_avx512, F16_ZMM, 8, 1)
+DEF_GEMV_VARIANT(gemv_avx512y, F16_YMM, 8, 1)
+DEF_GEMV_VARIANT(gemv_avx512np, F16_ZMM, 8, 0)
+DEF_GEMV_VARIANT(gemv_avx512r4, F16_ZMM, 4, 1)
+
+/* Every AVX-512 table: the same entries but for the name and the small-m product. */
+#define AVX512_TABLE(NAME, GEMV)                                                               \
+    {                                                                                          \
+        .name = NAME, .panels = 4, .micro = micro_avx512, .to_f32 = sd_avx2_to_f32,            \
+        .gemv = GEMV, .dot = sd_avx2_dot, .axpy = sd_avx2_axpy, .scale = sd_avx2_scale,        \
+        .softmax_exp = sd_avx2_softmax_exp, .logsumexp = sd_avx2_logsumexp,                    \
+        .gelu = sd_avx2_gelu, .add = sd_avx2_add, .layer_norm = sd_avx2_layer_norm,            \
+        .attn_row = sd_avx2_attn_row, .to_f16 = sd_avx2_to_f16,                                \
+        .pack_panel_nk = sd_avx2_pack_panel_nk,                                                \
+    }
+
+/* The default: full-width conversions, 8 streams, software prefetch. */
+const struct sd_kernels sd_kernels_avx512 = AVX512_TABLE("avx512", gemv_avx512);
+/* f16 converted by two 256-bit vcvtph2ps per 16 weights (cores that split 512-bit ops). */
+const struct sd_kernels sd_kernels_avx512y = AVX512_TABLE("avx512y", gemv_avx512y);
+/* No software prefetch: the hardware prefetchers alone follow the 8 streams. */
+const struct sd_kernels sd_kernels_avx512np = AVX512_TABLE("avx512np", gemv_avx512np);
+/* 4 weight rows (streams) per pass at m <= 2 instead of 8. */
+const struct sd_kernels sd_kernels_avx512r4 = AVX512_TABLE("avx512r4", gemv_avx512r4);

@@ -198,3 +198,8 @@ const struct sd_kernels sd_kernels_scalar = {
     .attn_row = attn_row_scalar,
     .to_f16 = to_f16_scalar,
 };
+
+int sd_cpu_runs_scalar(void)
+{
+    return 1;
+}

@@ -134,6 +134,52 @@ void sd_quant_gemv_avx512(int m, const float *x, int64_t ldx, const struct sd_kw
 extern const struct sd_kernels sd_kernels_scalar;
 extern const struct sd_kernels sd_kernels_avx2;
 extern const struct sd_kernels sd_kernels_avx512;
+/* AVX-512 variants that differ only in the f16 small-m product (kern_avx512.c). */
+extern const struct sd_kernels sd_kernels_avx512y;
+extern const struct sd_kernels sd_kernels_avx512np;
+extern const struct sd_kernels sd_kernels_avx512r4;
+
+/*
+ * Every kernel table of this binary, in order of preference: the first one
+ * the CPU runs (and the create flags allow) is the default, SCRIBED_SIMD
+ * names one, and calibration (calibrate.c) times those the CPU runs against
+ * each other per primitive. Adding an ISA's table is one line (backend.c).
+ */
+struct sd_kernel_table {
+    const struct sd_kernels *kr;
+    int (*runs)(void);   /* 1 if this CPU runs the table */
+    unsigned ruled_out;  /* SD_BACKEND_* create flags that exclude it */
+};
+extern const struct sd_kernel_table sd_kernel_tables[];
+extern const int sd_n_kernel_tables;
+/* The table called name (struct sd_kernels.name), or NULL. */
+const struct sd_kernel_table *sd_kernel_table_named(const char *name);
+
+/*
+ * Which table each primitive of a backend comes from: the matrix-vector
+ * product for f32/f16 weights, the one for quantized weights, and the GEMM
+ * (micro-kernel, panels, packing); every other entry comes from base.
+ */
+struct sd_kernel_set {
+    const struct sd_kernels *base, *gemv, *gemv_q, *gemm;
+};
+/* A CPU backend's kernels (backend.c); set only while no op runs on it. */
+void sd_cpu_get_kernels(struct sd_backend *b, struct sd_kernel_set *out);
+void sd_cpu_set_kernels(struct sd_backend *b, const struct sd_kernel_set *s);
+/* 1 if SCRIBED_SIMD forced one table on b (calibration then does nothing). */
+int sd_cpu_kernels_forced(const struct sd_backend *b);
+
+/* calibrate.c: the cache key of this CPU, thread count and version (CPU model, flags...). */
+void sd_cpu_kernel_key(int n_threads, const char *version, char *out, size_t cap);
+/* "gemv_f16=T gemv_q=T gemm=T" (any subset) applied over base into *out; err may be NULL. */
+enum sd_err sd_cpu_parse_choice(const char *choice, const struct sd_kernel_set *base,
+                                struct sd_kernel_set *out, struct sd_error *err);
+/* The sd_backend_ops.calibrate of the CPU (contract in ops.h). */
+enum sd_err sd_cpu_calibrate(struct sd_backend *b, struct sd_calibration *c,
+                             struct sd_error *err);
+
+/* 1: every CPU runs sd_kernels_scalar. */
+int sd_cpu_runs_scalar(void);
 /* 1 if this CPU runs sd_kernels_avx2 (AVX2, FMA and F16C). */
 int sd_cpu_has_avx2(void);
 /*

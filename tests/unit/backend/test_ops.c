@@ -33,31 +33,25 @@ static float *rand_vec(size_t n)
     return v;
 }
 
-/* Flags selecting each kernel table this CPU runs: scalar, avx2, avx512. */
-static int simd_levels(unsigned flags[3])
-{
-    int n = 0;
-    flags[n++] = SD_BACKEND_FORCE_SCALAR;
-    if (sd_cpu_has_avx2())
-        flags[n++] = SD_BACKEND_NO_AVX512;
-    if (sd_cpu_has_avx512())
-        flags[n++] = 0;
-    return n;
-}
+/* Every kernel table this CPU runs (kernels.h), each with 1 and 3 threads. */
+#define MAX_BACKENDS 32
 
-/* Backends to try: every kernel table this CPU runs, each with 1 and 3 threads. */
-static int make_backends(struct sd_backend *out[6])
+/* Backends to try: every kernel table this CPU runs, forced by SCRIBED_SIMD, 1 and 3 threads. */
+static int make_backends(struct sd_backend *out[MAX_BACKENDS])
 {
     int n = 0;
     struct sd_error err;
-    unsigned flags[3];
-    int n_levels = simd_levels(flags);
-    for (int lv = 0; lv < n_levels; lv++) {
+    for (int i = 0; i < sd_n_kernel_tables && n + 2 <= MAX_BACKENDS; i++) {
+        if (!sd_kernel_tables[i].runs())
+            continue;
+        setenv("SCRIBED_SIMD", sd_kernel_tables[i].kr->name, 1);
         for (int t = 1; t <= 3; t += 2) {
-            CHECK_OK(sd_cpu_backend_create(t, flags[lv], &out[n], &err), &err);
+            CHECK_OK(sd_cpu_backend_create(t, 0, &out[n], &err), &err);
+            CHECK_STR(sd_backend_simd(out[n]), sd_kernel_tables[i].kr->name);
             CHECK_OK(sd_backend_reserve_attention(out[n], 1600, n % 2 ? 64 : 512, &err), &err);
             n++;
         }
+        unsetenv("SCRIBED_SIMD");
     }
     return n;
 }
@@ -150,7 +144,7 @@ static void check_matmul(struct sd_backend *b, int m, int n, int k, int f16, int
 
 TEST(backend_matmul)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     static const int shapes[][3] = {{1, 1, 1},    {1, 64, 64},   {2, 17, 300},  {5, 300, 64},
                                     {7, 33, 9},   {8, 16, 256},  {13, 100, 257}, {64, 64, 64},
@@ -170,7 +164,7 @@ TEST(backend_matmul)
  */
 TEST(backend_matmul_row_independent_of_batch)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     const int n = 45, k = 75, M = SD_MATVEC_MAX_M;
     float *x = rand_vec((size_t)M * k), *wf = rand_vec((size_t)n * k), *bias = rand_vec(n);
@@ -198,7 +192,7 @@ TEST(backend_matmul_row_independent_of_batch)
 
 TEST(backend_matmul_multi_equals_single)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     for (int i = 0; i < nb; i++)
         for (int m = 1; m <= 40; m += 39) {
@@ -230,7 +224,7 @@ TEST(backend_matmul_multi_equals_single)
 
 TEST(backend_layer_norm_gelu_add_softmax)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     int m = 37, n = 203;
     for (int i = 0; i < nb; i++) {
@@ -390,7 +384,7 @@ static void check_attention(struct sd_backend *b, int n_q, int n_kv, int n_head,
 
 TEST(backend_attention)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     for (int i = 0; i < nb; i++) {
         check_attention(b[i], 1, 1500, 2, 64, 0, 0);
@@ -411,7 +405,7 @@ TEST(backend_attention)
 /* The dims-major f16 re-layout, with and without reserved attention scratch. */
 TEST(backend_to_f16_heads_transposed)
 {
-    struct sd_backend *b[6], *bare;
+    struct sd_backend *b[MAX_BACKENDS], *bare;
     struct sd_error err;
     int nb = make_backends(b);
     CHECK_OK(sd_cpu_backend_create(2, 0, &bare, &err), &err);
@@ -439,7 +433,7 @@ TEST(backend_to_f16_heads_transposed)
 /* log-sum-exp over a vocabulary's worth of logits, with suppressed (-inf) entries. */
 TEST(backend_logsumexp)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     int n = 51865;
     float *x = rand_vec((size_t)n);
@@ -469,7 +463,7 @@ TEST(backend_logsumexp)
 
 TEST(backend_attention_logits)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     int n_head = 3, d = 64, n_kv = 300, S = n_head * d;
     for (int i = 0; i < nb; i++)
@@ -501,7 +495,7 @@ TEST(backend_attention_logits)
 
 TEST(backend_conv1d_and_rows)
 {
-    struct sd_backend *b[6];
+    struct sd_backend *b[MAX_BACKENDS];
     int nb = make_backends(b);
     int c_in = 7, c_out = 20, t_in = 31;
     for (int i = 0; i < nb; i++)
