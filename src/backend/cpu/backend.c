@@ -98,10 +98,23 @@ static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr,
             flags |= SD_BACKEND_FORCE_SCALAR;
         else if (!strcmp(env, "avx2"))
             flags |= SD_BACKEND_NO_AVX512;
-        else if (strcmp(env, "avx512") != 0)
-            return sd_fail(err, SD_EINVAL, "SCRIBED_SIMD must be scalar, avx2 or avx512, got '%s'",
+        else if (!strcmp(env, "neon"))
+            flags |= SD_BACKEND_NO_DOTPROD;
+        else if (strcmp(env, "avx512") != 0 && strcmp(env, "neon-dotprod") != 0)
+            return sd_fail(err, SD_EINVAL,
+                           "SCRIBED_SIMD must be scalar, avx2, avx512, neon or neon-dotprod, "
+                           "got '%s'",
                            env);
     }
+#if defined(__aarch64__)
+    if (!(flags & SD_BACKEND_FORCE_SCALAR) && !(flags & SD_BACKEND_NO_DOTPROD) &&
+        sd_cpu_has_neon_dotprod())
+        *kr = &sd_kernels_neon_dotprod;
+    else if (!(flags & SD_BACKEND_FORCE_SCALAR) && sd_cpu_has_neon())
+        *kr = &sd_kernels_neon;
+    else
+        *kr = &sd_kernels_scalar;
+#elif defined(__x86_64__)
     if (!(flags & SD_BACKEND_FORCE_SCALAR) && !(flags & SD_BACKEND_NO_AVX512) &&
         sd_cpu_has_avx512())
         *kr = &sd_kernels_avx512;
@@ -109,6 +122,9 @@ static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr,
         *kr = &sd_kernels_avx2;
     else
         *kr = &sd_kernels_scalar;
+#else
+    *kr = &sd_kernels_scalar; /* no SIMD tables for this target */
+#endif
     return SD_OK;
 }
 
