@@ -215,3 +215,41 @@ TEST(quant_matmul_row_independent_of_batch)
         sd_backend_destroy(be[b]);
     free(wf), free(x), free(wq), free(y);
 }
+
+/*
+ * On AArch64 with SDOT: the neon and neon-dotprod tables' quantized products
+ * are bit-identical (each block's integer sum is exact either way), for every
+ * type and small-m row count, so the conformance run on one covers both.
+ */
+TEST(quant_matmul_neon_sdot_equals_plain)
+{
+    if (!sd_cpu_has_neon_dotprod())
+        return; /* nothing to compare on this CPU */
+    const int n = 29, k = 320, M = SD_GEMV_MAX_M - 1;
+    float *wf = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * M * k);
+    uint8_t *wq = malloc((size_t)n * k * 2);
+    float *y0 = malloc(sizeof(float) * M * n), *y1 = malloc(sizeof(float) * M * n);
+    for (int i = 0; i < n * k; i++)
+        wf[i] = qrand();
+    for (int i = 0; i < M * k; i++)
+        x[i] = qrand();
+    struct sd_backend *plain, *sdot;
+    struct sd_error err;
+    CHECK_OK(sd_cpu_backend_create(1, SD_BACKEND_NO_DOTPROD, &plain, &err), &err);
+    CHECK_OK(sd_cpu_backend_create(1, 0, &sdot, &err), &err);
+    CHECK_STR(sd_backend_simd(plain), "neon");
+    CHECK_STR(sd_backend_simd(sdot), "neon-dotprod");
+    for (int t = 0; t < N_QTYPES; t++) {
+        sd_quantize(QTYPES[t], wf, wq, (int64_t)n * k);
+        struct sd_weight w = {QTYPES[t], H(wq), n, k, k};
+        for (int m = 1; m <= M; m++) {
+            sd_op_matmul(plain, H(x), m, k, &w, SD_MEM_NONE, H(y0), n, 0);
+            sd_op_matmul(sdot, H(x), m, k, &w, SD_MEM_NONE, H(y1), n, 0);
+            CHECK_MSG(memcmp(y0, y1, sizeof(float) * (size_t)m * n) == 0,
+                      "type %d m=%d: neon and neon-dotprod differ", (int)QTYPES[t], m);
+        }
+    }
+    sd_backend_destroy(plain);
+    sd_backend_destroy(sdot);
+    free(wf), free(x), free(wq), free(y0), free(y1);
+}
