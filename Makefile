@@ -180,10 +180,10 @@ run: all
 # Debian's aarch64-linux-gnu-gcc into $(BUILD)/arm64, static, with the backend
 # unit tests and the engine conformance tests (those that need no audio
 # decoding, TTS or pipeline: the server's libraries are not cross-built), and
-# runs them under qemu-aarch64: on the default CPU model "max" (NEON with SDOT:
-# the unit tests cover the scalar, neon and neon-dotprod tables, the
-# conformance tests the default one and SCRIBED_SIMD=neon), then on a
-# cortex-a57 (ARMv8.0, no SDOT: the probe must pick plain NEON). Needs
+# runs them under qemu-aarch64 (tests/arm64/run.sh): on the CPU model "max"
+# (NEON with SDOT: the unit tests cover the scalar, neon and neon-dotprod
+# tables, the kernel-covering conformance tests the default one), then the
+# table probe on a cortex-a57 (ARMv8.0, no SDOT: must pick plain NEON). Needs
 # gcc-aarch64-linux-gnu, qemu-user and the arm64 libjansson-dev and
 # zlib1g-dev (.ci/packages-test.txt). Correctness only: emulated speed means nothing.
 ARM64_CC    ?= aarch64-linux-gnu-gcc
@@ -203,7 +203,7 @@ arm64-bins: $(BUILD)/tests/unit_backend $(BUILD)/tests/conformance_engine
 
 check-arm64:
 	$(MAKE) --no-print-directory BUILD=$(ARM64_BUILD) CC=$(ARM64_CC) PKGS=jansson \
-	    LDLIBS="-ljansson -lz -lm" EXTRA_LDFLAGS=-static arm64-bins
+	    LDLIBS="-ljansson -lz -lm" EXTRA_LDFLAGS=-static SANITIZE= EXTRA_CFLAGS= arm64-bins
 	tests/arm64/run.sh $(ARM64_BUILD) $(QEMU_ARM64)
 
 # ---- audio: fuzzing and a measurement driver (owned by src/audio) ----
