@@ -59,7 +59,20 @@ DEPS_web       := web util
 DEPS_cli       := $(AREAS)
 DEPS_conformance := $(DEPS_pipeline)
 
-srcs_of = $(wildcard src/$(1)/*.c src/$(1)/*/*.c)
+# Kernel files per instruction set (issue 18): the x86 ones are built only
+# when $(CC) targets x86-64, the NEON ones only for aarch64; other targets get
+# the scalar table alone (src/backend/cpu/isa_absent.c answers the probes).
+SD_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))
+X86_KERNELS  := $(wildcard src/backend/cpu/kern_*avx*.c)
+NEON_KERNELS := $(wildcard src/backend/cpu/kern_*neon*.c)
+ifeq ($(SD_ARCH),x86_64)
+ARCH_EXCLUDE := $(NEON_KERNELS)
+else ifeq ($(SD_ARCH),aarch64)
+ARCH_EXCLUDE := $(X86_KERNELS)
+else
+ARCH_EXCLUDE := $(X86_KERNELS) $(NEON_KERNELS)
+endif
+srcs_of = $(filter-out $(ARCH_EXCLUDE),$(wildcard src/$(1)/*.c src/$(1)/*/*.c))
 objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1))) $(EXTRA_OBJS_$(1))
 
 # The web page (web/) is compiled into the binary by tools/embed.c.
@@ -161,6 +174,37 @@ clean:
 .PHONY: run
 run: all
 	$(BUILD)/scribed serve --data-dir ./data
+
+# ---- ARM64: cross build and conformance under qemu-user (issue 18) ----
+# make check-arm64: builds the engine layers (util, backend, whisper, vad) with
+# Debian's aarch64-linux-gnu-gcc into $(BUILD)/arm64, static, with the backend
+# unit tests and the engine conformance tests (those that need no audio
+# decoding, TTS or pipeline: the server's libraries are not cross-built), and
+# runs them under qemu-aarch64 (tests/arm64/run.sh): on the CPU model "max"
+# (NEON with SDOT: the unit tests cover the scalar, neon and neon-dotprod
+# tables, the kernel-covering conformance tests the default one), then the
+# table probe on a cortex-a57 (ARMv8.0, no SDOT: must pick plain NEON). Needs
+# gcc-aarch64-linux-gnu, qemu-user and the arm64 libjansson-dev and
+# zlib1g-dev (.ci/packages-test.txt). Correctness only: emulated speed means nothing.
+ARM64_CC    ?= aarch64-linux-gnu-gcc
+QEMU_ARM64  ?= qemu-aarch64
+ARM64_BUILD := $(BUILD)/arm64
+ARM64_CONF_TESTS := refdata test_decode test_engine test_quant test_mel test_mel_lazy \
+                    test_tokenizer test_fallback test_words test_batcher test_vad
+DEPS_conformance_engine := vad whisper backend util
+
+$(BUILD)/tests/conformance_engine: $(patsubst %,$(BUILD)/obj/tests/conformance/%.o,$(ARM64_CONF_TESTS)) \
+        $(CHECK_OBJ) $(foreach d,$(DEPS_conformance_engine),$(call lib_of,$(d)))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: check-arm64 arm64-bins
+arm64-bins: $(BUILD)/tests/unit_backend $(BUILD)/tests/conformance_engine
+
+check-arm64:
+	$(MAKE) --no-print-directory BUILD=$(ARM64_BUILD) CC=$(ARM64_CC) PKGS=jansson \
+	    LDLIBS="-ljansson -lz -lm" EXTRA_LDFLAGS=-static SANITIZE= EXTRA_CFLAGS= arm64-bins
+	tests/arm64/run.sh $(ARM64_BUILD) $(QEMU_ARM64)
 
 # ---- audio: fuzzing and a measurement driver (owned by src/audio) ----
 # make fuzz-audio [FUZZ_SECONDS=60]: libFuzzer (clang-14, ASan+UBSan) over audio_decode_file

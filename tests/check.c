@@ -92,19 +92,22 @@ static int run_forked(struct check_test *t, int timeout_s, char *why, size_t why
 
 int main(int argc, char **argv)
 {
-    const char *filter = NULL;
-    int no_fork = 0;
+    const char *filters[64];
+    int n_filters = 0, no_fork = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-fork") == 0)
             no_fork = 1;
-        else
-            filter = argv[i];
+        else if (n_filters < 64)
+            filters[n_filters++] = argv[i];
     }
     const char *tenv = getenv("CHECK_TIMEOUT");
     int timeout_s = tenv ? atoi(tenv) : 300;
     int n = 0, passed = 0, failed = 0;
     for (struct check_test *t = check_head; t; t = t->next) {
-        if (filter && !strstr(t->name, filter))
+        int wanted = n_filters == 0;
+        for (int f = 0; f < n_filters && !wanted; f++)
+            wanted = strstr(t->name, filters[f]) != NULL;
+        if (!wanted)
             continue;
         n++;
         char why[64] = "";

@@ -7,7 +7,7 @@
  * to tests/unit/<area>/ is all it takes. check_main.c runs each test in a
  * forked child with a timeout and prints `ok N - name`, then one closing
  * line `N passed, N failed`. `BIN --no-fork NAME` runs one test in-process
- * (for gdb); `BIN SUBSTRING` runs the tests whose name contains it.
+ * (for gdb); `BIN SUBSTRING...` runs the tests whose name contains any of them.
  */
 #ifndef SD_TESTS_CHECK_H
 #define SD_TESTS_CHECK_H

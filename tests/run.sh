@@ -49,6 +49,27 @@ if [ -x "$BUILD/tests/conformance" ]; then
     run_bin "conformance (SCRIBED_BACKEND_CHECK=1)" env SCRIBED_BACKEND_CHECK=1 "$BUILD/tests/conformance"
 fi
 
+# The backend unit tests and the engine conformance tests cross-built for
+# aarch64 (NEON kernels) and run under qemu-user (make check-arm64, a few
+# minutes), when the cross compiler, qemu and the arm64 libraries are here.
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null &&
+    [ -e /usr/lib/aarch64-linux-gnu/libjansson.a ] && [ -e /usr/lib/aarch64-linux-gnu/libz.a ]; then
+    echo "== check-arm64 (qemu-aarch64)"
+    out=$(make --no-print-directory BUILD="$BUILD" check-arm64 2>&1)
+    rc=$?
+    grep -vE '^(aarch64-linux-gnu-gcc|ar rcs|make)' <<<"$out"
+    last=$(tail -n 1 <<<"$out")
+    if grep -qE '^[0-9]+ passed, [0-9]+ failed$' <<<"$last"; then
+        count_line "$last"
+        [ $rc -ne 0 ] && [ "$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' <<<"$last")" = 0 ] && total_fail=$((total_fail + 1))
+    else
+        echo "   (check-arm64 did not finish: rc=$rc)"
+        total_fail=$((total_fail + 1))
+    fi
+else
+    echo "== check-arm64: SKIPPED (needs aarch64-linux-gnu-gcc, qemu-aarch64 and the arm64 libjansson-dev, zlib1g-dev: tools/install-deps.sh --test)"
+fi
+
 # the store's unit tests once more on a private PostgreSQL (a few seconds), when installed
 if [ -x "$BUILD/tests/unit_store" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "== unit_store on PostgreSQL"

@@ -34,6 +34,11 @@ run() {
     if [ -n "$dry" ]; then echo "$*"; else "$@"; fi
 }
 
+# A package named NAME:ARCH (the arm64 libraries of the cross check, make
+# check-arm64) needs that architecture known to dpkg before apt-get update.
+for arch in $(cat $lists | sed -n 's/^[^#:]*:\([a-z0-9]*\)$/\1/p' | sort -u); do
+    run $as_root dpkg --add-architecture "$arch"
+done
 # shellcheck disable=SC2046 # one package per word
 run $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 run $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(cat $lists)

@@ -41,6 +41,8 @@
 enum {
     SD_BACKEND_FORCE_SCALAR = 1, /* CPU: use the portable kernels even where AVX2 is present */
     SD_BACKEND_NO_AVX512 = 2,    /* CPU: stop at AVX2 even where AVX-512 is present */
+    /* CPU, AArch64: plain NEON even where SDOT is present (a high bit: x86's flags grow below) */
+    SD_BACKEND_NO_DOTPROD = 256,
 };
 
 /*
@@ -197,10 +199,11 @@ enum sd_err sd_backend_find(const char *name, const struct sd_backend_ops **out,
 /*
  * Creates a backend on device `dev` with n_threads compute threads (the
  * CPU: the caller's thread is one of them). CPU kernels: the widest the CPU
- * runs (avx512, avx2, scalar), capped by the flags and by the environment
- * variable SCRIBED_SIMD naming one kernel table (scalar, avx2, avx512, or an
- * AVX-512 variant: avx512y, avx512np, avx512r4; for tests and comparisons;
- * it also turns calibration off).
+ * runs (avx512, avx2, scalar on x86-64; neon-dotprod, neon, scalar on
+ * AArch64), or the one calibration measured fastest, capped by the flags and
+ * by the environment variable SCRIBED_SIMD naming one kernel table (scalar,
+ * avx2, avx512, an AVX-512 variant: avx512y, avx512np, avx512r4; neon,
+ * neon-dotprod; for tests and comparisons; it also turns calibration off).
  * On SD_OK the caller owns *out: sd_backend_destroy().
  */
 static inline enum sd_err sd_backend_open(const struct sd_backend_ops *dev, int n_threads,
@@ -221,7 +224,7 @@ static inline int sd_backend_n_threads(const struct sd_backend *b)
     return b->ops->n_threads(b);
 }
 
-/* The CPU kernel table ("avx512", "avx512y", "avx2", "scalar", ...) or the device's name. */
+/* The CPU kernel table ("avx512", "avx512y", "avx2", "neon-dotprod", "scalar", ...) or the device's name. */
 static inline const char *sd_backend_simd(const struct sd_backend *b)
 {
     return b->ops->simd(b);

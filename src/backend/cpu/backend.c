@@ -8,6 +8,7 @@
  * addresses and call the host-pointer implementations above them.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,11 +93,17 @@ static float **alloc_per_thread(int n, size_t n_floats)
 
 /* Every kernel table, in order of preference (kernels.h). */
 const struct sd_kernel_table sd_kernel_tables[] = {
+#if defined(__x86_64__)
     {&sd_kernels_avx512, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512y, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512np, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512r4, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx2, sd_cpu_has_avx2, SD_BACKEND_FORCE_SCALAR},
+#elif defined(__aarch64__)
+    {&sd_kernels_neon_dotprod, sd_cpu_has_neon_dotprod,
+     SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_DOTPROD},
+    {&sd_kernels_neon, sd_cpu_has_neon, SD_BACKEND_FORCE_SCALAR},
+#endif
     {&sd_kernels_scalar, sd_cpu_runs_scalar, 0},
 };
 const int sd_n_kernel_tables = (int)(sizeof(sd_kernel_tables) / sizeof(sd_kernel_tables[0]));
@@ -107,6 +114,16 @@ const struct sd_kernel_table *sd_kernel_table_named(const char *name)
         if (!strcmp(sd_kernel_tables[i].kr->name, name))
             return &sd_kernel_tables[i];
     return NULL;
+}
+
+/* Writes "avx512, avx512y, ..., scalar", the tables this build has, for error messages. */
+static void table_names(char *names, size_t size)
+{
+    size_t len = 0;
+    names[0] = '\0';
+    for (int i = 0; i < sd_n_kernel_tables && len < size; i++)
+        len += (size_t)snprintf(names + len, size - len, "%s%s", i ? ", " : "",
+                                sd_kernel_tables[i].kr->name);
 }
 
 /*
@@ -122,11 +139,13 @@ static enum sd_err pick_kernels(unsigned flags, const struct sd_kernels **kr, in
     *forced = 0;
     if (env && *env) {
         const struct sd_kernel_table *t = sd_kernel_table_named(env);
-        if (!t)
+        if (!t) {
+            char names[256];
+            table_names(names, sizeof(names));
             return sd_fail(err, SD_EINVAL,
-                           "SCRIBED_SIMD must name a kernel table (scalar, avx2, avx512, "
-                           "avx512y, avx512np, avx512r4), got '%s'",
-                           env);
+                           "SCRIBED_SIMD must name a kernel table of this build (%s), got '%s'",
+                           names, env);
+        }
         first = (int)(t - sd_kernel_tables);
         *forced = 1;
     }

@@ -1,7 +1,8 @@
 /*
  * kernels.h - private to the CPU backend: the per-ISA kernel table (scalar,
- * AVX2+FMA+F16C and AVX-512 variants of the same primitives), the blocked
- * GEMM driver built on them, and the blocking constants. Not part of ops.h.
+ * AVX2+FMA+F16C and AVX-512 variants on x86-64, NEON on AArch64, of the same
+ * primitives), the blocked GEMM driver built on them, and the blocking
+ * constants. Not part of ops.h.
  */
 #ifndef SD_BACKEND_CPU_KERNELS_H
 #define SD_BACKEND_CPU_KERNELS_H
@@ -187,6 +188,17 @@ int sd_cpu_has_avx2(void);
  * and VNNI (Ice Lake, Zen 4 and later; older AVX-512 cores run the AVX2 table).
  */
 int sd_cpu_has_avx512(void);
+
+/*
+ * The AArch64 tables (kern_neon.c): "neon" on every AArch64 CPU, and
+ * "neon-dotprod", the same with the quantized products on SDOT (ARMv8.2).
+ * On other targets the tables are absent and these answer 0 (isa_absent.c),
+ * as sd_cpu_has_avx2/avx512 do on targets other than x86-64.
+ */
+extern const struct sd_kernels sd_kernels_neon;
+extern const struct sd_kernels sd_kernels_neon_dotprod;
+int sd_cpu_has_neon(void);
+int sd_cpu_has_neon_dotprod(void);
 
 /* A GEMM problem: C[m][n] (+)= A[m][k] . B^T (+ bias). */
 struct sd_gemm {

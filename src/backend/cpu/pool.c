@@ -15,13 +15,22 @@
 #include "backend/cpu/pool.h"
 #include "util/clock.h"
 
-#include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* A spin-wait hint to the core: PAUSE on x86-64, YIELD on AArch64. */
+static inline void spin_pause(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
 
 #define SPIN_ITERS 20000 /* ~0.1 ms of pause instructions before sleeping */
 #ifndef LATE_NS
@@ -91,7 +100,7 @@ static void *worker_main(void *arg)
         while ((job = job_of(atomic_load(&p->next))) == seen &&
                !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERS) {
-                _mm_pause();
+                spin_pause();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -198,7 +207,7 @@ void sd_pool_run(struct sd_pool *p, int n_tasks, sd_pool_fn fn, void *ctx)
         p->since_late++;
     while (atomic_load(&p->done) < n_tasks) {
         if (++spins < 2000) {
-            _mm_pause();
+            spin_pause();
             continue;
         }
         if (spins == 2000)
