@@ -210,7 +210,8 @@ void retention_stop(struct retention *r);
  * for jobs the store says are `running` but that no worker of this process
  * holds (their outcome could not be written: a full disk, a database
  * error) and re-queues them, or fails them once started max_attempts
- * times. With a shared queue (PostgreSQL) leases do this and there is no
+ * times; and for jobs the store says are `queued` that the queue does not
+ * hold (a worker could not mark one started) and queues them again. With a shared queue (PostgreSQL) leases do this and there is no
  * sweep.
  */
 enum sd_err sweep_start(struct jobs *js, struct sweep **out, struct sd_error *err);

@@ -4,7 +4,8 @@
  * "failed" row) leaves the row `running`; nothing else would ever change it
  * until a restart. Every sweep_interval_s this thread compares the store's
  * running jobs with the jobs this process's workers hold and re-queues the
- * others, or fails them after max_attempts starts. One thread, no state
+ * others, or fails them after max_attempts starts; and it queues again the
+ * `queued` rows the queue lost (sweep_unqueued). One thread, no state
  * besides its own stop flag.
  *
  * Why it cannot take a live job: a worker holds its job in the queue's
@@ -69,6 +70,53 @@ static bool requeue_or_fail(struct jobs *js, const struct store_job *sj)
     return ok;
 }
 
+/*
+ * Jobs the store says are `queued` that this process's queue does not hold:
+ * a worker that could not mark its job started (store_job_start failed on a
+ * full disk or a database error) drops it from the queue and the row stays
+ * queued. Such a row is queued again here. Only rows older than one sweep
+ * interval are looked at: a submission inserts its row just before it pushes
+ * the job, and a row seen in between must not be queued twice (if it were,
+ * the second copy's store_job_start would fail and drop it harmlessly).
+ */
+static int sweep_unqueued(struct jobs *js, int64_t interval_ms)
+{
+    struct store_job *v = NULL;
+    struct sd_error err = {0};
+    int n = 0, swept = 0;
+    bool more = false;
+    if (store_job_list(js->store, NULL, NULL, 1000, JOB_QUEUED, &v, &n, &more, &err) != SD_OK) {
+        log_event(js->log, LOG_ERROR, "sweep.failed",
+                  (struct log_field[]){LOG_STR("error", err.msg), LOG_END});
+        return 0;
+    }
+    if (n == 0)
+        return 0;
+    int cap = js->o.max_pending + (js->o.n_workers > 0 ? js->o.n_workers : 1) + 1;
+    char (*held)[STORE_ID_MAX] = calloc((size_t)cap, STORE_ID_MAX);
+    if (!held) {
+        store_jobs_free(v, n);
+        return 0;
+    }
+    int n_held = jobq_held_async(js->q, held, cap);
+    int64_t now = sd_wall_ms();
+    for (int i = 0; i < n; i++) {
+        if (now - v[i].created_ms < interval_ms ||
+            held_by_a_worker((const char (*)[STORE_ID_MAX])held, n_held, v[i].id))
+            continue;
+        bool ok = jobs_queue_stored(js, &v[i]);
+        metrics_queue(js->metrics, METRICS_QUEUE_SWEPT);
+        log_event(js->log, LOG_WARN, "job.swept",
+                  (struct log_field[]){LOG_STR("job", v[i].id),
+                                       LOG_STR("action", ok ? "queued" : "failed"),
+                                       LOG_I64("attempts", v[i].attempts), LOG_END});
+        swept++;
+    }
+    free(held);
+    store_jobs_free(v, n);
+    return swept;
+}
+
 int sweep_run_once(struct jobs *js)
 {
     struct store_job *v = NULL;
@@ -77,19 +125,21 @@ int sweep_run_once(struct jobs *js)
     bool more = false;
     /* the disk reserve, once given back, is made again as soon as there is room */
     reserve_restore(js->reserve);
+    int64_t interval_s = js->o.sweep_interval_s > 0 ? js->o.sweep_interval_s : 60;
+    swept += sweep_unqueued(js, interval_s * 1000);
     /* the store first, then the workers (see the top of this file) */
     if (store_job_list(js->store, NULL, NULL, 1000, JOB_RUNNING, &v, &n, &more, &err) != SD_OK) {
         log_event(js->log, LOG_ERROR, "sweep.failed",
                   (struct log_field[]){LOG_STR("error", err.msg), LOG_END});
-        return 0;
+        return swept;
     }
     if (n == 0)
-        return 0;
+        return swept;
     int cap = js->o.n_workers > 0 ? js->o.n_workers : 1;
     char (*live)[STORE_ID_MAX] = calloc((size_t)cap, STORE_ID_MAX);
     if (!live) {
         store_jobs_free(v, n);
-        return 0;
+        return swept;
     }
     n_live = jobq_running_async(js->q, live, cap);
     for (int i = 0; i < n; i++) {

@@ -78,3 +78,46 @@ def test_a_running_job_without_a_worker_is_requeued_then_failed(make_server, sho
     assert swept(s, live) == []
     assert metric(s, "scribed_jobs_swept_total") == 2
     assert requests.get(s.url("/health"), timeout=5).status_code == 200
+
+
+def test_a_queued_job_the_queue_lost_is_queued_again(make_server, short_wav, tmp_path):
+    """A worker that cannot mark its job started (store_job_start failing on a
+    full disk or a database error) drops it from the queue while the row stays
+    `queued`; the sweep queues such a row again, once it is older than one
+    sweep interval (a fresh submission's row is pushed right after its
+    insert). Jobs waiting in the queue are not touched."""
+    s = make_server(["--workers", "1", "--sweep-interval-s", "1"])
+    r = submit_job(s, short_wav)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert wait_job(s, job_id)["status"] == "succeeded"
+
+    # the row as a dropped job leaves it: queued, not in the process's queue
+    db = sqlite3.connect(os.path.join(s.data_dir, "scribed.db"), timeout=30)
+    with db:
+        n = db.execute("UPDATE jobs SET status = 'queued', finished_ms = 0,"
+                       " created_ms = created_ms - 5000 WHERE id = ?", (job_id,)).rowcount
+    db.close()
+    assert n == 1
+    events = wait_swept(s, job_id, 1)
+    assert events[0]["action"] == "queued", events
+    job = wait_job(s, job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 2, job
+    assert len(swept(s, job_id)) == 1
+
+    # jobs waiting behind a held worker stay as they are
+    child = None
+    r = submit_job(s, make_wav(tmp_path / "long.wav", 40))
+    assert r.status_code == 202, r.text
+    live = r.json()["id"]
+    wait_job(s, live, statuses=("running",))
+    waiting = [submit_job(s, short_wav).json()["id"] for _ in range(2)]
+    child = decoder_child(s)
+    os.kill(child, signal.SIGSTOP)
+    try:
+        time.sleep(3)  # three sweep intervals with the jobs waiting
+    finally:
+        os.kill(child, signal.SIGCONT)
+    for w in [live] + waiting:
+        assert wait_job(s, w)["status"] == "succeeded"
+        assert swept(s, w) == [], w
