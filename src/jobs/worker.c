@@ -277,10 +277,21 @@ static void run_job(struct jobs *js, struct pipeline_worker *w, struct job *j)
     struct transcript *t = NULL;
     double audio_s = 0;
 
-    if (!j->sync && !j->claimed && store_job_start(js->store, j->id, sd_wall_ms(), &err) != SD_OK) {
-        /* cancelled (or gone) between queueing and now */
-        jobq_finish(js->q, j, JOB_CANCELLED);
-        return;
+    if (!j->sync && !j->claimed) {
+        enum sd_err started = store_job_start(js->store, j->id, sd_wall_ms(), &err);
+        if (started != SD_OK) {
+            /*
+             * SD_ENOTFOUND: cancelled (or gone) between queueing and now. Any
+             * other error (a full disk, a database error) leaves the row
+             * queued: the sweep queues it again (sweep.c).
+             */
+            if (started != SD_ENOTFOUND)
+                log_event(js->log, LOG_ERROR, "job.start_failed",
+                          (struct log_field[]){LOG_STR("job", j->id), LOG_STR("error", err.msg),
+                                               LOG_END});
+            jobq_finish(js->q, j, JOB_CANCELLED);
+            return;
+        }
     }
     log_event(js->log, LOG_INFO, "job.start",
               (struct log_field[]){LOG_STR("job", j->id), LOG_BOOL("sync", j->sync),
