@@ -6,22 +6,12 @@
  * on its own thread; queued and running jobs are never touched.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "jobs/service.h"
 #include "util/clock.h"
-
-struct retention {
-    struct jobs *js;
-    pthread_t thread;
-    pthread_mutex_t mu;        /* guards stopping */
-    pthread_cond_t cv;
-    bool stopping;
-};
+#include "util/periodic.h"
 
 int retention_run_once(struct jobs *js)
 {
@@ -48,51 +38,13 @@ int retention_run_once(struct jobs *js)
     return deleted;
 }
 
-static void *retention_main(void *arg)
+static void retention_tick(void *js)
 {
-    struct retention *r = arg;
-    pthread_mutex_lock(&r->mu);
-    while (!r->stopping) {
-        pthread_mutex_unlock(&r->mu);
-        retention_run_once(r->js);
-        pthread_mutex_lock(&r->mu);
-        int64_t interval_s = r->js->o.retention_interval_s > 0 ? r->js->o.retention_interval_s : 3600;
-        struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, interval_s * 1000);
-        while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    retention_run_once(js);
 }
 
-enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err)
+enum sd_err retention_start(struct jobs *js, struct sd_periodic **out, struct sd_error *err)
 {
-    struct retention *r = calloc(1, sizeof(*r));
-    if (!r)
-        return sd_fail(err, SD_ENOMEM, "retention");
-    r->js = js;
-    pthread_mutex_init(&r->mu, NULL);
-    sd_cond_init_monotonic(&r->cv);
-    if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
-        pthread_cond_destroy(&r->cv);
-        pthread_mutex_destroy(&r->mu);
-        free(r);
-        return sd_fail(err, SD_EINTERNAL, "cannot start the retention thread");
-    }
-    *out = r;
-    return SD_OK;
-}
-
-void retention_stop(struct retention *r)
-{
-    if (!r)
-        return;
-    pthread_mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
-    free(r);
+    int64_t interval_s = js->o.retention_interval_s > 0 ? js->o.retention_interval_s : 3600;
+    return sd_periodic_start("retention", retention_tick, js, interval_s * 1000, true, out, err);
 }

@@ -8,6 +8,7 @@
  */
 #include "jobs/service.h"
 #include "util/clock.h"
+#include "util/periodic.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -166,8 +167,8 @@ void jobs_stop(struct jobs *js, int drain_timeout_ms)
 {
     if (!js)
         return;
-    retention_stop(js->ret);
-    sweep_stop(js->sweep); /* before the drain, which re-queues running jobs itself */
+    sd_periodic_stop(js->ret);
+    sd_periodic_stop(js->sweep); /* before the drain, which re-queues running jobs itself */
     if (js->q)
         jobs_drain(js, drain_timeout_ms);
     js->stop = true;

@@ -61,8 +61,7 @@ struct jobs_opts {
 };
 
 struct callbacks;
-struct retention;
-struct sweep;
+struct sd_periodic;
 struct cluster;
 
 struct jobs {
@@ -78,8 +77,8 @@ struct jobs {
     int n_threads;
     volatile bool stop;           /* workers waiting for the model give up */
     struct callbacks *cb;
-    struct retention *ret;
-    struct sweep *sweep;          /* NULL with a shared queue */
+    struct sd_periodic *ret;       /* retention.c */
+    struct sd_periodic *sweep;     /* sweep.c; NULL with a shared queue */
     struct reserve *reserve;      /* NULL with a shared queue or no reserve */
     atomic_int n_stuck;           /* workers whose decoder is silent past stuck_after_s now */
     atomic_ullong n_stalls;       /* times a worker became stuck (a counter for /metrics) */
@@ -198,10 +197,10 @@ void cluster_stop_feeder(struct cluster *c);
 void cluster_stop(struct cluster *c);
 
 /* retention.c: periodic deletion of old uploads and results */
-enum sd_err retention_start(struct jobs *js, struct retention **out, struct sd_error *err);
+/* Runs retention_run_once at once and then every retention_interval_s; sd_periodic_stop ends it. */
+enum sd_err retention_start(struct jobs *js, struct sd_periodic **out, struct sd_error *err);
 /* One pass now (also used by tests); returns files deleted. */
 int retention_run_once(struct jobs *js);
-void retention_stop(struct retention *r);
 
 /*
  * sweep.c: a single node's (SQLite's) mechanism for jobs whose worker is
@@ -214,9 +213,9 @@ void retention_stop(struct retention *r);
  * hold (a worker could not mark one started) and queues them again. With a shared queue (PostgreSQL) leases do this and there is no
  * sweep.
  */
-enum sd_err sweep_start(struct jobs *js, struct sweep **out, struct sd_error *err);
+/* Runs sweep_run_once every sweep_interval_s; sd_periodic_stop ends it. */
+enum sd_err sweep_start(struct jobs *js, struct sd_periodic **out, struct sd_error *err);
 /* One pass now; returns the jobs re-queued or failed. */
 int sweep_run_once(struct jobs *js);
-void sweep_stop(struct sweep *s);   /* NULL: nothing */
 
 #endif

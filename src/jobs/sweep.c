@@ -5,8 +5,8 @@
  * until a restart. Every sweep_interval_s this thread compares the store's
  * running jobs with the jobs this process's workers hold and re-queues the
  * others, or fails them after max_attempts starts; and it queues again the
- * `queued` rows the queue lost (sweep_unqueued). One thread, no state
- * besides its own stop flag.
+ * `queued` rows the queue lost (sweep_unqueued). It runs on an sd_periodic
+ * thread and keeps no state of its own.
  *
  * Why it cannot take a live job: a worker holds its job in the queue's
  * running set from before the store says `running` (store_job_start) until
@@ -16,22 +16,12 @@
  * `running`, and the re-queue, which acts only on `running` rows, does
  * nothing to it.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "jobs/service.h"
 #include "util/clock.h"
-
-struct sweep {
-    struct jobs *js;
-    pthread_t thread;
-    pthread_mutex_t mu;        /* guards stopping */
-    pthread_cond_t cv;
-    bool stopping;
-};
+#include "util/periodic.h"
 
 static bool held_by_a_worker(const char (*live)[STORE_ID_MAX], int n_live, const char *id)
 {
@@ -161,54 +151,13 @@ int sweep_run_once(struct jobs *js)
     return swept;
 }
 
-static void *sweep_main(void *arg)
+static void sweep_tick(void *js)
 {
-    struct sweep *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        /* the first pass waits one interval: start-up recovery has just done the same */
-        int64_t interval_s = s->js->o.sweep_interval_s > 0 ? s->js->o.sweep_interval_s : 60;
-        struct timespec ts = sd_deadline_ms(CLOCK_MONOTONIC, interval_s * 1000);
-        while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT)
-            ;
-        if (s->stopping)
-            break;
-        pthread_mutex_unlock(&s->mu);
-        sweep_run_once(s->js);
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
+    sweep_run_once(js);
 }
 
-enum sd_err sweep_start(struct jobs *js, struct sweep **out, struct sd_error *err)
+enum sd_err sweep_start(struct jobs *js, struct sd_periodic **out, struct sd_error *err)
 {
-    struct sweep *s = calloc(1, sizeof(*s));
-    if (!s)
-        return sd_fail(err, SD_ENOMEM, "sweep");
-    s->js = js;
-    pthread_mutex_init(&s->mu, NULL);
-    sd_cond_init_monotonic(&s->cv);
-    if (pthread_create(&s->thread, NULL, sweep_main, s) != 0) {
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
-        free(s);
-        return sd_fail(err, SD_EINTERNAL, "cannot start the sweep thread");
-    }
-    *out = s;
-    return SD_OK;
-}
-
-void sweep_stop(struct sweep *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    int64_t interval_s = js->o.sweep_interval_s > 0 ? js->o.sweep_interval_s : 60;
+    return sd_periodic_start("sweep", sweep_tick, js, interval_s * 1000, false, out, err);
 }
