@@ -192,8 +192,13 @@ static enum sd_err db_fail(struct pg_conn *pc, const PGresult *res, struct sd_er
         code = SD_EBUSY; /* serialization failure, deadlock, lock not available */
     else if (state && strcmp(state, "53200") == 0)
         code = SD_ENOMEM;
+    else if (state && strcmp(state, "53100") == 0)
+        code = SD_ENOSPACE; /* disk_full: answered 503 on insert, retried on save, as SQLite's */
     if (PQstatus(pc->c) != CONNECTION_OK)
         return sd_fail(err, SD_EIO, "database %s: connection to PostgreSQL lost: %s", what, line);
+    if (code == SD_ENOSPACE)
+        return sd_fail(err, code, "database %s: the database server's disk is full: %s", what,
+                       line);
     return sd_fail(err, code, "database %s: %s", what, line);
 }
 
