@@ -48,7 +48,7 @@ static void cpu_identity(char *out, size_t cap)
 #if defined(__x86_64__) || defined(__i386__)
     unsigned r[12] = {0}, a, b, c, d;
     char brand[49] = {0};
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
         for (unsigned i = 0; i < 3; i++)
             __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
         memcpy(brand, r, 48);
@@ -73,6 +73,15 @@ static void cpu_identity(char *out, size_t cap)
 }
 
 /* The CPU features the kernel tables depend on. */
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C from cpuid leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports has no "f16c". */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+}
+#endif
+
 static void cpu_flags(char *out, size_t cap)
 {
     out[0] = 0;
@@ -81,7 +90,7 @@ static void cpu_flags(char *out, size_t cap)
     static const char *const names[] = {"avx2", "fma", "f16c", "avx512f", "avx512vl",
                                         "avx512bw", "avx512dq", "avx512vnni", "avx512bf16"};
     int have[] = {__builtin_cpu_supports("avx2"),     __builtin_cpu_supports("fma"),
-                  __builtin_cpu_supports("f16c"),     __builtin_cpu_supports("avx512f"),
+                  cpu_has_f16c(),     __builtin_cpu_supports("avx512f"),
                   __builtin_cpu_supports("avx512vl"), __builtin_cpu_supports("avx512bw"),
                   __builtin_cpu_supports("avx512dq"), __builtin_cpu_supports("avx512vnni"),
                   __builtin_cpu_supports("avx512bf16")};
