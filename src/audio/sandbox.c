@@ -396,7 +396,8 @@ static enum sd_err sb_relay(struct sb_reader *r, const struct audio_decode_opts 
             if ((e = sink->on_info(sink->user, &info, err)) != SD_OK)
                 return e;
         } else if (h.type == AUDIO_REC_PCM) {
-            if (!have_info || h.len % 4 || h.len > AUDIO_REC_MAX_LEN)
+            /* the child never sends an empty record (it flushes only samples) */
+            if (!have_info || h.len == 0 || h.len % 4 || h.len > AUDIO_REC_MAX_LEN)
                 return sb_garbled(err);
             if ((e = sb_read(r, pcm, h.len, o, state, err)) != SD_OK)
                 return e;

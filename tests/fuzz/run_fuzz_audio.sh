@@ -6,6 +6,7 @@
 set -eu
 B=$1
 S=$2
+SEEDS=$(cd "$(dirname "$0")" && pwd)/seeds
 C=$B/corpus-audio
 if [ ! -f "$C/.done" ]; then
     mkdir -p "$C"
@@ -42,8 +43,9 @@ run() { # name, then libFuzzer arguments; the log's tail is the report
 }
 run fuzz_audio -max_total_time="$S" -max_len=65536 -timeout=60 -rss_limit_mb=4096 \
     -print_final_stats=1 ../corpus-audio
+# seeds/audio_relay holds earlier findings: replayed first, as regression inputs
 run fuzz_audio_relay -max_total_time=$((S / 3 + 1)) -max_len=65536 -timeout=10 \
-    -print_final_stats=1 ../corpus-relay
+    -print_final_stats=1 ../corpus-relay "$SEEDS/audio_relay"
 if [ $rc -ne 0 ] || ls crash-* leak-* timeout-* oom-* >/dev/null 2>&1; then
     echo "fuzz-audio: findings, see $B/artifacts"
     exit 1
