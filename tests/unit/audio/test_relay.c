@@ -1,7 +1,8 @@
 /*
  * test_relay.c - the parent's side of the decoder pipe (audio_relay_records)
  * with a caller that gives up: a decoder that stops sending (SIGSTOP, a
- * stall) must not hold the caller once keep_going says no.
+ * stall) must not hold the caller once keep_going says no; and with records a
+ * healthy child never sends, which are refused.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -95,6 +96,28 @@ TEST(audio_relay_asks_and_goes_on)
     CHECK_EQ_INT(state, AUDIO_RELAY_DONE);
     CHECK_EQ_INT(got, 512);
     CHECK(a.calls >= 1);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* A child never flushes an empty PCM record: one can only come from a compromised
+ * decoder, and is refused like any malformed record, before the sink sees it. */
+TEST(audio_relay_refuses_an_empty_pcm_record)
+{
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    struct audio_info info = {.sample_rate = 16000, .channels = 1};
+    put(p[1], AUDIO_REC_INFO, &info, sizeof(info));
+    put(p[1], AUDIO_REC_PCM, NULL, 0);
+    put(p[1], AUDIO_REC_END, NULL, 0);
+    struct audio_decode_opts o = audio_opts_resolve(NULL);
+    size_t got = 0;
+    struct audio_sink sink = {on_info, on_pcm, &got};
+    struct sd_error err = {0};
+    int state = AUDIO_RELAY_RUNNING;
+    CHECK_EQ_INT(audio_relay_records(p[0], &o, &sink, &state, &err), SD_EFORMAT);
+    CHECK(strstr(err.msg, "misbehaved") != NULL);
+    CHECK_EQ_INT(got, 0);
     close(p[0]);
     close(p[1]);
 }
