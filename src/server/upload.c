@@ -44,6 +44,7 @@ struct upload {
     int64_t file_bytes, max_file_bytes;
     char *filename;
     bool has_file, in_file, file_ended, kept;
+    bool file_removed;         /* dropped after a failure, before the answer goes out */
     struct field fields[MAX_FIELDS];
     int n_fields;
     int open_field;            /* the field the last piece went to; -1 after a file piece */
@@ -256,6 +257,23 @@ enum sd_err upload_create(struct MHD_Connection *c, const char *path, int64_t ma
     return SD_OK;
 }
 
+/*
+ * Frees the disk space of a failed upload at once: the error answer goes out
+ * before MHD runs its completion callback (upload_destroy), and a client that
+ * retries on a full disk must find the space of its failed attempt given back.
+ */
+static void drop_file(struct upload *u)
+{
+    if (u->fd >= 0) {
+        close(u->fd);
+        u->fd = -1;
+    }
+    if (u->has_file && !u->kept && !u->file_removed) {
+        unlink(u->path);
+        u->file_removed = true;
+    }
+}
+
 enum sd_err upload_feed(struct upload *u, const char *data, size_t n, struct sd_error *err)
 {
     if (u->body_ended)
@@ -270,8 +288,11 @@ enum sd_err upload_feed(struct upload *u, const char *data, size_t n, struct sd_
         fail(u, SD_EINVAL, "a urlencoded body cannot hold a raw NUL byte (spell it %00)");
     if (u->rc == SD_OK && MHD_post_process(u->pp, data, n) != MHD_YES && u->rc == SD_OK)
         fail(u, SD_EINVAL, "malformed multipart/form-data body");
-    if (u->rc != SD_OK && err)
-        *err = u->err;
+    if (u->rc != SD_OK) {
+        drop_file(u);
+        if (err)
+            *err = u->err;
+    }
     return u->rc;
 }
 
@@ -287,8 +308,11 @@ enum sd_err upload_finish(struct upload *u, struct sd_error *err)
             fail(u, SD_EIO, "cannot store the upload");
         u->fd = -1;
     }
-    if (u->rc != SD_OK && err)
-        *err = u->err;
+    if (u->rc != SD_OK) {
+        drop_file(u);
+        if (err)
+            *err = u->err;
+    }
     return u->rc;
 }
 
@@ -298,10 +322,7 @@ void upload_destroy(struct upload *u)
         return;
     if (u->pp)
         MHD_destroy_post_processor(u->pp);
-    if (u->fd >= 0)
-        close(u->fd);
-    if (u->has_file && !u->kept)
-        unlink(u->path);
+    drop_file(u);
     for (int i = 0; i < u->n_fields; i++) {
         free(u->fields[i].key);
         free(u->fields[i].val);

@@ -7,7 +7,9 @@
  * the whole body) and before any decoder sees it.
  *
  * Ownership: the upload deletes its file when destroyed unless
- * upload_keep() was called (an async job took it).
+ * upload_keep() was called (an async job took it), and at once when feeding
+ * or finishing fails, so that the space is free before the error answer
+ * goes out (the connection may linger long after it).
  */
 #ifndef SD_SERVER_UPLOAD_H
 #define SD_SERVER_UPLOAD_H
