@@ -49,7 +49,12 @@ struct cpu {
     struct sd_pool *pool;
     float **pack_a, **pack_b, **attn;
     int kv_max;
-    float *kv_packed;      /* shared: K and V of every head packed once per attention call */
+    /*
+     * Shared scratch, used by one op at a time: K and V of every head packed
+     * once per attention call, or a GEMM's A in the gemm table's tiles
+     * (struct sd_kernels.pack_a_tiles) once per product.
+     */
+    float *kv_packed;
     size_t kv_packed_cap;  /* floats */
 };
 
@@ -94,6 +99,7 @@ static float **alloc_per_thread(int n, size_t n_floats)
 /* Every kernel table, in order of preference (kernels.h). */
 const struct sd_kernel_table sd_kernel_tables[] = {
 #if defined(__x86_64__)
+    {&sd_kernels_amx, sd_cpu_has_amx, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512y, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512np, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
@@ -244,6 +250,14 @@ static enum sd_err cpu_reserve_attention(struct cpu *b, int n_kv_max, int n_stat
      * the actual need and packs per task when this is not enough.
      */
     size_t cap = 3 * ((size_t)n_kv_max + SD_NR) * (size_t)n_state_max;
+    /* A tiles of the widest product a model runs: n_kv rows by the MLP's 4 * n_state */
+    for (int i = 0; i < sd_n_kernel_tables; i++) {
+        const struct sd_kernels *kr = sd_kernel_tables[i].kr;
+        if (kr->a_tiles_bytes && sd_kernel_tables[i].runs()) {
+            size_t need = kr->a_tiles_bytes(n_kv_max, 4 * n_state_max) / sizeof(float) + 16;
+            cap = need > cap ? need : cap;
+        }
+    }
     if (n_state_max > 0 && cap > b->kv_packed_cap) {
         float *p = aligned_alloc(64, (cap * sizeof(float) + 63) / 64 * 64);
         if (!p)
@@ -327,6 +341,37 @@ static void mm_gemv_task(void *arg, int task, int thread)
     }
 }
 
+/* Rows [64 task, 64 task + 64) of the products' shared A into the gemm table's tiles. */
+#define MM_PACK_ROWS 64
+static void mm_pack_a_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    struct mm_ctx *c = arg;
+    const struct sd_gemm *g = &c->g[0];
+    int r0 = task * MM_PACK_ROWS, r1 = r0 + MM_PACK_ROWS < g->m ? r0 + MM_PACK_ROWS : g->m;
+    c->b->ks.gemm->pack_a_tiles(g->a, g->lda, g->m, g->k, r0, r1, c->b->kv_packed);
+}
+
+/*
+ * With a gemm table that packs A its own way (AMX tiles), A is packed once
+ * into the shared scratch for every task of every product, when they all
+ * read the same k columns and it fits; else each task packs its rows.
+ */
+static void mm_share_a(struct mm_ctx *c)
+{
+    const struct sd_kernels *kr = c->b->ks.gemm;
+    if (!kr->pack_a_tiles || !kr->a_tiles_bytes)
+        return;
+    for (int p = 1; p < c->n; p++)
+        if (c->g[p].k != c->g[0].k)
+            return;
+    if (kr->a_tiles_bytes(c->g[0].m, c->g[0].k) > c->b->kv_packed_cap * sizeof(float))
+        return;
+    sd_pool_run(c->b->pool, (c->g[0].m + MM_PACK_ROWS - 1) / MM_PACK_ROWS, mm_pack_a_task, c);
+    for (int p = 0; p < c->n; p++)
+        c->g[p].a_tiles = c->b->kv_packed;
+}
+
 static void mm_tile_task(void *arg, int task, int thread)
 {
     struct mm_ctx *c = arg;
@@ -366,10 +411,12 @@ static void cpu_matmul_multi(struct cpu *b, const float *x, int m, int64_t ldx, 
     c.first_task[n] = n_tasks;
     if (n_tasks == 0)
         return;
-    if (small)
+    if (small) {
         sd_pool_run_small(b->pool, n_tasks, mm_gemv_task, &c);
-    else
+    } else {
+        mm_share_a(&c);
         sd_pool_run(b->pool, n_tasks, mm_tile_task, &c);
+    }
 }
 
 static void cpu_matmul(struct cpu *b, const float *x, int m, int64_t ldx,
@@ -690,7 +737,8 @@ static void cpu_attention(struct cpu *b, const struct host_att *a)
     }
     c.packed_per_head = sd_gemm_packed_floats(a->n_kv, a->d_head) +
                         sd_gemm_packed_floats(a->d_head, a->n_kv);
-    if (c.n_qb > 1 && c.packed_per_head * (size_t)a->n_head <= b->kv_packed_cap) {
+    /* a table with its own GEMM block (AMX) reads K and V where they are */
+    if (c.n_qb > 1 && !b->kr->gemm_block && c.packed_per_head * (size_t)a->n_head <= b->kv_packed_cap) {
         c.packed = b->kv_packed;
         sd_pool_run(b->pool, 2 * a->n_head, att_pack_task, &c);
     }

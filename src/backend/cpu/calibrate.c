@@ -213,9 +213,10 @@ static int candidates(enum prim p, const struct sd_kernels *out[])
         const struct sd_kernels *kr = sd_kernel_tables[i].kr;
         if (!sd_kernel_tables[i].runs() || kr == &sd_kernels_scalar)
             continue;
-        int dup = 0; /* GEMM: tables sharing a micro-kernel are one candidate */
-        for (int j = 0; j < n && p == P_GEMM; j++)
-            dup |= out[j]->micro == kr->micro;
+        int dup = 0; /* tables sharing the primitive's function are one candidate */
+        for (int j = 0; j < n; j++)
+            dup |= p == P_GEMM ? out[j]->micro == kr->micro && out[j]->gemm_block == kr->gemm_block
+                               : out[j]->gemv == kr->gemv;
         if (!dup)
             out[n++] = kr;
     }

@@ -66,6 +66,10 @@ static void pack_a_edge(const struct sd_gemm *g, int i0, int mr, int p0, int kc,
 void sd_gemm_block(const struct sd_kernels *kr, const struct sd_gemm *g, int m0, int m1, int n0,
                    int n1, float *pa, float *pb)
 {
+    if (kr->gemm_block) {
+        kr->gemm_block(g, m0, m1, n0, n1, pa, pb);
+        return;
+    }
     int tile_n = SD_NR * kr->panels;
     for (int jc = n0; jc < n1; jc += SD_NC) {
         int nc = n1 - jc < SD_NC ? n1 - jc : SD_NC;

@@ -16,6 +16,11 @@ int sd_cpu_has_avx512(void)
 {
     return 0;
 }
+
+int sd_cpu_has_amx(void)
+{
+    return 0;
+}
 #endif
 
 #if !defined(__aarch64__)

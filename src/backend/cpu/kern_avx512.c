@@ -7,6 +7,7 @@
  * vectors do not pay reuse the AVX2 kernels (avx2.h).
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/avx2.h"
@@ -337,6 +338,55 @@ AVX512 static void gemv_f32(int m, const float *x, int64_t ldx, const struct sd_
                        accumulate);
 }
 
+/* exp(x) on 16 lanes: the AVX2 table's polynomial (exp8 in kern_avx2.c), same error. */
+AVX512 static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    __m512i n = _mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
+}
+
+/*
+ * struct sd_kernels.softmax_exp on 16 lanes, the tail masked: the encoder's
+ * attention takes 1500 of these per query and head, and at 8 lanes they were
+ * a sixth of the encoder once its products ran on AMX tiles.
+ */
+AVX512 static float softmax_exp_avx512(float *x, int n, float scale)
+{
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
+    if (i < n)
+        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, lanes(n - i), x + i));
+    float mx = _mm512_reduce_max_ps(mv);
+    __m512 sv = _mm512_set1_ps(scale), off = _mm512_set1_ps(-scale * mx), sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), sv, off));
+        _mm512_storeu_ps(x + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+        __mmask16 m = lanes(n - i);
+        __m512 e = exp16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), sv, off));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 /*
  * The small-m product (m < SD_GEMV_MAX_M) of one variant, memory bound on W:
  * KIND the f16 conversion, NC the weight rows (streams) per pass at m <= 2,
@@ -371,21 +421,28 @@ DEF_GEMV_VARIANT(gemv_avx512np, F16_ZMM, 8, 0)
 DEF_GEMV_VARIANT(gemv_avx512r4, F16_ZMM, 4, 1)
 
 /* Every AVX-512 table: the same entries but for the name and the small-m product. */
-#define AVX512_TABLE(NAME, GEMV)                                                               \
+#define AVX512_TABLE(NAME, GEMV, BLOCK, A_BYTES, PACK_A)                                       \
     {                                                                                          \
-        .name = NAME, .panels = 4, .micro = micro_avx512, .to_f32 = sd_avx2_to_f32,            \
+        .name = NAME, .panels = 4, .micro = micro_avx512, .gemm_block = BLOCK,                 \
+        .a_tiles_bytes = A_BYTES, .pack_a_tiles = PACK_A, .to_f32 = sd_avx2_to_f32,            \
         .gemv = GEMV, .dot = sd_avx2_dot, .axpy = sd_avx2_axpy, .scale = sd_avx2_scale,        \
-        .softmax_exp = sd_avx2_softmax_exp, .logsumexp = sd_avx2_logsumexp,                    \
+        .softmax_exp = softmax_exp_avx512, .logsumexp = sd_avx2_logsumexp,                    \
         .gelu = sd_avx2_gelu, .add = sd_avx2_add, .layer_norm = sd_avx2_layer_norm,            \
         .attn_row = sd_avx2_attn_row, .to_f16 = sd_avx2_to_f16,                                \
         .pack_panel_nk = sd_avx2_pack_panel_nk,                                                \
     }
 
 /* The default: full-width conversions, 8 streams, software prefetch. */
-const struct sd_kernels sd_kernels_avx512 = AVX512_TABLE("avx512", gemv_avx512);
+const struct sd_kernels sd_kernels_avx512 = AVX512_TABLE("avx512", gemv_avx512, NULL, NULL, NULL);
 /* f16 converted by two 256-bit vcvtph2ps per 16 weights (cores that split 512-bit ops). */
-const struct sd_kernels sd_kernels_avx512y = AVX512_TABLE("avx512y", gemv_avx512y);
+const struct sd_kernels sd_kernels_avx512y = AVX512_TABLE("avx512y", gemv_avx512y, NULL, NULL, NULL);
 /* No software prefetch: the hardware prefetchers alone follow the 8 streams. */
-const struct sd_kernels sd_kernels_avx512np = AVX512_TABLE("avx512np", gemv_avx512np);
+const struct sd_kernels sd_kernels_avx512np = AVX512_TABLE("avx512np", gemv_avx512np, NULL, NULL, NULL);
 /* 4 weight rows (streams) per pass at m <= 2 instead of 8. */
-const struct sd_kernels sd_kernels_avx512r4 = AVX512_TABLE("avx512r4", gemv_avx512r4);
+const struct sd_kernels sd_kernels_avx512r4 = AVX512_TABLE("avx512r4", gemv_avx512r4, NULL, NULL, NULL);
+/*
+ * The default table's entries with the GEMM on AMX tiles (kern_amx_avx512.c):
+ * where the CPU has them, the encoder's products and attention run there.
+ */
+const struct sd_kernels sd_kernels_amx = AVX512_TABLE("amx", gemv_avx512, sd_amx_gemm_block,
+                                                   sd_amx_a_tiles_bytes, sd_amx_pack_a_tiles);

@@ -45,6 +45,8 @@ struct sd_kweight {
 #define SD_MATVEC_MAX_M 24
 #endif
 
+struct sd_gemm;
+
 struct sd_kernels {
     const char *name;
     /* SD_NR-wide B panels one micro-kernel call covers (1..SD_MAX_PANELS) */
@@ -88,7 +90,23 @@ struct sd_kernels {
      */
     void (*pack_panel_nk)(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                           float *dst);
+    /*
+     * Optional (NULL: sd_gemm_block walks micro over packed f32 panels): the
+     * whole of sd_gemm_block, for a GEMM that is not a micro-kernel over f32
+     * panels (AMX tiles). Same contract and scratch; it may ignore b_packed.
+     */
+    void (*gemm_block)(const struct sd_gemm *g, int m0, int m1, int n0, int n1, float *pack_a,
+                       float *pack_b);
+    /*
+     * Optional, beside gemm_block: A converted once for all the tasks of a
+     * product instead of once per task (sd_gemm.a_tiles). a_tiles_bytes: the
+     * size for m x k; pack_a_tiles: rows [r0, r1) of it, r0 a multiple of
+     * SD_A_TILE_ROWS (tasks may pack disjoint row ranges concurrently).
+     */
+    size_t (*a_tiles_bytes)(int m, int k);
+    void (*pack_a_tiles)(const float *a, int64_t lda, int m, int k, int r0, int r1, void *dst);
 };
+#define SD_A_TILE_ROWS 16
 
 /* X(T) for every block-quantized type (SD_TYPE_##T), for the per-type kernel instances. */
 #define SD_FOR_EACH_QTYPE(X) X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0)
@@ -139,6 +157,17 @@ extern const struct sd_kernels sd_kernels_avx512;
 extern const struct sd_kernels sd_kernels_avx512y;
 extern const struct sd_kernels sd_kernels_avx512np;
 extern const struct sd_kernels sd_kernels_avx512r4;
+/*
+ * The AVX-512 table with the GEMM on Intel AMX tiles (bf16 hi/lo splitting:
+ * kern_amx_avx512.c); sd_cpu_has_amx: AMX-TILE and AMX-BF16, the AVX-512
+ * table's features, and the kernel's grant of the tile state to this process.
+ */
+extern const struct sd_kernels sd_kernels_amx;
+int sd_cpu_has_amx(void);
+void sd_amx_gemm_block(const struct sd_gemm *g, int m0, int m1, int n0, int n1, float *pack_a,
+                       float *pack_b);
+size_t sd_amx_a_tiles_bytes(int m, int k);
+void sd_amx_pack_a_tiles(const float *a, int64_t lda, int m, int k, int r0, int r1, void *dst);
 
 /*
  * Every kernel table of this binary, in order of preference: the first one
@@ -210,6 +239,7 @@ struct sd_gemm {
     int64_t ldb;
     int b_kn;           /* 0: B stored [n][k] (weights); 1: stored [k][n] */
     const float *b_packed; /* NULL, or B already packed by sd_gemm_pack_b (then b is unused) */
+    const void *a_tiles;   /* NULL, or all of A by the table's pack_a_tiles (then m0 % 16 == 0) */
     const float *bias;  /* may be NULL */
     float *c;
     int64_t ldc;
