@@ -248,7 +248,8 @@ static void report_add(struct sd_calibration *c, enum prim p, const char *name, 
  * Times the candidates of one primitive and sets the fastest in *s. Rounds
  * alternate the candidates (a neighbour's load hits them alike); each keeps
  * its best round, and one far behind the best after the first round is not
- * timed again. The score of a matrix-vector kernel is a pass at 1 row plus
+ * timed again, except the preferred (first) one: a single disturbed round
+ * (a neighbour's burst, a page-fault storm) must not rule out the default. The score of a matrix-vector kernel is a pass at 1 row plus
  * one at BATCH_ROWS rows (greedy and beam decoding); of a GEMM kernel, one
  * GEMM_ROWS-row product of the largest weight that fits the pass.
  */
@@ -267,7 +268,7 @@ static void measure(struct sd_backend *b, struct sd_kernel_set *s, enum prim p, 
     double lead = INFINITY;
     for (int r = 0; r < ROUNDS; r++)
         for (int i = 0; i < n; i++) {
-            if (r > 0 && best[i] > DROP_BEHIND * lead)
+            if (r > 0 && i > 0 && best[i] > DROP_BEHIND * lead)
                 continue; /* far behind after a round: not worth more start-up time */
             set_prim(s, p, cand[i]);
             sd_cpu_set_kernels(b, s);
