@@ -383,7 +383,8 @@ static void mel_max_frames(struct mel_max *m, int end, int64_t n_samples)
     mel_frame_samples(m->next_frame, &keep, &unused);
     if (keep > m->first) {
         size_t drop = (size_t)(keep - m->first) < m->len ? (size_t)(keep - m->first) : m->len;
-        memmove(m->buf, m->buf + drop, (m->len - drop) * sizeof(float));
+        if (m->len > drop) /* buf is NULL while nothing was pushed: no memmove on it */
+            memmove(m->buf, m->buf + drop, (m->len - drop) * sizeof(float));
         m->len -= drop;
         m->first += (int64_t)drop;
     }

@@ -400,6 +400,9 @@ static bool beam_alloc(struct beam_buffers *b, int beam_size, int max_finished)
     return true;
 }
 
+/* The widest beam search_beam takes (the request parameter's maximum, stt_params.def). */
+#define SEARCH_MAX_BEAM 16
+
 /* Proposes beam_size + 1 tokens from every live beam into b->cands, sorted. */
 static int beam_propose(struct search_window *w, struct beam_buffers *b, int n_beams, int k)
 {
@@ -409,7 +412,7 @@ static int beam_propose(struct search_window *w, struct beam_buffers *b, int n_b
         float *lg = w->logits + (size_t)j * n_vocab, *lp = w->logprobs + (size_t)j * n_vocab;
         struct search_seq *s = &b->beams[j];
         logits_apply(&w->rules, lg, lp, s->tokens, s->n_tokens);
-        int32_t ids[16];
+        int32_t ids[SEARCH_MAX_BEAM + 1]; /* k = beam_size + 1 */
         int m = top_k(lp, n_vocab, k, ids);
         int32_t ts_best = logits_timestamp_argmax(&w->rules, lp);
         for (int t = 0; t < m; t++) {
@@ -509,6 +512,8 @@ enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
                         struct search_result *out, struct sd_error *err)
 {
     const int n_vocab = n_vocab_of(w);
+    if (beam_size < 1 || beam_size > SEARCH_MAX_BEAM)
+        return sd_fail(err, SD_EINVAL, "beam_size must be 1 to %d", SEARCH_MAX_BEAM);
     int max_finished = (int)lround(beam_size * (patience > 0 ? patience : 1.0));
     if (max_finished < 1)
         max_finished = 1;
