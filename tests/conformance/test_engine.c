@@ -164,7 +164,21 @@ TEST(engine_avx2_kernels_conform)
     check_kernels_conform("avx2");
 }
 
-/* The AVX-512 variants calibration may pick (on a CPU without AVX-512 this reruns avx2). */
+/*
+ * The AVX-512 variants calibration may pick (on a CPU without AVX-512 this reruns avx2);
+ * avx512 itself, which is not the default where the CPU has AMX, and amx (its GEMM on
+ * tiles with bf16 hi/lo splitting; without AMX the widest table the CPU has).
+ */
+TEST(engine_avx512_kernels_conform)
+{
+    check_kernels_conform("avx512");
+}
+
+TEST(engine_amx_kernels_conform)
+{
+    check_kernels_conform("amx");
+}
+
 TEST(engine_avx512y_kernels_conform)
 {
     check_kernels_conform("avx512y");
