@@ -277,7 +277,9 @@ TEST(params_json_keeps_only_what_was_given_and_reads_old_rows)
     CHECK(p.word_timestamps);
     CHECK_EQ_INT(p.beam_size, 5);
     CHECK(!STT_GIVEN(&p, beam_size) && !STT_GIVEN(&p, temperature) && !STT_GIVEN(&p, language));
+    stt_params_clear(&p); /* from_json initialises *p: what it held must be freed first */
     CHECK_EQ_INT(stt_params_from_json("{not json", &p, e), SD_EFORMAT);
+    stt_params_clear(&p);
     CHECK_EQ_INT(stt_params_from_json("{\"response_format\":\"docx\"}", &p, e), SD_EINVAL);
     stt_params_clear(&p);
 }
