@@ -32,6 +32,24 @@ void sd_avx2_to_f16(const float *src, uint16_t *dst, int64_t n);
 void sd_avx2_pack_panel_nk(const void *b, enum sd_type t, int64_t ldb, int nr, int kc,
                            float *dst);
 
+/*
+ * exp(x) = 2^n * e^r, n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts),
+ * e^r by a degree-6 polynomial (Cephes expf): relative error ~2e-7 on
+ * [-87, 88]. One set of constants for every vector width (exp8 in
+ * kern_avx2.c, exp16 in kern_avx512.c), so the tables agree.
+ */
+#define SD_EXP_CLAMP_LO (-88.0f)
+#define SD_EXP_CLAMP_HI 88.0f
+#define SD_EXP_LOG2E 1.44269504088896341f
+#define SD_EXP_LN2_HI 0.693359375f
+#define SD_EXP_LN2_LO (-2.12194440e-4f)
+#define SD_EXP_P0 1.9875691500e-4f
+#define SD_EXP_P1 1.3981999507e-3f
+#define SD_EXP_P2 8.3334519073e-3f
+#define SD_EXP_P3 4.1665795894e-2f
+#define SD_EXP_P4 1.6666665459e-1f
+#define SD_EXP_P5 5.0000001201e-1f
+
 /* In-register 8x8 transpose: r[i][j] <- r[j][i]. */
 AVX2 static inline void avx2_transpose8(__m256 r[8])
 {

@@ -341,17 +341,18 @@ AVX512 static void gemv_f32(int m, const float *x, int64_t ldx, const struct sd_
 /* exp(x) on 16 lanes: the AVX2 table's polynomial (exp8 in kern_avx2.c), same error. */
 AVX512 static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(SD_EXP_CLAMP_LO)),
+                       _mm512_set1_ps(SD_EXP_CLAMP_HI));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(SD_EXP_LOG2E)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(SD_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(SD_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(SD_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SD_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SD_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SD_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SD_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SD_EXP_P5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
     __m512i n = _mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127));
