@@ -199,11 +199,12 @@ enum sd_err sd_backend_find(const char *name, const struct sd_backend_ops **out,
 /*
  * Creates a backend on device `dev` with n_threads compute threads (the
  * CPU: the caller's thread is one of them). CPU kernels: the widest the CPU
- * runs (avx512, avx2, scalar on x86-64; neon-dotprod, neon, scalar on
+ * runs (amx, avx512, avx2, scalar on x86-64; neon-dotprod, neon, scalar on
  * AArch64), or the one calibration measured fastest, capped by the flags and
  * by the environment variable SCRIBED_SIMD naming one kernel table (scalar,
- * avx2, avx512, an AVX-512 variant: avx512y, avx512np, avx512r4; neon,
- * neon-dotprod; for tests and comparisons; it also turns calibration off).
+ * avx2, avx512, an AVX-512 variant: avx512y, avx512np, avx512r4, avx512l2,
+ * amx; neon, neon-dotprod; for tests and comparisons; it also turns
+ * calibration off).
  * On SD_OK the caller owns *out: sd_backend_destroy().
  */
 static inline enum sd_err sd_backend_open(const struct sd_backend_ops *dev, int n_threads,

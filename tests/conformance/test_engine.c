@@ -194,6 +194,11 @@ TEST(engine_avx512r4_kernels_conform)
     check_kernels_conform("avx512r4");
 }
 
+TEST(engine_avx512l2_kernels_conform)
+{
+    check_kernels_conform("avx512l2");
+}
+
 static void check_teacher_forced(struct eng *e, const char *clip)
 {
     char rel[128], path[512];

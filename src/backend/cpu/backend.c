@@ -104,6 +104,7 @@ const struct sd_kernel_table sd_kernel_tables[] = {
     {&sd_kernels_avx512y, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512np, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx512r4, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
+    {&sd_kernels_avx512l2, sd_cpu_has_avx512, SD_BACKEND_FORCE_SCALAR | SD_BACKEND_NO_AVX512},
     {&sd_kernels_avx2, sd_cpu_has_avx2, SD_BACKEND_FORCE_SCALAR},
 #elif defined(__aarch64__)
     {&sd_kernels_neon_dotprod, sd_cpu_has_neon_dotprod,

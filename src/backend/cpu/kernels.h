@@ -157,6 +157,7 @@ extern const struct sd_kernels sd_kernels_avx512;
 extern const struct sd_kernels sd_kernels_avx512y;
 extern const struct sd_kernels sd_kernels_avx512np;
 extern const struct sd_kernels sd_kernels_avx512r4;
+extern const struct sd_kernels sd_kernels_avx512l2;
 /*
  * The AVX-512 table with the GEMM on Intel AMX tiles (bf16 hi/lo splitting:
  * kern_amx_avx512.c); sd_cpu_has_amx: AMX-TILE and AMX-BF16, the AVX-512
