@@ -244,46 +244,65 @@ static void report_add(struct sd_calibration *c, enum prim p, const char *name, 
                  name, ms);
 }
 
-/*
- * Times the candidates of one primitive and sets the fastest in *s. Rounds
- * alternate the candidates (a neighbour's load hits them alike); each keeps
- * its best round, and one far behind the best after the first round is not
- * timed again, except the preferred (first) one: a single disturbed round
- * (a neighbour's burst, a page-fault storm) must not rule out the default. The score of a matrix-vector kernel is a pass at 1 row plus
- * one at BATCH_ROWS rows (greedy and beam decoding); of a GEMM kernel, one
- * GEMM_ROWS-row product of the largest weight that fits the pass.
- */
-static void measure(struct sd_backend *b, struct sd_kernel_set *s, enum prim p, struct bench *t,
-                    struct sd_calibration *c)
+int sd_calibrate_rounds(int n, double (*time_one)(void *ctx, int i), void *ctx, double best[])
 {
-    const struct sd_kernels *cand[16];
-    int n = candidates(p, cand);
-    double best[16];
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         best[i] = INFINITY;
-        set_prim(s, p, cand[i]);
-        sd_cpu_set_kernels(b, s);
-        time_pass(t, p == P_GEMM ? GEMM_ROWS : 1); /* warm-up: page faults, caches */
-    }
     double lead = INFINITY;
     for (int r = 0; r < ROUNDS; r++)
         for (int i = 0; i < n; i++) {
             if (r > 0 && i > 0 && best[i] > DROP_BEHIND * lead)
                 continue; /* far behind after a round: not worth more start-up time */
-            set_prim(s, p, cand[i]);
-            sd_cpu_set_kernels(b, s);
-            double ms = p == P_GEMM ? time_pass(t, GEMM_ROWS)
-                                    : time_pass(t, 1) + time_pass(t, BATCH_ROWS);
+            double ms = time_one(ctx, i);
             best[i] = ms < best[i] ? ms : best[i];
             lead = best[i] < lead ? best[i] : lead;
         }
     /* the preferred (first) candidate stays unless another is clearly faster: noise must not flip it */
     int win = 0;
-    for (int i = 0; i < n; i++) {
-        report_add(c, p, cand[i]->name, best[i]);
-        if (best[i] < best[win] * (i > 0 && win == 0 ? 1.0 - MARGIN : 1.0))
+    for (int i = 1; i < n; i++)
+        if (best[i] < best[win] * (win == 0 ? 1.0 - MARGIN : 1.0))
             win = i;
+    return win;
+}
+
+struct timing {
+    struct sd_backend *b;
+    struct sd_kernel_set *s;
+    enum prim p;
+    struct bench *t;
+    const struct sd_kernels *const *cand;
+};
+
+/*
+ * One timing of candidate i. The score of a matrix-vector kernel is a pass at
+ * 1 row plus one at BATCH_ROWS rows (greedy and beam decoding); of a GEMM
+ * kernel, one GEMM_ROWS-row product of the largest weight that fits the pass.
+ */
+static double time_candidate(void *ctx, int i)
+{
+    struct timing *tm = ctx;
+    set_prim(tm->s, tm->p, tm->cand[i]);
+    sd_cpu_set_kernels(tm->b, tm->s);
+    return tm->p == P_GEMM ? time_pass(tm->t, GEMM_ROWS)
+                           : time_pass(tm->t, 1) + time_pass(tm->t, BATCH_ROWS);
+}
+
+/* Times the candidates of one primitive (sd_calibrate_rounds) and sets the fastest in *s. */
+static void measure(struct sd_backend *b, struct sd_kernel_set *s, enum prim p, struct bench *t,
+                    struct sd_calibration *c)
+{
+    const struct sd_kernels *cand[16];
+    int n = candidates(p, cand);
+    for (int i = 0; i < n; i++) {
+        set_prim(s, p, cand[i]);
+        sd_cpu_set_kernels(b, s);
+        time_pass(t, p == P_GEMM ? GEMM_ROWS : 1); /* warm-up: page faults, caches */
     }
+    struct timing tm = {b, s, p, t, cand};
+    double best[16];
+    int win = sd_calibrate_rounds(n, time_candidate, &tm, best);
+    for (int i = 0; i < n; i++)
+        report_add(c, p, cand[i]->name, best[i]);
     set_prim(s, p, cand[win]);
     sd_cpu_set_kernels(b, s);
 }

@@ -202,3 +202,35 @@ TEST(calibrate_choice_applies_to_other_backends)
     CHECK_OK(sd_backend_use_kernels(b, "", &err), &err); /* nothing chosen: nothing to do */
     sd_backend_destroy(b);
 }
+
+/* Made-up timings: times[round][candidate], and how often each candidate was timed. */
+struct scripted {
+    double times[3][4];
+    int calls[4];
+};
+
+static double scripted_time(void *ctx, int i)
+{
+    struct scripted *s = ctx;
+    return s->times[s->calls[i]++][i];
+}
+
+TEST(calibrate_rounds_keep_the_default_through_one_bad_round)
+{
+    double best[4];
+    /* the default's first round disturbed (40 against 10), its later ones 9: it still wins */
+    struct scripted s = {{{40, 10, 11, 30}, {9, 10, 11, 30}, {9, 10, 11, 30}}, {0}};
+    CHECK_EQ_INT(sd_calibrate_rounds(4, scripted_time, &s, best), 0);
+    CHECK_EQ_INT(s.calls[0], 3); /* the default is timed every round though far behind after one */
+    CHECK_EQ_INT(s.calls[1], 3);
+    CHECK_EQ_INT(s.calls[2], 3);
+    CHECK_EQ_INT(s.calls[3], 1); /* 3x behind the best after a round: not timed again */
+    CHECK(best[0] == 9 && best[1] == 10 && best[3] == 30);
+
+    /* another candidate 3 % faster than the default: within the margin, the default stays */
+    struct scripted near = {{{10, 9.7, 20, 20}, {10, 9.7, 20, 20}, {10, 9.7, 20, 20}}, {0}};
+    CHECK_EQ_INT(sd_calibrate_rounds(2, scripted_time, &near, best), 0);
+    /* 20 % faster: it wins; among the others the plain fastest */
+    struct scripted far = {{{10, 8, 7.5, 20}, {10, 8, 7.5, 20}, {10, 8, 7.5, 20}}, {0}};
+    CHECK_EQ_INT(sd_calibrate_rounds(3, scripted_time, &far, best), 2);
+}
