@@ -400,9 +400,6 @@ static bool beam_alloc(struct beam_buffers *b, int beam_size, int max_finished)
     return true;
 }
 
-/* The widest beam search_beam takes (the request parameter's maximum, stt_params.def). */
-#define SEARCH_MAX_BEAM 16
-
 /* Proposes beam_size + 1 tokens from every live beam into b->cands, sorted. */
 static int beam_propose(struct search_window *w, struct beam_buffers *b, int n_beams, int k)
 {

@@ -76,7 +76,15 @@ enum sd_err search_greedy(struct search_window *w, struct search_result *out, st
 /* best_of samples at w->temperature (> 0), decoded as one batch; the best by score wins. */
 enum sd_err search_best_of(struct search_window *w, int best_of, struct search_result *out,
                            struct sd_error *err);
-/* Beam search at temperature 0; the state needs beam_size sequences. */
+/*
+ * The widest beam search_beam takes (and transcribe checks for): the request
+ * parameter's maximum in stt_params.def.
+ */
+#define SEARCH_MAX_BEAM 16
+/*
+ * Beam search at temperature 0, beam_size 1..SEARCH_MAX_BEAM; the state needs
+ * beam_size sequences.
+ */
 enum sd_err search_beam(struct search_window *w, int beam_size, float patience,
                         struct search_result *out, struct sd_error *err);
 

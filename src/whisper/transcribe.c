@@ -97,8 +97,9 @@ static void run_free(struct run *r)
 static enum sd_err check_params(const struct transcribe_params *p, const struct whisper_model *m,
                                 struct sd_error *err)
 {
-    if (p->beam_size < 1 || p->beam_size > 16)
-        return sd_fail(err, SD_EINVAL, "beam_size must be between 1 and 16 (got %d)", p->beam_size);
+    if (p->beam_size < 1 || p->beam_size > SEARCH_MAX_BEAM)
+        return sd_fail(err, SD_EINVAL, "beam_size must be between 1 and %d (got %d)",
+                       SEARCH_MAX_BEAM, p->beam_size);
     if (p->best_of < 1 || p->best_of > 16)
         return sd_fail(err, SD_EINVAL, "best_of must be between 1 and 16 (got %d)", p->best_of);
     if (!(p->temperature >= 0.0f && p->temperature <= 1.0f))
