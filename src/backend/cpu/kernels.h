@@ -208,11 +208,11 @@ enum sd_err sd_cpu_parse_choice(const char *choice, const struct sd_kernel_set *
 /*
  * calibrate.c's timing rule, apart so a test can drive it with made-up times:
  * rounds alternate the n (<= 16) candidates, time_one(ctx, i) timing candidate
- * i once; each keeps its best in best[i]. After a
- * round, a candidate far behind the best is not timed again, except the
- * preferred (first) one: one disturbed round (a neighbour's burst, a page-fault
- * storm) must not rule out the default. Returns the winner: the first unless
- * another is clearly (a margin) faster.
+ * i once; each keeps its best in best[i]. After a round, a candidate far
+ * behind the best is not timed again, except the preferred (first) one: one
+ * disturbed round (a neighbour's burst, a page-fault storm) must not rule out
+ * the default. Returns the winner: the first unless another is clearly (a
+ * margin) faster.
  */
 int sd_calibrate_rounds(int n, double (*time_one)(void *ctx, int i), void *ctx, double best[]);
 /* The sd_backend_ops.calibrate of the CPU (contract in ops.h). */
